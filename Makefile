@@ -1,0 +1,65 @@
+# Developer commands (pydantic-core style). `make run` and `make test` do all the set-up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+DEPS_STAMP := $(VENV)/.deps-installed
+BUILD_STAMP := $(VENV)/.native-built
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) Cargo.toml Cargo.lock
+# pyo3 builds against the virtualenv's interpreter.
+export PYO3_PYTHON := $(abspath $(PY))
+PYTEST_ARGS ?=
+
+.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos fuzz bench lint format clean
+
+all: lint test
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Exact versions from requirements.lock; ranges in pyproject.toml.
+$(DEPS_STAMP): $(PY) requirements.lock pyproject.toml
+	$(BIN)/pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(DEPS_STAMP) $(BUILD_STAMP)
+
+# Release build (fat LTO): the daemon, the tests and the benchmarks all run the optimized hot path.
+$(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
+	$(BIN)/maturin develop --release --quiet
+	touch $@
+
+build-prod: $(BUILD_STAMP)
+
+build-dev: $(DEPS_STAMP)
+	$(BIN)/maturin develop --quiet
+	rm -f $(BUILD_STAMP)
+
+run: install
+	$(BIN)/otelingest serve $(ARGS)
+
+test: install test-rust test-python
+
+test-rust: $(DEPS_STAMP)
+	cargo test --locked
+
+test-python: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-chaos: install
+	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/otelingest bench native
+	$(BIN)/otelingest bench ingest
+
+lint: install
+	cargo clippy --locked -- -D warnings
+	$(PY) -m mypy python/otelingest
+
+format:
+	cargo fmt
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,215 @@
+"""The ``otelingest`` command: serve, migrate, clickhouse, config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import EXIT_BOOT, EXIT_CONFIG, ConfigError, SchemaError, StorageError
+
+DEFAULT_CONFIG_FILE = "otelingest.toml"
+SECRET_KEYS = frozenset({"password", "read_only_password"})
+
+
+def _add_config_flags(p: argparse.ArgumentParser, *, ports: bool) -> None:
+    p.add_argument("--config", metavar="FILE", help=f"TOML config file (default: ./{DEFAULT_CONFIG_FILE} if present)")
+    p.add_argument("--data-dir", metavar="DIR", help="data directory (embedded ClickHouse, spill, runtime files)")
+    p.add_argument("--clickhouse-url", metavar="URL", help="ClickHouse HTTP URL; absent = run the embedded server")
+    p.add_argument("--clickhouse-http-port", type=int, metavar="PORT", help="HTTP port of the embedded ClickHouse")
+    p.add_argument("--clickhouse-tcp-port", type=int, metavar="PORT", help="native TCP port of the embedded ClickHouse")
+    if ports:
+        p.add_argument("--grpc-port", type=int, metavar="PORT", help="OTLP/gRPC port (default 4317)")
+        p.add_argument("--http-port", type=int, metavar="PORT", help="OTLP/HTTP port (default 4318)")
+        p.add_argument("--query-port", type=int, metavar="PORT", help="query API port (default 8080)")
+        p.add_argument("--metrics-port", type=int, metavar="PORT", help="/metrics, /health, /ready port (default 8888)")
+        p.add_argument("--receivers", type=int, metavar="N", help="receiver worker processes (default: one per CPU)")
+        p.add_argument("--writers", type=int, metavar="N", help="writer processes (default 1)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+
+    def put(section: str | None, key: str, value: Any) -> None:
+        if value is None:
+            return
+        if section is None:
+            out[key] = value
+        else:
+            out.setdefault(section, {})[key] = value
+
+    get = lambda name: getattr(args, name, None)  # noqa: E731
+    put(None, "data_dir", get("data_dir"))
+    put("clickhouse", "url", get("clickhouse_url"))
+    put("clickhouse", "embedded_http_port", get("clickhouse_http_port"))
+    put("clickhouse", "embedded_tcp_port", get("clickhouse_tcp_port"))
+    put("receiver", "grpc_port", get("grpc_port"))
+    put("receiver", "http_port", get("http_port"))
+    put("receiver", "workers", get("receivers"))
+    put("writer", "workers", get("writers"))
+    put("query", "port", get("query_port"))
+    put("metrics", "port", get("metrics_port"))
+    return out
+
+
+def load_config(args: argparse.Namespace):  # -> Config
+    from . import config
+
+    path = args.config
+    if path is None and Path(DEFAULT_CONFIG_FILE).exists():
+        path = DEFAULT_CONFIG_FILE
+    return config.load(path, overrides=_overrides(args))
+
+
+def _redact(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: ("***" if k in SECRET_KEYS and v else _redact(v)) for k, v in d.items()}
+    return d
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(type(v))
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """The effective config as TOML (None values, i.e. unset optional keys, are commented out)."""
+    lines: list[str] = []
+    for k, v in d.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} =")
+    for section, values in d.items():
+        if isinstance(values, dict):
+            lines.append(f"\n[{section}]")
+            for k, v in values.items():
+                lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} =")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    sys.stdout.write(to_toml(_redact(cfg.to_dict())))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from . import logs, schema
+
+    cfg = load_config(args)
+    logs.configure("migrate", cfg.log.format, cfg.log.level)
+    if cfg.clickhouse.embedded:
+        from .clickhouse.embedded import EmbeddedClickHouse
+
+        ch = EmbeddedClickHouse(
+            cfg.data_path / "clickhouse",
+            http_port=cfg.clickhouse.embedded_http_port,
+            tcp_port=cfg.clickhouse.embedded_tcp_port,
+        )
+        ch.start()
+        try:
+            ch.wait_ready()
+            applied, changed = schema.migrate(cfg, target=args.target)
+        finally:
+            ch.stop()
+    else:
+        applied, changed = schema.migrate(cfg, target=args.target)
+    print(f"applied migrations: {', '.join(map(str, applied)) or 'none (schema current)'}")
+    print(f"retention changed on: {', '.join(changed) or 'none'}")
+    return 0
+
+
+def cmd_clickhouse(args: argparse.Namespace) -> int:
+    """Run the embedded ClickHouse alone in the foreground until Ctrl-C."""
+    import signal
+    import threading
+
+    from . import logs
+    from .clickhouse.embedded import EmbeddedClickHouse
+
+    cfg = load_config(args)
+    logs.configure("clickhouse", cfg.log.format, cfg.log.level)
+    log = logging.getLogger("otelingest.clickhouse")
+    ch = EmbeddedClickHouse(
+        cfg.data_path / "clickhouse",
+        http_port=cfg.clickhouse.embedded_http_port,
+        tcp_port=cfg.clickhouse.embedded_tcp_port,
+        max_memory_mib=cfg.clickhouse.embedded_max_memory_mib,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    ch.start()
+    ch.wait_ready()
+    log.info("embedded ClickHouse ready: HTTP %s, native TCP 127.0.0.1:%d, data %s",
+             ch.url, ch.tcp_port, ch.root / "data")
+    while not stop.wait(0.5):
+        if not ch.alive():
+            log.error("embedded ClickHouse exited: %s", ch.stderr_tail())
+            return EXIT_BOOT
+    code = ch.stop()
+    log.info("embedded ClickHouse stopped (code %s)", code)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = load_config(args)
+    from . import logs
+    from .health import prepare_multiprocess_dir
+
+    # Before anything imports prometheus_client: every process writes its metrics here.
+    prepare_multiprocess_dir(cfg.data_path / "run" / "metrics")
+    logs.configure("supervisor", cfg.log.format, cfg.log.level)
+    from .supervisor import Supervisor
+
+    return Supervisor(cfg).run()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otelingest", description="OpenTelemetry ingestion daemon for ClickHouse")
+    parser.add_argument("--version", action="version", version=f"otelingest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the daemon in the foreground")
+    _add_config_flags(p, ports=True)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("migrate", help="create or upgrade the schema and apply retention, then exit")
+    _add_config_flags(p, ports=False)
+    p.add_argument("--target", type=int, metavar="VERSION", help="stop at this schema version")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("clickhouse", help="run the embedded ClickHouse server alone")
+    _add_config_flags(p, ports=False)
+    p.set_defaults(func=cmd_clickhouse)
+
+    p = sub.add_parser("config", help="print the effective configuration (secrets redacted)")
+    _add_config_flags(p, ports=True)
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"otelingest: config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (StorageError, SchemaError) as e:
+        print(f"otelingest: {e}", file=sys.stderr)
+        return EXIT_BOOT
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""ClickHouse access: the embedded server and client connections."""

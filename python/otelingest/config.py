@@ -1,0 +1,316 @@
+"""Typed configuration, decoded and validated once.
+
+Sources, later wins: built-in defaults, the TOML file, ``OTELINGEST_<SECTION>_<KEY>`` environment
+variables, then CLI flags. Any error stops start-up with one line naming the key, the value and what
+is allowed (:class:`~otelingest.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .errors import ConfigError
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+Days = Annotated[int, Meta(ge=1, le=36500)]
+Identifier = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
+
+MIB = 1024 * 1024
+
+# Defaults from the design.
+DEFAULT_GRPC_PORT = 4317
+DEFAULT_HTTP_PORT = 4318
+DEFAULT_QUERY_PORT = 8080
+DEFAULT_METRICS_PORT = 8888
+DEFAULT_CLICKHOUSE_HTTP_PORT = 8123
+DEFAULT_CLICKHOUSE_TCP_PORT = 9000
+DEFAULT_BATCH_MAX_ITEMS = 10_000
+DEFAULT_BATCH_TIMEOUT_S = 10.0
+DEFAULT_INSERT_WORKERS = 4
+DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
+# Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
+DEFAULT_SPIKE_PERCENT = 20
+DEFAULT_QUERY_CACHE_TTL_S = 900.0
+
+
+class Section(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base for config sections: unknown keys are an error, not silently ignored."""
+
+
+class ReceiverConfig(Section):
+    host: str = "0.0.0.0"
+    grpc_port: Port = DEFAULT_GRPC_PORT
+    http_port: Port = DEFAULT_HTTP_PORT
+    # Receiver worker processes; 0 means one per CPU.
+    workers: NonNegativeInt = 0
+    max_request_bytes: PositiveInt = 16 * MIB
+    max_decompressed_bytes: PositiveInt = 64 * MIB
+    max_attributes_per_item: PositiveInt = 1024
+    max_concurrent_requests: PositiveInt = 256
+    # Seconds a client may take to send a whole request body.
+    request_timeout_s: PositiveFloat = 30.0
+    retry_after_s: PositiveInt = 5
+
+
+class WriterConfig(Section):
+    # Writer processes, each draining its own rings.
+    workers: PositiveInt = 1
+    batch_max_items: PositiveInt = DEFAULT_BATCH_MAX_ITEMS
+    batch_timeout_s: PositiveFloat = DEFAULT_BATCH_TIMEOUT_S
+    # Concurrent INSERTs per writer.
+    insert_workers: PositiveInt = DEFAULT_INSERT_WORKERS
+    retry_initial_s: PositiveFloat = 0.5
+    retry_max_s: PositiveFloat = 30.0
+    # Shared-memory ring size per receiver->writer pair.
+    ring_mib: PositiveInt = 64
+
+
+class MemoryConfig(Section):
+    # Above the soft limit receivers refuse (429/RESOURCE_EXHAUSTED); above the hard limit writers
+    # stop taking from the rings. Soft defaults to hard minus spike_percent.
+    hard_limit_mib: PositiveInt = DEFAULT_MEMORY_HARD_LIMIT_MIB
+    soft_limit_mib: NonNegativeInt = 0
+    spike_percent: Annotated[int, Meta(ge=0, le=90)] = DEFAULT_SPIKE_PERCENT
+    check_interval_s: PositiveFloat = 0.25
+
+    @property
+    def effective_soft_limit_mib(self) -> int:
+        if self.soft_limit_mib:
+            return self.soft_limit_mib
+        return self.hard_limit_mib * (100 - self.spike_percent) // 100
+
+
+class SpillConfig(Section):
+    # On-disk queue for batches ClickHouse cannot take yet.
+    disk_budget_mib: PositiveInt = 4096
+    fsync: Literal["always", "batch", "never"] = "batch"
+
+
+class ClickHouseConfig(Section):
+    # Absent: run the embedded server (chdb-core) under the supervisor.
+    url: str | None = None
+    user: str = "default"
+    password: str | None = None
+    password_file: str | None = None
+    database: Identifier = "otel"
+    cluster: Identifier | None = None
+    # Read-only user for the query service, when configured.
+    read_only_user: str | None = None
+    read_only_password: str | None = None
+    read_only_password_file: str | None = None
+    pool_min: PositiveInt = 5
+    pool_max: PositiveInt = 50
+    connect_timeout_s: PositiveFloat = 5.0
+    query_timeout_s: PositiveFloat = 30.0
+    compression: Literal["lz4", "zstd", "none"] = "lz4"
+    embedded_http_port: Port = DEFAULT_CLICKHOUSE_HTTP_PORT
+    embedded_tcp_port: Port = DEFAULT_CLICKHOUSE_TCP_PORT
+    # Memory cap of the embedded server; 0 leaves ClickHouse's own default (90% of RAM).
+    embedded_max_memory_mib: NonNegativeInt = 0
+
+    @property
+    def embedded(self) -> bool:
+        return self.url is None
+
+    def resolved_password(self) -> str:
+        return _secret(self.password, self.password_file, "clickhouse.password_file")
+
+    def resolved_read_only_password(self) -> str:
+        return _secret(self.read_only_password, self.read_only_password_file, "clickhouse.read_only_password_file")
+
+
+class RetentionConfig(Section):
+    traces: Days = 30
+    logs: Days = 30
+    metrics: Days = 30
+    metrics_5m: Days = 90
+    metrics_1h: Days = 365
+    span_stats: Days = 365
+    dependencies: Days = 365
+
+
+class QueryConfig(Section):
+    host: str = "0.0.0.0"
+    port: Port = DEFAULT_QUERY_PORT
+    cache_ttl_s: NonNegativeInt = int(DEFAULT_QUERY_CACHE_TTL_S)
+    max_rows: PositiveInt = 100_000
+    timeout_s: PositiveFloat = 30.0
+
+
+class MetricsConfig(Section):
+    host: str = "0.0.0.0"
+    port: Port = DEFAULT_METRICS_PORT
+
+
+class LogConfig(Section):
+    format: Literal["logfmt", "json"] = "logfmt"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(Section):
+    data_dir: str = "./data"
+    receiver: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
+    writer: WriterConfig = msgspec.field(default_factory=WriterConfig)
+    memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    spill: SpillConfig = msgspec.field(default_factory=SpillConfig)
+    clickhouse: ClickHouseConfig = msgspec.field(default_factory=ClickHouseConfig)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    query: QueryConfig = msgspec.field(default_factory=QueryConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    def receiver_workers(self) -> int:
+        return self.receiver.workers or (os.cpu_count() or 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return msgspec.to_builtins(self)
+
+
+def _secret(value: str | None, path: str | None, key: str) -> str:
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"{key} = {path!r}: cannot read the file ({e.strerror})") from None
+    return value or ""
+
+
+def _section_types() -> dict[str, type[Section]]:
+    info = msgspec.structs.fields(Config)
+    out: dict[str, type[Section]] = {}
+    for f in info:
+        if isinstance(f.type, type) and issubclass(f.type, Section):
+            out[f.name] = f.type
+    return out
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``OTELINGEST_<SECTION>_<KEY>`` (and ``OTELINGEST_DATA_DIR``) as raw strings."""
+    out: dict[str, Any] = {}
+    if "OTELINGEST_DATA_DIR" in environ:
+        out["data_dir"] = environ["OTELINGEST_DATA_DIR"]
+    for section, typ in _section_types().items():
+        for f in msgspec.structs.fields(typ):
+            name = f"OTELINGEST_{section}_{f.name}".upper()
+            if name in environ:
+                out.setdefault(section, {})[f.name] = environ[name]
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _lookup(data: dict[str, Any], path: list[str]) -> Any:
+    cur: Any = data
+    for p in path:
+        if not isinstance(cur, dict) or p not in cur:
+            return None
+        cur = cur[p]
+    return cur
+
+
+_PATH_RE = re.compile(r"at `\$((?:\.[A-Za-z0-9_]+)*)`")
+
+
+def _describe(err: msgspec.ValidationError, data: dict[str, Any]) -> str:
+    msg = str(err)
+    m = _PATH_RE.search(msg)
+    path = [p for p in m.group(1).split(".") if p] if m else []
+    reason = _PATH_RE.sub("", msg).rstrip(" -")
+    if reason.startswith("Object contains unknown field"):
+        field = reason.split("`")[1]
+        where = ".".join(path)
+        allowed = _allowed_keys(path)
+        return f"{where + '.' if where else ''}{field}: unknown key; allowed: {', '.join(allowed)}"
+    key = ".".join(path) or "<config>"
+    value = _lookup(data, path)
+    return f"{key} = {value!r}: {reason[0].lower() + reason[1:] if reason else 'invalid'}"
+
+
+def _allowed_keys(path: list[str]) -> list[str]:
+    typ: Any = Config
+    for p in path:
+        typ = {f.name: f.type for f in msgspec.structs.fields(typ)}.get(p)
+        if typ is None:
+            return []
+    return [f.name for f in msgspec.structs.fields(typ)]
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load and validate the effective configuration.
+
+    Raises:
+        ConfigError: one line naming the key, the value and what is allowed.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r}: not found") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {str(path)!r}: invalid TOML ({e})") from None
+    data = _merge(data, _env_overrides(dict(os.environ if environ is None else environ)))
+    data = _merge(data, overrides or {})
+    try:
+        # strict=False: environment variables and flags arrive as text ("4317", "true").
+        cfg = msgspec.convert(data, Config, strict=False)
+    except msgspec.ValidationError as e:
+        raise ConfigError(_describe(e, data)) from None
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg: Config) -> None:
+    mem = cfg.memory
+    if mem.soft_limit_mib and mem.soft_limit_mib >= mem.hard_limit_mib:
+        raise ConfigError(
+            f"memory.soft_limit_mib = {mem.soft_limit_mib}: must be below memory.hard_limit_mib ({mem.hard_limit_mib})"
+        )
+    ch = cfg.clickhouse
+    if ch.pool_min > ch.pool_max:
+        raise ConfigError(f"clickhouse.pool_min = {ch.pool_min}: must not exceed clickhouse.pool_max ({ch.pool_max})")
+    if ch.url is not None and not re.match(r"^https?://[^/\s]+", ch.url):
+        raise ConfigError(f"clickhouse.url = {ch.url!r}: expected http://host:port or https://host:port")
+    if ch.cluster and ch.embedded:
+        raise ConfigError(f"clickhouse.cluster = {ch.cluster!r}: a cluster needs clickhouse.url (the embedded server is one node)")
+    ports = {
+        "receiver.grpc_port": cfg.receiver.grpc_port,
+        "receiver.http_port": cfg.receiver.http_port,
+        "query.port": cfg.query.port,
+        "metrics.port": cfg.metrics.port,
+    }
+    if ch.embedded:
+        ports["clickhouse.embedded_http_port"] = ch.embedded_http_port
+        ports["clickhouse.embedded_tcp_port"] = ch.embedded_tcp_port
+    seen: dict[int, str] = {}
+    for key, port in ports.items():
+        if port in seen:
+            raise ConfigError(f"{key} = {port}: already used by {seen[port]}")
+        seen[port] = key

@@ -1,0 +1,24 @@
+"""Access to the SQL in ``sql/``: migrations and the named queries the services run.
+
+SQL lives only in ``sql/``. Named queries use ClickHouse server-side parameters
+(``{name:Type}``) so that values are always bound, never concatenated.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+
+def sql_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "sql", here.parent.parent / "sql"):
+        if (candidate / "migrations").is_dir():
+            return candidate
+    raise FileNotFoundError("otelingest: the sql/ directory is missing from the installation")
+
+
+@functools.cache
+def query(name: str) -> str:
+    """The text of ``sql/queries/<name>.sql``."""
+    return (sql_dir() / "queries" / f"{name}.sql").read_text()

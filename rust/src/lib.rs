@@ -1,0 +1,16 @@
+//! `otelingest._native`: the hot path of otelingest.
+//!
+//! Plain Rust modules hold the logic so `cargo test` covers them without Python; `py` alone
+//! knows about PyO3 and exposes one flat module.
+
+pub mod py;
+
+#[cfg(feature = "extension-module")]
+use pyo3::prelude::*;
+
+/// The Python module `otelingest._native`.
+#[cfg(feature = "extension-module")]
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    py::register(m)
+}

@@ -1,0 +1,14 @@
+//! PyO3 bindings: the only module that knows about Python.
+
+use pyo3::prelude::*;
+
+/// Version of the native extension, equal to the package version.
+#[pyfunction]
+fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(version, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+"""Shared fixtures: one real embedded ClickHouse per test session (never a mock)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from otelingest import config as config_mod
+from otelingest.clickhouse.client import connect
+from otelingest.clickhouse.embedded import EmbeddedClickHouse
+from otelingest.config import Config
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedClickHouse]:
+    """The session's embedded ClickHouse server."""
+    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=free_port(), tcp_port=free_port())
+    ch.start()
+    try:
+        ch.wait_ready(timeout=120)
+        yield ch
+    finally:
+        ch.stop()
+
+
+@pytest.fixture
+def make_config(clickhouse: EmbeddedClickHouse, tmp_path: Path) -> Callable[..., Config]:
+    """Config pointing at the session server, with a fresh database and data dir; overrides by section."""
+
+    def make(**sections: Any) -> Config:
+        over: dict[str, Any] = {"data_dir": str(tmp_path / "data")}
+        over.update(sections)
+        ch = dict(over.get("clickhouse", {}))
+        ch.setdefault("url", clickhouse.url)
+        ch.setdefault("database", f"t_{uuid.uuid4().hex[:12]}")
+        over["clickhouse"] = ch
+        return config_mod.load(None, overrides=over, environ={})
+
+    return make
+
+
+@pytest.fixture
+def ch_client(clickhouse: EmbeddedClickHouse):
+    """A clickhouse-connect client on the session server, not bound to a database."""
+    from otelingest.config import ClickHouseConfig
+
+    client = connect(ClickHouseConfig(url=clickhouse.url), with_database=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def migrated(make_config: Callable[..., Config]) -> Config:
+    """A config whose (fresh) database holds the current schema."""
+    from otelingest import schema
+
+    cfg = make_config()
+    schema.migrate(cfg)
+    return cfg
