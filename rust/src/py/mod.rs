@@ -1,4 +1,5 @@
-//! PyO3 bindings: the only module that knows about Python.
+//! PyO3 bindings: the only modules that know about Python. Each submodule registers its own
+//! functions and classes into the one flat `otelingest._native` module.
 
 use pyo3::prelude::*;
 
