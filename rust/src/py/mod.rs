@@ -3,6 +3,8 @@
 
 use pyo3::prelude::*;
 
+mod decode;
+
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -11,5 +13,6 @@ fn version() -> &'static str {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    decode::register(m)?;
     Ok(())
 }
