@@ -437,6 +437,11 @@ impl Ring {
         self.header().release.0.load(Ordering::Acquire)
     }
 
+    /// The consumer's published read cursor: just past the last record it read or skipped.
+    pub fn read_cursor(&self) -> u64 {
+        self.header().read.0.load(Ordering::Acquire)
+    }
+
     /// Current reserve cursor (end of the last reserved record).
     pub fn reserve_cursor(&self) -> u64 {
         self.header().reserve.0.load(Ordering::Acquire)

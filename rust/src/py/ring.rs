@@ -296,6 +296,13 @@ impl PyRing {
         Ok(self.ring()?.release_cursor())
     }
 
+    /// The consumer's read cursor: just past the last record read or skipped. `release(read_offset)`
+    /// frees everything read, including abandoned records skipped after the last one returned.
+    #[getter]
+    fn read_offset(&self) -> PyResult<u64> {
+        Ok(self.ring()?.read_cursor())
+    }
+
     /// TEST ONLY: reserve a record of `nbytes` and stop without committing, exactly as a producer
     /// killed at `stage` would leave it ("reserved": header not written; "header": header written;
     /// "partial": header and half the payload written). Returns False when full.
