@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pytest
 
@@ -37,7 +37,7 @@ def spawn(*args: object, stdout: int | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, WORKER, *map(str, args)], stdout=stdout)
 
 
-def drain(ring: Ring, expected: int, procs: list[subprocess.Popen[bytes]] = ()) -> list[tuple[int, int]]:
+def drain(ring: Ring, expected: int, procs: Sequence[subprocess.Popen[bytes]] = ()) -> list[tuple[int, int]]:
     """Read (and release) until `expected` records arrived; checks every record's checksum."""
     seen: list[tuple[int, int]] = []
     deadline = time.monotonic() + DEADLINE_S
@@ -53,6 +53,12 @@ def drain(ring: Ring, expected: int, procs: list[subprocess.Popen[bytes]] = ()) 
         seen.append(check_record(record))
         ring.release(end)
     return seen
+
+
+def read1(ring: Ring) -> tuple[int, bytes]:
+    got = ring.read()
+    assert got is not None, "expected a record"
+    return got
 
 
 def by_producer(seen: list[tuple[int, int]]) -> dict[int, list[int]]:
@@ -123,12 +129,12 @@ def test_rewind_release_rules_and_single_consumer(ring_path: str) -> None:
     ring = Ring.create(ring_path, 8192)
     for i in range(5):
         assert ring.try_push(bytes([i]) * 10)
-    end0, _ = ring.read()
+    end0, _ = read1(ring)
     ring.read()
     ring.release(end0)
     assert ring.release_offset == end0
     ring.rewind()
-    assert ring.read()[1] == bytes([1]) * 10, "rewind restarts at the release cursor"
+    assert read1(ring)[1] == bytes([1]) * 10, "rewind restarts at the release cursor"
     with pytest.raises(ValueError, match="release offset"):
         ring.release(10_000)  # beyond what was read
     other = Ring.attach(ring_path)
@@ -136,7 +142,7 @@ def test_rewind_release_rules_and_single_consumer(ring_path: str) -> None:
         other.read()
     assert other.try_push(b"producers need no role"), "attach alone does not take the consumer role"
     ring.close()
-    assert other.read()[1] == bytes([1]) * 10, "after close, a new consumer resumes at the release cursor"
+    assert read1(other)[1] == bytes([1]) * 10, "after close, a new consumer resumes at the release cursor"
     with pytest.raises(ValueError, match="closed"):
         ring.try_push(b"x")
     with pytest.raises(ValueError, match="closed"):
@@ -273,7 +279,7 @@ def test_producer_killed_mid_write_is_skipped(ring_path: str, stage: str) -> Non
     big = b"z" * ring.max_record
     for _ in range(4):
         assert ring.try_push(big)
-        end, got = ring.read()
+        end, got = read1(ring)
         assert got == big
         ring.release(end)
 
@@ -313,9 +319,9 @@ def test_producers_killed_at_random_lose_nothing_else(ring_path: str) -> None:
             p.kill()
             p.wait()
     assert killed == {0, 2}
-    got = by_producer(seen)
+    delivered = by_producer(seen)
     for i in range(producers):
-        seqs = got.get(i, [])
+        seqs = delivered.get(i, [])
         if i in killed:
             assert seqs == list(range(len(seqs))), f"killed producer {i}: not a gap-free prefix"
         else:
