@@ -150,6 +150,20 @@ def test_rewind_release_rules_and_single_consumer(ring_path: str) -> None:
     other.close()
 
 
+def test_open_or_create_keeps_unreleased_records_across_restarts(ring_path: str) -> None:
+    ring = Ring.open_or_create(ring_path, 8192)
+    assert ring.try_push(b"acknowledged, not yet stored")
+    ring.close()
+    # The whole daemon restarts (even with a new configured size): the record is still there.
+    ring = Ring.open_or_create(ring_path, 16384)
+    assert ring.capacity == 8192
+    end, record = read1(ring)
+    assert record == b"acknowledged, not yet stored"
+    ring.release(end)
+    ring.close()
+    assert Ring.open_or_create(ring_path, 16384).capacity == 16384, "empty: the new size applies"
+
+
 def test_attach_refuses_corrupt_or_foreign_files(ring_path: str, tmp_path: Path) -> None:
     Ring.create(ring_path, 4096).close()
     good = Path(ring_path).read_bytes()

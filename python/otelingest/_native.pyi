@@ -55,6 +55,24 @@ class Ring:
         """
 
     @staticmethod
+    def open_or_create(
+        path: str | os.PathLike[str],
+        capacity_bytes: int,
+        *,
+        gap_timeout: float = 1.0,
+        stuck_timeout: float = 60.0,
+    ) -> Ring:
+        """Supervisor start-up: attach to a valid existing ring, so acknowledged records not yet
+        released survive a restart of the whole daemon; create it if missing. An existing ring of
+        another capacity is kept while it holds records (the new capacity applies once empty).
+
+        Raises:
+            RingError: the existing file is corrupt (move it aside and ``create``).
+            ValueError: bad capacity or timeout.
+            OSError: the file cannot be opened or created.
+        """
+
+    @staticmethod
     def attach(
         path: str | os.PathLike[str], *, gap_timeout: float = 1.0, stuck_timeout: float = 60.0
     ) -> Ring:

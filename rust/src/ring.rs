@@ -304,6 +304,24 @@ impl Ring {
         Ok(ring)
     }
 
+    /// What the supervisor calls at start-up: keep an existing valid ring, so records that were
+    /// acknowledged but not yet released survive a restart of the whole daemon; otherwise create
+    /// it. An existing ring of another capacity is kept while it holds records (the new capacity
+    /// takes effect at the first start where it is empty). A corrupt file is an error: the caller
+    /// decides whether to move it aside and `create`.
+    pub fn open_or_create(path: impl AsRef<Path>, capacity: u64) -> Result<Ring> {
+        let path = path.as_ref();
+        check_capacity(capacity).map_err(RingError::Invalid)?;
+        match Ring::attach(path) {
+            Ok(ring) if ring.capacity() == capacity || ring.used_bytes() > 0 => Ok(ring),
+            Ok(_) => Ring::create(path, capacity),
+            Err(RingError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Ring::create(path, capacity)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Map an existing ring, validating magic, layout version, sizes and the cursors.
     pub fn attach(path: impl AsRef<Path>) -> Result<Ring> {
         let path = path.as_ref();
@@ -517,14 +535,19 @@ impl Ring {
         }
         let total = record_total(len);
         let h = self.header();
-        // Relaxed: the value is only a guess for the CAS, which re-checks it.
-        let mut r = h.reserve.0.load(Ordering::Relaxed);
         loop {
             // Acquire pairs with the consumer's Release store of `free` after zeroing: the zeroes
             // of [.., free + cap) are visible to our header CAS (invariant 3). A stale (smaller)
             // `free` only makes us refuse too early, never overwrite.
             let free = h.free.0.load(Ordering::Acquire);
+            // Loaded *after* `free`, so `free <= r` (cursors only grow and free <= reserve) and
+            // `r <= free + cap` unless `free` moved in between. A reserve value kept from an
+            // earlier iteration could be older than `free`, so always reload both.
+            let r = h.reserve.0.load(Ordering::Acquire);
             if r < free || r - free > self.cap || r % 8 != 0 {
+                if h.free.0.load(Ordering::Acquire) != free {
+                    continue; // `free` moved between the two loads: not a contradiction.
+                }
                 return Err(RingError::Corrupt(format!(
                     "reserve cursor {r} inconsistent with free cursor {free} (capacity {})",
                     self.cap
@@ -540,19 +563,17 @@ impl Ring {
             if end - free > self.cap {
                 return Ok(None);
             }
-            // AcqRel/Acquire: orders this CAS after the `free` load above; nothing else is
-            // published through `reserve` (records are published by their header CAS).
-            match h
-                .reserve
+            // AcqRel: orders this CAS after the `free` load above; nothing else is published
+            // through `reserve` (records are published by their header CAS). On failure another
+            // producer won: loop and reload both cursors.
+            if h.reserve
                 .0
-                .compare_exchange_weak(r, end, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(r, end, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
             {
-                Ok(_) => {
-                    debug_assert!(pad % 8 == 0 && (pad == 0 || pad >= 8));
-                    debug_assert!((r + pad) % self.cap + total <= self.cap);
-                    return Ok(Some((r + pad, pad)));
-                }
-                Err(now) => r = now,
+                debug_assert!(pad % 8 == 0 && (pad == 0 || pad >= 8));
+                debug_assert!((r + pad) % self.cap + total <= self.cap);
+                return Ok(Some((r + pad, pad)));
             }
         }
     }
@@ -1156,6 +1177,28 @@ mod tests {
     }
 
     #[test]
+    fn open_or_create_keeps_unreleased_records() {
+        let path = tmp_path("reopen");
+        let _ = std::fs::remove_file(&path);
+        let ring = Ring::open_or_create(&path, 8192).unwrap();
+        assert!(ring.push(b"acknowledged").unwrap());
+        drop(ring);
+        // Daemon restart, even with a new capacity: the unreleased record is kept.
+        let ring = Arc::new(Ring::open_or_create(&path, 16384).unwrap());
+        assert_eq!(ring.capacity(), 8192);
+        let mut c = consumer(&ring);
+        let (end, data) = c.read().unwrap().unwrap();
+        assert_eq!(data, b"acknowledged");
+        c.release(end).unwrap();
+        drop(c);
+        // Empty now: the new capacity takes effect.
+        assert_eq!(
+            Ring::open_or_create(&path, 16384).unwrap().capacity(),
+            16384
+        );
+    }
+
+    #[test]
     fn corrupt_files_are_refused_on_attach() {
         let path = tmp_path("corrupt");
         drop(Ring::create(&path, 4096).unwrap());
@@ -1389,5 +1432,98 @@ mod tests {
             ring.reserve_cursor() / ring.capacity()
         );
         assert!(full > 0, "the ring filled up at least once");
+    }
+
+    /// Producers that "die" mid-push at random (reserve only, or header with a dead pid, or half
+    /// the payload) while others push: every real record arrives once, in order, intact; the dead
+    /// ones are skipped and counted; live producers racing a tombstone retry and lose nothing.
+    #[test]
+    fn stress_with_producers_dying_mid_write() {
+        const PRODUCERS: u32 = 4;
+        const PER_PRODUCER: u64 = 4000;
+        let ring = Arc::new(Ring::create(tmp_path("stress-die"), 32 * 1024).unwrap());
+        let handles: Vec<_> = (0..PRODUCERS)
+            .map(|id| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let mut rng = Rng(0xD1E + u64::from(id));
+                    let mut deaths = 0u64;
+                    for seq in 0..PER_PRODUCER {
+                        if rng.below(400) == 0 {
+                            let len = rng.below(3000) as usize;
+                            let dead = match rng.below(3) {
+                                0 => ring.reserve(len).unwrap().is_some(),
+                                1 => ring
+                                    .reserve_and_claim(len, PID_LIMIT - 1)
+                                    .unwrap()
+                                    .is_some(),
+                                _ => match ring.reserve_and_claim(len, PID_LIMIT - 1).unwrap() {
+                                    // Died half-way through the copy.
+                                    Some((start, _)) => {
+                                        let at = ring.data_off(start) + RECORD_HEADER;
+                                        // SAFETY: our claimed record, inside the data area.
+                                        unsafe {
+                                            std::ptr::write_bytes(
+                                                ring.data_ptr().add(at),
+                                                0xAB,
+                                                len / 2,
+                                            )
+                                        };
+                                        true
+                                    }
+                                    None => false,
+                                },
+                            };
+                            deaths += u64::from(dead);
+                        }
+                        let rec = make_record(id, seq, 20 + rng.below(3000) as usize);
+                        while !ring.push(&rec).unwrap() {
+                            std::thread::yield_now();
+                        }
+                    }
+                    deaths
+                })
+            })
+            .collect();
+        let opts = ConsumerOptions {
+            gap_timeout: Duration::from_millis(5),
+            stuck_timeout: Duration::from_millis(200),
+        };
+        let mut c = Consumer::new(Arc::clone(&ring), opts).unwrap();
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        let expected = u64::from(PRODUCERS) * PER_PRODUCER;
+        let mut total = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while total < expected {
+            assert!(Instant::now() < deadline, "stuck after {total} records");
+            match c.read_with(check_record).unwrap() {
+                Some((end, (id, seq))) => {
+                    let want = next.entry(id).or_insert(0);
+                    assert_eq!(seq, *want, "producer {id} out of order");
+                    *want += 1;
+                    total += 1;
+                    c.release(end).unwrap();
+                }
+                None => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        let deaths: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        // Skip whatever died after the last real record, then the ring is empty.
+        while ring.used_bytes() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "trailing abandoned records not skipped"
+            );
+            assert!(c.read().unwrap().is_none());
+            c.release(c.read_cursor()).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(deaths > 10, "{deaths} deaths");
+        // Adjacent zero-header reservations are tomb-stoned as one gap.
+        assert!(
+            (1..=deaths).contains(&ring.abandoned()),
+            "{} abandoned of {deaths}",
+            ring.abandoned()
+        );
     }
 }

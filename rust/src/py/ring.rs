@@ -140,6 +140,21 @@ impl PyRing {
         PyRing::new(ring, gap_timeout, stuck_timeout)
     }
 
+    /// Supervisor start-up: attach to a valid existing ring (keeping unreleased records across a
+    /// daemon restart), else create it.
+    #[staticmethod]
+    #[pyo3(signature = (path, capacity_bytes, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
+    fn open_or_create(
+        py: Python<'_>,
+        path: PathBuf,
+        capacity_bytes: u64,
+        gap_timeout: f64,
+        stuck_timeout: f64,
+    ) -> PyResult<Self> {
+        let ring = py.detach(|| ring::Ring::open_or_create(&path, capacity_bytes)).map_err(to_py)?;
+        PyRing::new(ring, gap_timeout, stuck_timeout)
+    }
+
     /// Map an existing ring file, validating its header.
     #[staticmethod]
     #[pyo3(signature = (path, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
