@@ -1526,4 +1526,46 @@ mod tests {
             ring.abandoned()
         );
     }
+
+    /// Throughput figure, not a test: `cargo test --release --lib ring::tests::throughput --
+    /// --ignored --nocapture`. One producer thread, one consumer thread, 64 KiB records.
+    #[test]
+    #[ignore]
+    fn throughput_64k_records() {
+        const RECORD: usize = 64 * 1024;
+        const COUNT: u64 = 50_000;
+        let ring = Arc::new(Ring::create(tmp_path("throughput"), 64 << 20).unwrap());
+        let producer = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                let rec = vec![0x5Au8; RECORD];
+                for _ in 0..COUNT {
+                    while !ring.push(&rec).unwrap() {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut c = consumer(&ring);
+        let mut n = 0;
+        let mut sum = 0u64;
+        while n < COUNT {
+            if let Some((end, first)) = c.read_with(|b| b[0]).unwrap() {
+                sum += u64::from(first);
+                n += 1;
+                if n % 64 == 0 {
+                    c.release(end).unwrap();
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        producer.join().unwrap();
+        assert_eq!(sum, COUNT * 0x5A);
+        println!(
+            "{COUNT} records of {RECORD} B in {secs:.3} s: {:.0} records/s, {:.0} MB/s",
+            COUNT as f64 / secs,
+            (COUNT as usize * RECORD) as f64 / secs / 1e6
+        );
+    }
 }
