@@ -175,14 +175,20 @@ struct Meta {
     capacity: u64,
 }
 
+/// The shared, atomically accessed part of the header (the cursors and counters).
 #[repr(C)]
-struct Header {
-    meta: Meta,
+struct Cursors {
     reserve: Line,
     free: Line,
     release: Line,
     read: Line,
     abandoned: Line,
+}
+
+#[repr(C)]
+struct Header {
+    meta: Meta,
+    cursors: Cursors,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == 6 * 64);
@@ -623,11 +629,15 @@ impl Ring {
         }
     }
 
-    fn header(&self) -> &Header {
-        // SAFETY: the mapping is >= DATA_OFFSET bytes (checked at create/attach), page aligned,
-        // and lives as long as &self; all fields other processes write are atomics (meta is only
-        // written before the file is renamed into place).
-        unsafe { &*(self.map.as_ptr() as *const Header) }
+    /// The cursors. Only these are lent as a reference: they are atomics, so other processes
+    /// writing them is fine; `Meta` is plain data and is only ever copied with `read_volatile`.
+    fn header(&self) -> &Cursors {
+        // SAFETY: the mapping is >= DATA_OFFSET >= size_of::<Header>() bytes (checked at
+        // create/attach), page aligned (so the 64-aligned Cursors at their offset are aligned),
+        // and lives as long as &self.
+        unsafe {
+            &*(self.map.as_ptr().add(std::mem::offset_of!(Header, cursors)) as *const Cursors)
+        }
     }
 
     fn data_ptr(&self) -> *mut u8 {
@@ -703,6 +713,43 @@ fn pid_is_dead(pid: u32) -> bool {
             None => false,
         },
         Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// A committed record's payload, in shared memory. It is only ever copied out with raw-pointer
+/// copies, never lent as `&[u8]`: shared memory another process can write (a buggy producer)
+/// must not sit behind a Rust reference that promises it does not change.
+pub struct Payload<'a> {
+    ptr: *const u8,
+    len: usize,
+    _ring: std::marker::PhantomData<&'a Ring>,
+}
+
+impl Payload<'_> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copy the payload into `dst`, which must be exactly `len()` bytes.
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        assert_eq!(
+            dst.len(),
+            self.len,
+            "destination must match the payload length"
+        );
+        // SAFETY: ptr..ptr+len is inside the mapped data area (checked by check_rec before the
+        // Payload was made) and stays mapped for 'a; dst is a distinct, writable Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), self.len) };
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.copy_to(&mut v);
+        v
     }
 }
 
@@ -818,7 +865,7 @@ impl Consumer {
 
     /// The next committed record: calls `f` on its payload and returns `(end offset, f(..))`, or
     /// `None` if nothing is ready (empty, or the next record is still being written).
-    pub fn read_with<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<Option<(u64, T)>> {
+    pub fn read_with<T>(&mut self, f: impl FnOnce(Payload<'_>) -> T) -> Result<Option<(u64, T)>> {
         let ring = Arc::clone(&self.ring);
         let h = ring.header();
         loop {
@@ -850,11 +897,11 @@ impl Consumer {
                 STATE_SKIP => self.advance(end),
                 STATE_COMMITTED => {
                     let off = ring.data_off(p) + RECORD_HEADER;
-                    // SAFETY: check_rec proved [off, off + len) lies inside the data area; the
-                    // record is committed and unreleased, so no producer writes it (invariant 4)
-                    // and it stays mapped while `ring` lives.
-                    let payload = unsafe {
-                        std::slice::from_raw_parts(ring.data_ptr().add(off), rec.len as usize)
+                    let payload = Payload {
+                        // SAFETY: check_rec proved [off, off + len) lies inside the data area.
+                        ptr: unsafe { ring.data_ptr().add(off) },
+                        len: rec.len as usize,
+                        _ring: std::marker::PhantomData,
                     };
                     let out = f(payload);
                     self.advance(end);
@@ -889,7 +936,7 @@ impl Consumer {
 
     /// Convenience: the next committed record copied out.
     pub fn read(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.read_with(|b| b.to_vec())
+        self.read_with(|p| p.to_vec())
     }
 
     /// Replace every zero word from `p` (a record boundary whose header is zero) up to the first
@@ -1396,7 +1443,7 @@ mod tests {
                 let mut total = 0u64;
                 let mut rng = Rng(7);
                 while total < expected {
-                    match c.read_with(check_record).unwrap() {
+                    match c.read_with(|p| check_record(&p.to_vec())).unwrap() {
                         Some((end, (id, seq))) => {
                             let want = next.entry(id).or_insert(0);
                             assert_eq!(seq, *want, "producer {id} out of order");
@@ -1496,7 +1543,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(60);
         while total < expected {
             assert!(Instant::now() < deadline, "stuck after {total} records");
-            match c.read_with(check_record).unwrap() {
+            match c.read_with(|p| check_record(&p.to_vec())).unwrap() {
                 Some((end, (id, seq))) => {
                     let want = next.entry(id).or_insert(0);
                     assert_eq!(seq, *want, "producer {id} out of order");
@@ -1548,10 +1595,17 @@ mod tests {
         };
         let started = Instant::now();
         let mut c = consumer(&ring);
+        let mut buf = vec![0u8; RECORD];
         let mut n = 0;
         let mut sum = 0u64;
         while n < COUNT {
-            if let Some((end, first)) = c.read_with(|b| b[0]).unwrap() {
+            if let Some((end, first)) = c
+                .read_with(|p| {
+                    p.copy_to(&mut buf);
+                    buf[0]
+                })
+                .unwrap()
+            {
                 sum += u64::from(first);
                 n += 1;
                 if n % 64 == 0 {

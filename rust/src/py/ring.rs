@@ -151,7 +151,9 @@ impl PyRing {
         gap_timeout: f64,
         stuck_timeout: f64,
     ) -> PyResult<Self> {
-        let ring = py.detach(|| ring::Ring::open_or_create(&path, capacity_bytes)).map_err(to_py)?;
+        let ring = py
+            .detach(|| ring::Ring::open_or_create(&path, capacity_bytes))
+            .map_err(to_py)?;
         PyRing::new(ring, gap_timeout, stuck_timeout)
     }
 
@@ -205,7 +207,7 @@ impl PyRing {
             let got = c
                 .read_with(|payload| {
                     PyBytes::new_with(py, payload.len(), |dst| {
-                        dst.copy_from_slice(payload);
+                        payload.copy_to(dst);
                         Ok(())
                     })
                 })
