@@ -123,6 +123,7 @@ def test_too_large_is_an_error_not_full(ring_path: str) -> None:
     assert ring.try_push(b"x" * 4088) and ring.try_push(b"x" * 4088)  # 2 x 4096 bytes: exactly full
     assert not ring.try_push(b""), "full, not an error"
     assert isinstance(RecordTooLarge("x"), ValueError)
+    assert issubclass(RingError, ValueError), "callers catch (OSError, ValueError) around attach"
 
 
 def test_rewind_release_rules_and_single_consumer(ring_path: str) -> None:
@@ -135,8 +136,10 @@ def test_rewind_release_rules_and_single_consumer(ring_path: str) -> None:
     assert ring.release_offset == end0
     ring.rewind()
     assert read1(ring)[1] == bytes([1]) * 10, "rewind restarts at the release cursor"
-    with pytest.raises(ValueError, match="release offset"):
+    with pytest.raises(ValueError, match="beyond the read cursor"):
         ring.release(10_000)  # beyond what was read
+    ring.release(0)  # behind the release cursor: already released, a no-op
+    assert ring.release_offset == end0
     other = Ring.attach(ring_path)
     with pytest.raises(RingError, match="live consumer"):
         other.read()

@@ -16,8 +16,9 @@ def version() -> str:
 # Shared-memory ring (rust/src/ring.rs, rust/src/py/ring.rs)
 # ---------------------------------------------------------------------------------------------
 
-class RingError(RuntimeError):
-    """The ring file is corrupt or incompatible, or another process already consumes the ring."""
+class RingError(ValueError):
+    """The ring file is corrupt or incompatible, or another process already consumes the ring.
+    A ValueError, so ``except (OSError, ValueError)`` around ``attach`` covers every bad file."""
 
 class RecordTooLarge(ValueError):
     """The record can never fit in this ring (larger than ``Ring.max_record``); not the same as full."""
@@ -111,10 +112,11 @@ class Ring:
 
     def release(self, offset: int) -> None:
         """Consumer: the records before ``offset`` (an offset from ``read``, or ``read_offset``)
-        are durable elsewhere; free their space. A new consumer resumes from here.
+        are durable elsewhere; free their space. A new consumer resumes from here. An offset at
+        or behind the release cursor is a no-op (already released).
 
         Raises:
-            ValueError: ``offset`` is before the release cursor or beyond what was read.
+            ValueError: ``offset`` is beyond what was read (or not 8-aligned).
         """
 
     def rewind(self) -> None:

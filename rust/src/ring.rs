@@ -285,9 +285,10 @@ impl Ring {
             }
             // SAFETY: the file was just created by us under a private name, nobody else maps it;
             // the mapping is at least DATA_OFFSET long, page aligned, so Header (align 64) fits.
+            // The new file reads as zeros (truncated, then allocated): cursors 0, data zeroed
+            // (invariant 3) without writing every page (rings may live on disk).
             unsafe {
                 let h = map.as_mut_ptr() as *mut Header;
-                std::ptr::write_bytes(map.as_mut_ptr(), 0, len as usize);
                 (*h).meta = Meta {
                     magic: MAGIC,
                     version: LAYOUT_VERSION,
@@ -962,19 +963,20 @@ impl Consumer {
         self.stuck = None;
     }
 
-    /// Free everything before `offset` (an offset returned by `read`, or the current release
-    /// cursor): the records are durable elsewhere. A new consumer resumes from here.
+    /// Free everything before `offset` (an offset returned by `read`): the records are durable
+    /// elsewhere. A new consumer resumes from here. An offset at or behind the release cursor
+    /// is already released: a no-op (a restarted writer may repeat a release it did not record).
     pub fn release(&mut self, offset: u64) -> Result<()> {
         let h = self.ring.header();
         let release = h.release.0.load(Ordering::Acquire);
-        if offset < release || offset > self.read || offset % 8 != 0 {
+        if offset <= release {
+            return Ok(());
+        }
+        if offset > self.read || offset % 8 != 0 {
             return Err(RingError::Invalid(format!(
-                "release offset {offset} outside [{release}, {}] (release cursor, read cursor)",
+                "release offset {offset} is beyond the read cursor {} (or not a record end)",
                 self.read
             )));
-        }
-        if offset == release {
-            return Ok(());
         }
         // Order matters for crash safety: first the durable resume point, then zero, then hand
         // the space to producers (Release pairs with their Acquire load of `free`).
@@ -1189,8 +1191,10 @@ mod tests {
         assert_eq!(d, [2u8; 10]);
         c.rewind();
         assert_eq!(c.read().unwrap().unwrap().1, [1u8; 10]);
-        // Releasing past what was read is refused.
+        // Releasing past what was read is refused; releasing again behind the cursor is a no-op.
         assert!(matches!(c.release(e0 + 1000), Err(RingError::Invalid(_))));
+        c.release(e0 - 8).unwrap();
+        assert_eq!(ring.release_cursor(), e0);
         // A second consumer is refused while the first lives.
         assert!(matches!(
             Consumer::new(Arc::clone(&ring), ConsumerOptions::default()),

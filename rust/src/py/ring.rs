@@ -19,7 +19,7 @@ use crate::ring::{self, Consumer, ConsumerOptions, RingError as CoreError};
 pyo3::create_exception!(
     otelingest._native,
     RingError,
-    PyRuntimeError,
+    PyValueError,
     "The ring file is corrupt or incompatible, or another process already consumes the ring."
 );
 pyo3::create_exception!(
@@ -219,7 +219,8 @@ impl PyRing {
         })
     }
 
-    /// Consumer: records before `offset` are durable elsewhere; free their space.
+    /// Consumer: records before `offset` are durable elsewhere; free their space (a no-op for an
+    /// offset at or behind the release cursor).
     fn release(&self, offset: u64) -> PyResult<()> {
         self.with_consumer(|c| c.release(offset).map_err(to_py))
     }
