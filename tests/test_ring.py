@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from otelingest._native import RecordTooLarge, Ring, RingError
 from ring_worker import check_record, make_record
@@ -344,3 +348,80 @@ def test_producers_killed_at_random_lose_nothing_else(ring_path: str) -> None:
         else:
             assert seqs == list(range(count)), f"surviving producer {i} lost records"
     assert ring.abandoned <= len(killed)
+
+
+class RingModel(RuleBasedStateMachine):
+    """Single-process semantics against a model of the documented arithmetic: a record takes
+    8 + len rounded up to 8 bytes, never crosses the end of the data area (the tail is padded),
+    and fits iff its end is within capacity of the release cursor."""
+
+    CAPACITY = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+        self.path = base / f"otelingest-test-ring-model-{uuid.uuid4().hex[:12]}"
+        self.ring = Ring.create(self.path, self.CAPACITY)
+        self.reserve = 0
+        self.release = 0
+        self.records: list[tuple[int, bytes]] = []  # unreleased (end, payload), in order
+        self.read_index = 0  # index into self.records of the next record to read
+        self.n = 0
+
+    def teardown(self) -> None:
+        self.ring.close()
+        self.path.unlink(missing_ok=True)
+
+    @rule(size=st.integers(0, 2100))
+    def push(self, size: int) -> None:
+        self.n += 1
+        payload = self.n.to_bytes(4, "little") * (size // 4) + b"!" * (size % 4)
+        if size > self.CAPACITY // 2 - 8:
+            with pytest.raises(RecordTooLarge):
+                self.ring.try_push(payload)
+            return
+        total = 8 + (size + 7) // 8 * 8
+        off = self.reserve % self.CAPACITY
+        start = self.reserve + (self.CAPACITY - off if off + total > self.CAPACITY else 0)
+        fits = start + total - self.release <= self.CAPACITY
+        assert self.ring.try_push(payload) == fits
+        if fits:
+            self.reserve = start + total
+            self.records.append((self.reserve, payload))
+
+    @rule()
+    def read(self) -> None:
+        got = self.ring.read()
+        if self.read_index == len(self.records):
+            assert got is None
+        else:
+            assert got == self.records[self.read_index]
+            self.read_index += 1
+
+    @rule(k=st.integers(0, 5))
+    def release_read(self, k: int) -> None:
+        k = min(k, self.read_index)
+        if k == 0:
+            return
+        end = self.records[k - 1][0]
+        self.ring.release(end)
+        self.release = end
+        del self.records[:k]
+        self.read_index -= k
+
+    @rule()
+    def rewind(self) -> None:
+        self.ring.rewind()
+        self.read_index = 0
+
+    @invariant()
+    def metrics_match(self) -> None:
+        assert self.ring.used_bytes == self.reserve - self.release
+        unread = self.records[self.read_index :]
+        assert self.ring.pending_bytes == sum(8 + (len(p) + 7) // 8 * 8 for _, p in unread)
+        assert self.ring.release_offset == self.release
+        assert self.ring.abandoned == 0
+
+
+TestRingModel = RingModel.TestCase
+TestRingModel.settings = settings(max_examples=60, stateful_step_count=60, deadline=None)
