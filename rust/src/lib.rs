@@ -10,6 +10,7 @@ pub mod native;
 pub mod otlp;
 pub mod py;
 pub mod tables;
+pub mod ring;
 
 #[cfg(feature = "extension-module")]
 use pyo3::prelude::*;
