@@ -4,6 +4,7 @@
 //! knows about PyO3 and exposes one flat module.
 
 pub mod py;
+pub mod ring;
 
 #[cfg(feature = "extension-module")]
 use pyo3::prelude::*;

@@ -3,6 +3,8 @@
 
 use pyo3::prelude::*;
 
+pub mod ring;
+
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -11,5 +13,6 @@ fn version() -> &'static str {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    ring::register(m)?;
     Ok(())
 }
