@@ -54,6 +54,8 @@ def real_ring() -> Any:
 def make_ring(path: Path, capacity: int, *, attach: bool = False, reuse: Any = None) -> Any:
     Ring = real_ring()
     if Ring is not None:
+        if attach and reuse is not None:
+            reuse.close()  # one consumer per ring: the "dead" writer's mapping goes first
         return Ring.attach(str(path)) if attach else Ring.create(str(path), capacity)
     if attach:
         reuse.rewind()
