@@ -124,7 +124,7 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"otelingest serve exited with {self.proc.returncode}:\n{self.log_tail()}")
 
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
 

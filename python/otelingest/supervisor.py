@@ -331,7 +331,7 @@ class Supervisor:
             self.children.append(Child("writer", j, self.layout.writer_slot(j)))
         for i in range(self.layout.receivers):
             self.children.append(Child("receiver", i, self.layout.receiver_slot(i)))
-        if importlib.util.find_spec("otelingest.query.app") is not None:
+        if _module_exists("otelingest.query.app"):
             self.children.append(Child("query", 0, self.layout.query_slot))
         else:
             log.info("query API not started: the module otelingest.query.app is not installed")
@@ -473,6 +473,13 @@ class Supervisor:
         if self.health is not None:
             self.health.stop()
         log.info("stopped")
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
 
 
 def check_storage(cfg: Config) -> bool:

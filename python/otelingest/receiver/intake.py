@@ -44,15 +44,12 @@ class Intake:
         index: int = 0,
         refuse: Callable[[], bool] = lambda: False,
     ) -> None:
-        from .. import _native
-
         self.cfg = cfg
         self.rings = list(rings)
         self._locks = [threading.Lock() for _ in self.rings]
         self._next = index % max(1, len(self.rings))
         self.refuse = refuse
-        self.decoders = _decoders()
-        self.DecodeError = _native.DecodeError
+        self._decoders: dict[str, Callable[..., Any]] | None = None
         self.max_decompressed = cfg.receiver.max_decompressed_bytes
         self.max_attributes = cfg.receiver.max_attributes_per_item
 
@@ -63,9 +60,17 @@ class Intake:
             return Outcome(MEMORY, message="memory limit reached, retry later")
         return None
 
+    @property
+    def DecodeError(self) -> type[Exception]:
+        from .. import _native
+
+        return _native.DecodeError  # type: ignore[no-any-return]
+
     def decode(self, signal: str, body: bytes, fmt: str, compression: str | None) -> Any:
         """Runs in a worker thread (the GIL is released in the decoder)."""
-        return self.decoders[signal](
+        if self._decoders is None:
+            self._decoders = _decoders()
+        return self._decoders[signal](
             body, format=fmt, compression=compression,
             max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes,
         )
