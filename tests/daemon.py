@@ -42,6 +42,7 @@ class Daemon:
         env: dict[str, str] | None = None,
         config: str | None = None,
         args: list[str] | None = None,
+        database: str = "otel",
     ) -> None:
         self.dir = Path(tmp_path)
         self.data_dir = self.dir / "data"
@@ -52,6 +53,9 @@ class Daemon:
         self.log_path = self.dir / "daemon.log"
         self.env = dict(os.environ)
         self.env.setdefault("OTELINGEST_WRITER_BATCH_TIMEOUT_S", "0.2")
+        self.database = database
+        if database != "otel":
+            self.env["OTELINGEST_CLICKHOUSE_DATABASE"] = database
         self.env.update(env or {})
         self.argv = [
             sys.executable, "-m", "otelingest", "serve",
@@ -188,17 +192,17 @@ class Daemon:
         raise LookupError(f"no child titled {title!r}: {self.children()}")
 
     def client(self) -> Any:
-        """A clickhouse-connect client on the daemon's ClickHouse, database ``otel``."""
+        """A clickhouse-connect client on the daemon's ClickHouse and database."""
         if self._client is None:
             import clickhouse_connect
 
             host, port = self.clickhouse_url.removeprefix("http://").split(":")
-            self._client = clickhouse_connect.get_client(host=host, port=int(port), database="otel",
+            self._client = clickhouse_connect.get_client(host=host, port=int(port), database=self.database,
                                                          autogenerate_session_id=False)
         return self._client
 
     def count(self, table: str) -> int:
-        return int(self.client().query(f"SELECT count() FROM otel.{table}").result_rows[0][0])
+        return int(self.client().query(f"SELECT count() FROM {self.database}.{table}").result_rows[0][0])
 
     def wait_count(self, table: str, expected: int, timeout: float = 60.0) -> int:
         """Poll until ``table`` holds ``expected`` rows (returns the count seen last)."""
@@ -214,7 +218,7 @@ class Daemon:
         return n
 
     def count_where(self, table: str, where: str, params: dict[str, Any]) -> int:
-        q = f"SELECT count() FROM otel.{table} WHERE {where}"
+        q = f"SELECT count() FROM {self.database}.{table} WHERE {where}"
         return int(self.client().query(q, parameters=params).result_rows[0][0])
 
     def wait_count_where(self, table: str, where: str, params: dict[str, Any], expected: int,

@@ -82,6 +82,9 @@ class MemoryConfig(Section):
     soft_limit_mib: NonNegativeInt = 0
     spike_percent: Annotated[int, Meta(ge=0, le=90)] = DEFAULT_SPIKE_PERCENT
     check_interval_s: PositiveFloat = 0.25
+    # Private RSS of all workers together above which receivers refuse; 0 = hard_limit_mib. The
+    # data limits above count bytes held in rings and batches; this one the interpreters' heaps.
+    rss_limit_mib: NonNegativeInt = 0
 
     @property
     def effective_soft_limit_mib(self) -> int:

@@ -4,8 +4,8 @@ A ticker reads the memory held by the pipeline and sets two flags on the shared 
 the hot-path checks are one byte load:
 
 - ``refuse`` (receivers answer 429 / RESOURCE_EXHAUSTED): data held (bytes in the rings plus the
-  writers' batches in flight) reaches the soft limit, or the workers' private RSS reaches the hard
-  limit (RSS includes each interpreter's baseline, hence the hard limit for it);
+  writers' batches in flight) reaches the soft limit, or the workers' private RSS reaches
+  ``memory.rss_limit_mib`` (default: the hard limit; RSS includes each interpreter's baseline);
 - ``pause_writers`` (writers stop taking from the rings): data held reaches the hard limit. A writer
   holding nothing still takes one batch, so the pipeline always drains (no deadlock).
 
@@ -38,12 +38,13 @@ class MemoryLimiter:
     def __init__(self, cfg: MemoryConfig, reader: Reader) -> None:
         self.soft = cfg.effective_soft_limit_mib * MIB
         self.hard = cfg.hard_limit_mib * MIB
+        self.rss_limit = (cfg.rss_limit_mib or cfg.hard_limit_mib) * MIB
         self.reader = reader
         self.last = Decision(False, False, 0, 0)
 
     def tick(self) -> Decision:
         data, rss = self.reader()
-        d = Decision(refuse=data >= self.soft or rss >= self.hard, pause_writers=data >= self.hard,
+        d = Decision(refuse=data >= self.soft or rss >= self.rss_limit, pause_writers=data >= self.hard,
                      data_bytes=data, rss_bytes=rss)
         if d.refuse != self.last.refuse:
             log.warning("memory limiter: %s (data %d MiB, workers RSS %d MiB, soft %d MiB, hard %d MiB)",
