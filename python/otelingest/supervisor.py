@@ -38,14 +38,17 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+import msgspec
 
 from . import schema
 from .clickhouse.client import base_url, connect
 from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
-from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, SchemaError, StorageError
+from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError, SchemaError, StorageError
 from .health import HealthServer
 
 log = logging.getLogger("otelingest.supervisor")
@@ -129,6 +132,9 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     backoff: Backoff = field(default_factory=Backoff)
     restart_at: float | None = None
+    spawned_at: float = 0.0
+    # Stopped on purpose by a SIGHUP rolling restart: replaced at once, not counted as a crash.
+    rolling: bool = False
 
     @property
     def name(self) -> str:
@@ -141,8 +147,11 @@ class Child:
 class Supervisor:
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, reload: Callable[[], Config] | None = None) -> None:
         self.cfg = cfg
+        self._reload = reload
+        self._roll: deque[Child] = deque()
+        self._rolling: Child | None = None
         self.data_dir = cfg.data_path
         self.storage = StorageState()
         self.clickhouse: EmbeddedClickHouse | None = None
@@ -236,8 +245,41 @@ class Supervisor:
     handle_sigint = handle_sigterm
 
     def handle_sighup(self) -> None:
-        log.info("SIGHUP: reapplying retention from the current config")
+        """Reload the config: retention, memory limits and log level at once; batch and receiver
+        limits by a rolling restart of the workers (one at a time, each drains or finishes its
+        requests first). Ports, worker counts, data dir and ClickHouse need a full restart."""
+        if self._reload is not None:
+            try:
+                new = self._reload()
+            except ConfigError as e:
+                log.error("SIGHUP: config not reloaded, keeping the running one: %s", e)
+                return
+            new = self._keep_restart_only(new)
+            self.cfg = new
+            logging.getLogger().setLevel(new.log.level.upper())
+            if self.status is not None:
+                from .memory import MemoryLimiter
+                from .runtime import write_worker_file
+
+                self.limiter = MemoryLimiter(new.memory, self._memory_reading)
+                write_worker_file(self.layout.run_dir, new, self.layout)
+                self._roll = deque(c for c in self.children if c.role in ("writer", "receiver"))
+        log.info("SIGHUP: config reloaded; reapplying retention, rolling restart of %d workers", len(self._roll))
         self.storage.schema_current = False
+
+    def _keep_restart_only(self, new: Config) -> Config:
+        old = self.cfg
+        replace = msgspec.structs.replace
+        kept = replace(
+            new, data_dir=old.data_dir, clickhouse=old.clickhouse, query=old.query, metrics=old.metrics,
+            receiver=replace(new.receiver, host=old.receiver.host, grpc_port=old.receiver.grpc_port,
+                             http_port=old.receiver.http_port, workers=old.receiver.workers),
+            writer=replace(new.writer, workers=old.writer.workers, ring_mib=old.writer.ring_mib),
+        )
+        if kept != new:
+            log.warning("SIGHUP: changes to ports, worker counts, ring size, data_dir, [clickhouse], [query] or "
+                        "[metrics] take effect at the next restart")
+        return kept
 
     def handle_sigchld(self) -> None:
         # Children are checked on every tick; the wake-up is what matters here.
@@ -368,6 +410,7 @@ class Supervisor:
         child.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True)
         child.backoff.started()
         child.restart_at = None
+        child.spawned_at = time.monotonic()
         log.info("started %s, pid %d", child.name, child.proc.pid)
 
     def _check_children(self) -> None:
@@ -386,6 +429,10 @@ class Supervisor:
                 self._reaped(child, code)
                 if self._stopping.is_set():
                     return
+                if child.rolling and code == 0:
+                    child.rolling = False
+                    self._spawn(child)
+                    continue
                 child.proc = None
                 delay = child.backoff.next_delay()
                 child.restart_at = now + delay
@@ -393,6 +440,23 @@ class Supervisor:
                 self._count_restart(child.role, "exit")
             elif child.restart_at is not None and now >= child.restart_at:
                 self._spawn(child)
+        self._advance_roll()
+
+    def _advance_roll(self) -> None:
+        """One worker at a time: the next is stopped once the previous one's replacement beats."""
+        cur = self._rolling
+        if cur is not None:
+            if cur.rolling or not cur.alive() or self.status.slot(cur.slot)[0] <= cur.spawned_at:
+                return
+            self._rolling = None
+        while self._roll:
+            child = self._roll.popleft()
+            if child.alive() and child.proc is not None:
+                child.rolling = True
+                self._rolling = child
+                log.info("rolling restart: stopping %s (pid %d)", child.name, child.proc.pid)
+                child.proc.send_signal(signal.SIGTERM)
+                return
 
     def _reaped(self, child: Child, code: int) -> None:
         from . import metrics

@@ -16,11 +16,11 @@ from typing import Any, Callable
 import grpc
 
 from . import otlp
-from .intake import BAD, FULL, MEMORY, OK, Intake
+from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake
 
 log = logging.getLogger("otelingest.receiver")
 
-_CODES = {BAD: grpc.StatusCode.INVALID_ARGUMENT, MEMORY: grpc.StatusCode.RESOURCE_EXHAUSTED, FULL: grpc.StatusCode.UNAVAILABLE}
+_CODES = {BAD: grpc.StatusCode.INVALID_ARGUMENT, TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT, MEMORY: grpc.StatusCode.RESOURCE_EXHAUSTED, FULL: grpc.StatusCode.UNAVAILABLE}
 
 
 class _Handler(grpc.GenericRpcHandler):
@@ -68,7 +68,7 @@ class GrpcReceiver:
                 return otlp.response_protobuf(outcome.rejected, outcome.message if outcome.rejected else None)
             code = _CODES[outcome.kind]
             msg = outcome.message or code.name
-            if outcome.kind != BAD:
+            if outcome.kind in (MEMORY, FULL):
                 hint = otlp.retry_info(self.retry_after_s)
                 status = otlp.rpc_status(code.value[0], msg, [(otlp.RETRY_INFO_TYPE, hint)])
                 context.set_trailing_metadata((("google.rpc.retryinfo-bin", hint), ("grpc-status-details-bin", status)))

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import metrics
 from . import otlp
-from .intake import BAD, FULL, MEMORY, OK, Intake, Outcome
+from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 
 log = logging.getLogger("otelingest.receiver")
 
@@ -32,7 +32,7 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 CONTENT_TYPES = {"application/x-protobuf": "protobuf", "application/protobuf": "protobuf", "application/json": "json"}
 ENCODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
 MEDIA = {"protobuf": b"application/x-protobuf", "json": b"application/json"}
-GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14}  # google.rpc.Code in HTTP error bodies
+GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3}  # google.rpc.Code in HTTP error bodies
 
 
 class HttpError(Exception):
@@ -315,11 +315,11 @@ class HttpProtocol(asyncio.Protocol):
                 body = otlp.response_protobuf(outcome.rejected, outcome.message if outcome.rejected else None)
             self._respond(200, MEDIA[fmt], body, close=close)
             return
-        status = {BAD: 400, MEMORY: 429, FULL: 503}[outcome.kind]
+        status = {BAD: 400, MEMORY: 429, FULL: 503, TOO_LARGE: 413}[outcome.kind]
         code = GRPC_CODE[outcome.kind]
         msg = outcome.message or ""
         body = otlp.status_json(code, msg) if fmt == "json" else otlp.rpc_status(code, msg)
-        extra = b"" if outcome.kind == BAD else b"Retry-After: " + self.srv.retry_after + b"\r\n"
+        extra = b"" if outcome.kind in (BAD, TOO_LARGE) else b"Retry-After: " + self.srv.retry_after + b"\r\n"
         self._respond(status, MEDIA[fmt], body, close=close, extra=extra)
 
     def _respond(self, status: int, ctype: bytes, body: bytes, *, close: bool, extra: bytes = b"") -> None:

@@ -2,7 +2,8 @@
 
 Outcome kinds map to OTLP status: OK (200, maybe with partial_success), BAD (400 /
 INVALID_ARGUMENT), MEMORY (429 / RESOURCE_EXHAUSTED, memory above the soft limit), FULL
-(503 / UNAVAILABLE, every ring of this receiver full). Only OK means the blocks are in a ring.
+(503 / UNAVAILABLE, every ring of this receiver full), TOO_LARGE (413 / INVALID_ARGUMENT, the
+decoded request is larger than a ring record can be). Only OK means the blocks are in a ring.
 
 Ring choice: receiver i owns one ring per writer (SPSC pairs, ``rings/r<i>-w<j>``); it starts at
 writer ``i mod M`` and moves round-robin, so load spreads over the writers and a full ring is
@@ -18,7 +19,7 @@ from typing import Any, Callable, Sequence
 from .. import metrics, records
 from ..config import Config
 
-OK, BAD, MEMORY, FULL = "ok", "bad", "memory", "full"
+OK, BAD, MEMORY, FULL, TOO_LARGE = "ok", "bad", "memory", "full", "too_large"
 
 
 @dataclass(slots=True)
@@ -50,6 +51,7 @@ class Intake:
         self._next = index % max(1, len(self.rings))
         self.refuse = refuse
         self._decoders: dict[str, Callable[..., Any]] | None = None
+        self.max_record = min((int(getattr(r, "max_record", 1 << 62)) for r in self.rings), default=0)
         self.max_decompressed = cfg.receiver.max_decompressed_bytes
         self.max_attributes = cfg.receiver.max_attributes_per_item
 
@@ -80,6 +82,10 @@ class Intake:
             metrics.rejected_items.labels(signal).inc(decoded.rejected)
         if decoded.blocks:
             record = records.encode(decoded.blocks)
+            if len(record) > self.max_record:
+                metrics.refused.labels("too_large").inc()
+                return Outcome(TOO_LARGE, message=f"decoded request of {len(record)} bytes exceeds the "
+                               f"{self.max_record} byte queue record limit; send smaller batches")
             if not self.push(record):
                 metrics.refused.labels("ring_full").inc()
                 return Outcome(FULL, message="ingest queue full, retry later")
