@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 pub mod ring;
+mod decode;
 
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
@@ -14,5 +15,6 @@ fn version() -> &'static str {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     ring::register(m)?;
+    decode::register(m)?;
     Ok(())
 }
