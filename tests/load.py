@@ -15,10 +15,12 @@ from collections import Counter
 from typing import Any
 
 _request_ids = itertools.count(1)
+# Recent: rows older than the retention are dropped by the tables' TTL.
+T0 = (time.time_ns() // 1_000_000_000 - 3600) * 1_000_000_000
 
 
 def traces_json(service: str, request_id: int, spans: int) -> bytes:
-    base = 1_700_000_000_000_000_000 + request_id * 1_000_000
+    base = T0 + request_id * 1_000_000
     out = []
     for k in range(spans):
         out.append({

@@ -17,6 +17,8 @@ import pytest
 from daemon import Daemon
 
 MAX_REQUEST = 64 * 1024
+# Recent timestamps: rows older than the retention (30 days) are dropped by the table's TTL.
+T0 = (time.time_ns() // 1_000_000_000 - 3600) * 1_000_000_000
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def js_traces(service: str, n: int, start_ns: int) -> dict[str, Any]:
 
 
 def test_json_chunked_as_the_js_exporter_sends_it(daemon: Daemon) -> None:
-    body = json.dumps(js_traces("js-chunked", 25, 1_700_000_000_000_000_000)).encode()
+    body = json.dumps(js_traces("js-chunked", 25, T0)).encode()
     pieces = iter([body[i:i + 700] for i in range(0, len(body), 700)])
     status, headers, resp = post(daemon, "/v1/traces", pieces, {"Content-Type": "application/json"}, chunked=True)
     assert (status, headers["content-type"], json.loads(resp)) == (200, "application/json", {})
@@ -63,13 +65,13 @@ def test_json_chunked_as_the_js_exporter_sends_it(daemon: Daemon) -> None:
     rows = daemon.client().query(
         "SELECT lower(hex(TraceId)), lower(hex(SpanId)), SpanName, toUnixTimestamp64Nano(Timestamp), Duration,"
         " SpanAttributes FROM otel.otel_traces WHERE ServiceName = 'js-chunked' ORDER BY SpanId").result_rows
-    assert rows == [(f"{k + 1:032x}", f"{k + 1:016x}", f"GET /js/{k}", 1_700_000_000_000_000_000 + k, 1500,
+    assert rows == [(f"{k + 1:032x}", f"{k + 1:016x}", f"GET /js/{k}", T0 + k, 1500,
                      {"http.method": "GET", "http.status_code": "200"}) for k in range(25)]
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_compressed_json(daemon: Daemon, encoding: str) -> None:
-    raw = json.dumps(js_traces(f"js-{encoding}", 5, 1_700_000_000_000_000_000)).encode()
+    raw = json.dumps(js_traces(f"js-{encoding}", 5, T0)).encode()
     body = gzip.compress(raw) if encoding == "gzip" else zlib.compress(raw)
     status, _, resp = post(daemon, "/v1/traces", body, {"Content-Type": "application/json", "Content-Encoding": encoding})
     assert status == 200, resp
@@ -115,7 +117,7 @@ def test_keep_alive_serves_many_requests_on_one_connection(daemon: Daemon) -> No
     conn = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=30)
     try:
         for k in range(5):
-            body = json.dumps(js_traces("js-keepalive", 2, 1_700_000_000_000_000_000 + 10 * k)).encode()
+            body = json.dumps(js_traces("js-keepalive", 2, T0 + 10 * k)).encode()
             conn.request("POST", "/v1/traces", body=body, headers={"Content-Type": "application/json"})
             r = conn.getresponse()
             assert (r.status, r.read()) == (200, b"{}")

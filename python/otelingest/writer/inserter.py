@@ -133,7 +133,9 @@ class Inserter:
                 if self._sleep(delay) and self.stop.is_set():
                     raise Stopped(table) from None
                 continue
-            self.metrics.storage_write_duration.labels(table).observe(time.monotonic() - started)
+            elapsed = time.monotonic() - started
+            log.debug("inserted %d rows into %s in %.3fs", rows, table, elapsed)
+            self.metrics.storage_write_duration.labels(table).observe(elapsed)
             self.metrics.storage_writes.labels(table, OK).inc()
             self.metrics.batch_size.labels(table).observe(rows)
             return OK

@@ -162,6 +162,7 @@ class WriterService:
         seq = self.ledger.take_seq()
         sealed = self.open.seal(seq, f"w{self.index}-{uuid.uuid4().hex}")
         self.ledger.add(sealed.ledger_entry())
+        log.debug("batch %d sealed: %s", seq, {t.table: t.rows for t in sealed.tables.values()})
         self._submit(sealed)
 
     def _submit(self, batch: SealedBatch) -> None:
