@@ -14,7 +14,7 @@ import pytest
 
 from conftest import free_port
 from daemon import Daemon
-from load import Sender, traces_json
+from load import T0, Sender
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 
 
@@ -39,6 +39,7 @@ def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_s
         "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
         "OTELINGEST_RECEIVER_RETRY_AFTER_S": "1",
         "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1",
+        "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
     }
     d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
     try:
@@ -54,25 +55,40 @@ def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_s
         assert acked > 0
 
         # gRPC clients get RESOURCE_EXHAUSTED or UNAVAILABLE with a RetryInfo hint.
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
         from google.rpc import error_details_pb2
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+        req = trace_service_pb2.ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = "bp-grpc"
+        spans = rs.scope_spans.add().spans
         with grpc.insecure_channel(d.grpc_endpoint) as channel:
             export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
-            req = trace_service_pb2.ExportTraceServiceRequest()
-            req.resource_spans.add().scope_spans.add().spans.add(
-                trace_id=b"\1" * 16, span_id=b"\2" * 8, name="grpc-bp", start_time_unix_nano=1, end_time_unix_nano=2)
-            with pytest.raises(grpc.RpcError) as err:
-                export(req.SerializeToString(), timeout=10)
-            assert err.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
-            hint = dict(err.value.trailing_metadata())["google.rpc.retryinfo-bin"]
-            assert error_details_pb2.RetryInfo.FromString(hint).retry_delay.seconds == 1
+            grpc_acked = 0
+            for k in range(10_000):
+                del spans[:]
+                for j in range(100):
+                    spans.add(trace_id=k.to_bytes(8, "big") + j.to_bytes(8, "big"), span_id=(k * 100 + j + 1).to_bytes(8, "big"),
+                              name="grpc-bp", start_time_unix_nano=T0 + j, end_time_unix_nano=T0 + j + 10)
+                try:
+                    export(req.SerializeToString(), timeout=10)
+                except grpc.RpcError as e:
+                    err = e
+                    break
+                grpc_acked += 100
+            else:
+                pytest.fail("gRPC never refused")
+        assert err.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+        hint = dict(err.trailing_metadata())["google.rpc.retryinfo-bin"]
+        assert error_details_pb2.RetryInfo.FromString(hint).retry_delay.seconds == 1
         assert d.metric("otel_refused_total") >= 2
 
         ch.start()
         ch.wait_ready(timeout=120)
         assert d.wait_count_where("otel_traces", "ServiceName = 'bp-http'", {}, acked, timeout=120) == acked
         assert distinct_spans(d, "bp-http") == (acked, acked)
+        assert d.wait_count_where("otel_traces", "ServiceName = 'bp-grpc'", {}, grpc_acked, timeout=60) == grpc_acked
+        assert distinct_spans(d, "bp-grpc") == (grpc_acked, grpc_acked)
         # Once drained, the daemon accepts again.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -73,6 +73,9 @@ class WriterConfig(Section):
     retry_max_s: PositiveFloat = 30.0
     # Shared-memory ring size per receiver->writer pair.
     ring_mib: PositiveInt = 64
+    # On stop, how long a writer keeps trying to store what it holds (ClickHouse down); past it the
+    # records stay in the rings and the ledger, and the next start stores them.
+    stop_timeout_s: PositiveFloat = 60.0
 
 
 class MemoryConfig(Section):

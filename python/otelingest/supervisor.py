@@ -61,8 +61,9 @@ RESTART_BACKOFF_RESET_S = 60.0
 STORAGE_CHECK_INTERVAL_S = 1.0
 # A worker that has not beaten its heartbeat for this long is hung: killed and replaced.
 HEARTBEAT_TIMEOUT_S = 30.0
-# Writers flush everything on stop; past this they are killed (what they held stays in the rings).
-WRITER_STOP_TIMEOUT_S = 120.0
+# Writers flush everything on stop within writer.stop_timeout_s; this much more and they are killed
+# (what they held stays in the rings and their ledger).
+WRITER_STOP_EXTRA_S = 15.0
 QUERY_STOP_TIMEOUT_S = 10.0
 RECEIVER_STOP_EXTRA_S = 15.0
 
@@ -529,7 +530,7 @@ class Supervisor:
         sd_notify("STOPPING=1")
         receiver_grace = self.cfg.receiver.request_timeout_s + RECEIVER_STOP_EXTRA_S
         self._stop_role("receiver", receiver_grace)
-        self._stop_role("writer", WRITER_STOP_TIMEOUT_S)
+        self._stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)
         self._stop_role("query", QUERY_STOP_TIMEOUT_S)
         if self.clickhouse is not None:
             code = self.clickhouse.stop()

@@ -139,15 +139,26 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     status, rings = attach(layout, [(i, index) for i in range(layout.receivers)])
     stop, drain = threading.Event(), threading.Event()
     inserter_stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: drain.set())
+
+    def on_sigterm(*_: object) -> None:
+        drain.set()
+        # Bounded drain: past the stop timeout what is unstored stays in the rings and the ledger.
+        timer = threading.Timer(cfg.writer.stop_timeout_s, lambda: (inserter_stop.set(), stop.set()))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # The inserter logs each outage itself; the HTTP client's per-attempt warnings would flood.
+    for noisy in ("urllib3", "clickhouse_connect"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     slot = layout.writer_slot(index)
     orphaned = Orphaned()
 
     def heartbeat(held: int) -> None:
         status.beat(slot, held)
-        if orphaned():
-            drain.set()
+        if orphaned() and not drain.is_set():
+            on_sigterm()
 
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),

@@ -127,7 +127,8 @@ class Inserter:
                     return DEAD_LETTER
                 self.metrics.storage_writes.labels(table, "retry").inc()
                 delay = self._backoff(attempt)
-                log.warning("insert into %s failed (attempt %d), retrying in %.1fs: %s", table, attempt + 1, delay, err)
+                if attempt & (attempt - 1) == 0:  # attempts 0, 1, 2, 4, 8...: no log flood while down
+                    log.warning("insert into %s failed (attempt %d), retrying in %.1fs: %s", table, attempt + 1, delay, err)
                 self._drop_client()
                 attempt += 1
                 if self._sleep(delay) and self.stop.is_set():
