@@ -175,7 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure("supervisor", cfg.log.format, cfg.log.level)
     from .supervisor import Supervisor
 
-    return Supervisor(cfg).run()
+    return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
