@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import parse_qsl
 from typing import Any
 
 import msgspec
@@ -16,6 +17,7 @@ from .timeparse import NS
 
 _encoder = msgspec.json.Encoder()
 HEX_RE_16 = "0123456789abcdefABCDEF"
+MAX_FORM_BYTES = 1 << 20
 
 
 class JSONResponse(Response):
@@ -44,11 +46,12 @@ async def form_params(request: Request) -> dict[str, list[str]]:
         out.setdefault(k, []).append(v)
     if request.method == "POST":
         ctype = request.headers.get("content-type", "")
-        if ctype.startswith("application/x-www-form-urlencoded") or ctype.startswith("multipart/form-data"):
-            form = await request.form()
-            for k, v in form.multi_items():
-                if isinstance(v, str):
-                    out.setdefault(k, []).append(v)
+        if ctype.startswith("application/x-www-form-urlencoded"):
+            body = await request.body()
+            if len(body) > MAX_FORM_BYTES:
+                raise BadRequest("form body too large")
+            for k, v in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+                out.setdefault(k, []).append(v)
     return out
 
 
