@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, Sequence
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -95,6 +95,7 @@ class Store:
             finally:
                 done.set()
 
+        gone = False
         async with anyio.create_task_group() as tg:
             tg.start_soon(execute)
             if request is not None:
@@ -102,9 +103,12 @@ class Store:
                     with anyio.move_on_after(_DISCONNECT_POLL_S):
                         await done.wait()
                     if not done.is_set() and await request.is_disconnected():
+                        gone = True
                         await anyio.to_thread.run_sync(self._kill, query_id)
                         tg.cancel_scope.cancel()
-                        raise Unavailable("client disconnected; query cancelled")
+                        break
+        if gone:
+            raise Unavailable("client disconnected; query cancelled")
         if failure:
             raise _classify(failure[0])
         return result
@@ -144,10 +148,3 @@ class Timer:
         if et is not None:
             QUERY_ERRORS.labels(self.query_type).inc()
 
-
-def params_of(**kw: Any) -> dict[str, Any]:
-    return kw
-
-
-def as_list(v: Sequence[Any] | None) -> list[Any]:
-    return list(v or [])
