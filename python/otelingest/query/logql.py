@@ -172,7 +172,7 @@ class _Parser:
                 return RangeAgg(val, q, ns)
             if val in AGGS:
                 self.i += 1
-                by, labels = True, []
+                by, labels = True, list[str]()
                 grouping = self._grouping()
                 if grouping:
                     by, labels = grouping

@@ -45,11 +45,12 @@ def _ok(data: Any) -> JSONResponse:
 
 
 def _window(params: dict[str, list[str]], cfg: Any) -> tuple[int, int]:
-    end = loki_time_ns(first(params, "end"), "end") if first(params, "end") else now_ns()
-    if first(params, "start"):
-        start = loki_time_ns(first(params, "start"), "start")
-    elif first(params, "since"):
-        start = end - duration_ns(first(params, "since"), "since")
+    end_s, start_s, since = first(params, "end"), first(params, "start"), first(params, "since")
+    end = loki_time_ns(end_s, "end") if end_s else now_ns()
+    if start_s:
+        start = loki_time_ns(start_s, "start")
+    elif since:
+        start = end - duration_ns(since, "since")
     else:
         start = end - DEFAULT_WINDOW_NS
     if end < start:
@@ -182,7 +183,7 @@ class _Eval:
 
 
 def _matrix(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
-    out = []
+    out: list[dict[str, Any]] = []
     for lab, vals in v.series:
         pts = [[int(t) / NS, promql.format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
         if pts:
@@ -227,7 +228,7 @@ async def query_range(request: Request) -> JSONResponse:
         if (end - start) // step > cfg.max_points:
             raise BadRequest(f"exceeded maximum resolution of {cfg.max_points} points per time series")
         steps = np.arange(start, end + 1, step, dtype=np.int64)
-        key = ("loki_metric", first(params, "query"), start, end, step)
+        mkey = ("loki_metric", first(params, "query"), start, end, step)
 
         async def metric() -> dict[str, Any]:
             v = await _Eval(request, steps, step).eval(expr)
@@ -235,7 +236,7 @@ async def query_range(request: Request) -> JSONResponse:
                 v = promql.Vector([({}, v.values)])
             return {"resultType": "matrix", "result": _matrix(v, steps), "stats": {}}
 
-        return _ok(await cache_of(request).get_or_compute(key, end, metric))
+        return _ok(await cache_of(request).get_or_compute(mkey, end, metric))
 
 
 async def query(request: Request) -> JSONResponse:
@@ -243,7 +244,8 @@ async def query(request: Request) -> JSONResponse:
         params = await form_params(request)
         cfg = request.app.state.cfg.query
         expr = logql.parse(first(params, "query") or "")
-        t = loki_time_ns(first(params, "time"), "time") if first(params, "time") else now_ns()
+        t_s = first(params, "time")
+        t = loki_time_ns(t_s, "time") if t_s else now_ns()
         if isinstance(expr, logql.LogQuery):
             limit, direction = _limit(params, cfg), _direction(params)
             streams = await _log_streams(request, expr, t - DEFAULT_WINDOW_NS, t, limit, direction)
@@ -294,9 +296,10 @@ async def label_values(request: Request) -> JSONResponse:
 async def series(request: Request) -> JSONResponse:
     with Timer("loki_series"):
         params = await form_params(request)
-        matches = params.get("match[]") or params.get("match") or []
+        given = params.get("match[]") or params.get("match") or []
+        matches: list[str | None] = list(given) if given else [None]
         out: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
-        for m in matches or [None]:
+        for m in matches:
             for lab, _, _ in await _streams(request, params, m):
                 out[promql._key(lab)] = lab
         return _ok([out[k] for k in sorted(out)])

@@ -457,10 +457,10 @@ class Evaluator:
             f = np.maximum if name == "clamp_min" else np.minimum
             return Vector([(_drop_name(lab), f(vals, b.values)) for lab, vals in v.series])
         if name == "vector":
-            s = await self.eval(args[0])
-            if not isinstance(s, Scalar):
+            sc = await self.eval(args[0])
+            if not isinstance(sc, Scalar):
                 raise BadRequest("vector(scalar)")
-            return Vector([({}, s.values.copy())])
+            return Vector([({}, sc.values.copy())])
         if name == "scalar":
             v = await self._vector_arg(args[0], name)
             vals = np.full(len(self.steps), np.nan)

@@ -57,7 +57,7 @@ class Store:
 
     def _run(self, sql: str, params: dict[str, Any], settings: dict[str, Any]) -> list[tuple]:
         with self.pool.client() as client:
-            return list(client.query(sql, parameters=params, settings=settings).result_rows)
+            return [tuple(r) for r in client.query(sql, parameters=params, settings=settings).result_rows]
 
     def _kill(self, query_id: str) -> None:
         try:
