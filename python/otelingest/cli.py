@@ -12,7 +12,10 @@ from . import __version__
 from .errors import EXIT_BOOT, EXIT_CONFIG, ConfigError, SchemaError, StorageError
 
 DEFAULT_CONFIG_FILE = "otelingest.toml"
-SECRET_KEYS = frozenset({"password", "read_only_password"})
+SECRET_KEYS = frozenset({
+    "password", "read_only_password",
+    "receiver_bearer_tokens", "receiver_basic_users", "query_bearer_tokens", "query_basic_users",
+})
 
 
 def _add_config_flags(p: argparse.ArgumentParser, *, ports: bool) -> None:
@@ -66,7 +69,8 @@ def load_config(args: argparse.Namespace):  # -> Config
 
 def _redact(d: Any) -> Any:
     if isinstance(d, dict):
-        return {k: ("***" if k in SECRET_KEYS and v else _redact(v)) for k, v in d.items()}
+        return {k: (("***" if isinstance(v, str) else ["***"]) if k in SECRET_KEYS and v else _redact(v))
+                for k, v in d.items()}
     return d
 
 
@@ -77,6 +81,8 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(type(v))
 
 

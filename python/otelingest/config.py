@@ -175,6 +175,32 @@ class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class AuthConfig(Section):
+    """Credentials accepted on the OTLP receivers and on the query API; none configured = open.
+
+    Bearer tokens and basic-auth ``user:password`` pairs, inline or one per line in a file
+    (files keep secrets out of the config and the environment). Compared in constant time.
+    """
+
+    receiver_bearer_tokens: list[str] = msgspec.field(default_factory=list)
+    receiver_bearer_tokens_file: str | None = None
+    receiver_basic_users: list[str] = msgspec.field(default_factory=list)
+    receiver_basic_users_file: str | None = None
+    query_bearer_tokens: list[str] = msgspec.field(default_factory=list)
+    query_bearer_tokens_file: str | None = None
+    query_basic_users: list[str] = msgspec.field(default_factory=list)
+    query_basic_users_file: str | None = None
+
+
+class TlsConfig(Section):
+    """TLS certificate and key (PEM files) for the OTLP receivers and the query API."""
+
+    receiver_cert_file: str | None = None
+    receiver_key_file: str | None = None
+    query_cert_file: str | None = None
+    query_key_file: str | None = None
+
+
 class Config(Section):
     data_dir: str = "./data"
     receiver: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
@@ -186,6 +212,8 @@ class Config(Section):
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
     @property
     def data_path(self) -> Path:
@@ -225,7 +253,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         for f in msgspec.structs.fields(typ):
             name = f"OTELINGEST_{section}_{f.name}".upper()
             if name in environ:
-                out.setdefault(section, {})[f.name] = environ[name]
+                value: Any = environ[name]
+                if getattr(f.type, "__origin__", None) is list:
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                out.setdefault(section, {})[f.name] = value
     return out
 
 
@@ -327,6 +358,17 @@ def _check(cfg: Config) -> None:
     if ch.embedded:
         ports["clickhouse.embedded_http_port"] = ch.embedded_http_port
         ports["clickhouse.embedded_tcp_port"] = ch.embedded_tcp_port
+    for side in ("receiver", "query"):
+        cert, key = getattr(cfg.tls, f"{side}_cert_file"), getattr(cfg.tls, f"{side}_key_file")
+        if bool(cert) != bool(key):
+            missing = f"tls.{side}_key_file" if cert else f"tls.{side}_cert_file"
+            raise ConfigError(f"{missing} = None: TLS needs both a certificate and a key")
+        for key_name, path in ((f"tls.{side}_cert_file", cert), (f"tls.{side}_key_file", key)):
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{key_name} = {path!r}: no such file")
+    for entry in cfg.auth.receiver_basic_users + cfg.auth.query_basic_users:
+        if ":" not in entry:
+            raise ConfigError("auth.*_basic_users = '***': each entry must be user:password")
     seen: dict[int, str] = {}
     for key, port in ports.items():
         if port in seen:
