@@ -165,3 +165,31 @@ def test_sql_metacharacters_are_plain_values(env, http, evil):
         assert all(not v for v in r.json().values() if isinstance(v, list))
     # The tables are intact.
     assert env.client.command(f"SELECT count() FROM {env.data.db}.otel_logs") == len(qd.LOGS)
+
+
+def test_query_api_requires_configured_credentials(clickhouse, tmp_path):
+    import base64
+    import uuid
+
+    from conftest import free_port
+    from otelingest import config as config_mod
+    from queryserver import serve
+
+    cfg = config_mod.load(None, overrides={
+        "data_dir": str(tmp_path / "data"),
+        "clickhouse": {"url": clickhouse.url, "database": f"q_{uuid.uuid4().hex[:12]}", "pool_min": 1},
+        "query": {"port": free_port()},
+        "auth": {"query_bearer_tokens": ["s3cret"], "query_basic_users": ["grafana:pw"]},
+    }, environ={})
+    # ClickHouse knows no such database: the service starts anyway (clients connect on demand).
+    with serve(cfg, cfg.query.port) as url, httpx.Client(base_url=url, timeout=30) as http:
+        r = http.get("/api/v1/query", params={"query": "1+1", "time": "4"})
+        assert r.status_code == 401 and r.json()["status"] == "error"
+        assert "Bearer" in r.headers["www-authenticate"]
+        assert http.get("/api/services").json()["errors"][0]["code"] == 401
+        assert http.get("/api/services", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        r = http.get("/api/v1/query", params={"query": "1+1", "time": "4"}, headers={"Authorization": "Bearer s3cret"})
+        assert r.json()["data"]["result"] == [4.0, "2"]
+        basic = "Basic " + base64.b64encode(b"grafana:pw").decode()
+        r = http.get("/loki/api/v1/query", params={"query": "vector(1)+vector(1)"}, headers={"Authorization": basic})
+        assert r.status_code == 200

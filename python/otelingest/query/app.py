@@ -12,10 +12,13 @@ import logging
 from typing import Any, AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
+from ..auth import Authenticator
 from ..config import Config
 from . import api, jaeger, loki, prometheus
 from .cache import ResultCache
@@ -63,6 +66,26 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return render_error(request.url.path, status, getattr(err, "error_type", "internal"), str(err))
 
 
+class AuthMiddleware:
+    """Refuse requests without an accepted ``Authorization`` header ([auth] query_*), 401 in the API's format."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.auth = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        if self.auth.check(header):
+            await self.app(scope, receive, send)
+            return
+        response = render_error(scope["path"], 401, "unauthorized", "authentication required")
+        response.headers["WWW-Authenticate"] = self.auth.challenge()
+        await response(scope, receive, send)
+
+
 def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -80,4 +103,6 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
     handlers: dict[Any, Any] = {QueryError: _query_error, HTTPException: _http_error, Exception: _unexpected}
     # The design's POST routes share /api/v1 with Prometheus: they come first.
     routes = [*api.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)
+    auth = Authenticator(cfg.auth, "query")
+    middleware = [Middleware(AuthMiddleware, authenticator=auth)] if auth.enabled else []
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

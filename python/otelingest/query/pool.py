@@ -8,6 +8,7 @@ the pool grows up to ``pool_max`` and a query waits for a free client beyond tha
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 from typing import Iterator
@@ -16,6 +17,9 @@ from clickhouse_connect.driver.client import Client
 
 from ..clickhouse.client import connect
 from ..config import ClickHouseConfig
+from ..errors import StorageError
+
+log = logging.getLogger(__name__)
 
 
 class ClientPool:
@@ -30,9 +34,17 @@ class ClientPool:
         self.size_max = cfg.pool_max
 
     def open(self) -> None:
-        """Open ``pool_min`` clients now, so the first queries do not pay the connection cost."""
+        """Open ``pool_min`` clients now, so the first queries do not pay the connection cost.
+
+        Best effort: when ClickHouse is not reachable yet the service still starts, and clients are
+        opened on demand (queries answer 503 until the server is back).
+        """
         for _ in range(self._cfg.pool_min):
-            self._idle.put(self._new())
+            try:
+                self._idle.put(self._new())
+            except StorageError as e:
+                log.warning("query pool: cannot connect to ClickHouse yet (%s); connecting on demand", e)
+                return
 
     def _new(self) -> Client:
         with self._lock:
