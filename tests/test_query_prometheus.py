@@ -224,3 +224,31 @@ def test_promtool(env):
     assert out.count("http_server_requests_total") == 2
     out = run("labels", "--start", str(at(env, 0)), "--end", str(at(env, 600)), env.url, "http_method")
     assert out.split() == ["GET", "POST"]
+
+
+def test_increase_with_counter_reset_hand_computed():
+    import numpy as np
+
+    from otelingest.query.promql import Samples, _range_vectorized
+
+    s = Samples({}, np.array([15, 30, 45, 60, 75], dtype=np.int64) * qd.NS,
+                np.array([0.0, 10.0, 20.0, 5.0, 15.0]), True)
+    lo, hi = np.array([0]), np.array([5])
+    starts, ends = np.array([0]), np.array([75 * qd.NS])
+    # 0 -> 20, reset to 5 (adds back 20), -> 15: 35; extrapolation stops at the counter's zero point.
+    assert _range_vectorized("increase", s, lo, hi, starts, ends)[0] == pytest.approx(35.0)
+    assert _range_vectorized("rate", s, lo, hi, starts, ends)[0] == pytest.approx(35.0 / 75)
+    assert _range_vectorized("irate", s, lo, hi, starts, ends)[0] == pytest.approx(10.0 / 15)
+    assert np.isnan(_range_vectorized("rate", s, np.array([4]), np.array([5]), starts, ends)[0])  # one sample
+
+
+def test_bucket_quantile_edges():
+    import math
+
+    from otelingest.query.promql import bucket_quantile
+
+    b = [(10.0, 2.0), (50.0, 6.0), (100.0, 8.0), (math.inf, 10.0)]
+    assert bucket_quantile(0.5, b) == pytest.approx(40.0)
+    assert bucket_quantile(0.99, b) == 100.0  # in +Inf bucket: the highest finite bound
+    assert math.isnan(bucket_quantile(0.5, [(10.0, 1.0)]))  # no +Inf bucket
+    assert bucket_quantile(-1, b) == -math.inf and bucket_quantile(2, b) == math.inf

@@ -427,15 +427,11 @@ class Evaluator:
             if len(args) != 1 or not isinstance(args[0], pp.MatrixSelector):
                 raise BadRequest(f"{name}() expects a range vector selector such as x[5m]")
             series, rng, offset = await self.range_samples(args[0])
-            fn = _RANGE_FUNCS[name]
             out = []
             for s in series:
                 lo, hi = self._windows(s, rng, offset)
-                vals = np.full(len(self.steps), np.nan)
-                for i in range(len(self.steps)):
-                    if hi[i] > lo[i]:
-                        vals[i] = fn(s.times[lo[i]:hi[i]], s.values[lo[i]:hi[i]],
-                                     int(self.steps[i]) - offset - rng, int(self.steps[i]) - offset, s.counter)
+                ends = self.steps - offset
+                vals = _range_vectorized(name, s, lo, hi, ends - rng, ends)
                 keep_name = name == "last_over_time"
                 out.append((s.labels if keep_name else _drop_name(s.labels), vals))
             return Vector(out)
@@ -692,62 +688,73 @@ _MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def _extrapolated(t: np.ndarray, v: np.ndarray, range_start: int, range_end: int, counter: bool,
-                  is_counter_fn: bool, is_rate: bool) -> float:
-    """Prometheus' extrapolatedRate (promql/functions.go)."""
-    if len(v) < 2:
-        return math.nan
-    result = float(v[-1] - v[0])
-    if is_counter_fn:
-        drops = v[1:] < v[:-1]
-        result += float(np.sum(v[:-1][drops]))
-    duration_to_start = (t[0] - range_start) / NS
-    duration_to_end = (range_end - t[-1]) / NS
-    sampled = (t[-1] - t[0]) / NS
-    avg_between = sampled / (len(v) - 1)
-    if is_counter_fn and result > 0 and v[0] >= 0:
-        duration_to_zero = sampled * (v[0] / result)
-        if duration_to_zero < duration_to_start:
-            duration_to_start = duration_to_zero
-    threshold = avg_between * 1.1
-    interval = sampled
-    interval += duration_to_start if duration_to_start < threshold else avg_between / 2
-    interval += duration_to_end if duration_to_end < threshold else avg_between / 2
-    result *= interval / sampled
-    if is_rate:
-        result /= (range_end - range_start) / NS
-    return result
+_RANGE_FUNCS = frozenset({
+    "rate", "increase", "delta", "irate", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time",
+    "count_over_time", "last_over_time",
+})
 
 
-def _rate(t, v, s, e, c):  # type: ignore[no-untyped-def]
-    return _extrapolated(t, v, s, e, c, True, True)
-
-
-def _increase(t, v, s, e, c):  # type: ignore[no-untyped-def]
-    return _extrapolated(t, v, s, e, c, True, False)
-
-
-def _delta(t, v, s, e, c):  # type: ignore[no-untyped-def]
-    return _extrapolated(t, v, s, e, c, False, False)
-
-
-def _irate(t, v, s, e, c):  # type: ignore[no-untyped-def]
-    if len(v) < 2:
-        return math.nan
-    dv = v[-1] - v[-2] if v[-1] >= v[-2] else v[-1]
-    dt = (t[-1] - t[-2]) / NS
-    return float(dv / dt) if dt else math.nan
-
-
-_RANGE_FUNCS: dict[str, Callable[..., float]] = {
-    "rate": _rate, "increase": _increase, "delta": _delta, "irate": _irate,
-    "avg_over_time": lambda t, v, s, e, c: float(np.mean(v)),
-    "sum_over_time": lambda t, v, s, e, c: float(np.sum(v)),
-    "min_over_time": lambda t, v, s, e, c: float(np.min(v)),
-    "max_over_time": lambda t, v, s, e, c: float(np.max(v)),
-    "count_over_time": lambda t, v, s, e, c: float(len(v)),
-    "last_over_time": lambda t, v, s, e, c: float(v[-1]),
-}
+def _range_vectorized(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, starts: np.ndarray,
+                      ends: np.ndarray) -> np.ndarray:
+    """A range function at every step at once; samples of step i are s.values[lo[i]:hi[i]]."""
+    t, v = s.times, s.values
+    n = hi - lo
+    out = np.full(len(lo), np.nan)
+    some = n > 0
+    if not some.any():
+        return out
+    last_i = np.where(some, hi - 1, 0)
+    if name in ("rate", "increase", "delta"):
+        two = n >= 2
+        if not two.any():
+            return out
+        first_i = np.where(two, lo, 0)
+        last_i = np.where(two, hi - 1, 0)
+        v0, v1 = v[first_i], v[last_i]
+        result = v1 - v0
+        counter_fn = name != "delta"
+        if counter_fn:
+            # Counter resets: a drop between samples j and j+1 adds back the value before it.
+            drops = np.concatenate([[0.0], np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))])
+            result = result + drops[last_i] - drops[first_i]
+        t0, t1 = t[first_i].astype(np.float64), t[last_i].astype(np.float64)
+        sampled = (t1 - t0) / NS
+        with np.errstate(all="ignore"):
+            to_start = (t0 - starts) / NS
+            to_end = (ends - t1) / NS
+            avg_between = sampled / np.maximum(n - 1, 1)
+            if counter_fn:
+                to_zero = sampled * (v0 / result)
+                use_zero = (result > 0) & (v0 >= 0) & (to_zero < to_start)
+                to_start = np.where(use_zero, to_zero, to_start)
+            threshold = avg_between * 1.1
+            interval = sampled + np.where(to_start < threshold, to_start, avg_between / 2)
+            interval = interval + np.where(to_end < threshold, to_end, avg_between / 2)
+            result = result * (interval / sampled)
+            if name == "rate":
+                result = result / ((ends - starts) / NS)
+        return np.where(two & (sampled > 0), result, np.nan)
+    if name == "irate":
+        two = n >= 2
+        a, b = np.where(two, hi - 2, 0), np.where(two, hi - 1, 0)
+        dv = np.where(v[b] >= v[a], v[b] - v[a], v[b])
+        dt = (t[b] - t[a]) / NS
+        with np.errstate(all="ignore"):
+            return np.where(two & (dt > 0), dv / dt, np.nan)
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    if name == "sum_over_time":
+        return np.where(some, csum[hi] - csum[lo], np.nan)
+    if name == "count_over_time":
+        return np.where(some, n.astype(np.float64), np.nan)
+    if name == "avg_over_time":
+        with np.errstate(all="ignore"):
+            return np.where(some, (csum[hi] - csum[lo]) / n, np.nan)
+    if name == "last_over_time":
+        return np.where(some, v[last_i], np.nan)
+    fn = np.min if name == "min_over_time" else np.max
+    for i in np.nonzero(some)[0]:
+        out[i] = fn(v[lo[i]:hi[i]])
+    return out
 
 
 def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
