@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) C
 export PYO3_PYTHON := $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos fuzz bench lint format clean
+.PHONY: all install build-dev build-prod run test test-rust test-python tools test-chaos fuzz bench lint format clean
 
 all: lint test
 
@@ -44,8 +44,12 @@ test: install test-rust test-python
 test-rust: $(DEPS_STAMP)
 	cargo test --locked
 
-test-python: install
+test-python: install tools
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# promtool (Debian package `prometheus`) is a real client the query-service tests drive; as root.
+tools:
+	@command -v promtool >/dev/null 2>&1 || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
 
 test-chaos: install
 	$(PY) -m pytest -m chaos $(PYTEST_ARGS)

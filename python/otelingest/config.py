@@ -41,6 +41,13 @@ DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
 # Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
 DEFAULT_SPIKE_PERCENT = 20
 DEFAULT_QUERY_CACHE_TTL_S = 900.0
+# Results whose window ends within this many seconds of now may still change: cached briefly only.
+DEFAULT_QUERY_RECENT_WINDOW_S = 300
+DEFAULT_QUERY_RECENT_CACHE_TTL_S = 10
+DEFAULT_QUERY_CACHE_MAX_ENTRIES = 1024
+DEFAULT_QUERY_MAX_LIMIT = 10_000
+DEFAULT_QUERY_MAX_RANGE_DAYS = 400
+DEFAULT_QUERY_MAX_POINTS = 11_000
 
 
 class Section(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -151,6 +158,17 @@ class QueryConfig(Section):
     cache_ttl_s: NonNegativeInt = int(DEFAULT_QUERY_CACHE_TTL_S)
     max_rows: PositiveInt = 100_000
     timeout_s: PositiveFloat = 30.0
+    # Bytes a single ClickHouse query may return before it fails (max_result_bytes).
+    max_result_bytes: PositiveInt = 256 * MIB
+    recent_window_s: NonNegativeInt = DEFAULT_QUERY_RECENT_WINDOW_S
+    recent_cache_ttl_s: NonNegativeInt = DEFAULT_QUERY_RECENT_CACHE_TTL_S
+    cache_max_entries: PositiveInt = DEFAULT_QUERY_CACHE_MAX_ENTRIES
+    # Largest `limit` a client may ask for (traces, log lines); larger is a 400.
+    max_limit: PositiveInt = DEFAULT_QUERY_MAX_LIMIT
+    # Longest time window a query may span.
+    max_range_days: PositiveInt = DEFAULT_QUERY_MAX_RANGE_DAYS
+    # Most steps a range query may evaluate (Prometheus refuses above 11,000 too).
+    max_points: PositiveInt = DEFAULT_QUERY_MAX_POINTS
 
 
 class MetricsConfig(Section):
