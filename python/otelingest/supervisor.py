@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import urllib.request
+from typing import TYPE_CHECKING
 
 from . import schema
 from .clickhouse.client import base_url, connect
@@ -27,6 +28,9 @@ from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
 from .errors import EXIT_OK, SchemaError, StorageError
 from .health import HealthServer
+
+if TYPE_CHECKING:
+    from .chstats import StatsCollector
 
 log = logging.getLogger("otelingest.supervisor")
 
@@ -108,6 +112,7 @@ class Supervisor:
         self._ready_notified = False
         self._wake_r, self._wake_w = os.pipe()
         self.health: HealthServer | None = None
+        self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -117,6 +122,11 @@ class Supervisor:
         self._install_signals()
         self.health = HealthServer(self.cfg.metrics.host, self.cfg.metrics.port, self.storage.readiness)
         self.health.start()
+        # Imported here: prometheus_client must load after PROMETHEUS_MULTIPROC_DIR is set.
+        from .chstats import StatsCollector
+
+        self.stats = StatsCollector(self.cfg, self.storage.readiness)
+        self.stats.start()
         if self.cfg.clickhouse.embedded:
             self.clickhouse = EmbeddedClickHouse(
                 self.data_dir / "clickhouse",
@@ -262,6 +272,8 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
+        if self.stats is not None:
+            self.stats.stop()
         if self.clickhouse is not None:
             code = self.clickhouse.stop()
             log.info("embedded ClickHouse stopped (code %s)", code)
