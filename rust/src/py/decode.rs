@@ -9,7 +9,7 @@ use crate::decode::{self, Compression, Format, Options, Signal};
 use crate::tables::Limits;
 
 pyo3::create_exception!(
-    _native,
+    otelingest._native,
     DecodeError,
     PyValueError,
     "Malformed, oversize or hostile export request; str(e) is a short reason (-> HTTP 400)."
