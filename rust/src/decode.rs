@@ -86,6 +86,8 @@ thread_local! {
 
 /// Buffers bigger than this are dropped after use instead of kept for the next request.
 const KEEP_BUFFER_BYTES: usize = 16 << 20;
+/// Column buffers of a block bigger than this are dropped after it is encoded.
+const KEEP_TABLE_BYTES: usize = 32 << 20;
 
 fn inflate(body: &[u8], compression: Compression, max: usize, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
@@ -145,6 +147,14 @@ pub fn encode_last(signal: Signal, buf: &mut [u8]) {
             Signal::Traces => s.traces.table.encode_into(buf),
             Signal::Logs => s.logs.table.encode_into(buf),
             Signal::Metrics => s.metrics.table.encode_into(buf),
+        }
+        // A huge request should not pin its column buffers for the life of the thread.
+        if buf.len() > KEEP_TABLE_BYTES {
+            match signal {
+                Signal::Traces => s.traces = TracesDecoder::default(),
+                Signal::Logs => s.logs = LogsDecoder::default(),
+                Signal::Metrics => s.metrics = MetricsDecoder::default(),
+            }
         }
         Ok(())
     })
