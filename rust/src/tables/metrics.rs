@@ -175,18 +175,23 @@ impl MetricsDecoder {
 
     fn metric(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let (mut name, mut description, mut unit): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
-        let mut r = Reader::new(msg);
-        while let Some((f, v)) = r.next()? {
-            match f {
-                1 => name = v.str("Metric.name")?,
-                2 => description = v.str("Metric.description")?,
-                3 => unit = v.str("Metric.unit")?,
-                _ => {}
-            }
-        }
+        // `data` is a oneof: the last of gauge/sum/histogram/exponential_histogram/summary wins.
+        let mut data: Option<(Kind, &[u8])> = None;
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             let kind = match f {
+                1 => {
+                    name = v.str("Metric.name")?;
+                    continue;
+                }
+                2 => {
+                    description = v.str("Metric.description")?;
+                    continue;
+                }
+                3 => {
+                    unit = v.str("Metric.unit")?;
+                    continue;
+                }
                 5 => Kind::Gauge,
                 7 => Kind::Sum,
                 9 => Kind::Histogram,
@@ -194,30 +199,33 @@ impl MetricsDecoder {
                 11 => Kind::Summary,
                 _ => continue,
             };
-            let data = v.bytes("Metric.data")?;
-            let mut info = MetricInfo {
-                name,
-                description,
-                unit,
-                kind,
-                temporality: 0,
-                monotonic: false,
-            };
-            let mut d = Reader::new(data);
-            while let Some((f, v)) = d.next()? {
-                match (kind, f) {
-                    (Kind::Sum | Kind::Histogram | Kind::ExponentialHistogram, 2) => {
-                        info.temporality = v.varint("aggregation_temporality")?;
-                    }
-                    (Kind::Sum, 3) => info.monotonic = v.varint("Sum.is_monotonic")? != 0,
-                    _ => {}
+            data = Some((kind, v.bytes("Metric.data")?));
+        }
+        let Some((kind, data)) = data else {
+            return Ok(());
+        };
+        let mut info = MetricInfo {
+            name,
+            description,
+            unit,
+            kind,
+            temporality: 0,
+            monotonic: false,
+        };
+        let mut d = Reader::new(data);
+        while let Some((f, v)) = d.next()? {
+            match (kind, f) {
+                (Kind::Sum | Kind::Histogram | Kind::ExponentialHistogram, 2) => {
+                    info.temporality = v.varint("aggregation_temporality")?;
                 }
+                (Kind::Sum, 3) => info.monotonic = v.varint("Sum.is_monotonic")? != 0,
+                _ => {}
             }
-            let mut d = Reader::new(data);
-            while let Some((f, v)) = d.next()? {
-                if f == 1 {
-                    self.point(&info, v.bytes("data_points")?, limits)?;
-                }
+        }
+        let mut d = Reader::new(data);
+        while let Some((f, v)) = d.next()? {
+            if f == 1 {
+                self.point(&info, v.bytes("data_points")?, limits)?;
             }
         }
         Ok(())
