@@ -301,6 +301,13 @@ mod tests {
             text(&any(|b| put_varint_field(b, 3, (-42i64) as u64))),
             "-42"
         );
+        // The one- and two-byte varint fast paths, and a non-minimal two-byte encoding.
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 7))), "7");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 200))), "200");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16383))), "16383");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16384))), "16384");
+        assert_eq!(text(&[0x18, 0x81, 0x00]), "1");
+        assert_eq!(text(&[0x10, 0x02]), "true");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 2.0f64.to_bits()))), "2.0");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 1.5f64.to_bits()))), "1.5");
         assert_eq!(
