@@ -1,4 +1,4 @@
-"""The ``otelingest`` command: serve, migrate, clickhouse, config."""
+"""The ``otelingest`` command: serve, migrate, clickhouse, status, config."""
 
 from __future__ import annotations
 
@@ -175,7 +175,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure("supervisor", cfg.log.format, cfg.log.level)
     from .supervisor import Supervisor
 
-    return Supervisor(cfg).run()
+    return Supervisor(cfg, reload=lambda: load_config(args)).run()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark from the source checkout's ``bench`` package (two levels above this package)."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__init__.py").exists():
+        print(f"otelingest: no bench package under {root} (benchmarks run from a source checkout)", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.path.insert(0, str(root))
+    return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import overview
+
+    cfg = load_config(args)
+    status = overview.collect(cfg, interval_s=args.interval)
+    sys.stdout.write(status.to_json() + "\n" if args.json else overview.render(status))
+    return status.exit_code()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,9 +217,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, ports=False)
     p.set_defaults(func=cmd_clickhouse)
 
+    p = sub.add_parser("status", help="one screen about the running daemon: processes, rates, memory, queues, ClickHouse")
+    _add_config_flags(p, ports=True)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="between the two /metrics samples that give rates")
+    p.set_defaults(func=cmd_status)
+
     p = sub.add_parser("config", help="print the effective configuration (secrets redacted)")
     _add_config_flags(p, ports=True)
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
+    p.add_argument("bench", choices=["native"], help="native: decode+encode throughput vs a Python baseline")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per measurement (default 3)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -80,6 +80,9 @@ class WriterConfig(Section):
     retry_max_s: PositiveFloat = 30.0
     # Shared-memory ring size per receiver->writer pair.
     ring_mib: PositiveInt = 64
+    # On stop, how long a writer keeps trying to store what it holds (ClickHouse down); past it the
+    # records stay in the rings and the ledger, and the next start stores them.
+    stop_timeout_s: PositiveFloat = 60.0
 
 
 class MemoryConfig(Section):
@@ -89,6 +92,9 @@ class MemoryConfig(Section):
     soft_limit_mib: NonNegativeInt = 0
     spike_percent: Annotated[int, Meta(ge=0, le=90)] = DEFAULT_SPIKE_PERCENT
     check_interval_s: PositiveFloat = 0.25
+    # Private RSS of all workers together above which receivers refuse; 0 = hard_limit_mib. The
+    # data limits above count bytes held in rings and batches; this one the interpreters' heaps.
+    rss_limit_mib: NonNegativeInt = 0
 
     @property
     def effective_soft_limit_mib(self) -> int:
