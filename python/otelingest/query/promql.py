@@ -747,11 +747,16 @@ class Evaluator:
                 raise Unprocessable("many-to-many matching not allowed: matching labels must be unique on one side")
             seen.add(sig)
             res = _apply(op, vals, right[sig], return_bool)
-            if op in _CMP and not return_bool:
+            filtering = op in _CMP and not return_bool
+            if filtering:
                 res = np.where(res == 1.0, vals, np.nan)
-            result_labels = _signature(lab, on, names) if on else _drop_name(lab)
-            if op in _CMP and not return_bool:
-                result_labels = lab if not on else result_labels
+            # Prometheus' resultMetric: the name goes for arithmetic and bool; on() keeps only its
+            # labels, ignoring() drops its labels.
+            result_labels = dict(lab) if filtering else _drop_name(lab)
+            if on:
+                result_labels = {k: v for k, v in result_labels.items() if k in names}
+            else:
+                result_labels = {k: v for k, v in result_labels.items() if k not in names}
             out.append((result_labels, res))
         return Vector(out)
 
