@@ -270,3 +270,17 @@ def test_vector_matching_labels(http, env):
     r = http.get("/api/v1/query", params={"query": "http_server_requests_total + on(job) http_server_requests_total",
                                           "time": at(env, T)})
     assert r.status_code == 422 and r.json()["errorType"] == "execution"
+
+
+@pytest.mark.parametrize("q", [
+    "rate(http_server_requests_total[1000y])", "http_server_requests_total offset 1000y",
+    "http_server_requests_total offset -5m", "1e308 * 1e308", "topk(1e20, http_server_requests_total)",
+    "sum(rate(http_server_requests_total[1ms]))", 'http_server_requests_total{http_method=~".*.*.*.*.*.*.*.*a"}',
+    "histogram_quantile(2, rate(http_server_duration_milliseconds_bucket[1m]))",
+])
+def test_extreme_but_valid_promql_answers(http, env, q):
+    r = http.get("/api/v1/query", params={"query": q, "time": at(env, T)})
+    assert r.status_code in (200, 400), (q, r.text)
+    assert r.json()["status"] in ("success", "error")
+    if r.status_code == 400:
+        assert r.json()["errorType"] == "bad_data"

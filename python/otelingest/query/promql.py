@@ -589,6 +589,10 @@ class Evaluator:
         rng = _td(ms.range)
         if rng <= 0:
             raise BadRequest("range must be positive")
+        # A rollup holds one sample per bucket: a window shorter than two buckets would never hold the
+        # two samples rate() needs, so it is widened to the data's resolution (as Grafana's
+        # $__rate_interval does for a scrape interval).
+        rng = max(rng, 2 * BUCKET_S[self.source.table] * NS)
         series, offset = await self._fetch(ms.vector_selector, rng)
         return series, rng, offset
 
