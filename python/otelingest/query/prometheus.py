@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from . import promql
 from .common import JSONResponse, cache_of, first, form_params, now_ns, store_of
-from .errors import BadRequest
+from .errors import BadRequest, Unprocessable
 from .store import Timer
 from .tables import choose_metrics_table
 from .timeparse import NS, duration_ns, prom_time_ns
@@ -65,7 +65,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
             continue
         key = tuple(sorted(labels.items()))
         if key in merged:
-            raise BadRequest("vector cannot contain metrics with the same labelset")
+            raise Unprocessable("vector cannot contain metrics with the same labelset")
         merged[key] = {"metric": labels, "values": pts}
         out.append(merged[key])
     out.sort(key=lambda s: sorted(s["metric"].items()))
@@ -79,7 +79,7 @@ def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
             continue
         key = tuple(sorted(labels.items()))
         if key in seen:
-            raise BadRequest("vector cannot contain metrics with the same labelset")
+            raise Unprocessable("vector cannot contain metrics with the same labelset")
         seen.add(key)
 
 

@@ -1,12 +1,15 @@
 """PromQL over the OTel metrics tables.
 
-Parsing is done by ``promql-parser``. Each vector selector is planned into bound SQL: the metric
-catalog maps Prometheus names (OTel -> Prometheus naming: dots to underscores, unit suffixes,
+Parsing is done by ``promql-parser``. Each selector is planned into bound SQL (sql/queries/prom_*.sql):
+the metric catalog maps Prometheus names (OTel -> Prometheus naming: dots to underscores, unit suffixes,
 ``_total`` for monotonic sums, ``_bucket``/``_sum``/``_count`` for histograms) to OTel metric names;
 the series catalog gives each series' labels, the label matchers select series ids, and only those
 series' samples in the needed window are read — from the raw table or a rollup, chosen by time range
-and step. The functions, aggregations and operators then evaluate over the samples per step, with
-Prometheus' semantics (5m lookback, extrapolated rate, bucketQuantile).
+and step. With steps/ranges of a minute or more, ClickHouse pre-aggregates the samples per step
+bucket (count, first, last, sum, min, max, counter-reset corrections: prom_buckets_raw.sql) so a long
+range moves one row per series and step, and the result is exactly what the raw samples give. The
+functions, aggregations and operators then evaluate per step with Prometheus' semantics (5m
+lookback, extrapolated rate, bucketQuantile). On rollups a range window is at least two buckets.
 
 Supported: selectors with = != =~ !~ and offset; rate, irate, increase, delta, {avg,sum,min,max,
 count,last}_over_time, histogram_quantile, abs/ceil/floor/round/sqrt/exp/ln/log2/log10, clamp_min,
