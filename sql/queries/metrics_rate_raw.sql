@@ -10,6 +10,7 @@ FROM
            argMax(Value, TimeUnix) - argMin(Value, TimeUnix)) AS increase
     FROM otel_metrics
     WHERE MetricName = {metric:String}
+      AND MetricType IN ('Sum')  -- histograms: Prometheus API (histogram_quantile)
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
