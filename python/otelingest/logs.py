@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -33,8 +34,9 @@ def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
 
 def _logfmt_value(v: Any) -> str:
     s = str(v)
-    if s == "" or any(c in s for c in ' ="\n\t\\'):
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    # Quote with JSON string escaping: every control character escaped, still one line.
+    if s == "" or any(c in s for c in ' ="\\') or any(ord(c) < 0x20 or c == "\x7f" for c in s):
+        return json.dumps(s, ensure_ascii=False)
     return s
 
 
