@@ -275,3 +275,19 @@ def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
         assert checked > 500
     finally:
         pool.close()
+
+
+def test_hostile_regex_runs_in_linear_time(old_env):
+    """`(a+)+b` against "aaaa…a!" backtracks exponentially in Python's re; ClickHouse's RE2 does not,
+    and that is where label regexes run. (A regression would hang until the test timeout.)"""
+    e = old_env
+    now = time.time_ns()
+    qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, [
+        qd.metric_row(now - 60 * qd.NS, now - 120 * qd.NS, "evil.gauge", "", "Gauge", "Unspecified", False,
+                      {"path": "a" * 64 + "!"}, value=1.0)])
+    with httpx.Client(base_url=e.url, timeout=60) as http:
+        for q, expected in (('evil_gauge{path=~"(a+)+b"}', 0), ('evil_gauge{path!~"(a+)+b"}', 1),
+                            ('evil_gauge{path=~"(a+)+!"}', 1), ('{__name__=~"(e+)+vil_gauge"}', 1)):
+            r = http.get("/api/v1/query", params={"query": q, "time": now / qd.NS})
+            assert r.status_code == 200, r.text
+            assert len(r.json()["data"]["result"]) == expected, q
