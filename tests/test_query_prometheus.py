@@ -48,6 +48,9 @@ def test_health_checks(http):
     assert r.json() == {"status": "success", "data": {"resultType": "scalar", "result": [4.0, "2"]}}
     r = http.post("/api/v1/query", data={"query": "1+1", "time": "4"})
     assert r.json()["data"]["result"] == [4.0, "2"]
+    # vmalert: POST with the parameters in the URL and an empty body.
+    r = http.post("/api/v1/query?query=1%2B1&time=4", content=b"")
+    assert r.json()["data"]["result"] == [4.0, "2"]
     r = http.get("/api/v1/status/buildinfo")
     assert r.status_code == 200 and "features" not in r.json()["data"]
     assert http.get("/").status_code == 200
