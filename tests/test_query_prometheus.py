@@ -55,7 +55,7 @@ def test_health_checks(http):
     assert r.status_code == 200 and "features" not in r.json()["data"]
     assert http.get("/").status_code == 200
     assert http.get("/api/v1/rules").json()["data"] == {"groups": []}
-    assert http.get("/api/v1/query_exemplars", params={"query": "x"}).json()["data"] == []
+    assert http.get("/api/v1/query_exemplars", params={"query": "nonexistent_metric"}).json()["data"] == []
 
 
 def test_gauge_selector_labels_and_naming(http, env):
@@ -287,3 +287,19 @@ def test_extreme_but_valid_promql_answers(http, env, q):
     assert r.json()["status"] in ("success", "error")
     if r.status_code == 400:
         assert r.json()["errorType"] == "bad_data"
+
+
+def test_exemplars_link_metrics_to_traces(http, env):
+    r = http.get("/api/v1/query_exemplars", params={
+        "query": "histogram_quantile(0.9, rate(http_server_duration_milliseconds_bucket[1m]))",
+        "start": at(env, 0), "end": at(env, 600)})
+    assert r.status_code == 200, r.text
+    (series,) = r.json()["data"]
+    assert series["seriesLabels"]["__name__"] == "http_server_duration_milliseconds_bucket"
+    assert series["seriesLabels"]["le"] == "50"  # 42 ms fell in the (10, 50] bucket
+    assert series["exemplars"] == [{
+        "labels": {"http_route": "/checkout", "trace_id": qd.TRACE_A.hex(), "span_id": qd.ROOT_SPAN.hex()},
+        "value": "42", "timestamp": (env.data.t0 + 300 * qd.NS - 5 * qd.MS) / qd.NS}]
+    r = http.get("/api/v1/query_exemplars", params={"query": "system_memory_usage_bytes",
+                                                    "start": at(env, 0), "end": at(env, 600)})
+    assert r.json()["data"] == []
