@@ -32,13 +32,12 @@ LOCAL_INTERVAL_S = 1.0
 # The writers' on-disk queue lives here, under the data dir.
 SPILL_DIR_NAME = "spill"
 
-# The supervisor is the only writer of these: "mostrecent" is its last value.
-_MODE = "mostrecent"
 
 
 def _gauge(name: str) -> Gauge:
     fam = names.BY_NAME[name]
-    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode=_MODE)
+    # The supervisor is the only writer of these: "mostrecent" is its last value.
+    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
 
 
 clickhouse_up = _gauge(names.CLICKHOUSE_UP)
