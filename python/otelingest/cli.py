@@ -12,7 +12,10 @@ from . import __version__
 from .errors import EXIT_BOOT, EXIT_CONFIG, ConfigError, SchemaError, StorageError
 
 DEFAULT_CONFIG_FILE = "otelingest.toml"
-SECRET_KEYS = frozenset({"password", "read_only_password"})
+SECRET_KEYS = frozenset({
+    "password", "read_only_password",
+    "receiver_bearer_tokens", "receiver_basic_users", "query_bearer_tokens", "query_basic_users",
+})
 
 
 def _add_config_flags(p: argparse.ArgumentParser, *, ports: bool) -> None:
@@ -66,7 +69,8 @@ def load_config(args: argparse.Namespace):  # -> Config
 
 def _redact(d: Any) -> Any:
     if isinstance(d, dict):
-        return {k: ("***" if k in SECRET_KEYS and v else _redact(v)) for k, v in d.items()}
+        return {k: (("***" if isinstance(v, str) else ["***"]) if k in SECRET_KEYS and v else _redact(v))
+                for k, v in d.items()}
     return d
 
 
@@ -77,6 +81,8 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(type(v))
 
 
@@ -169,7 +175,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.configure("supervisor", cfg.log.format, cfg.log.level)
     from .supervisor import Supervisor
 
-    return Supervisor(cfg).run()
+    return Supervisor(cfg, reload=lambda: load_config(args)).run()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark from the source checkout's ``bench`` package (two levels above this package)."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__init__.py").exists():
+        print(f"otelingest: no bench package under {root} (benchmarks run from a source checkout)", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.path.insert(0, str(root))
+    return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -208,6 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the effective configuration (secrets redacted)")
     _add_config_flags(p, ports=True)
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
+    p.add_argument("bench", choices=["native"], help="native: decode+encode throughput vs a Python baseline")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per measurement (default 3)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

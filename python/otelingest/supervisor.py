@@ -6,27 +6,49 @@ restarts the dead with exponential backoff. It serves ``/health``, ``/ready`` an
 itself, so those answer while any worker restarts.
 
 Start order: embedded ClickHouse (when no URL is configured), then the storage watcher that waits
-for ClickHouse and applies migrations. Stop order is the reverse: workers first, ClickHouse last,
+for ClickHouse and applies migrations, the memory limiter, then the rings, writers, receivers and
+the query process. Stop order is the reverse: receivers stop accepting and finish in-flight
+requests, writers drain every ring and flush every batch, the query process stops, ClickHouse last,
 so that nothing acknowledged is left unflushed when the storage goes away.
+
+Children are fresh interpreters (``python -m otelingest.worker ROLE INDEX RUN_DIR``, see
+:mod:`otelingest.worker` for why not ``os.fork``), reading the effective config from
+``run/worker.json``. Each is watched by exit status and by heartbeat (its slot on the status
+page): a dead child is replaced at the same index after a backoff, a hung one (no heartbeat for
+``HEARTBEAT_TIMEOUT_S``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
+the supervisor with that code instead of a restart loop. Children are reaped with ``Popen.poll``
+(``waitpid`` on their own pid) rather than ``waitpid(-1)``, which would also steal the embedded
+ClickHouse's status from its own handle.
+
+The supervisor creates (or, after a restart, re-attaches) the rings, one per receiver->writer
+pair in ``run/rings``, so a replaced writer resumes from the release cursor and a replaced
+receiver produces into the same rings.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import select
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
-from typing import TYPE_CHECKING
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import msgspec
 
 from . import schema
 from .clickhouse.client import base_url, connect
 from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
-from .errors import EXIT_OK, SchemaError, StorageError
+from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError, SchemaError, StorageError
 from .health import HealthServer
 
 if TYPE_CHECKING:
@@ -40,6 +62,13 @@ RESTART_BACKOFF_MAX_S = 30.0
 # A child that stayed up this long is healthy again: its next crash restarts at the initial backoff.
 RESTART_BACKOFF_RESET_S = 60.0
 STORAGE_CHECK_INTERVAL_S = 1.0
+# A worker that has not beaten its heartbeat for this long is hung: killed and replaced.
+HEARTBEAT_TIMEOUT_S = 30.0
+# Writers flush everything on stop within writer.stop_timeout_s; this much more and they are killed
+# (what they held stays in the rings and their ledger).
+WRITER_STOP_EXTRA_S = 15.0
+QUERY_STOP_TIMEOUT_S = 10.0
+RECEIVER_STOP_EXTRA_S = 15.0
 
 
 def set_process_title(title: str) -> None:
@@ -97,11 +126,36 @@ class StorageState:
         return ok, "ok" if ok else self.reason
 
 
+@dataclass
+class Child:
+    """One worker slot: the same role and index across restarts."""
+
+    role: str
+    index: int
+    slot: int
+    proc: subprocess.Popen[bytes] | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+    restart_at: float | None = None
+    spawned_at: float = 0.0
+    # Stopped on purpose by a SIGHUP rolling restart: replaced at once, not counted as a crash.
+    rolling: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.role if self.role == "query" else f"{self.role} {self.index}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
 class Supervisor:
     SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD)
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, reload: Callable[[], Config] | None = None) -> None:
         self.cfg = cfg
+        self._reload = reload
+        self._roll: deque[Child] = deque()
+        self._rolling: Child | None = None
         self.data_dir = cfg.data_path
         self.storage = StorageState()
         self.clickhouse: EmbeddedClickHouse | None = None
@@ -112,6 +166,11 @@ class Supervisor:
         self._ready_notified = False
         self._wake_r, self._wake_w = os.pipe()
         self.health: HealthServer | None = None
+        self.exit_code = EXIT_OK
+        self.children: list[Child] = []
+        self.rings: list[Any] = []
+        self.status: Any = None
+        self.limiter: Any = None
         self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -140,10 +199,11 @@ class Supervisor:
         watcher = threading.Thread(target=self._watch_storage, name="storage-watcher", daemon=True)
         watcher.start()
         try:
+            self._start_workers()
             self._loop()
         finally:
             self._shutdown()
-        return EXIT_OK
+        return self.exit_code
 
     def _print_listeners(self) -> None:
         c = self.cfg
@@ -183,6 +243,7 @@ class Supervisor:
                     handler()
             if not self._stopping.is_set():
                 self._check_clickhouse()
+                self._check_children()
                 self._maybe_notify_ready()
 
     # --- signals -----------------------------------------------------------------------------------
@@ -194,8 +255,41 @@ class Supervisor:
     handle_sigint = handle_sigterm
 
     def handle_sighup(self) -> None:
-        log.info("SIGHUP: reapplying retention from the current config")
+        """Reload the config: retention, memory limits and log level at once; batch and receiver
+        limits by a rolling restart of the workers (one at a time, each drains or finishes its
+        requests first). Ports, worker counts, data dir and ClickHouse need a full restart."""
+        if self._reload is not None:
+            try:
+                new = self._reload()
+            except ConfigError as e:
+                log.error("SIGHUP: config not reloaded, keeping the running one: %s", e)
+                return
+            new = self._keep_restart_only(new)
+            self.cfg = new
+            logging.getLogger().setLevel(new.log.level.upper())
+            if self.status is not None:
+                from .memory import MemoryLimiter
+                from .runtime import write_worker_file
+
+                self.limiter = MemoryLimiter(new.memory, self._memory_reading)
+                write_worker_file(self.layout.run_dir, new, self.layout)
+                self._roll = deque(c for c in self.children if c.role in ("writer", "receiver"))
+        log.info("SIGHUP: config reloaded; reapplying retention, rolling restart of %d workers", len(self._roll))
         self.storage.schema_current = False
+
+    def _keep_restart_only(self, new: Config) -> Config:
+        old = self.cfg
+        replace = msgspec.structs.replace
+        kept = replace(
+            new, data_dir=old.data_dir, clickhouse=old.clickhouse, query=old.query, metrics=old.metrics,
+            receiver=replace(new.receiver, host=old.receiver.host, grpc_port=old.receiver.grpc_port,
+                             http_port=old.receiver.http_port, workers=old.receiver.workers),
+            writer=replace(new.writer, workers=old.writer.workers, ring_mib=old.writer.ring_mib),
+        )
+        if kept != new:
+            log.warning("SIGHUP: changes to ports, worker counts, ring size, data_dir, [clickhouse], [query] or "
+                        "[metrics] take effect at the next restart")
+        return kept
 
     def handle_sigchld(self) -> None:
         # Children are checked on every tick; the wake-up is what matters here.
@@ -268,10 +362,185 @@ class Supervisor:
             log.info("ready")
             sd_notify("READY=1\nSTATUS=ready")
 
+    # --- workers -----------------------------------------------------------------------------------
+
+    def _start_workers(self) -> None:
+        from .runtime import Layout, write_worker_file
+        from .status import StatusPage
+
+        run_dir = self.data_dir / "run"
+        (run_dir / "rings").mkdir(parents=True, exist_ok=True)
+        self.layout = Layout(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
+        self.status = StatusPage.create(self.layout.status_path, self.layout.slots)
+        self.rings = self._open_rings()
+        self.worker_file = write_worker_file(run_dir, self.cfg, self.layout)
+        from .memory import MemoryLimiter
+
+        self.limiter = MemoryLimiter(self.cfg.memory, self._memory_reading)
+        threading.Thread(target=self._limit_memory, name="memory-limiter", daemon=True).start()
+        # Writers first: a receiver may accept as soon as it is up.
+        for j in range(self.layout.writers):
+            self.children.append(Child("writer", j, self.layout.writer_slot(j)))
+        for i in range(self.layout.receivers):
+            self.children.append(Child("receiver", i, self.layout.receiver_slot(i)))
+        if _module_exists("otelingest.query.app"):
+            self.children.append(Child("query", 0, self.layout.query_slot))
+        else:
+            log.info("query API not started: the module otelingest.query.app is not installed")
+        for child in self.children:
+            self._spawn(child)
+
+    def _open_rings(self) -> list[Any]:
+        from .worker import ring_class
+
+        Ring = ring_class()
+        capacity = self.cfg.writer.ring_mib * 1024 * 1024
+        rings = []
+        for i in range(self.layout.receivers):
+            for j in range(self.layout.writers):
+                path = self.layout.ring_path(i, j)
+                ring = None
+                if path.exists():
+                    try:
+                        ring = Ring.attach(str(path))
+                        if ring.used_bytes:
+                            log.info("ring %s holds %d bytes from the last run; writer %d will store them",
+                                     path.name, ring.used_bytes, j)
+                    except (OSError, ValueError) as e:
+                        log.warning("ring %s unusable (%s); creating it afresh", path, e)
+                        ring = None
+                if ring is None:
+                    ring = Ring.create(str(path), capacity)
+                rings.append(ring)
+        return rings
+
+    def _spawn(self, child: Child) -> None:
+        self.status.reset_slot(child.slot)
+        cmd = [sys.executable, "-m", "otelingest.worker", child.role, str(child.index), str(self.layout.run_dir)]
+        child.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True)
+        child.backoff.started()
+        child.restart_at = None
+        child.spawned_at = time.monotonic()
+        log.info("started %s, pid %d", child.name, child.proc.pid)
+
+    def _check_children(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.proc
+            if proc is not None:
+                code = proc.poll()
+                if code is None:
+                    beat, _held = self.status.slot(child.slot)
+                    if now - beat > HEARTBEAT_TIMEOUT_S:
+                        log.error("%s (pid %d) missed its heartbeat for %.0fs; killing it", child.name, proc.pid, now - beat)
+                        self._count_restart(child.role, "hung")
+                        proc.kill()
+                    continue
+                self._reaped(child, code)
+                if self._stopping.is_set():
+                    return
+                if child.rolling and code == 0:
+                    child.rolling = False
+                    self._spawn(child)
+                    continue
+                child.proc = None
+                delay = child.backoff.next_delay()
+                child.restart_at = now + delay
+                log.error("%s (pid %d) exited with code %s; restarting in %.1fs", child.name, proc.pid, code, delay)
+                self._count_restart(child.role, "exit")
+            elif child.restart_at is not None and now >= child.restart_at:
+                self._spawn(child)
+        self._advance_roll()
+
+    def _advance_roll(self) -> None:
+        """One worker at a time: the next is stopped once the previous one's replacement beats."""
+        cur = self._rolling
+        if cur is not None:
+            if cur.rolling or not cur.alive() or self.status.slot(cur.slot)[0] <= cur.spawned_at:
+                return
+            self._rolling = None
+        while self._roll:
+            child = self._roll.popleft()
+            if child.alive() and child.proc is not None:
+                child.rolling = True
+                self._rolling = child
+                log.info("rolling restart: stopping %s (pid %d)", child.name, child.proc.pid)
+                child.proc.send_signal(signal.SIGTERM)
+                return
+
+    def _reaped(self, child: Child, code: int) -> None:
+        from . import metrics
+
+        if child.proc is not None:
+            metrics.mark_process_dead(child.proc.pid)
+        if code in (EXIT_CONFIG, EXIT_BOOT):
+            what = "a config it cannot use" if code == EXIT_CONFIG else "it failed to boot"
+            log.error("%s exited with code %d (%s); stopping instead of restarting", child.name, code, what)
+            self.exit_code = code
+            self._stopping.set()
+
+    def _count_restart(self, role: str, reason: str) -> None:
+        from . import metrics
+
+        metrics.worker_restarts.labels(role, reason).inc()
+
+    def _memory_reading(self) -> tuple[int, int]:
+        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
+        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
+        pids = [c.proc.pid for c in self.children if c.proc is not None and c.role != "query"]
+        from .memory import private_rss
+
+        return ring_bytes + held, private_rss(pids)
+
+    def _limit_memory(self) -> None:
+        from . import metrics
+        from .status import PAUSE_WRITERS, REFUSE, STORAGE_READY
+
+        interval = self.cfg.memory.check_interval_s
+        while not self._stopping.is_set():
+            try:
+                d = self.limiter.tick()
+                self.status.set_flag(REFUSE, d.refuse)
+                self.status.set_flag(PAUSE_WRITERS, d.pause_writers)
+                self.status.usage = d.data_bytes
+                metrics.memory_usage.labels("pipeline", "data").set(d.data_bytes)
+                metrics.memory_usage.labels("workers", "rss").set(d.rss_bytes)
+                metrics.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
+            except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
+                log.exception("memory limiter tick failed")
+            self.status.set_flag(STORAGE_READY, self.storage.readiness()[0])
+            self._stopping.wait(interval)
+
+    def _stop_role(self, role: str, timeout: float) -> None:
+        """SIGTERM every child of the role, wait up to ``timeout``, then SIGKILL the rest; reap all."""
+        group = [c for c in self.children if c.role == role and c.alive()]
+        if not group:
+            return
+        log.info("stopping %d %s process(es)", len(group), role)
+        for c in group:
+            assert c.proc is not None
+            c.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for c in group:
+            assert c.proc is not None
+            try:
+                c.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("%s did not stop within %.0fs; killing it", c.name, timeout)
+                c.proc.kill()
+                c.proc.wait()
+            from . import metrics
+
+            metrics.mark_process_dead(c.proc.pid)
+
     # --- stop --------------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
+        receiver_grace = self.cfg.receiver.request_timeout_s + RECEIVER_STOP_EXTRA_S
+        self._stop_role("receiver", receiver_grace)
+        self._stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)
+        self._stop_role("query", QUERY_STOP_TIMEOUT_S)
         if self.stats is not None:
             self.stats.stop()
         if self.clickhouse is not None:
@@ -280,6 +549,13 @@ class Supervisor:
         if self.health is not None:
             self.health.stop()
         log.info("stopped")
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent package is missing
+        return False
 
 
 def check_storage(cfg: Config) -> bool:

@@ -3,7 +3,14 @@
 //! Plain Rust modules hold the logic so `cargo test` covers them without Python; `py` alone
 //! knows about PyO3 and exposes one flat module.
 
+pub mod anyvalue;
+pub mod decode;
+pub mod error;
+pub mod native;
+pub mod otlp;
 pub mod py;
+pub mod tables;
+pub mod ring;
 
 #[cfg(feature = "extension-module")]
 use pyo3::prelude::*;

@@ -14,17 +14,23 @@ from ..errors import StorageError
 
 # ClickHouse error codes that no retry will fix (Vector's sink makes the same split).
 NON_RETRYABLE_CODES = frozenset({
+    6,  # CANNOT_PARSE_TEXT
     16,  # NO_SUCH_COLUMN_IN_TABLE
     27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
     33,  # CANNOT_READ_ALL_DATA
     36,  # BAD_ARGUMENTS
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    44,  # ILLEGAL_COLUMN
     47,  # UNKNOWN_IDENTIFIER
     53,  # TYPE_MISMATCH
     60,  # UNKNOWN_TABLE
     62,  # SYNTAX_ERROR
     70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
     81,  # UNKNOWN_DATABASE
     117,  # INCORRECT_DATA
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
     192,  # UNKNOWN_USER
     516,  # AUTHENTICATION_FAILED
 })

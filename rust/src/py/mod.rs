@@ -3,6 +3,9 @@
 
 use pyo3::prelude::*;
 
+mod decode;
+pub mod ring;
+
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -11,5 +14,7 @@ fn version() -> &'static str {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    decode::register(m)?;
+    ring::register(m)?;
     Ok(())
 }

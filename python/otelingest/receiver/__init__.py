@@ -1,0 +1,1 @@
+"""OTLP receivers (gRPC and HTTP) of one receiver worker process."""

@@ -1,0 +1,1 @@
+"""Writer processes: drain the rings, batch per table, INSERT into ClickHouse exactly once."""

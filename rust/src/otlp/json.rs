@@ -1,0 +1,830 @@
+//! OTLP/JSON -> protobuf wire bytes, so JSON bodies go through the same table builders.
+//!
+//! Accepts what real senders write (the OTLP/JSON spec and the OTel JS exporter and Collector):
+//! camelCase field names (snake_case too, as protobuf JSON allows); trace/span ids as hex strings;
+//! `bytesValue` as base64; 64-bit integers as strings or numbers; enums as numbers or names
+//! (`"kind": 2` or `"SPAN_KIND_SERVER"`); doubles as numbers or `"NaN"`, `"Infinity"`,
+//! `"-Infinity"`; `null` as absent. Unknown fields are ignored. A value of the wrong JSON type is a
+//! `DecodeError` naming the field. serde_json caps nesting at 128 levels (no stack overflow).
+//!
+//! Nested messages are written with 5-byte (padded) length varints patched after the fact, so the
+//! transcoding is one pass with no intermediate buffers; the wire reader accepts padded varints.
+
+use base64::Engine as _;
+use serde_json::Value as J;
+
+use crate::error::{bail, DecodeError, Result};
+use crate::otlp::wire::{put_key, put_varint};
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Msg(&'static Msg),
+    Str,
+    /// bytes as base64 (AnyValue.bytes_value).
+    Base64,
+    /// trace/span ids as hex.
+    Id,
+    Bool,
+    Varint,
+    Enum(fn(&str) -> Option<u64>),
+    Fixed64,
+    Fixed32,
+    Double,
+    SInt32,
+}
+
+struct Field {
+    num: u32,
+    camel: &'static str,
+    snake: &'static str,
+    kind: Kind,
+    repeated: bool,
+}
+
+struct Msg {
+    name: &'static str,
+    fields: &'static [Field],
+}
+
+const fn f(num: u32, camel: &'static str, snake: &'static str, kind: Kind) -> Field {
+    Field {
+        num,
+        camel,
+        snake,
+        kind,
+        repeated: false,
+    }
+}
+
+const fn rep(num: u32, camel: &'static str, snake: &'static str, kind: Kind) -> Field {
+    Field {
+        num,
+        camel,
+        snake,
+        kind,
+        repeated: true,
+    }
+}
+
+fn enum_by_prefix(name: &str, prefix: &str, names: &[&str]) -> Option<u64> {
+    let short = name.strip_prefix(prefix).unwrap_or(name);
+    names.iter().position(|n| *n == short).map(|i| i as u64)
+}
+
+fn span_kind(n: &str) -> Option<u64> {
+    enum_by_prefix(
+        n,
+        "SPAN_KIND_",
+        &[
+            "UNSPECIFIED",
+            "INTERNAL",
+            "SERVER",
+            "CLIENT",
+            "PRODUCER",
+            "CONSUMER",
+        ],
+    )
+}
+
+fn status_code(n: &str) -> Option<u64> {
+    enum_by_prefix(n, "STATUS_CODE_", &["UNSET", "OK", "ERROR"])
+}
+
+fn temporality(n: &str) -> Option<u64> {
+    enum_by_prefix(
+        n,
+        "AGGREGATION_TEMPORALITY_",
+        &["UNSPECIFIED", "DELTA", "CUMULATIVE"],
+    )
+}
+
+fn severity(n: &str) -> Option<u64> {
+    const NAMES: [&str; 25] = [
+        "UNSPECIFIED",
+        "TRACE",
+        "TRACE2",
+        "TRACE3",
+        "TRACE4",
+        "DEBUG",
+        "DEBUG2",
+        "DEBUG3",
+        "DEBUG4",
+        "INFO",
+        "INFO2",
+        "INFO3",
+        "INFO4",
+        "WARN",
+        "WARN2",
+        "WARN3",
+        "WARN4",
+        "ERROR",
+        "ERROR2",
+        "ERROR3",
+        "ERROR4",
+        "FATAL",
+        "FATAL2",
+        "FATAL3",
+        "FATAL4",
+    ];
+    enum_by_prefix(n, "SEVERITY_NUMBER_", &NAMES)
+}
+
+static ANY_VALUE: Msg = Msg {
+    name: "AnyValue",
+    fields: &[
+        f(1, "stringValue", "string_value", Kind::Str),
+        f(2, "boolValue", "bool_value", Kind::Bool),
+        f(3, "intValue", "int_value", Kind::Varint),
+        f(4, "doubleValue", "double_value", Kind::Double),
+        f(5, "arrayValue", "array_value", Kind::Msg(&ARRAY_VALUE)),
+        f(6, "kvlistValue", "kvlist_value", Kind::Msg(&KV_LIST)),
+        f(7, "bytesValue", "bytes_value", Kind::Base64),
+    ],
+};
+static ARRAY_VALUE: Msg = Msg {
+    name: "ArrayValue",
+    fields: &[rep(1, "values", "values", Kind::Msg(&ANY_VALUE))],
+};
+static KV_LIST: Msg = Msg {
+    name: "KeyValueList",
+    fields: &[rep(1, "values", "values", Kind::Msg(&KEY_VALUE))],
+};
+static KEY_VALUE: Msg = Msg {
+    name: "KeyValue",
+    fields: &[
+        f(1, "key", "key", Kind::Str),
+        f(2, "value", "value", Kind::Msg(&ANY_VALUE)),
+    ],
+};
+const ATTRS: Kind = Kind::Msg(&KEY_VALUE);
+
+static RESOURCE: Msg = Msg {
+    name: "Resource",
+    fields: &[
+        rep(1, "attributes", "attributes", ATTRS),
+        f(
+            2,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+    ],
+};
+static SCOPE: Msg = Msg {
+    name: "InstrumentationScope",
+    fields: &[
+        f(1, "name", "name", Kind::Str),
+        f(2, "version", "version", Kind::Str),
+        rep(3, "attributes", "attributes", ATTRS),
+        f(
+            4,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+    ],
+};
+
+// --- traces ---
+static TRACES_REQUEST: Msg = Msg {
+    name: "ExportTraceServiceRequest",
+    fields: &[rep(
+        1,
+        "resourceSpans",
+        "resource_spans",
+        Kind::Msg(&RESOURCE_SPANS),
+    )],
+};
+static RESOURCE_SPANS: Msg = Msg {
+    name: "ResourceSpans",
+    fields: &[
+        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
+        rep(2, "scopeSpans", "scope_spans", Kind::Msg(&SCOPE_SPANS)),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static SCOPE_SPANS: Msg = Msg {
+    name: "ScopeSpans",
+    fields: &[
+        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
+        rep(2, "spans", "spans", Kind::Msg(&SPAN)),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static SPAN: Msg = Msg {
+    name: "Span",
+    fields: &[
+        f(1, "traceId", "trace_id", Kind::Id),
+        f(2, "spanId", "span_id", Kind::Id),
+        f(3, "traceState", "trace_state", Kind::Str),
+        f(4, "parentSpanId", "parent_span_id", Kind::Id),
+        f(16, "flags", "flags", Kind::Fixed32),
+        f(5, "name", "name", Kind::Str),
+        f(6, "kind", "kind", Kind::Enum(span_kind)),
+        f(
+            7,
+            "startTimeUnixNano",
+            "start_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(8, "endTimeUnixNano", "end_time_unix_nano", Kind::Fixed64),
+        rep(9, "attributes", "attributes", ATTRS),
+        f(
+            10,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+        rep(11, "events", "events", Kind::Msg(&EVENT)),
+        f(
+            12,
+            "droppedEventsCount",
+            "dropped_events_count",
+            Kind::Varint,
+        ),
+        rep(13, "links", "links", Kind::Msg(&LINK)),
+        f(14, "droppedLinksCount", "dropped_links_count", Kind::Varint),
+        f(15, "status", "status", Kind::Msg(&STATUS)),
+    ],
+};
+static EVENT: Msg = Msg {
+    name: "Span.Event",
+    fields: &[
+        f(1, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(2, "name", "name", Kind::Str),
+        rep(3, "attributes", "attributes", ATTRS),
+        f(
+            4,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+    ],
+};
+static LINK: Msg = Msg {
+    name: "Span.Link",
+    fields: &[
+        f(1, "traceId", "trace_id", Kind::Id),
+        f(2, "spanId", "span_id", Kind::Id),
+        f(3, "traceState", "trace_state", Kind::Str),
+        rep(4, "attributes", "attributes", ATTRS),
+        f(
+            5,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+        f(6, "flags", "flags", Kind::Fixed32),
+    ],
+};
+static STATUS: Msg = Msg {
+    name: "Status",
+    fields: &[
+        f(2, "message", "message", Kind::Str),
+        f(3, "code", "code", Kind::Enum(status_code)),
+    ],
+};
+
+// --- logs ---
+static LOGS_REQUEST: Msg = Msg {
+    name: "ExportLogsServiceRequest",
+    fields: &[rep(
+        1,
+        "resourceLogs",
+        "resource_logs",
+        Kind::Msg(&RESOURCE_LOGS),
+    )],
+};
+static RESOURCE_LOGS: Msg = Msg {
+    name: "ResourceLogs",
+    fields: &[
+        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
+        rep(2, "scopeLogs", "scope_logs", Kind::Msg(&SCOPE_LOGS)),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static SCOPE_LOGS: Msg = Msg {
+    name: "ScopeLogs",
+    fields: &[
+        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
+        rep(2, "logRecords", "log_records", Kind::Msg(&LOG_RECORD)),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static LOG_RECORD: Msg = Msg {
+    name: "LogRecord",
+    fields: &[
+        f(1, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(
+            11,
+            "observedTimeUnixNano",
+            "observed_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(2, "severityNumber", "severity_number", Kind::Enum(severity)),
+        f(3, "severityText", "severity_text", Kind::Str),
+        f(5, "body", "body", Kind::Msg(&ANY_VALUE)),
+        rep(6, "attributes", "attributes", ATTRS),
+        f(
+            7,
+            "droppedAttributesCount",
+            "dropped_attributes_count",
+            Kind::Varint,
+        ),
+        f(8, "flags", "flags", Kind::Fixed32),
+        f(9, "traceId", "trace_id", Kind::Id),
+        f(10, "spanId", "span_id", Kind::Id),
+        f(12, "eventName", "event_name", Kind::Str),
+    ],
+};
+
+// --- metrics ---
+static METRICS_REQUEST: Msg = Msg {
+    name: "ExportMetricsServiceRequest",
+    fields: &[rep(
+        1,
+        "resourceMetrics",
+        "resource_metrics",
+        Kind::Msg(&RESOURCE_METRICS),
+    )],
+};
+static RESOURCE_METRICS: Msg = Msg {
+    name: "ResourceMetrics",
+    fields: &[
+        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
+        rep(
+            2,
+            "scopeMetrics",
+            "scope_metrics",
+            Kind::Msg(&SCOPE_METRICS),
+        ),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static SCOPE_METRICS: Msg = Msg {
+    name: "ScopeMetrics",
+    fields: &[
+        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
+        rep(2, "metrics", "metrics", Kind::Msg(&METRIC)),
+        f(3, "schemaUrl", "schema_url", Kind::Str),
+    ],
+};
+static METRIC: Msg = Msg {
+    name: "Metric",
+    fields: &[
+        f(1, "name", "name", Kind::Str),
+        f(2, "description", "description", Kind::Str),
+        f(3, "unit", "unit", Kind::Str),
+        f(5, "gauge", "gauge", Kind::Msg(&GAUGE)),
+        f(7, "sum", "sum", Kind::Msg(&SUM)),
+        f(9, "histogram", "histogram", Kind::Msg(&HISTOGRAM)),
+        f(
+            10,
+            "exponentialHistogram",
+            "exponential_histogram",
+            Kind::Msg(&EXP_HISTOGRAM),
+        ),
+        f(11, "summary", "summary", Kind::Msg(&SUMMARY)),
+        rep(12, "metadata", "metadata", ATTRS),
+    ],
+};
+static GAUGE: Msg = Msg {
+    name: "Gauge",
+    fields: &[rep(
+        1,
+        "dataPoints",
+        "data_points",
+        Kind::Msg(&NUMBER_POINT),
+    )],
+};
+static SUM: Msg = Msg {
+    name: "Sum",
+    fields: &[
+        rep(1, "dataPoints", "data_points", Kind::Msg(&NUMBER_POINT)),
+        f(
+            2,
+            "aggregationTemporality",
+            "aggregation_temporality",
+            Kind::Enum(temporality),
+        ),
+        f(3, "isMonotonic", "is_monotonic", Kind::Bool),
+    ],
+};
+static HISTOGRAM: Msg = Msg {
+    name: "Histogram",
+    fields: &[
+        rep(1, "dataPoints", "data_points", Kind::Msg(&HISTOGRAM_POINT)),
+        f(
+            2,
+            "aggregationTemporality",
+            "aggregation_temporality",
+            Kind::Enum(temporality),
+        ),
+    ],
+};
+static EXP_HISTOGRAM: Msg = Msg {
+    name: "ExponentialHistogram",
+    fields: &[
+        rep(
+            1,
+            "dataPoints",
+            "data_points",
+            Kind::Msg(&EXP_HISTOGRAM_POINT),
+        ),
+        f(
+            2,
+            "aggregationTemporality",
+            "aggregation_temporality",
+            Kind::Enum(temporality),
+        ),
+    ],
+};
+static SUMMARY: Msg = Msg {
+    name: "Summary",
+    fields: &[rep(
+        1,
+        "dataPoints",
+        "data_points",
+        Kind::Msg(&SUMMARY_POINT),
+    )],
+};
+static EXEMPLAR: Msg = Msg {
+    name: "Exemplar",
+    fields: &[
+        rep(7, "filteredAttributes", "filtered_attributes", ATTRS),
+        f(2, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(3, "asDouble", "as_double", Kind::Double),
+        f(6, "asInt", "as_int", Kind::Fixed64),
+        f(4, "spanId", "span_id", Kind::Id),
+        f(5, "traceId", "trace_id", Kind::Id),
+    ],
+};
+static NUMBER_POINT: Msg = Msg {
+    name: "NumberDataPoint",
+    fields: &[
+        rep(7, "attributes", "attributes", ATTRS),
+        f(
+            2,
+            "startTimeUnixNano",
+            "start_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(4, "asDouble", "as_double", Kind::Double),
+        f(6, "asInt", "as_int", Kind::Fixed64),
+        rep(5, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(8, "flags", "flags", Kind::Varint),
+    ],
+};
+static HISTOGRAM_POINT: Msg = Msg {
+    name: "HistogramDataPoint",
+    fields: &[
+        rep(9, "attributes", "attributes", ATTRS),
+        f(
+            2,
+            "startTimeUnixNano",
+            "start_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(4, "count", "count", Kind::Fixed64),
+        f(5, "sum", "sum", Kind::Double),
+        rep(6, "bucketCounts", "bucket_counts", Kind::Fixed64),
+        rep(7, "explicitBounds", "explicit_bounds", Kind::Double),
+        rep(8, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(10, "flags", "flags", Kind::Varint),
+        f(11, "min", "min", Kind::Double),
+        f(12, "max", "max", Kind::Double),
+    ],
+};
+static BUCKETS: Msg = Msg {
+    name: "ExponentialHistogramDataPoint.Buckets",
+    fields: &[
+        f(1, "offset", "offset", Kind::SInt32),
+        rep(2, "bucketCounts", "bucket_counts", Kind::Varint),
+    ],
+};
+static EXP_HISTOGRAM_POINT: Msg = Msg {
+    name: "ExponentialHistogramDataPoint",
+    fields: &[
+        rep(1, "attributes", "attributes", ATTRS),
+        f(
+            2,
+            "startTimeUnixNano",
+            "start_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(4, "count", "count", Kind::Fixed64),
+        f(5, "sum", "sum", Kind::Double),
+        f(6, "scale", "scale", Kind::SInt32),
+        f(7, "zeroCount", "zero_count", Kind::Fixed64),
+        f(8, "positive", "positive", Kind::Msg(&BUCKETS)),
+        f(9, "negative", "negative", Kind::Msg(&BUCKETS)),
+        f(10, "flags", "flags", Kind::Varint),
+        rep(11, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(12, "min", "min", Kind::Double),
+        f(13, "max", "max", Kind::Double),
+        f(14, "zeroThreshold", "zero_threshold", Kind::Double),
+    ],
+};
+static QUANTILE: Msg = Msg {
+    name: "SummaryDataPoint.ValueAtQuantile",
+    fields: &[
+        f(1, "quantile", "quantile", Kind::Double),
+        f(2, "value", "value", Kind::Double),
+    ],
+};
+static SUMMARY_POINT: Msg = Msg {
+    name: "SummaryDataPoint",
+    fields: &[
+        rep(7, "attributes", "attributes", ATTRS),
+        f(
+            2,
+            "startTimeUnixNano",
+            "start_time_unix_nano",
+            Kind::Fixed64,
+        ),
+        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
+        f(4, "count", "count", Kind::Fixed64),
+        f(5, "sum", "sum", Kind::Double),
+        rep(6, "quantileValues", "quantile_values", Kind::Msg(&QUANTILE)),
+        f(8, "flags", "flags", Kind::Varint),
+    ],
+};
+
+/// Which export request a JSON body holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+/// Transcodes an OTLP/JSON export request into protobuf wire bytes in `out` (cleared first).
+pub fn transcode(body: &[u8], request: Request, out: &mut Vec<u8>) -> Result<()> {
+    let root: J =
+        serde_json::from_slice(body).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
+    let msg = match request {
+        Request::Traces => &TRACES_REQUEST,
+        Request::Logs => &LOGS_REQUEST,
+        Request::Metrics => &METRICS_REQUEST,
+    };
+    out.clear();
+    message(&root, msg, out)
+}
+
+fn message(v: &J, msg: &Msg, out: &mut Vec<u8>) -> Result<()> {
+    let J::Object(map) = v else {
+        bail!("{}: expected a JSON object", msg.name)
+    };
+    for (k, v) in map {
+        let Some(field) = msg.fields.iter().find(|f| f.camel == k || f.snake == k) else {
+            continue;
+        };
+        if v.is_null() {
+            continue;
+        }
+        if field.repeated {
+            let J::Array(items) = v else {
+                bail!("{}.{}: expected a JSON array", msg.name, field.camel)
+            };
+            for item in items {
+                value(msg, field, item, out)?;
+            }
+        } else {
+            value(msg, field, v, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn value(msg: &Msg, field: &Field, v: &J, out: &mut Vec<u8>) -> Result<()> {
+    let what = || format!("{}.{}", msg.name, field.camel);
+    match field.kind {
+        Kind::Msg(m) => {
+            put_key(out, field.num, 2);
+            let at = out.len();
+            out.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x00]);
+            message(v, m, out)?;
+            let len = out.len() - at - 5;
+            if len >= 1 << 28 {
+                bail!("{}: message too large", what());
+            }
+            for i in 0..4 {
+                out[at + i] = ((len >> (7 * i)) as u8 & 0x7f) | 0x80;
+            }
+            out[at + 4] = (len >> 28) as u8;
+        }
+        Kind::Str => {
+            let J::String(s) = v else {
+                bail!("{}: expected a string", what())
+            };
+            put_len(out, field.num, s.as_bytes());
+        }
+        Kind::Base64 => {
+            let J::String(s) = v else {
+                bail!("{}: expected a base64 string", what())
+            };
+            let b = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| DecodeError(format!("{}: invalid base64", what())))?;
+            put_len(out, field.num, &b);
+        }
+        Kind::Id => {
+            let J::String(s) = v else {
+                bail!("{}: expected a hex string", what())
+            };
+            let Some(b) = hex(s.as_bytes()) else {
+                bail!("{}: invalid hex id {:?}", what(), truncate(s))
+            };
+            put_len(out, field.num, &b);
+        }
+        Kind::Bool => {
+            let J::Bool(b) = v else {
+                bail!("{}: expected true or false", what())
+            };
+            put_key(out, field.num, 0);
+            put_varint(out, *b as u64);
+        }
+        Kind::Varint => {
+            put_key(out, field.num, 0);
+            put_varint(
+                out,
+                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?,
+            );
+        }
+        Kind::SInt32 => {
+            let i = int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?
+                as i64 as i32;
+            put_key(out, field.num, 0);
+            put_varint(out, ((i << 1) ^ (i >> 31)) as u32 as u64);
+        }
+        Kind::Enum(names) => {
+            let n = match v {
+                J::String(s) => names(s).or_else(|| s.parse().ok()),
+                _ => int(v),
+            };
+            let Some(n) = n else {
+                bail!(
+                    "{}: unknown enum value {}",
+                    what(),
+                    truncate(&v.to_string())
+                )
+            };
+            put_key(out, field.num, 0);
+            put_varint(out, n);
+        }
+        Kind::Fixed64 => {
+            let n =
+                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?;
+            put_key(out, field.num, 1);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Kind::Fixed32 => {
+            let n =
+                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?;
+            if n > u32::MAX as u64 {
+                bail!("{}: {n} does not fit 32 bits", what());
+            }
+            put_key(out, field.num, 5);
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        Kind::Double => {
+            let d = match v {
+                J::Number(n) => n.as_f64(),
+                J::String(s) => match s.as_str() {
+                    "NaN" => Some(f64::NAN),
+                    "Infinity" => Some(f64::INFINITY),
+                    "-Infinity" => Some(f64::NEG_INFINITY),
+                    s => s.parse().ok(),
+                },
+                _ => None,
+            };
+            let Some(d) = d else {
+                bail!("{}: expected a number", what())
+            };
+            put_key(out, field.num, 1);
+            out.extend_from_slice(&d.to_bits().to_le_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn put_len(out: &mut Vec<u8>, num: u32, b: &[u8]) {
+    put_key(out, num, 2);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A JSON integer (number or decimal string, signed or unsigned) as its 64-bit two's complement.
+fn int(v: &J) -> Option<u64> {
+    match v {
+        J::Number(n) => n
+            .as_u64()
+            .or_else(|| n.as_i64().map(|i| i as u64))
+            .or_else(|| {
+                let f = n.as_f64()?;
+                (f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64)
+                    .then_some(if f < 0.0 { f as i64 as u64 } else { f as u64 })
+            }),
+        J::String(s) => s
+            .parse::<u64>()
+            .ok()
+            .or_else(|| s.parse::<i64>().ok().map(|i| i as u64)),
+        _ => None,
+    }
+}
+
+fn hex(s: &[u8]) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    fn nib(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    s.chunks_exact(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
+}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::wire::{Reader, Value};
+
+    #[test]
+    fn span_fields() {
+        let body = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10",
+            "spanId":"0102030405060708","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1700000000000000000",
+            "endTimeUnixNano":1700000000000000001,"status":{"code":2}}]}]}]}"#;
+        let mut out = Vec::new();
+        transcode(body, Request::Traces, &mut out).unwrap();
+        let rs = Reader::new(&out)
+            .next()
+            .unwrap()
+            .unwrap()
+            .1
+            .bytes("")
+            .unwrap();
+        let ss = Reader::new(rs)
+            .next()
+            .unwrap()
+            .unwrap()
+            .1
+            .bytes("")
+            .unwrap();
+        let span = Reader::new(ss)
+            .next()
+            .unwrap()
+            .unwrap()
+            .1
+            .bytes("")
+            .unwrap();
+        let mut r = Reader::new(span);
+        let mut seen = Vec::new();
+        while let Some((f, v)) = r.next().unwrap() {
+            match (f, v) {
+                (1, Value::Len(b)) => assert_eq!(b, (1..=16).collect::<Vec<u8>>()),
+                (6, Value::Varint(k)) => assert_eq!(k, 2),
+                (7, Value::Fixed64(t)) => assert_eq!(t, 1_700_000_000_000_000_000),
+                (8, Value::Fixed64(t)) => assert_eq!(t, 1_700_000_000_000_000_001),
+                _ => {}
+            }
+            seen.push(f);
+        }
+        seen.sort();
+        assert_eq!(seen, vec![1, 2, 6, 7, 8, 15]);
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let mut out = Vec::new();
+        for body in [
+            &br#"[]"#[..],
+            br#"{"resourceSpans":{}}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":5}]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"xyz"}]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_NOPE"}]}]}]}"#,
+            br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
+        ] {
+            assert!(
+                transcode(body, Request::Traces, &mut out).is_err(),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

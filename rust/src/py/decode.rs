@@ -1,0 +1,132 @@
+//! `decode_traces`, `decode_logs`, `decode_metrics`, `Decoded` and `DecodeError`.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::decode::{self, Compression, Format, Options, Signal};
+use crate::tables::Limits;
+
+pyo3::create_exception!(
+    _native,
+    DecodeError,
+    PyValueError,
+    "Malformed, oversize or hostile export request; str(e) is a short reason (-> HTTP 400)."
+);
+
+/// The blocks and counts of one decoded export request.
+#[pyclass(frozen, get_all, module = "otelingest._native")]
+pub struct Decoded {
+    /// Spans / log records / metric data points placed in blocks.
+    items: u64,
+    /// Items dropped as invalid (OTLP partial success), 0 normally.
+    rejected: u64,
+    /// Why the first rejected item was dropped.
+    rejection_reason: Option<String>,
+    /// Total bytes of all blocks.
+    nbytes: u64,
+    /// (table name, rows, Native block).
+    blocks: Py<PyList>,
+}
+
+#[pymethods]
+impl Decoded {
+    fn __repr__(&self) -> String {
+        format!(
+            "Decoded(items={}, rejected={}, nbytes={}, rejection_reason={:?})",
+            self.items, self.rejected, self.nbytes, self.rejection_reason
+        )
+    }
+}
+
+fn options(
+    format: &str,
+    compression: Option<&str>,
+    max_decompressed_bytes: usize,
+    max_attributes: usize,
+) -> PyResult<Options> {
+    let format = match format {
+        "protobuf" => Format::Protobuf,
+        "json" => Format::Json,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown format {other:?} (protobuf or json)"
+            )))
+        }
+    };
+    let compression = match compression {
+        None | Some("identity") => Compression::None,
+        Some("gzip") => Compression::Gzip,
+        Some("deflate") => Compression::Deflate,
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown compression {other:?} (gzip or deflate)"
+            )))
+        }
+    };
+    Ok(Options {
+        format,
+        compression,
+        max_decompressed_bytes,
+        limits: Limits { max_attributes },
+    })
+}
+
+fn run(py: Python<'_>, signal: Signal, body: &[u8], opts: Options) -> PyResult<Decoded> {
+    let out = py
+        .detach(|| decode::decode(signal, body, &opts))
+        .map_err(|e| DecodeError::new_err(e.0))?;
+    let nbytes = out.nbytes() as u64;
+    let blocks = PyList::empty(py);
+    for (table, rows, block) in &out.blocks {
+        let t = PyTuple::new(
+            py,
+            [
+                table.into_pyobject(py)?.into_any(),
+                rows.into_pyobject(py)?.into_any(),
+                PyBytes::new(py, block).into_any(),
+            ],
+        )?;
+        blocks.append(t)?;
+    }
+    Ok(Decoded {
+        items: out.stats.items,
+        rejected: out.stats.rejected,
+        rejection_reason: out.stats.rejection_reason,
+        nbytes,
+        blocks: blocks.unbind(),
+    })
+}
+
+macro_rules! decode_fn {
+    ($name:ident, $signal:expr) => {
+        /// Decodes one OTLP export request body into ClickHouse Native blocks (GIL released).
+        #[pyfunction]
+        #[pyo3(signature = (body, *, format = "protobuf", compression = None, max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
+        fn $name(
+            py: Python<'_>,
+            body: PyBackedBytes,
+            format: &str,
+            compression: Option<&str>,
+            max_decompressed_bytes: usize,
+            max_attributes: usize,
+        ) -> PyResult<Decoded> {
+            let opts = options(format, compression, max_decompressed_bytes, max_attributes)?;
+            run(py, $signal, &body, opts)
+        }
+    };
+}
+
+decode_fn!(decode_traces, Signal::Traces);
+decode_fn!(decode_logs, Signal::Logs);
+decode_fn!(decode_metrics, Signal::Metrics);
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("DecodeError", m.py().get_type::<DecodeError>())?;
+    m.add_class::<Decoded>()?;
+    m.add_function(wrap_pyfunction!(decode_traces, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_logs, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_metrics, m)?)?;
+    Ok(())
+}

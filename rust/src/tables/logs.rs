@@ -1,0 +1,160 @@
+//! `ExportLogsServiceRequest` -> `otel_logs` rows, one per log record.
+
+use super::{
+    check_id, id, nanos, put_attr, read_resource_envelope, read_scope_envelope, table, AttrCount,
+    Limits, Resource, Scope, Stats,
+};
+use crate::anyvalue;
+use crate::error::Result;
+use crate::native::{FixedCol, MapCol, PodCol, StringCol};
+use crate::otlp::wire::Reader;
+
+pub const TABLE: &str = "otel_logs";
+
+table! {
+    /// The columns of `otel_logs`.
+    LogsTable {
+        timestamp: PodCol<i64> = ("Timestamp", "DateTime64(9)"),
+        observed_timestamp: PodCol<i64> = ("ObservedTimestamp", "DateTime64(9)"),
+        trace_id: FixedCol<16> = ("TraceId", "FixedString(16)"),
+        span_id: FixedCol<8> = ("SpanId", "FixedString(8)"),
+        trace_flags: PodCol<u32> = ("TraceFlags", "UInt32"),
+        severity_text: StringCol = ("SeverityText", "String"),
+        severity_number: PodCol<u8> = ("SeverityNumber", "UInt8"),
+        service_name: StringCol = ("ServiceName", "String"),
+        body: StringCol = ("Body", "String"),
+        event_name: StringCol = ("EventName", "String"),
+        resource_attributes: MapCol = ("ResourceAttributes", "Map(String, String)"),
+        resource_schema_url: StringCol = ("ResourceSchemaUrl", "String"),
+        scope_name: StringCol = ("ScopeName", "String"),
+        scope_version: StringCol = ("ScopeVersion", "String"),
+        scope_attributes: MapCol = ("ScopeAttributes", "Map(String, String)"),
+        scope_schema_url: StringCol = ("ScopeSchemaUrl", "String"),
+        log_attributes: MapCol = ("LogAttributes", "Map(String, String)"),
+        dropped_attributes_count: PodCol<u32> = ("DroppedAttributesCount", "UInt32"),
+    }
+}
+
+/// Decoder state reused across requests.
+#[derive(Default)]
+pub struct LogsDecoder {
+    pub table: LogsTable,
+    pub stats: Stats,
+    resource: Resource,
+    scope: Scope,
+    scratch: Vec<u8>,
+}
+
+impl LogsDecoder {
+    /// Decodes one request, appending rows to `self.table` (cleared first).
+    pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
+        self.table.clear();
+        self.stats = Stats::default();
+        let mut r = Reader::new(body);
+        while let Some((f, v)) = r.next()? {
+            if f == 1 {
+                self.resource_logs(v.bytes("ExportLogsServiceRequest.resource_logs")?, limits)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn resource_logs(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
+        read_resource_envelope(
+            msg,
+            &mut self.resource,
+            &mut self.scratch,
+            limits,
+            "ResourceLogs",
+        )?;
+        let mut r = Reader::new(msg);
+        while let Some((f, v)) = r.next()? {
+            if f == 2 {
+                let scope_logs = v.bytes("ResourceLogs.scope_logs")?;
+                read_scope_envelope(
+                    scope_logs,
+                    &mut self.scope,
+                    &mut self.scratch,
+                    limits,
+                    "ScopeLogs",
+                )?;
+                let mut s = Reader::new(scope_logs);
+                while let Some((f, v)) = s.next()? {
+                    if f == 2 {
+                        self.record(v.bytes("ScopeLogs.log_records")?, limits)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn record(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
+        let (mut time, mut observed, mut severity, mut flags, mut dropped) =
+            (0u64, 0u64, 0u64, 0u32, 0u32);
+        let empty: &[u8] = &[];
+        let (mut severity_text, mut body, mut trace_id, mut span_id, mut event_name) =
+            (empty, empty, empty, empty, empty);
+        let mut r = Reader::new(msg);
+        while let Some((f, v)) = r.next()? {
+            match f {
+                1 => time = v.fixed64("LogRecord.time_unix_nano")?,
+                2 => severity = v.varint("LogRecord.severity_number")?,
+                3 => severity_text = v.str("LogRecord.severity_text")?,
+                5 => body = v.bytes("LogRecord.body")?,
+                7 => dropped = v.uint32("LogRecord.dropped_attributes_count")?,
+                8 => flags = v.fixed32("LogRecord.flags")?,
+                9 => trace_id = v.bytes("LogRecord.trace_id")?,
+                10 => span_id = v.bytes("LogRecord.span_id")?,
+                11 => observed = v.fixed64("LogRecord.observed_time_unix_nano")?,
+                12 => event_name = v.str("LogRecord.event_name")?,
+                _ => {}
+            }
+        }
+        let (Some(tid), Some(sid)) = (id::<16>(trace_id), id::<8>(span_id)) else {
+            let reason = check_id(trace_id, 16, "trace_id")
+                .and(check_id(span_id, 8, "span_id"))
+                .unwrap_err();
+            self.stats
+                .reject(|| format!("log record rejected: {reason}"));
+            return Ok(());
+        };
+        let t = &mut self.table;
+        let body_text = anyvalue::render(body, &mut self.scratch)?;
+        t.body.push(body_text);
+        t.timestamp
+            .push(nanos(if time == 0 { observed } else { time }));
+        t.observed_timestamp.push(nanos(observed));
+        t.trace_id.push(&tid);
+        t.span_id.push(&sid);
+        t.trace_flags.push(flags);
+        t.severity_text.push(severity_text);
+        t.severity_number
+            .push(if severity <= 255 { severity as u8 } else { 0 });
+        t.service_name.push(&self.resource.service);
+        t.event_name.push(event_name);
+        t.resource_attributes.push_row(&self.resource.attrs);
+        t.resource_schema_url.push(&self.resource.schema_url);
+        t.scope_name.push(&self.scope.name);
+        t.scope_version.push(&self.scope.version);
+        t.scope_attributes.push_row(&self.scope.attrs);
+        t.scope_schema_url.push(&self.scope.schema_url);
+        t.dropped_attributes_count.push(dropped);
+        let mut count = AttrCount::new(limits, "log record");
+        let mut r = Reader::new(msg);
+        while let Some((f, v)) = r.next()? {
+            if f == 6 {
+                count.add()?;
+                put_attr(
+                    v.bytes("LogRecord.attributes")?,
+                    &mut t.log_attributes,
+                    &mut self.scratch,
+                )?;
+            }
+        }
+        t.log_attributes.end_row();
+        t.rows += 1;
+        self.stats.items += 1;
+        Ok(())
+    }
+}

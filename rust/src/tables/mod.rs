@@ -1,0 +1,292 @@
+//! Per-table builders: walk an OTLP export request (protobuf wire bytes) and write its items
+//! straight into the Native columns of `otel_traces`, `otel_logs` and `otel_metrics`.
+//!
+//! Each item is read in two passes over its own bytes: the first collects scalars and checks the
+//! ids (an id of the wrong length rejects the item, the rest of the request is kept), the second
+//! writes the repeated parts (attributes, events, links, exemplars...) into the columns. Nothing is
+//! written for a rejected item, so a block never holds half a row. Any malformed byte is a
+//! `DecodeError` for the whole request.
+//!
+//! More than `max_attributes` attributes on one item (resource, scope, span, event, link, log
+//! record, data point, exemplar) is a `DecodeError`: such a request is hostile or misconfigured,
+//! and truncating attributes silently would lose data the sender believes stored.
+
+pub mod logs;
+pub mod metrics;
+pub mod traces;
+
+use crate::anyvalue;
+use crate::error::{bail, Result};
+use crate::native::{MapCol, MapRow};
+use crate::otlp::wire::Reader;
+
+/// Declares a table builder: the column fields, their Native names and declared types, and
+/// `clear`/`encode` over all of them in declaration order.
+macro_rules! table {
+    ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty = ($col:literal, $cty:expr)),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Default)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+            /// Rows written.
+            pub rows: usize,
+        }
+
+        impl $name {
+            pub fn clear(&mut self) {
+                $($crate::native::Column::clear(&mut self.$field);)*
+                self.rows = 0;
+            }
+
+            /// The Native block of all rows written since `clear`.
+            pub fn encode(&self) -> Vec<u8> {
+                $crate::native::encode_block(
+                    self.rows,
+                    &[$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*],
+                )
+            }
+        }
+    };
+}
+pub(crate) use table;
+
+pub const UNKNOWN_SERVICE: &[u8] = b"unknown_service";
+
+/// Limits applied while decoding.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_attributes: usize,
+}
+
+/// Counts of one decode.
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Items written.
+    pub items: u64,
+    /// Items dropped as invalid.
+    pub rejected: u64,
+    /// Why the first rejected item was dropped.
+    pub rejection_reason: Option<String>,
+}
+
+impl Stats {
+    pub fn reject(&mut self, reason: impl FnOnce() -> String) {
+        self.rejected += 1;
+        if self.rejection_reason.is_none() {
+            self.rejection_reason = Some(reason());
+        }
+    }
+}
+
+/// The current resource, rendered once and repeated on every row of its items.
+#[derive(Default)]
+pub struct Resource {
+    pub service: Vec<u8>,
+    pub attrs: MapRow,
+    pub schema_url: Vec<u8>,
+}
+
+/// The current instrumentation scope, rendered once.
+#[derive(Default)]
+pub struct Scope {
+    pub name: Vec<u8>,
+    pub version: Vec<u8>,
+    pub attrs: MapRow,
+    pub schema_url: Vec<u8>,
+}
+
+/// Where rendered attributes go: a map column row or a kept-aside row.
+pub trait MapSink {
+    fn entry(&mut self, k: &[u8], v: &[u8]);
+}
+
+impl MapSink for MapCol {
+    #[inline]
+    fn entry(&mut self, k: &[u8], v: &[u8]) {
+        self.push_entry(k, v);
+    }
+}
+
+impl MapSink for MapRow {
+    #[inline]
+    fn entry(&mut self, k: &[u8], v: &[u8]) {
+        self.push(k, v);
+    }
+}
+
+/// Counts the attributes of one item against the limit.
+pub struct AttrCount {
+    n: usize,
+    max: usize,
+    what: &'static str,
+}
+
+impl AttrCount {
+    #[inline]
+    pub fn new(limits: &Limits, what: &'static str) -> Self {
+        AttrCount {
+            n: 0,
+            max: limits.max_attributes,
+            what,
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self) -> Result<()> {
+        self.n += 1;
+        if self.n > self.max {
+            bail!("{} has more than {} attributes", self.what, self.max);
+        }
+        Ok(())
+    }
+}
+
+/// Renders one KeyValue message into `sink`; returns its key and rendered value.
+#[inline]
+pub fn put_attr<'a>(
+    kv: &'a [u8],
+    sink: &mut impl MapSink,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(&'a [u8], &'a [u8])> {
+    let (k, v) = anyvalue::key_value(kv)?;
+    let text = anyvalue::render(v, scratch)?;
+    sink.entry(k, text);
+    Ok((k, text))
+}
+
+/// Reads a Resource message (attributes = 1).
+pub fn read_resource(
+    msg: &[u8],
+    res: &mut Resource,
+    scratch: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<()> {
+    let mut found_service = false;
+    let mut count = AttrCount::new(limits, "resource");
+    let mut r = Reader::new(msg);
+    while let Some((f, v)) = r.next()? {
+        if f == 1 {
+            count.add()?;
+            let (k, text) = put_attr(v.bytes("Resource.attributes")?, &mut res.attrs, scratch)?;
+            if k == b"service.name" {
+                res.service.clear();
+                res.service.extend_from_slice(text);
+                found_service = true;
+            }
+        }
+    }
+    if !found_service {
+        res.service.clear();
+        res.service.extend_from_slice(UNKNOWN_SERVICE);
+    }
+    Ok(())
+}
+
+/// Reads a `Resource*` message's resource (1) and schema URL (3) before its scopes are walked.
+pub fn read_resource_envelope(
+    msg: &[u8],
+    res: &mut Resource,
+    scratch: &mut Vec<u8>,
+    limits: &Limits,
+    what: &str,
+) -> Result<()> {
+    res.attrs.clear();
+    res.schema_url.clear();
+    res.service.clear();
+    res.service.extend_from_slice(UNKNOWN_SERVICE);
+    let mut r = Reader::new(msg);
+    while let Some((f, v)) = r.next()? {
+        match f {
+            1 => {
+                res.attrs.clear();
+                read_resource(v.bytes(what)?, res, scratch, limits)?;
+            }
+            3 => {
+                res.schema_url.clear();
+                res.schema_url.extend_from_slice(v.str(what)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Reads a `Scope*` message's scope (1) and schema URL (3) before its items are walked.
+pub fn read_scope_envelope(
+    msg: &[u8],
+    scope: &mut Scope,
+    scratch: &mut Vec<u8>,
+    limits: &Limits,
+    what: &str,
+) -> Result<()> {
+    scope.name.clear();
+    scope.version.clear();
+    scope.attrs.clear();
+    scope.schema_url.clear();
+    let mut r = Reader::new(msg);
+    while let Some((f, v)) = r.next()? {
+        match f {
+            1 => {
+                scope.name.clear();
+                scope.version.clear();
+                scope.attrs.clear();
+                let mut count = AttrCount::new(limits, "scope");
+                let mut s = Reader::new(v.bytes(what)?);
+                while let Some((f, v)) = s.next()? {
+                    match f {
+                        1 => scope
+                            .name
+                            .extend_from_slice(v.str("InstrumentationScope.name")?),
+                        2 => scope
+                            .version
+                            .extend_from_slice(v.str("InstrumentationScope.version")?),
+                        3 => {
+                            count.add()?;
+                            put_attr(
+                                v.bytes("InstrumentationScope.attributes")?,
+                                &mut scope.attrs,
+                                scratch,
+                            )?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            3 => {
+                scope.schema_url.clear();
+                scope.schema_url.extend_from_slice(v.str(what)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An id as its fixed-size bytes: empty means all zero; any other length is invalid.
+#[inline]
+pub fn id<const N: usize>(b: &[u8]) -> Option<[u8; N]> {
+    if b.is_empty() {
+        Some([0; N])
+    } else {
+        b.try_into().ok()
+    }
+}
+
+/// A `fixed64` nanosecond timestamp as a DateTime64(9) value.
+#[inline]
+pub fn nanos(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+/// Checks an id's length; `Err` carries the reason an item is rejected.
+#[inline]
+pub fn check_id(b: &[u8], want: usize, what: &str) -> std::result::Result<(), String> {
+    if b.is_empty() || b.len() == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} has {} bytes, expected {want} (or empty)",
+            b.len()
+        ))
+    }
+}

@@ -1,0 +1,156 @@
+"""Reliability of the whole daemon: backpressure while ClickHouse is down, graceful stop under
+load, a writer killed mid-load. Every acknowledged span must be stored exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from conftest import free_port
+from daemon import Daemon
+from load import T0, Sender
+from otelingest.clickhouse.embedded import EmbeddedClickHouse
+
+
+def distinct_spans(d: Daemon, service: str) -> tuple[int, int]:
+    (n, distinct), = d.client().query(
+        f"SELECT count(), uniqExact(TraceId, SpanId) FROM {d.database}.otel_traces WHERE ServiceName = {{s:String}}",
+        parameters={"s": service}).result_rows
+    return int(n), int(distinct)
+
+
+def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_stored(tmp_path: Path) -> None:
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    ch.start()
+    ch.wait_ready(timeout=120)
+    env = {
+        "OTELINGEST_WRITER_RING_MIB": "1",
+        "OTELINGEST_MEMORY_HARD_LIMIT_MIB": "2",
+        "OTELINGEST_MEMORY_SOFT_LIMIT_MIB": "1",
+        "OTELINGEST_MEMORY_RSS_LIMIT_MIB": "100000",
+        "OTELINGEST_MEMORY_CHECK_INTERVAL_S": "0.05",
+        "OTELINGEST_WRITER_RETRY_INITIAL_S": "0.1",
+        "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
+        "OTELINGEST_RECEIVER_RETRY_AFTER_S": "1",
+        "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1",
+        "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
+    }
+    d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
+    try:
+        d.start()
+        ch.stop()
+        sender = Sender(d.http_port, "bp-http", spans=100, stop_on_refusal=True)
+        sender.start()
+        sender.join(120)
+        assert not sender.is_alive()
+        status, headers = sender.refusals[0]
+        assert status in (429, 503) and headers["retry-after"] == "1"
+        acked = sender.acked
+        assert acked > 0
+
+        # gRPC clients get RESOURCE_EXHAUSTED or UNAVAILABLE with a RetryInfo hint.
+        from google.rpc import error_details_pb2
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        req = trace_service_pb2.ExportTraceServiceRequest()
+        rs = req.resource_spans.add()
+        rs.resource.attributes.add(key="service.name").value.string_value = "bp-grpc"
+        spans = rs.scope_spans.add().spans
+        with grpc.insecure_channel(d.grpc_endpoint) as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            grpc_acked = 0
+            for k in range(10_000):
+                del spans[:]
+                for j in range(100):
+                    spans.add(trace_id=k.to_bytes(8, "big") + j.to_bytes(8, "big"), span_id=(k * 100 + j + 1).to_bytes(8, "big"),
+                              name="grpc-bp", start_time_unix_nano=T0 + j, end_time_unix_nano=T0 + j + 10)
+                try:
+                    export(req.SerializeToString(), timeout=10)
+                except grpc.RpcError as e:
+                    err = e
+                    break
+                grpc_acked += 100
+            else:
+                pytest.fail("gRPC never refused")
+        assert err.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+        hint = dict(err.trailing_metadata())["google.rpc.retryinfo-bin"]
+        assert error_details_pb2.RetryInfo.FromString(hint).retry_delay.seconds == 1
+        assert d.metric("otel_refused_total") >= 2
+
+        ch.start()
+        ch.wait_ready(timeout=120)
+        assert d.wait_count_where("otel_traces", "ServiceName = 'bp-http'", {}, acked, timeout=120) == acked
+        assert distinct_spans(d, "bp-http") == (acked, acked)
+        assert d.wait_count_where("otel_traces", "ServiceName = 'bp-grpc'", {}, grpc_acked, timeout=60) == grpc_acked
+        assert distinct_spans(d, "bp-grpc") == (grpc_acked, grpc_acked)
+        # Once drained, the daemon accepts again.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            again = Sender(d.http_port, "bp-after", spans=10, stop_on_refusal=True)
+            again.start()
+            time.sleep(0.5)
+            if again.stop() > 0:
+                break
+        else:
+            pytest.fail("the daemon kept refusing after ClickHouse came back")
+    finally:
+        try:
+            d.stop()
+        finally:
+            ch.stop()
+
+
+def test_graceful_stop_under_load_stores_everything_acknowledged(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, env={"OTELINGEST_WRITER_BATCH_TIMEOUT_S": "1"})
+    d.start()
+    senders = [Sender(d.http_port, "graceful", spans=50) for _ in range(3)]
+    try:
+        for s in senders:
+            s.start()
+        time.sleep(2.0)
+        assert sum(s.acked for s in senders) > 0
+        assert d.stop(signal.SIGTERM) == 0
+    finally:
+        acked = sum(s.stop() for s in senders)
+        d.stop()
+    assert distinct_spans(d, "graceful") == (acked, acked)
+    log = d.log_text()
+    assert "stopping 2 receiver process(es)" in log and "stopping 1 writer process(es)" in log
+
+
+def test_writer_killed_mid_load_is_replaced_without_loss_or_duplicates(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, env={"OTELINGEST_WRITER_BATCH_TIMEOUT_S": "0.5"})
+    d.start()
+    sender = Sender(d.http_port, "killed", spans=50)
+    try:
+        sender.start()
+        deadline = time.monotonic() + 60
+        while d.count_where("otel_traces", "ServiceName = 'killed'", {}) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        victim = d.pid_of("otelingest: writer 0")
+        time.sleep(0.3)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            new = d.pid_of("otelingest: writer 0")
+            if new != victim:
+                break
+            time.sleep(0.1)
+        assert new != victim
+        time.sleep(1.5)
+        acked = sender.stop()
+        assert acked > 0
+        assert d.wait_count_where("otel_traces", "ServiceName = 'killed'", {}, acked, timeout=60) == acked
+        assert distinct_spans(d, "killed") == (acked, acked)
+        assert d.metric("otel_worker_restarts_total", role="writer") == 1
+    finally:
+        sender.stop()
+        d.stop()
