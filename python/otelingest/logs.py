@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -10,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not event fields; uvicorn's color_message repeats msg with ANSI colours.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
@@ -33,8 +35,10 @@ def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
 
 def _logfmt_value(v: Any) -> str:
     s = str(v)
-    if s == "" or any(c in s for c in ' ="\n\t\\'):
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if s == "" or any(c in ' ="\\' or c < " " or c == "\x7f" for c in s):
+        # JSON string escaping: quotes, backslashes and every control character (no raw ESC
+        # reaches a terminal or the journal), and a reader can unquote it with any JSON parser.
+        return json.dumps(s, ensure_ascii=False)
     return s
 
 
