@@ -41,6 +41,20 @@ def test_promtool_check_config():
     assert "SUCCESS: 1 rule files found" in r.stdout + r.stderr
 
 
+def test_example_targets_file_is_what_prometheus_reads(tmp_path):
+    """The example file_sd targets load in promtool (via a config pointing at a copy)."""
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    shutil.copy(PROM / "otelingest-targets.example.json", targets / "prod.json")
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(CONFIG.read_text().replace(TARGETS_GLOB, str(targets / "*.json")).replace(
+        "  - otelingest.rules.yml", f"  - {RULES}"))
+    r = promtool("check", "config", str(cfg))
+    assert r.returncode == 0 and "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
+    doc = json.loads((targets / "prod.json").read_text())
+    assert all(t.endswith(":8888") for group in doc for t in group["targets"])
+
+
 def test_promtool_check_rules():
     r = promtool("check", "rules", str(RULES))
     assert r.returncode == 0, r.stdout + r.stderr
