@@ -10,8 +10,8 @@ from ops_daemon import clean_env, serve
 
 LOGFMT_PAIR = r'[A-Za-z_][A-Za-z0-9_.]*=(?:"(?:[^"\\]|\\.)*"|[^\s"=]+)'
 LOGFMT_LINE = re.compile(rf"^{LOGFMT_PAIR}(?: {LOGFMT_PAIR})*$")
-# Workers log as "receiver-N"/"writer-N" (their process titles say "receiver N").
-ROLE = re.compile(r"^(supervisor|clickhouse|query|(receiver|writer)-\d+)$")
+# The role is the process title without "otelingest: ".
+ROLE = re.compile(r"^(supervisor|clickhouse|query|(receiver|writer) \d+)$")
 
 
 def logfmt(line: str) -> dict[str, str]:
@@ -44,7 +44,7 @@ def test_serve_writes_only_structured_lines_with_the_role(tmp_path, fmt):
     assert msgs[-1] == "stopped"
     assert any(m.startswith("applying migration 0001") for m in msgs)
     # Every process of the daemon logged something, each under its own role.
-    assert {e["role"] for e in events} >= {"supervisor", "receiver-0", "writer-0", "query"}
+    assert {e["role"] for e in events} >= {"supervisor", "receiver 0", "writer 0", "query"}
 
 
 def test_logfmt_parser_rejects_json_and_free_text():

@@ -214,8 +214,12 @@ def test_threads_push_concurrently_without_the_gil(ring_path: str) -> None:
     assert ring.read() is None and ring.used_bytes == 0
 
 
-def test_producer_processes_and_one_consumer(ring_path: str) -> None:
-    """Several processes push random-size records through a small ring that wraps many times."""
+@pytest.mark.parametrize("where", ["shm", "data_dir"])
+def test_producer_processes_and_one_consumer(ring_path: str, tmp_path: Path, where: str) -> None:
+    """Several processes push random-size records through a small ring that wraps many times,
+    in /dev/shm and in a file on disk (the runtime keeps rings in the data dir)."""
+    if where == "data_dir":
+        ring_path = str(tmp_path / "r0-w0.ring")
     ring = Ring.create(ring_path, 128 * 1024)
     producers, count = 3, 400
     procs = [spawn("produce", ring_path, i, count, 16 * 1024, 1000 + i) for i in range(producers)]

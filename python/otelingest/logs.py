@@ -35,9 +35,8 @@ def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
 
 def _logfmt_value(v: Any) -> str:
     s = str(v)
-    if s == "" or any(c in ' ="\\' or c < " " or c == "\x7f" for c in s):
-        # JSON string escaping: quotes, backslashes and every control character (no raw ESC
-        # reaches a terminal or the journal), and a reader can unquote it with any JSON parser.
+    # Quote with JSON string escaping: every control character escaped, still one line.
+    if s == "" or any(c in s for c in ' ="\\') or any(ord(c) < 0x20 or c == "\x7f" for c in s):
         return json.dumps(s, ensure_ascii=False)
     return s
 

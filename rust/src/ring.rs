@@ -32,6 +32,9 @@
 //!
 //!   Abandoning and committing race by compare-and-swap on the header word, so a producer that was
 //!   merely slow finds its record abandoned and returns `Ok(false)` instead of a false `true`.
+//! * **Durability**: the ring survives any process crash (the kernel keeps the file's pages).
+//!   Nothing is `msync`ed: a ring in the data dir also survives a daemon restart, not a power loss.
+//!   [`Ring::open_or_create`] keeps an existing ring's unreleased records at start-up.
 //!
 //! # Layout
 //!
@@ -619,8 +622,9 @@ impl Ring {
             pid,
         }
         .pack();
-        // Relaxed is enough for the word itself (it carries len and pid); the CAS on a location
-        // is totally ordered with the consumer's tombstone CAS, which is what invariant 4 needs.
+        // What invariant 4 needs is that this CAS and the consumer's tombstone CAS on the same
+        // word are totally ordered (any ordering gives that); AcqRel additionally keeps our
+        // payload stores after the claim in program order, which costs nothing on x86.
         match self
             .word(start)
             .compare_exchange(0, w, Ordering::AcqRel, Ordering::Relaxed)
