@@ -172,6 +172,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark from the source checkout's ``bench`` package (two levels above this package)."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "bench" / "__init__.py").exists():
+        print(f"otelingest: no bench package under {root} (benchmarks run from a source checkout)", file=sys.stderr)
+        return EXIT_CONFIG
+    sys.path.insert(0, str(root))
+    return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelingest", description="OpenTelemetry ingestion daemon for ClickHouse")
     parser.add_argument("--version", action="version", version=f"otelingest {__version__}")
@@ -193,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="print the effective configuration (secrets redacted)")
     _add_config_flags(p, ports=True)
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
+    p.add_argument("bench", choices=["native"], help="native: decode+encode throughput vs a Python baseline")
+    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per measurement (default 3)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of otelingest (run from a source checkout: ``otelingest bench NAME``)."""
