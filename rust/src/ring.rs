@@ -32,6 +32,9 @@
 //!
 //!   Abandoning and committing race by compare-and-swap on the header word, so a producer that was
 //!   merely slow finds its record abandoned and returns `Ok(false)` instead of a false `true`.
+//! * **Durability**: the ring survives any process crash (the kernel keeps the file's pages).
+//!   Nothing is `msync`ed: a ring in the data dir also survives a daemon restart, not a power loss.
+//!   [`Ring::open_or_create`] keeps an existing ring's unreleased records at start-up.
 //!
 //! # Layout
 //!
@@ -175,14 +178,20 @@ struct Meta {
     capacity: u64,
 }
 
+/// The shared, atomically accessed part of the header (the cursors and counters).
 #[repr(C)]
-struct Header {
-    meta: Meta,
+struct Cursors {
     reserve: Line,
     free: Line,
     release: Line,
     read: Line,
     abandoned: Line,
+}
+
+#[repr(C)]
+struct Header {
+    meta: Meta,
+    cursors: Cursors,
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == 6 * 64);
@@ -279,9 +288,10 @@ impl Ring {
             }
             // SAFETY: the file was just created by us under a private name, nobody else maps it;
             // the mapping is at least DATA_OFFSET long, page aligned, so Header (align 64) fits.
+            // The new file reads as zeros (truncated, then allocated): cursors 0, data zeroed
+            // (invariant 3) without writing every page (rings may live on disk).
             unsafe {
                 let h = map.as_mut_ptr() as *mut Header;
-                std::ptr::write_bytes(map.as_mut_ptr(), 0, len as usize);
                 (*h).meta = Meta {
                     magic: MAGIC,
                     version: LAYOUT_VERSION,
@@ -302,6 +312,24 @@ impl Ring {
         }
         let ring = result?;
         Ok(ring)
+    }
+
+    /// What the supervisor calls at start-up: keep an existing valid ring, so records that were
+    /// acknowledged but not yet released survive a restart of the whole daemon; otherwise create
+    /// it. An existing ring of another capacity is kept while it holds records (the new capacity
+    /// takes effect at the first start where it is empty). A corrupt file is an error: the caller
+    /// decides whether to move it aside and `create`.
+    pub fn open_or_create(path: impl AsRef<Path>, capacity: u64) -> Result<Ring> {
+        let path = path.as_ref();
+        check_capacity(capacity).map_err(RingError::Invalid)?;
+        match Ring::attach(path) {
+            Ok(ring) if ring.capacity() == capacity || ring.used_bytes() > 0 => Ok(ring),
+            Ok(_) => Ring::create(path, capacity),
+            Err(RingError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                Ring::create(path, capacity)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Map an existing ring, validating magic, layout version, sizes and the cursors.
@@ -437,6 +465,11 @@ impl Ring {
         self.header().release.0.load(Ordering::Acquire)
     }
 
+    /// The consumer's published read cursor: just past the last record it read or skipped.
+    pub fn read_cursor(&self) -> u64 {
+        self.header().read.0.load(Ordering::Acquire)
+    }
+
     /// Current reserve cursor (end of the last reserved record).
     pub fn reserve_cursor(&self) -> u64 {
         self.header().reserve.0.load(Ordering::Acquire)
@@ -512,14 +545,19 @@ impl Ring {
         }
         let total = record_total(len);
         let h = self.header();
-        // Relaxed: the value is only a guess for the CAS, which re-checks it.
-        let mut r = h.reserve.0.load(Ordering::Relaxed);
         loop {
             // Acquire pairs with the consumer's Release store of `free` after zeroing: the zeroes
             // of [.., free + cap) are visible to our header CAS (invariant 3). A stale (smaller)
             // `free` only makes us refuse too early, never overwrite.
             let free = h.free.0.load(Ordering::Acquire);
+            // Loaded *after* `free`, so `free <= r` (cursors only grow and free <= reserve) and
+            // `r <= free + cap` unless `free` moved in between. A reserve value kept from an
+            // earlier iteration could be older than `free`, so always reload both.
+            let r = h.reserve.0.load(Ordering::Acquire);
             if r < free || r - free > self.cap || r % 8 != 0 {
+                if h.free.0.load(Ordering::Acquire) != free {
+                    continue; // `free` moved between the two loads: not a contradiction.
+                }
                 return Err(RingError::Corrupt(format!(
                     "reserve cursor {r} inconsistent with free cursor {free} (capacity {})",
                     self.cap
@@ -535,19 +573,17 @@ impl Ring {
             if end - free > self.cap {
                 return Ok(None);
             }
-            // AcqRel/Acquire: orders this CAS after the `free` load above; nothing else is
-            // published through `reserve` (records are published by their header CAS).
-            match h
-                .reserve
+            // AcqRel: orders this CAS after the `free` load above; nothing else is published
+            // through `reserve` (records are published by their header CAS). On failure another
+            // producer won: loop and reload both cursors.
+            if h.reserve
                 .0
-                .compare_exchange_weak(r, end, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(r, end, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
             {
-                Ok(_) => {
-                    debug_assert!(pad % 8 == 0 && (pad == 0 || pad >= 8));
-                    debug_assert!((r + pad) % self.cap + total <= self.cap);
-                    return Ok(Some((r + pad, pad)));
-                }
-                Err(now) => r = now,
+                debug_assert!(pad % 8 == 0 && (pad == 0 || pad >= 8));
+                debug_assert!((r + pad) % self.cap + total <= self.cap);
+                return Ok(Some((r + pad, pad)));
             }
         }
     }
@@ -586,8 +622,9 @@ impl Ring {
             pid,
         }
         .pack();
-        // Relaxed is enough for the word itself (it carries len and pid); the CAS on a location
-        // is totally ordered with the consumer's tombstone CAS, which is what invariant 4 needs.
+        // What invariant 4 needs is that this CAS and the consumer's tombstone CAS on the same
+        // word are totally ordered (any ordering gives that); AcqRel additionally keeps our
+        // payload stores after the claim in program order, which costs nothing on x86.
         match self
             .word(start)
             .compare_exchange(0, w, Ordering::AcqRel, Ordering::Relaxed)
@@ -597,11 +634,15 @@ impl Ring {
         }
     }
 
-    fn header(&self) -> &Header {
-        // SAFETY: the mapping is >= DATA_OFFSET bytes (checked at create/attach), page aligned,
-        // and lives as long as &self; all fields other processes write are atomics (meta is only
-        // written before the file is renamed into place).
-        unsafe { &*(self.map.as_ptr() as *const Header) }
+    /// The cursors. Only these are lent as a reference: they are atomics, so other processes
+    /// writing them is fine; `Meta` is plain data and is only ever copied with `read_volatile`.
+    fn header(&self) -> &Cursors {
+        // SAFETY: the mapping is >= DATA_OFFSET >= size_of::<Header>() bytes (checked at
+        // create/attach), page aligned (so the 64-aligned Cursors at their offset are aligned),
+        // and lives as long as &self.
+        unsafe {
+            &*(self.map.as_ptr().add(std::mem::offset_of!(Header, cursors)) as *const Cursors)
+        }
     }
 
     fn data_ptr(&self) -> *mut u8 {
@@ -677,6 +718,43 @@ fn pid_is_dead(pid: u32) -> bool {
             None => false,
         },
         Err(e) => e.kind() == io::ErrorKind::NotFound,
+    }
+}
+
+/// A committed record's payload, in shared memory. It is only ever copied out with raw-pointer
+/// copies, never lent as `&[u8]`: shared memory another process can write (a buggy producer)
+/// must not sit behind a Rust reference that promises it does not change.
+pub struct Payload<'a> {
+    ptr: *const u8,
+    len: usize,
+    _ring: std::marker::PhantomData<&'a Ring>,
+}
+
+impl Payload<'_> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copy the payload into `dst`, which must be exactly `len()` bytes.
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        assert_eq!(
+            dst.len(),
+            self.len,
+            "destination must match the payload length"
+        );
+        // SAFETY: ptr..ptr+len is inside the mapped data area (checked by check_rec before the
+        // Payload was made) and stays mapped for 'a; dst is a distinct, writable Rust buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.ptr, dst.as_mut_ptr(), self.len) };
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.copy_to(&mut v);
+        v
     }
 }
 
@@ -792,7 +870,7 @@ impl Consumer {
 
     /// The next committed record: calls `f` on its payload and returns `(end offset, f(..))`, or
     /// `None` if nothing is ready (empty, or the next record is still being written).
-    pub fn read_with<T>(&mut self, f: impl FnOnce(&[u8]) -> T) -> Result<Option<(u64, T)>> {
+    pub fn read_with<T>(&mut self, f: impl FnOnce(Payload<'_>) -> T) -> Result<Option<(u64, T)>> {
         let ring = Arc::clone(&self.ring);
         let h = ring.header();
         loop {
@@ -824,11 +902,11 @@ impl Consumer {
                 STATE_SKIP => self.advance(end),
                 STATE_COMMITTED => {
                     let off = ring.data_off(p) + RECORD_HEADER;
-                    // SAFETY: check_rec proved [off, off + len) lies inside the data area; the
-                    // record is committed and unreleased, so no producer writes it (invariant 4)
-                    // and it stays mapped while `ring` lives.
-                    let payload = unsafe {
-                        std::slice::from_raw_parts(ring.data_ptr().add(off), rec.len as usize)
+                    let payload = Payload {
+                        // SAFETY: check_rec proved [off, off + len) lies inside the data area.
+                        ptr: unsafe { ring.data_ptr().add(off) },
+                        len: rec.len as usize,
+                        _ring: std::marker::PhantomData,
                     };
                     let out = f(payload);
                     self.advance(end);
@@ -863,7 +941,7 @@ impl Consumer {
 
     /// Convenience: the next committed record copied out.
     pub fn read(&mut self) -> Result<Option<(u64, Vec<u8>)>> {
-        self.read_with(|b| b.to_vec())
+        self.read_with(|p| p.to_vec())
     }
 
     /// Replace every zero word from `p` (a record boundary whose header is zero) up to the first
@@ -889,19 +967,20 @@ impl Consumer {
         self.stuck = None;
     }
 
-    /// Free everything before `offset` (an offset returned by `read`, or the current release
-    /// cursor): the records are durable elsewhere. A new consumer resumes from here.
+    /// Free everything before `offset` (an offset returned by `read`): the records are durable
+    /// elsewhere. A new consumer resumes from here. An offset at or behind the release cursor
+    /// is already released: a no-op (a restarted writer may repeat a release it did not record).
     pub fn release(&mut self, offset: u64) -> Result<()> {
         let h = self.ring.header();
         let release = h.release.0.load(Ordering::Acquire);
-        if offset < release || offset > self.read || offset % 8 != 0 {
+        if offset <= release {
+            return Ok(());
+        }
+        if offset > self.read || offset % 8 != 0 {
             return Err(RingError::Invalid(format!(
-                "release offset {offset} outside [{release}, {}] (release cursor, read cursor)",
+                "release offset {offset} is beyond the read cursor {} (or not a record end)",
                 self.read
             )));
-        }
-        if offset == release {
-            return Ok(());
         }
         // Order matters for crash safety: first the durable resume point, then zero, then hand
         // the space to producers (Release pairs with their Acquire load of `free`).
@@ -1116,8 +1195,10 @@ mod tests {
         assert_eq!(d, [2u8; 10]);
         c.rewind();
         assert_eq!(c.read().unwrap().unwrap().1, [1u8; 10]);
-        // Releasing past what was read is refused.
+        // Releasing past what was read is refused; releasing again behind the cursor is a no-op.
         assert!(matches!(c.release(e0 + 1000), Err(RingError::Invalid(_))));
+        c.release(e0 - 8).unwrap();
+        assert_eq!(ring.release_cursor(), e0);
         // A second consumer is refused while the first lives.
         assert!(matches!(
             Consumer::new(Arc::clone(&ring), ConsumerOptions::default()),
@@ -1148,6 +1229,28 @@ mod tests {
         assert_eq!(ring.header().free.0.load(Ordering::Acquire), end);
         assert_eq!(ring.word(0).load(Ordering::Acquire), 0);
         assert_eq!(c.read().unwrap().unwrap().1, [2u8; 64]);
+    }
+
+    #[test]
+    fn open_or_create_keeps_unreleased_records() {
+        let path = tmp_path("reopen");
+        let _ = std::fs::remove_file(&path);
+        let ring = Ring::open_or_create(&path, 8192).unwrap();
+        assert!(ring.push(b"acknowledged").unwrap());
+        drop(ring);
+        // Daemon restart, even with a new capacity: the unreleased record is kept.
+        let ring = Arc::new(Ring::open_or_create(&path, 16384).unwrap());
+        assert_eq!(ring.capacity(), 8192);
+        let mut c = consumer(&ring);
+        let (end, data) = c.read().unwrap().unwrap();
+        assert_eq!(data, b"acknowledged");
+        c.release(end).unwrap();
+        drop(c);
+        // Empty now: the new capacity takes effect.
+        assert_eq!(
+            Ring::open_or_create(&path, 16384).unwrap().capacity(),
+            16384
+        );
     }
 
     #[test]
@@ -1348,7 +1451,7 @@ mod tests {
                 let mut total = 0u64;
                 let mut rng = Rng(7);
                 while total < expected {
-                    match c.read_with(check_record).unwrap() {
+                    match c.read_with(|p| check_record(&p.to_vec())).unwrap() {
                         Some((end, (id, seq))) => {
                             let want = next.entry(id).or_insert(0);
                             assert_eq!(seq, *want, "producer {id} out of order");
@@ -1384,5 +1487,147 @@ mod tests {
             ring.reserve_cursor() / ring.capacity()
         );
         assert!(full > 0, "the ring filled up at least once");
+    }
+
+    /// Producers that "die" mid-push at random (reserve only, or header with a dead pid, or half
+    /// the payload) while others push: every real record arrives once, in order, intact; the dead
+    /// ones are skipped and counted; live producers racing a tombstone retry and lose nothing.
+    #[test]
+    fn stress_with_producers_dying_mid_write() {
+        const PRODUCERS: u32 = 4;
+        const PER_PRODUCER: u64 = 4000;
+        let ring = Arc::new(Ring::create(tmp_path("stress-die"), 32 * 1024).unwrap());
+        let handles: Vec<_> = (0..PRODUCERS)
+            .map(|id| {
+                let ring = Arc::clone(&ring);
+                std::thread::spawn(move || {
+                    let mut rng = Rng(0xD1E + u64::from(id));
+                    let mut deaths = 0u64;
+                    for seq in 0..PER_PRODUCER {
+                        if rng.below(400) == 0 {
+                            let len = rng.below(3000) as usize;
+                            let dead = match rng.below(3) {
+                                0 => ring.reserve(len).unwrap().is_some(),
+                                1 => ring
+                                    .reserve_and_claim(len, PID_LIMIT - 1)
+                                    .unwrap()
+                                    .is_some(),
+                                _ => match ring.reserve_and_claim(len, PID_LIMIT - 1).unwrap() {
+                                    // Died half-way through the copy.
+                                    Some((start, _)) => {
+                                        let at = ring.data_off(start) + RECORD_HEADER;
+                                        // SAFETY: our claimed record, inside the data area.
+                                        unsafe {
+                                            std::ptr::write_bytes(
+                                                ring.data_ptr().add(at),
+                                                0xAB,
+                                                len / 2,
+                                            )
+                                        };
+                                        true
+                                    }
+                                    None => false,
+                                },
+                            };
+                            deaths += u64::from(dead);
+                        }
+                        let rec = make_record(id, seq, 20 + rng.below(3000) as usize);
+                        while !ring.push(&rec).unwrap() {
+                            std::thread::yield_now();
+                        }
+                    }
+                    deaths
+                })
+            })
+            .collect();
+        let opts = ConsumerOptions {
+            gap_timeout: Duration::from_millis(5),
+            stuck_timeout: Duration::from_millis(200),
+        };
+        let mut c = Consumer::new(Arc::clone(&ring), opts).unwrap();
+        let mut next: HashMap<u32, u64> = HashMap::new();
+        let expected = u64::from(PRODUCERS) * PER_PRODUCER;
+        let mut total = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while total < expected {
+            assert!(Instant::now() < deadline, "stuck after {total} records");
+            match c.read_with(|p| check_record(&p.to_vec())).unwrap() {
+                Some((end, (id, seq))) => {
+                    let want = next.entry(id).or_insert(0);
+                    assert_eq!(seq, *want, "producer {id} out of order");
+                    *want += 1;
+                    total += 1;
+                    c.release(end).unwrap();
+                }
+                None => std::thread::sleep(Duration::from_micros(200)),
+            }
+        }
+        let deaths: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        // Skip whatever died after the last real record, then the ring is empty.
+        while ring.used_bytes() > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "trailing abandoned records not skipped"
+            );
+            assert!(c.read().unwrap().is_none());
+            c.release(c.read_cursor()).unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(deaths > 10, "{deaths} deaths");
+        // Adjacent zero-header reservations are tomb-stoned as one gap.
+        assert!(
+            (1..=deaths).contains(&ring.abandoned()),
+            "{} abandoned of {deaths}",
+            ring.abandoned()
+        );
+    }
+
+    /// Throughput figure, not a test: `cargo test --release --lib ring::tests::throughput --
+    /// --ignored --nocapture`. One producer thread, one consumer thread, 64 KiB records.
+    #[test]
+    #[ignore]
+    fn throughput_64k_records() {
+        const RECORD: usize = 64 * 1024;
+        const COUNT: u64 = 50_000;
+        let ring = Arc::new(Ring::create(tmp_path("throughput"), 64 << 20).unwrap());
+        let producer = {
+            let ring = Arc::clone(&ring);
+            std::thread::spawn(move || {
+                let rec = vec![0x5Au8; RECORD];
+                for _ in 0..COUNT {
+                    while !ring.push(&rec).unwrap() {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+        };
+        let started = Instant::now();
+        let mut c = consumer(&ring);
+        let mut buf = vec![0u8; RECORD];
+        let mut n = 0;
+        let mut sum = 0u64;
+        while n < COUNT {
+            if let Some((end, first)) = c
+                .read_with(|p| {
+                    p.copy_to(&mut buf);
+                    buf[0]
+                })
+                .unwrap()
+            {
+                sum += u64::from(first);
+                n += 1;
+                if n % 64 == 0 {
+                    c.release(end).unwrap();
+                }
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        producer.join().unwrap();
+        assert_eq!(sum, COUNT * 0x5A);
+        println!(
+            "{COUNT} records of {RECORD} B in {secs:.3} s: {:.0} records/s, {:.0} MB/s",
+            COUNT as f64 / secs,
+            (COUNT as usize * RECORD) as f64 / secs / 1e6
+        );
     }
 }

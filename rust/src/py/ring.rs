@@ -19,7 +19,7 @@ use crate::ring::{self, Consumer, ConsumerOptions, RingError as CoreError};
 pyo3::create_exception!(
     otelingest._native,
     RingError,
-    PyRuntimeError,
+    PyValueError,
     "The ring file is corrupt or incompatible, or another process already consumes the ring."
 );
 pyo3::create_exception!(
@@ -140,6 +140,23 @@ impl PyRing {
         PyRing::new(ring, gap_timeout, stuck_timeout)
     }
 
+    /// Supervisor start-up: attach to a valid existing ring (keeping unreleased records across a
+    /// daemon restart), else create it.
+    #[staticmethod]
+    #[pyo3(signature = (path, capacity_bytes, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
+    fn open_or_create(
+        py: Python<'_>,
+        path: PathBuf,
+        capacity_bytes: u64,
+        gap_timeout: f64,
+        stuck_timeout: f64,
+    ) -> PyResult<Self> {
+        let ring = py
+            .detach(|| ring::Ring::open_or_create(&path, capacity_bytes))
+            .map_err(to_py)?;
+        PyRing::new(ring, gap_timeout, stuck_timeout)
+    }
+
     /// Map an existing ring file, validating its header.
     #[staticmethod]
     #[pyo3(signature = (path, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
@@ -190,7 +207,7 @@ impl PyRing {
             let got = c
                 .read_with(|payload| {
                     PyBytes::new_with(py, payload.len(), |dst| {
-                        dst.copy_from_slice(payload);
+                        payload.copy_to(dst);
                         Ok(())
                     })
                 })
@@ -202,7 +219,8 @@ impl PyRing {
         })
     }
 
-    /// Consumer: records before `offset` are durable elsewhere; free their space.
+    /// Consumer: records before `offset` are durable elsewhere; free their space (a no-op for an
+    /// offset at or behind the release cursor).
     fn release(&self, offset: u64) -> PyResult<()> {
         self.with_consumer(|c| c.release(offset).map_err(to_py))
     }
@@ -294,6 +312,13 @@ impl PyRing {
     #[getter]
     fn release_offset(&self) -> PyResult<u64> {
         Ok(self.ring()?.release_cursor())
+    }
+
+    /// The consumer's read cursor: just past the last record read or skipped. `release(read_offset)`
+    /// frees everything read, including abandoned records skipped after the last one returned.
+    #[getter]
+    fn read_offset(&self) -> PyResult<u64> {
+        Ok(self.ring()?.read_cursor())
     }
 
     /// TEST ONLY: reserve a record of `nbytes` and stop without committing, exactly as a producer
