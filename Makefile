@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) C
 export PYO3_PYTHON := $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos fuzz bench lint format clean
+.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos fuzz bench lint format clean system-deps
 
 all: lint test
 
@@ -32,6 +32,24 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES)
 
 build-prod: $(BUILD_STAMP)
 
+# Debian packages only the tests need (deploy/ checks and the cluster test), installed when their
+# command is missing: promtool + prometheus (package prometheus), systemd-analyze (package systemd;
+# without systemd-sysv it does not replace the container's init), zkServer.sh (package zookeeper).
+# `run` does not need them.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_DEPS := promtool:prometheus prometheus:prometheus systemd-analyze:systemd \
+	/usr/share/zookeeper/bin/zkServer.sh:zookeeper
+system-deps:
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+		cmd=$${dep%%:*}; pkg=$${dep##*:}; \
+		command -v $$cmd >/dev/null 2>&1 || case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
 build-dev: $(DEPS_STAMP)
 	$(BIN)/maturin develop --quiet
 	rm -f $(BUILD_STAMP)
@@ -39,12 +57,12 @@ build-dev: $(DEPS_STAMP)
 run: install
 	$(BIN)/otelingest serve $(ARGS)
 
-test: install test-rust test-python
+test: install system-deps test-rust test-python
 
 test-rust: $(DEPS_STAMP)
 	cargo test --locked
 
-test-python: install
+test-python: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Long run of the no-panic properties of the decoder (rust/tests/decode_fuzz.rs).

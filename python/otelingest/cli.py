@@ -1,4 +1,4 @@
-"""The ``otelingest`` command: serve, migrate, clickhouse, config."""
+"""The ``otelingest`` command: serve, migrate, clickhouse, status, config."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from . import __version__
 from .errors import EXIT_BOOT, EXIT_CONFIG, ConfigError, SchemaError, StorageError
 
 DEFAULT_CONFIG_FILE = "otelingest.toml"
-SECRET_KEYS = frozenset({"password", "read_only_password"})
+SECRET_KEYS = frozenset({
+    "password", "read_only_password",
+    "receiver_bearer_tokens", "receiver_basic_users", "query_bearer_tokens", "query_basic_users",
+})
 
 
 def _add_config_flags(p: argparse.ArgumentParser, *, ports: bool) -> None:
@@ -66,7 +69,8 @@ def load_config(args: argparse.Namespace):  # -> Config
 
 def _redact(d: Any) -> Any:
     if isinstance(d, dict):
-        return {k: ("***" if k in SECRET_KEYS and v else _redact(v)) for k, v in d.items()}
+        return {k: (("***" if isinstance(v, str) else ["***"]) if k in SECRET_KEYS and v else _redact(v))
+                for k, v in d.items()}
     return d
 
 
@@ -77,6 +81,8 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, str):
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     raise TypeError(type(v))
 
 
@@ -184,6 +190,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import overview
+
+    cfg = load_config(args)
+    status = overview.collect(cfg, interval_s=args.interval)
+    sys.stdout.write(status.to_json() + "\n" if args.json else overview.render(status))
+    return status.exit_code()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelingest", description="OpenTelemetry ingestion daemon for ClickHouse")
     parser.add_argument("--version", action="version", version=f"otelingest {__version__}")
@@ -201,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clickhouse", help="run the embedded ClickHouse server alone")
     _add_config_flags(p, ports=False)
     p.set_defaults(func=cmd_clickhouse)
+
+    p = sub.add_parser("status", help="one screen about the running daemon: processes, rates, memory, queues, ClickHouse")
+    _add_config_flags(p, ports=True)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="between the two /metrics samples that give rates")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("config", help="print the effective configuration (secrets redacted)")
     _add_config_flags(p, ports=True)

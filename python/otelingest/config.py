@@ -41,6 +41,13 @@ DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
 # Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
 DEFAULT_SPIKE_PERCENT = 20
 DEFAULT_QUERY_CACHE_TTL_S = 900.0
+# Results whose window ends within this many seconds of now may still change: cached briefly only.
+DEFAULT_QUERY_RECENT_WINDOW_S = 300
+DEFAULT_QUERY_RECENT_CACHE_TTL_S = 10
+DEFAULT_QUERY_CACHE_MAX_ENTRIES = 1024
+DEFAULT_QUERY_MAX_LIMIT = 10_000
+DEFAULT_QUERY_MAX_RANGE_DAYS = 400
+DEFAULT_QUERY_MAX_POINTS = 11_000
 
 
 class Section(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -151,6 +158,17 @@ class QueryConfig(Section):
     cache_ttl_s: NonNegativeInt = int(DEFAULT_QUERY_CACHE_TTL_S)
     max_rows: PositiveInt = 100_000
     timeout_s: PositiveFloat = 30.0
+    # Bytes a single ClickHouse query may return before it fails (max_result_bytes).
+    max_result_bytes: PositiveInt = 256 * MIB
+    recent_window_s: NonNegativeInt = DEFAULT_QUERY_RECENT_WINDOW_S
+    recent_cache_ttl_s: NonNegativeInt = DEFAULT_QUERY_RECENT_CACHE_TTL_S
+    cache_max_entries: PositiveInt = DEFAULT_QUERY_CACHE_MAX_ENTRIES
+    # Largest `limit` a client may ask for (traces, log lines); larger is a 400.
+    max_limit: PositiveInt = DEFAULT_QUERY_MAX_LIMIT
+    # Longest time window a query may span.
+    max_range_days: PositiveInt = DEFAULT_QUERY_MAX_RANGE_DAYS
+    # Most steps a range query may evaluate (Prometheus refuses above 11,000 too).
+    max_points: PositiveInt = DEFAULT_QUERY_MAX_POINTS
 
 
 class MetricsConfig(Section):
@@ -168,6 +186,32 @@ class LogConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class AuthConfig(Section):
+    """Credentials accepted on the OTLP receivers and on the query API; none configured = open.
+
+    Bearer tokens and basic-auth ``user:password`` pairs, inline or one per line in a file
+    (files keep secrets out of the config and the environment). Compared in constant time.
+    """
+
+    receiver_bearer_tokens: list[str] = msgspec.field(default_factory=list)
+    receiver_bearer_tokens_file: str | None = None
+    receiver_basic_users: list[str] = msgspec.field(default_factory=list)
+    receiver_basic_users_file: str | None = None
+    query_bearer_tokens: list[str] = msgspec.field(default_factory=list)
+    query_bearer_tokens_file: str | None = None
+    query_basic_users: list[str] = msgspec.field(default_factory=list)
+    query_basic_users_file: str | None = None
+
+
+class TlsConfig(Section):
+    """TLS certificate and key (PEM files) for the OTLP receivers and the query API."""
+
+    receiver_cert_file: str | None = None
+    receiver_key_file: str | None = None
+    query_cert_file: str | None = None
+    query_key_file: str | None = None
+
+
 class Config(Section):
     data_dir: str = "./data"
     receiver: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
@@ -180,6 +224,8 @@ class Config(Section):
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
     @property
     def data_path(self) -> Path:
@@ -219,7 +265,10 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
         for f in msgspec.structs.fields(typ):
             name = f"OTELINGEST_{section}_{f.name}".upper()
             if name in environ:
-                out.setdefault(section, {})[f.name] = environ[name]
+                value: Any = environ[name]
+                if getattr(f.type, "__origin__", None) is list:
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                out.setdefault(section, {})[f.name] = value
     return out
 
 
@@ -321,6 +370,17 @@ def _check(cfg: Config) -> None:
     if ch.embedded:
         ports["clickhouse.embedded_http_port"] = ch.embedded_http_port
         ports["clickhouse.embedded_tcp_port"] = ch.embedded_tcp_port
+    for side in ("receiver", "query"):
+        cert, key = getattr(cfg.tls, f"{side}_cert_file"), getattr(cfg.tls, f"{side}_key_file")
+        if bool(cert) != bool(key):
+            missing = f"tls.{side}_key_file" if cert else f"tls.{side}_cert_file"
+            raise ConfigError(f"{missing} = None: TLS needs both a certificate and a key")
+        for key_name, path in ((f"tls.{side}_cert_file", cert), (f"tls.{side}_key_file", key)):
+            if path and not Path(path).is_file():
+                raise ConfigError(f"{key_name} = {path!r}: no such file")
+    for entry in cfg.auth.receiver_basic_users + cfg.auth.query_basic_users:
+        if ":" not in entry:
+            raise ConfigError("auth.*_basic_users = '***': each entry must be user:password")
     seen: dict[int, str] = {}
     for key, port in ports.items():
         if port in seen:

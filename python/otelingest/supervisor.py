@@ -40,7 +40,7 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 
@@ -50,6 +50,9 @@ from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
 from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError, SchemaError, StorageError
 from .health import HealthServer
+
+if TYPE_CHECKING:
+    from .chstats import StatsCollector
 
 log = logging.getLogger("otelingest.supervisor")
 
@@ -166,6 +169,7 @@ class Supervisor:
         self.rings: list[Any] = []
         self.status: Any = None
         self.limiter: Any = None
+        self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -175,6 +179,11 @@ class Supervisor:
         self._install_signals()
         self.health = HealthServer(self.cfg.metrics.host, self.cfg.metrics.port, self.storage.readiness)
         self.health.start()
+        # Imported here: prometheus_client must load after PROMETHEUS_MULTIPROC_DIR is set.
+        from .chstats import StatsCollector
+
+        self.stats = StatsCollector(self.cfg, self.storage.readiness)
+        self.stats.start()
         if self.cfg.clickhouse.embedded:
             self.clickhouse = EmbeddedClickHouse(
                 self.data_dir / "clickhouse",
@@ -530,6 +539,8 @@ class Supervisor:
         self._stop_role("receiver", receiver_grace)
         self._stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)
         self._stop_role("query", QUERY_STOP_TIMEOUT_S)
+        if self.stats is not None:
+            self.stats.stop()
         if self.clickhouse is not None:
             code = self.clickhouse.stop()
             log.info("embedded ClickHouse stopped (code %s)", code)

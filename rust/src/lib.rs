@@ -9,8 +9,8 @@ pub mod error;
 pub mod native;
 pub mod otlp;
 pub mod py;
-pub mod ring;
 pub mod tables;
+pub mod ring;
 
 #[cfg(feature = "extension-module")]
 use pyo3::prelude::*;

@@ -3,8 +3,8 @@
 
 use pyo3::prelude::*;
 
-pub mod ring;
 mod decode;
+pub mod ring;
 
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
@@ -14,7 +14,7 @@ fn version() -> &'static str {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
-    ring::register(m)?;
     decode::register(m)?;
+    ring::register(m)?;
     Ok(())
 }

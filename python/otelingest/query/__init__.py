@@ -1,0 +1,1 @@
+"""The query service: the design's API plus Jaeger-, Prometheus- and Loki-compatible APIs."""

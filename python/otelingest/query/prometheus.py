@@ -1,0 +1,253 @@
+"""Prometheus HTTP API (Grafana's Prometheus datasource, promtool, vmalert, prometheus-api-client).
+
+Envelope ``{"status":"success","data":...}``; errors ``{"status":"error","errorType":...,"error":...}``
+with 400 (bad_data), 422 (execution) or 503 (timeout), rendered by app.py. GET and POST form alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from . import promql
+from .common import JSONResponse, cache_of, first, form_params, now_ns, store_of
+from .errors import BadRequest
+from .store import Timer
+from .tables import choose_metrics_table
+from .timeparse import NS, duration_ns, prom_time_ns
+
+DEFAULT_SERIES_WINDOW_NS = 24 * 3600 * NS
+BUILD_VERSION = "2.53.0"
+_BOTH = ["GET", "POST"]
+
+
+def _ok(data: Any) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data})
+
+
+def _time(params: dict[str, list[str]], name: str, default: int) -> int:
+    v = first(params, name)
+    return prom_time_ns(v, name) if v else default
+
+
+def _step(v: str | None) -> int:
+    if not v:
+        raise BadRequest("missing parameter 'step'")
+    step = duration_ns(v, "step")
+    if step <= 0:
+        raise BadRequest("zero or negative query resolution step widths are not accepted. Try a positive integer")
+    return step
+
+
+def _ts(t_ns: int) -> float:
+    return t_ns / NS
+
+
+def _vector_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    for labels, vals in v.series:
+        x = vals[-1]
+        if not np.isnan(x):
+            out.append({"metric": labels, "value": [_ts(int(steps[-1])), promql.format_value(float(x))]})
+    return out
+
+
+def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
+    out = []
+    merged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for labels, vals in v.series:
+        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
+        if not pts:
+            continue
+        key = tuple(sorted(labels.items()))
+        if key in merged:
+            raise BadRequest("vector cannot contain metrics with the same labelset")
+        merged[key] = {"metric": labels, "values": pts}
+        out.append(merged[key])
+    out.sort(key=lambda s: sorted(s["metric"].items()))
+    return out
+
+
+def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
+    seen: set[tuple[tuple[str, str], ...]] = set()
+    for labels, vals in v.series:
+        if np.isnan(vals).all():
+            continue
+        key = tuple(sorted(labels.items()))
+        if key in seen:
+            raise BadRequest("vector cannot contain metrics with the same labelset")
+        seen.add(key)
+
+
+async def query(request: Request) -> JSONResponse:
+    with Timer("prom_query"):
+        params = await form_params(request)
+        text = first(params, "query") or ""
+        t = _time(params, "time", now_ns())
+        expr = promql.parse(text)
+
+        async def compute() -> dict[str, Any]:
+            value, steps, _ = await promql.evaluate(store_of(request), expr, t, t, 0, request)
+            if isinstance(value, promql.Scalar):
+                return {"resultType": "scalar", "result": [_ts(t), promql.format_value(float(value.values[0]))]}
+            if isinstance(value, promql.Matrix):
+                return {"resultType": "matrix", "result": [
+                    {"metric": s.labels, "values": [[_ts(int(a)), promql.format_value(float(b))]
+                                                    for a, b in zip(s.times, s.values)]}
+                    for s in value.series if len(s.times)
+                ]}
+            _check_duplicates(value, steps)
+            return {"resultType": "vector", "result": _vector_json(value, steps)}
+
+        return _ok(await cache_of(request).get_or_compute(("prom_query", text, t), t, compute))
+
+
+async def query_range(request: Request) -> JSONResponse:
+    with Timer("prom_query_range"):
+        params = await form_params(request)
+        text = first(params, "query") or ""
+        if not first(params, "start") or not first(params, "end"):
+            raise BadRequest("missing parameter 'start' or 'end'")
+        start, end = _time(params, "start", 0), _time(params, "end", 0)
+        step = _step(first(params, "step"))
+        cfg = request.app.state.cfg.query
+        if end < start:
+            raise BadRequest("end timestamp must not be before start time")
+        if (end - start) // step > cfg.max_points:
+            raise BadRequest(f"exceeded maximum resolution of {cfg.max_points} points per timeseries. "
+                             "Try decreasing the query resolution (?step=XX)")
+        if end - start > cfg.max_range_days * 86400 * NS:
+            raise BadRequest(f"time range longer than {cfg.max_range_days} days")
+        expr = promql.parse(text)
+
+        async def compute() -> dict[str, Any]:
+            value, steps, _ = await promql.evaluate(store_of(request), expr, start, end, step, request)
+            if isinstance(value, promql.Scalar):
+                value = promql.Vector([({}, value.values)])
+            if isinstance(value, promql.Matrix):
+                raise BadRequest("invalid expression type \"range vector\" for range query, must be Scalar or instant Vector")
+            return {"resultType": "matrix", "result": _matrix_json(value, steps)}
+
+        return _ok(await cache_of(request).get_or_compute(("prom_range", text, start, end, step), end, compute))
+
+
+async def _window(params: dict[str, list[str]]) -> tuple[int, int]:
+    end = _time(params, "end", now_ns())
+    start = _time(params, "start", end - DEFAULT_SERIES_WINDOW_NS)
+    if end < start:
+        raise BadRequest("end timestamp must not be before start time")
+    return start, end
+
+
+def _source(request: Request, start: int, end: int) -> promql.Source:
+    return promql.Source(store=store_of(request), table=choose_metrics_table(start, end, 0),
+                         lookback_ns=promql.LOOKBACK_NS, request=request)
+
+
+async def _matching_series(request: Request, params: dict[str, list[str]], *, with_buckets: bool
+                           ) -> list[dict[str, str]]:
+    """Label sets of the series the ``match[]`` selectors select (every metric name without one).
+
+    ``with_buckets`` reads the histogram points to list each ``le`` bucket series (the series API);
+    label listings skip that and report ``le`` as a name only.
+    """
+    start, end = await _window(params)
+    source = _source(request, start, end)
+    matches = params.get("match[]") or ['{__name__=~".+"}']
+    out: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for m in matches:
+        expr = promql.parse(m)
+        if not isinstance(expr, promql.pp.VectorSelector):
+            raise BadRequest(f"match[] {m[:100]!r}: expected a series selector")
+        matchers = promql.matchers_of(expr)
+        if with_buckets:
+            for s in await source.samples(matchers, start, end):
+                out[tuple(sorted(s.labels.items()))] = s.labels
+        else:
+            for _, _, kind, lab in await source.series(matchers, start, end):
+                lab = {**lab, "le": ""} if kind == "bucket" else lab
+                out[tuple(sorted(lab.items()))] = lab
+    return [out[k] for k in sorted(out)]
+
+
+async def series(request: Request) -> JSONResponse:
+    with Timer("prom_series"):
+        params = await form_params(request)
+        if not params.get("match[]"):
+            raise BadRequest("no match[] parameter provided")
+        return _ok(await _matching_series(request, params, with_buckets=True))
+
+
+async def labels(request: Request) -> JSONResponse:
+    with Timer("prom_labels"):
+        params = await form_params(request)
+        names: set[str] = set()
+        for s in await _matching_series(request, params, with_buckets=False):
+            names.update(s)
+        return _ok(sorted(names))
+
+
+async def label_values(request: Request) -> JSONResponse:
+    with Timer("prom_label_values"):
+        params = await form_params(request)
+        name = request.path_params["name"]
+        values = {s[name] for s in await _matching_series(request, params, with_buckets=name == "le") if s.get(name)}
+        return _ok(sorted(values))
+
+
+async def metadata(request: Request) -> JSONResponse:
+    with Timer("prom_metadata"):
+        params = await form_params(request)
+        start, end = await _window(params)
+        source = _source(request, start, end)
+        wanted = first(params, "metric")
+        out: dict[str, list[dict[str, str]]] = {}
+        for info in await source.catalog(start, end):
+            if not info.families():
+                continue
+            name = info.base_name
+            if wanted and name != wanted:
+                continue
+            out.setdefault(name, []).append({"type": info.prom_type, "help": info.description, "unit": info.unit})
+        return _ok(out)
+
+
+async def buildinfo(request: Request) -> JSONResponse:
+    # No "features" key: Grafana then treats this as Prometheus (not Mimir) and calls no ruler API.
+    return _ok({"version": BUILD_VERSION, "revision": "otelingest", "branch": "otelingest",
+                "buildUser": "otelingest", "buildDate": "", "goVersion": ""})
+
+
+async def exemplars(request: Request) -> JSONResponse:
+    return _ok([])
+
+
+async def rules(request: Request) -> JSONResponse:
+    return _ok({"groups": []})
+
+
+async def alerts(request: Request) -> JSONResponse:
+    return _ok({"alerts": []})
+
+
+async def root(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("otelingest query service: Prometheus, Loki and Jaeger APIs\n")
+
+
+routes = [
+    Route("/", root, methods=["GET"]),
+    Route("/api/v1/query", query, methods=_BOTH),
+    Route("/api/v1/query_range", query_range, methods=_BOTH),
+    Route("/api/v1/labels", labels, methods=_BOTH),
+    Route("/api/v1/label/{name:str}/values", label_values, methods=["GET"]),
+    Route("/api/v1/series", series, methods=_BOTH),
+    Route("/api/v1/metadata", metadata, methods=["GET"]),
+    Route("/api/v1/status/buildinfo", buildinfo, methods=["GET"]),
+    Route("/api/v1/query_exemplars", exemplars, methods=_BOTH),
+    Route("/api/v1/rules", rules, methods=["GET"]),
+    Route("/api/v1/alerts", alerts, methods=["GET"]),
+]

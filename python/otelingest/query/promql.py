@@ -1,0 +1,872 @@
+"""PromQL over the OTel metrics tables.
+
+Parsing is done by ``promql-parser``. Each vector selector is planned into bound SQL: the metric
+catalog maps Prometheus names (OTel -> Prometheus naming: dots to underscores, unit suffixes,
+``_total`` for monotonic sums, ``_bucket``/``_sum``/``_count`` for histograms) to OTel metric names;
+the series catalog gives each series' labels, the label matchers select series ids, and only those
+series' samples in the needed window are read — from the raw table or a rollup, chosen by time range
+and step. The functions, aggregations and operators then evaluate over the samples per step, with
+Prometheus' semantics (5m lookback, extrapolated rate, bucketQuantile).
+
+Supported: selectors with = != =~ !~ and offset; rate, irate, increase, delta, {avg,sum,min,max,
+count,last}_over_time, histogram_quantile, abs/ceil/floor/round/sqrt/exp/ln/log2/log10, clamp_min,
+clamp_max, vector, scalar, time, absent; sum/avg/min/max/count/topk/bottomk/group with by/without;
+arithmetic, comparisons (with bool) and and/or/unless between vectors and scalars (one-to-one
+matching with on/ignoring); unary minus; parentheses. Anything else (subqueries, @, group_left/right,
+summaries and exponential histograms, other functions) is a 400 ``bad_data``: never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import promql_parser as pp
+
+from .errors import BadRequest, Unprocessable
+from .store import Store
+from .tables import BUCKET_S, choose_metrics_table
+from .timeparse import NS
+
+LOOKBACK_NS = 5 * 60 * NS
+MAX_REGEX_LEN = 1024
+
+# --- OTel -> Prometheus naming (OpenTelemetry "Prometheus and OpenMetrics compatibility" spec) ---
+
+_UNIT_WORDS = {
+    "d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds", "us": "microseconds",
+    "ns": "nanoseconds", "By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes",
+    "TiBy": "tibibytes", "KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes",
+    "m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams", "Cel": "celsius",
+    "Hz": "hertz", "%": "percent",
+}
+_PER_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year"}
+_INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
+_INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def _sanitize(name: str, pattern: re.Pattern[str]) -> str:
+    out = re.sub(r"__+", "_", pattern.sub("_", name))
+    if out and out[0].isdigit():
+        out = "_" + out
+    return out
+
+
+def label_name(key: str) -> str:
+    out = _sanitize(key, _INVALID_LABEL_CHARS)
+    return out if not out.startswith("__") else "key" + out
+
+
+def _unit_suffix(unit: str, metric_type: str) -> str:
+    unit = re.sub(r"\{[^}]*\}", "", unit).strip()
+    if not unit:
+        return ""
+    if unit == "1":
+        return "ratio" if metric_type == "Gauge" else ""
+    main, _, per = unit.partition("/")
+    words = [_UNIT_WORDS.get(main, main)] if main else []
+    if per:
+        words.append("per_" + _PER_UNIT_WORDS.get(per, _UNIT_WORDS.get(per, per)))
+    return _sanitize("_".join(words), _INVALID_NAME_CHARS).strip("_")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One OTel metric as Prometheus sees it."""
+
+    otel_name: str
+    metric_type: str  # Gauge | Sum | Histogram | ...
+    temporality: str  # Delta | Cumulative | Unspecified
+    monotonic: bool
+    unit: str
+    description: str
+
+    @property
+    def prom_type(self) -> str:
+        if self.metric_type == "Sum":
+            return "counter" if self.monotonic else "gauge"
+        return {"Gauge": "gauge", "Histogram": "histogram"}.get(self.metric_type, "unknown")
+
+    @property
+    def base_name(self) -> str:
+        name = _sanitize(self.otel_name, _INVALID_NAME_CHARS).strip("_") or "_"
+        suffix = _unit_suffix(self.unit, self.metric_type)
+        if self.prom_type == "counter" and name.endswith("_total"):
+            name = name[: -len("_total")]
+        if suffix and not name.endswith("_" + suffix):
+            name += "_" + suffix
+        if self.prom_type == "counter":
+            name += "_total"
+        return name
+
+    def families(self) -> dict[str, str]:
+        """Prometheus metric name -> which value it exposes (value | bucket | sum | count)."""
+        if self.prom_type == "histogram":
+            b = self.base_name
+            return {b + "_bucket": "bucket", b + "_sum": "sum", b + "_count": "count"}
+        if self.prom_type in ("counter", "gauge"):
+            return {self.base_name: "value"}
+        return {}  # summaries, exponential histograms: not exposed
+
+
+def series_labels(service: str, resource: dict[str, str], attributes: dict[str, str]) -> dict[str, str]:
+    """Point attributes, service_name, and job/instance per the OTel spec."""
+    labels: dict[str, str] = {}
+    for k, v in sorted(attributes.items()):
+        name = label_name(k)
+        labels[name] = f"{labels[name]};{v}" if name in labels else v
+    labels["service_name"] = service
+    ns = resource.get("service.namespace")
+    labels["job"] = f"{ns}/{service}" if ns else service
+    if "service.instance.id" in resource:
+        labels["instance"] = resource["service.instance.id"]
+    return labels
+
+
+def format_value(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == int(v) and abs(v) < 1e15:
+        return str(int(v))
+    return repr(float(v))
+
+
+def format_le(b: float) -> str:
+    return "+Inf" if math.isinf(b) else format_value(b)
+
+
+# --- Matching --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabelMatcher:
+    name: str
+    op: str  # = != =~ !~
+    value: str
+
+    def compile(self) -> Callable[[str], bool]:
+        if self.op in ("=~", "!~"):
+            if len(self.value) > MAX_REGEX_LEN:
+                raise BadRequest(f"regex for label {self.name} longer than {MAX_REGEX_LEN}")
+            try:
+                rx = re.compile(self.value)
+            except re.error as e:
+                raise BadRequest(f"invalid regex {self.value!r}: {e}") from None
+            if self.op == "=~":
+                return lambda s: rx.fullmatch(s) is not None
+            return lambda s: rx.fullmatch(s) is None
+        if self.op == "=":
+            return lambda s: s == self.value
+        return lambda s: s != self.value
+
+
+_OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}
+
+
+def matchers_of(vs: pp.VectorSelector) -> list[LabelMatcher]:
+    if vs.matchers.or_matchers:
+        raise BadRequest("unsupported: 'or' inside a selector")
+    out = [LabelMatcher(m.name, _OPS[str(m.op)], m.value) for m in vs.matchers.matchers]
+    if vs.name:
+        out.append(LabelMatcher("__name__", "=", vs.name))
+    if not any(m.name == "__name__" for m in out):
+        raise BadRequest("a selector needs a metric name (__name__ matcher)")
+    if all(m.compile()("") for m in out):
+        raise BadRequest("vector selector must contain at least one non-empty matcher")
+    return out
+
+
+def labels_match(labels: dict[str, str], fns: list[tuple[str, Callable[[str], bool]]]) -> bool:
+    return all(fn(labels.get(name, "")) for name, fn in fns)
+
+
+# --- Storage access -------------------------------------------------------------------------------
+
+@dataclass
+class Samples:
+    labels: dict[str, str]
+    times: np.ndarray  # int64 ns, ascending
+    values: np.ndarray  # float64
+    counter: bool
+
+
+@dataclass
+class Source:
+    """Where and how samples are read for one query."""
+
+    store: Store
+    table: str
+    lookback_ns: int
+    request: Any = None
+    max_series: int = 10_000
+    _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
+
+    def _p(self, **kw: Any) -> dict[str, Any]:
+        if self.table != "otel_metrics":
+            kw["table"] = self.table
+        return kw
+
+    def _kind(self) -> str:
+        return "raw" if self.table == "otel_metrics" else "rollup"
+
+    async def catalog(self, start_ns: int, end_ns: int) -> list[MetricInfo]:
+        key = (start_ns, end_ns)
+        if key not in self._catalog:
+            rows = await self.store.named(f"prom_catalog_{self._kind()}",
+                                          self._p(start_ns=start_ns, end_ns=end_ns), request=self.request)
+            self._catalog[key] = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+        return self._catalog[key]
+
+    async def series(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int
+                     ) -> list[tuple[int, MetricInfo, str, dict[str, str]]]:
+        """(series id, metric, family kind, labels incl. __name__) matching the selector."""
+        fns = [(m.name, m.compile()) for m in matchers]
+        name_fns = [(n, f) for n, f in fns if n == "__name__"]
+        wanted: dict[str, list[tuple[MetricInfo, str, str]]] = {}
+        for info in await self.catalog(start_ns, end_ns):
+            for prom_name, kind in info.families().items():
+                if all(f(prom_name) for _, f in name_fns):
+                    wanted.setdefault(info.otel_name, []).append((info, prom_name, kind))
+        if not wanted:
+            return []
+        rows = await self.store.named(
+            f"prom_series_{self._kind()}",
+            self._p(names=sorted(wanted), start_ns=start_ns, end_ns=end_ns), request=self.request,
+        )
+        out = []
+        for sid, metric, service, resource, attrs in rows:
+            base = series_labels(service, resource, attrs)
+            for info, prom_name, kind in wanted.get(metric, []):
+                labels = {"__name__": prom_name, **base}
+                if kind == "bucket":
+                    # Each bucket bound is its own series; matchers on `le` are applied per bound later.
+                    out.append((int(sid), info, kind, labels))
+                elif labels_match(labels, fns):
+                    out.append((int(sid), info, kind, labels))
+        if len(out) > self.max_series:
+            raise Unprocessable(f"selector matches more than {self.max_series} series")
+        return out
+
+    async def samples(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int) -> list[Samples]:
+        """Samples in (start, end] of every series the selector matches."""
+        series = await self.series(matchers, start_ns, end_ns)
+        if not series:
+            return []
+        names = sorted({info.otel_name for _, info, _, _ in series})
+        ids = sorted({sid for sid, _, _, _ in series})
+        bucket_s = BUCKET_S[self.table]
+        params = self._p(names=names, series=ids, start_ns=start_ns, end_ns=end_ns)
+        if bucket_s:
+            params["bucket_s"] = bucket_s
+        rows = await self.store.named(f"prom_points_{self._kind()}", params, request=self.request)
+        by_sid: dict[int, list[tuple[Any, ...]]] = {}
+        for r in rows:
+            by_sid.setdefault(int(r[0]), []).append(r)
+        fns = [(m.name, m.compile()) for m in matchers]
+        out: list[Samples] = []
+        for sid, info, kind, labels in series:
+            pts = by_sid.get(sid, [])
+            if not pts:
+                continue
+            times = np.fromiter((p[1] for p in pts), dtype=np.int64, count=len(pts))
+            delta = info.temporality == "Delta"
+            if kind == "value":
+                vals = np.fromiter((p[2] for p in pts), dtype=np.float64, count=len(pts))
+                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, info.prom_type == "counter"))
+            elif kind in ("count", "sum"):
+                col = 3 if kind == "count" else 4
+                vals = np.fromiter((float(p[col]) for p in pts), dtype=np.float64, count=len(pts))
+                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, True))
+            else:
+                out.extend(_bucket_series(labels, times, pts, delta, fns))
+        return out
+
+
+def _bucket_series(labels: dict[str, str], times: np.ndarray, pts: list[tuple[Any, ...]], delta: bool,
+                   fns: list[tuple[str, Callable[[str], bool]]]) -> list[Samples]:
+    """`_bucket{le=...}` series from BucketCounts/ExplicitBounds: cumulative counts per upper bound."""
+    bounds_set: dict[float, None] = {}
+    for p in pts:
+        for b in p[6]:
+            bounds_set[float(b)] = None
+    bounds = sorted(bounds_set) + [math.inf]
+    matrix = np.full((len(pts), len(bounds)), np.nan)
+    for i, p in enumerate(pts):
+        counts, pb = list(p[5]), [float(b) for b in p[6]] + [math.inf]
+        if len(counts) != len(pb):
+            continue  # malformed point: no buckets rather than wrong ones
+        cum = np.cumsum(np.asarray(counts, dtype=np.float64))
+        for b, c in zip(pb, cum):
+            matrix[i, bounds.index(b)] = c
+    if delta:
+        matrix = np.nancumsum(matrix, axis=0)
+    out = []
+    for j, b in enumerate(bounds):
+        lab = {**labels, "le": format_le(b)}
+        if not labels_match(lab, fns):
+            continue
+        col = matrix[:, j]
+        keep = ~np.isnan(col)
+        out.append(Samples(lab, times[keep], col[keep], True))
+    return out
+
+
+# --- Evaluation -----------------------------------------------------------------------------------
+
+Labels = dict[str, str]
+
+
+@dataclass
+class Vector:
+    series: list[tuple[Labels, np.ndarray]]  # values per step, NaN = absent
+
+
+@dataclass
+class Scalar:
+    values: np.ndarray
+
+
+@dataclass
+class Matrix:
+    """Only as the top-level result of an instant query over a range selector."""
+
+    series: list[Samples]
+
+
+def _key(labels: Labels) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def _drop_name(labels: Labels) -> Labels:
+    return {k: v for k, v in labels.items() if k != "__name__"}
+
+
+def _td(d: Any) -> int:
+    return int(round(d.total_seconds() * NS)) if d is not None else 0
+
+
+class Evaluator:
+    def __init__(self, source: Source, steps: np.ndarray) -> None:
+        self.source = source
+        self.steps = steps  # int64 ns
+
+    async def eval(self, e: Any) -> Vector | Scalar | Matrix:
+        if isinstance(e, pp.NumberLiteral):
+            return Scalar(np.full(len(self.steps), float(e.val)))
+        if isinstance(e, pp.ParenExpr):
+            return await self.eval(e.expr)
+        if isinstance(e, pp.UnaryExpr):
+            v = await self.eval(e.expr)
+            if isinstance(v, Scalar):
+                return Scalar(-v.values)
+            if isinstance(v, Vector):
+                return Vector([(_drop_name(lab), -vals) for lab, vals in v.series])
+            raise BadRequest("unary minus needs a scalar or instant vector")
+        if isinstance(e, pp.VectorSelector):
+            return await self.selector(e)
+        if isinstance(e, pp.MatrixSelector):
+            raise BadRequest("a range vector must be an argument of a function such as rate()")
+        if isinstance(e, pp.Call):
+            return await self.call(e)
+        if isinstance(e, pp.AggregateExpr):
+            return await self.aggregate(e)
+        if isinstance(e, pp.BinaryExpr):
+            return await self.binary(e)
+        if isinstance(e, pp.StringLiteral):
+            raise BadRequest("unsupported: string literal as an expression")
+        if isinstance(e, pp.SubqueryExpr):
+            raise BadRequest("unsupported: subqueries")
+        raise BadRequest(f"unsupported expression: {type(e).__name__}")
+
+    def _check_at(self, vs: pp.VectorSelector) -> None:
+        if vs.at is not None:
+            raise BadRequest("unsupported: the @ modifier")
+
+    async def _fetch(self, vs: pp.VectorSelector, window_ns: int) -> tuple[list[Samples], int]:
+        self._check_at(vs)
+        offset = _td(vs.offset)
+        start = int(self.steps[0]) - offset - window_ns
+        end = int(self.steps[-1]) - offset
+        return await self.source.samples(matchers_of(vs), start, end), offset
+
+    async def selector(self, vs: pp.VectorSelector) -> Vector:
+        lookback = self.source.lookback_ns
+        series, offset = await self._fetch(vs, lookback)
+        out = []
+        for s in series:
+            t = self.steps - offset
+            idx = np.searchsorted(s.times, t, side="right") - 1
+            vals = np.full(len(t), np.nan)
+            ok = idx >= 0
+            ok[ok] &= s.times[idx[ok]] > t[ok] - lookback
+            vals[ok] = s.values[idx[ok]]
+            out.append((s.labels, vals))
+        return Vector(out)
+
+    async def range_samples(self, ms: pp.MatrixSelector) -> tuple[list[Samples], int, int]:
+        rng = _td(ms.range)
+        if rng <= 0:
+            raise BadRequest("range must be positive")
+        series, offset = await self._fetch(ms.vector_selector, rng)
+        return series, rng, offset
+
+    def _windows(self, s: Samples, rng: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+        t = self.steps - offset
+        lo = np.searchsorted(s.times, t - rng, side="right")
+        hi = np.searchsorted(s.times, t, side="right")
+        return lo, hi
+
+    async def call(self, c: pp.Call) -> Vector | Scalar:
+        name = c.func.name
+        args = list(c.args)
+        if name in _RANGE_FUNCS:
+            if len(args) != 1 or not isinstance(args[0], pp.MatrixSelector):
+                raise BadRequest(f"{name}() expects a range vector selector such as x[5m]")
+            series, rng, offset = await self.range_samples(args[0])
+            out = []
+            for s in series:
+                lo, hi = self._windows(s, rng, offset)
+                ends = self.steps - offset
+                vals = _range_vectorized(name, s, lo, hi, ends - rng, ends)
+                keep_name = name == "last_over_time"
+                out.append((s.labels if keep_name else _drop_name(s.labels), vals))
+            return Vector(out)
+        if name == "histogram_quantile":
+            q = await self.eval(args[0])
+            v = await self.eval(args[1])
+            if not isinstance(q, Scalar) or not isinstance(v, Vector):
+                raise BadRequest("histogram_quantile(scalar, instant vector)")
+            return _histogram_quantile(q.values, v, len(self.steps))
+        if name in _MATH:
+            v = await self._vector_arg(args[0], name)
+            with np.errstate(all="ignore"):
+                return Vector([(_drop_name(lab), _MATH[name](vals)) for lab, vals in v.series])
+        if name in ("clamp_min", "clamp_max"):
+            v = await self._vector_arg(args[0], name)
+            b = await self.eval(args[1])
+            if not isinstance(b, Scalar):
+                raise BadRequest(f"{name}(vector, scalar)")
+            f = np.maximum if name == "clamp_min" else np.minimum
+            return Vector([(_drop_name(lab), f(vals, b.values)) for lab, vals in v.series])
+        if name == "vector":
+            sc = await self.eval(args[0])
+            if not isinstance(sc, Scalar):
+                raise BadRequest("vector(scalar)")
+            return Vector([({}, sc.values.copy())])
+        if name == "scalar":
+            v = await self._vector_arg(args[0], name)
+            vals = np.full(len(self.steps), np.nan)
+            if len(v.series) == 1:
+                vals = v.series[0][1].copy()
+            elif v.series:
+                present = np.sum([~np.isnan(x) for _, x in v.series], axis=0)
+                only = present == 1
+                stacked = np.vstack([x for _, x in v.series])
+                vals[only] = np.nansum(stacked[:, only], axis=0)
+            return Scalar(vals)
+        if name == "time":
+            return Scalar(self.steps / NS)
+        if name == "absent":
+            v = await self._vector_arg(args[0], name)
+            present = np.zeros(len(self.steps), dtype=bool)
+            for _, vals in v.series:
+                present |= ~np.isnan(vals)
+            labels: Labels = {}
+            if isinstance(args[0], pp.VectorSelector):
+                labels = {m.name: m.value for m in matchers_of(args[0]) if m.op == "=" and m.name != "__name__"}
+            return Vector([(labels, np.where(present, np.nan, 1.0))])
+        raise BadRequest(f"unsupported function: {name}()")
+
+    async def _vector_arg(self, e: Any, fn: str) -> Vector:
+        v = await self.eval(e)
+        if not isinstance(v, Vector):
+            raise BadRequest(f"{fn}() expects an instant vector")
+        return v
+
+    async def aggregate(self, a: pp.AggregateExpr) -> Vector:
+        op = str(a.op)
+        v = await self._vector_arg(a.expr, op)
+        by, labels = True, []
+        if a.modifier is not None:
+            by = "Without" not in str(a.modifier.type)
+            labels = list(a.modifier.labels)
+
+        def group_labels(lab: Labels) -> Labels:
+            if by:
+                return {k: lab[k] for k in labels if k in lab}
+            return {k: val for k, val in lab.items() if k not in labels and k != "__name__"}
+
+        if op in ("topk", "bottomk"):
+            k = await self.eval(a.param)
+            if not isinstance(k, Scalar):
+                raise BadRequest(f"{op}(k, vector): k must be a scalar")
+            return _topk(v, group_labels, k.values, op == "topk")
+        if op not in _AGGS:
+            raise BadRequest(f"unsupported aggregation: {op}")
+        groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[np.ndarray]]] = {}
+        for lab, vals in v.series:
+            g = group_labels(lab)
+            groups.setdefault(_key(g), (g, []))[1].append(vals)
+        out = []
+        for g, members in groups.values():
+            stacked = np.vstack(members)
+            present = ~np.isnan(stacked)
+            any_present = present.any(axis=0)
+            with np.errstate(all="ignore"):
+                vals = _AGGS[op](stacked, present)
+            vals = np.where(any_present, vals, np.nan)
+            out.append((g, vals))
+        return Vector(out)
+
+    async def binary(self, b: pp.BinaryExpr) -> Vector | Scalar:
+        op = str(b.op)
+        mod = b.modifier
+        return_bool = bool(mod.return_bool) if mod is not None else False
+        if mod is not None and mod.card is not None and "OneToOne" not in str(mod.card) and op not in ("and", "or", "unless"):
+            raise BadRequest("unsupported: group_left/group_right")
+        lhs, rhs = await self.eval(b.lhs), await self.eval(b.rhs)
+        if isinstance(lhs, Matrix) or isinstance(rhs, Matrix):
+            raise BadRequest("binary operators need scalars or instant vectors")
+        if op in ("and", "or", "unless"):
+            if not isinstance(lhs, Vector) or not isinstance(rhs, Vector):
+                raise BadRequest(f"set operator {op} needs two instant vectors")
+            return _set_op(op, lhs, rhs, _matching(mod))
+        if op not in _ARITH and op not in _CMP:
+            raise BadRequest(f"unsupported operator: {op}")
+        if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
+            if op in _CMP and not return_bool:
+                raise BadRequest("comparisons between scalars must use the bool modifier")
+            return Scalar(_apply(op, lhs.values, rhs.values, True))
+        if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
+            return Vector([_vs(op, lab, vals, rhs.values, return_bool, left=True) for lab, vals in lhs.series])
+        if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
+            return Vector([_vs(op, lab, vals, lhs.values, return_bool, left=False) for lab, vals in rhs.series])
+        assert isinstance(lhs, Vector) and isinstance(rhs, Vector)
+        on, names = _matching(mod)
+        right: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
+        for lab, vals in rhs.series:
+            sig = _key(_signature(lab, on, names))
+            if sig in right:
+                raise Unprocessable("many-to-many matching not allowed: matching labels must be unique on one side")
+            right[sig] = vals
+        out = []
+        seen: set[tuple[tuple[str, str], ...]] = set()
+        for lab, vals in lhs.series:
+            sig = _key(_signature(lab, on, names))
+            if sig not in right:
+                continue
+            if sig in seen:
+                raise Unprocessable("many-to-many matching not allowed: matching labels must be unique on one side")
+            seen.add(sig)
+            res = _apply(op, vals, right[sig], return_bool)
+            if op in _CMP and not return_bool:
+                res = np.where(res == 1.0, vals, np.nan)
+            result_labels = _signature(lab, on, names) if on else _drop_name(lab)
+            if op in _CMP and not return_bool:
+                result_labels = lab if not on else result_labels
+            out.append((result_labels, res))
+        return Vector(out)
+
+
+def _matching(mod: Any) -> tuple[bool, list[str]]:
+    if mod is None or mod.matching is None:
+        return False, []
+    text = str(mod.matching)
+    return text.strip().startswith("on"), list(mod.matching.labels)
+
+
+def _signature(lab: Labels, on: bool, names: list[str]) -> Labels:
+    if on:
+        return {k: lab[k] for k in names if k in lab}
+    return {k: v for k, v in lab.items() if k not in names and k != "__name__"}
+
+
+def _set_op(op: str, lhs: Vector, rhs: Vector, matching: tuple[bool, list[str]]) -> Vector:
+    on, names = matching
+    n = len(lhs.series[0][1]) if lhs.series else (len(rhs.series[0][1]) if rhs.series else 0)
+    rpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
+    for lab, vals in rhs.series:
+        sig = _key(_signature(lab, on, names))
+        rpresent[sig] = rpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+    out = []
+    lpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
+    for lab, vals in lhs.series:
+        sig = _key(_signature(lab, on, names))
+        lpresent[sig] = lpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+        r = rpresent.get(sig, np.zeros(n, dtype=bool))
+        if op == "and":
+            out.append((lab, np.where(r, vals, np.nan)))
+        elif op == "unless":
+            out.append((lab, np.where(r, np.nan, vals)))
+        else:
+            out.append((lab, vals))
+    if op == "or":
+        for lab, vals in rhs.series:
+            sig = _key(_signature(lab, on, names))
+            lp = lpresent.get(sig, np.zeros(n, dtype=bool))
+            out.append((lab, np.where(lp, np.nan, vals)))
+    return Vector(out)
+
+
+_ARITH: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "%": np.fmod, "^": np.power,
+}
+_CMP: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "==": np.equal, "!=": np.not_equal, ">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
+}
+
+
+def _apply(op: str, a: np.ndarray, b: np.ndarray, cmp_as_bool: bool) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if op in _ARITH:
+            return _ARITH[op](a, b)
+        res = _CMP[op](a, b).astype(np.float64)
+        return np.where(np.isnan(a) | np.isnan(b), np.nan, res)
+
+
+def _vs(op: str, lab: Labels, vals: np.ndarray, scalar: np.ndarray, return_bool: bool, *, left: bool
+        ) -> tuple[Labels, np.ndarray]:
+    a, b = (vals, scalar) if left else (scalar, vals)
+    res = _apply(op, a, b, return_bool)
+    if op in _CMP and not return_bool:
+        return lab, np.where(res == 1.0, vals, np.nan)
+    return _drop_name(lab), res
+
+
+def _topk(v: Vector, group_labels: Callable[[Labels], Labels], k: np.ndarray, top: bool) -> Vector:
+    if not v.series:
+        return v
+    groups: dict[tuple[tuple[str, str], ...], list[int]] = {}
+    for i, (lab, _) in enumerate(v.series):
+        groups.setdefault(_key(group_labels(lab)), []).append(i)
+    stacked = np.vstack([vals for _, vals in v.series])
+    keep = np.zeros_like(stacked, dtype=bool)
+    for members in groups.values():
+        for step in range(stacked.shape[1]):
+            kk = int(k[step]) if not math.isnan(k[step]) else 0
+            col = [(stacked[i, step], i) for i in members if not math.isnan(stacked[i, step])]
+            col.sort(key=lambda x: x[0], reverse=top)
+            for _, i in col[:max(kk, 0)]:
+                keep[i, step] = True
+    return Vector([(lab, np.where(keep[i], vals, np.nan)) for i, (lab, vals) in enumerate(v.series)])
+
+
+def _agg_sum(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.nansum(x, axis=0)
+
+
+def _agg_count(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return p.sum(axis=0).astype(np.float64)
+
+
+def _agg_avg(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.nansum(x, axis=0) / p.sum(axis=0)
+
+
+def _agg_min(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.nanmin(np.where(p, x, np.inf), axis=0)
+
+
+def _agg_max(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.nanmax(np.where(p, x, -np.inf), axis=0)
+
+
+def _agg_group(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.ones(x.shape[1])
+
+
+_AGGS = {"sum": _agg_sum, "count": _agg_count, "avg": _agg_avg, "min": _agg_min, "max": _agg_max,
+         "group": _agg_group}
+
+_MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "round": np.round, "sqrt": np.sqrt, "exp": np.exp,
+    "ln": np.log, "log2": np.log2, "log10": np.log10,
+}
+
+
+_RANGE_FUNCS = frozenset({
+    "rate", "increase", "delta", "irate", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time",
+    "count_over_time", "last_over_time",
+})
+
+
+def _range_vectorized(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, starts: np.ndarray,
+                      ends: np.ndarray) -> np.ndarray:
+    """A range function at every step at once; samples of step i are s.values[lo[i]:hi[i]]."""
+    t, v = s.times, s.values
+    n = hi - lo
+    out = np.full(len(lo), np.nan)
+    some = n > 0
+    if not some.any():
+        return out
+    last_i = np.where(some, hi - 1, 0)
+    if name in ("rate", "increase", "delta"):
+        two = n >= 2
+        if not two.any():
+            return out
+        first_i = np.where(two, lo, 0)
+        last_i = np.where(two, hi - 1, 0)
+        v0, v1 = v[first_i], v[last_i]
+        result = v1 - v0
+        counter_fn = name != "delta"
+        if counter_fn:
+            # Counter resets: a drop between samples j and j+1 adds back the value before it.
+            drops = np.concatenate([[0.0], np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))])
+            result = result + drops[last_i] - drops[first_i]
+        t0, t1 = t[first_i].astype(np.float64), t[last_i].astype(np.float64)
+        sampled = (t1 - t0) / NS
+        with np.errstate(all="ignore"):
+            to_start = (t0 - starts) / NS
+            to_end = (ends - t1) / NS
+            avg_between = sampled / np.maximum(n - 1, 1)
+            if counter_fn:
+                to_zero = sampled * (v0 / result)
+                use_zero = (result > 0) & (v0 >= 0) & (to_zero < to_start)
+                to_start = np.where(use_zero, to_zero, to_start)
+            threshold = avg_between * 1.1
+            interval = sampled + np.where(to_start < threshold, to_start, avg_between / 2)
+            interval = interval + np.where(to_end < threshold, to_end, avg_between / 2)
+            result = result * (interval / sampled)
+            if name == "rate":
+                result = result / ((ends - starts) / NS)
+        return np.where(two & (sampled > 0), result, np.nan)
+    if name == "irate":
+        two = n >= 2
+        a, b = np.where(two, hi - 2, 0), np.where(two, hi - 1, 0)
+        dv = np.where(v[b] >= v[a], v[b] - v[a], v[b])
+        dt = (t[b] - t[a]) / NS
+        with np.errstate(all="ignore"):
+            return np.where(two & (dt > 0), dv / dt, np.nan)
+    csum = np.concatenate([[0.0], np.cumsum(v)])
+    if name == "sum_over_time":
+        return np.where(some, csum[hi] - csum[lo], np.nan)
+    if name == "count_over_time":
+        return np.where(some, n.astype(np.float64), np.nan)
+    if name == "avg_over_time":
+        with np.errstate(all="ignore"):
+            return np.where(some, (csum[hi] - csum[lo]) / n, np.nan)
+    if name == "last_over_time":
+        return np.where(some, v[last_i], np.nan)
+    fn = np.min if name == "min_over_time" else np.max
+    for i in np.nonzero(some)[0]:
+        out[i] = fn(v[lo[i]:hi[i]])
+    return out
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus' bucketQuantile over (upper bound, cumulative count) pairs."""
+    if math.isnan(q):
+        return math.nan
+    if q < 0:
+        return -math.inf
+    if q > 1:
+        return math.inf
+    buckets = sorted(buckets)
+    if not buckets or not math.isinf(buckets[-1][0]):
+        return math.nan
+    merged: list[list[float]] = []
+    for ub, c in buckets:  # coalesce equal bounds
+        if merged and merged[-1][0] == ub:
+            merged[-1][1] += c
+        else:
+            merged.append([ub, c])
+    for i in range(1, len(merged)):  # ensure monotonic counts
+        if merged[i][1] < merged[i - 1][1]:
+            merged[i][1] = merged[i - 1][1]
+    if len(merged) < 2:
+        return math.nan
+    observations = merged[-1][1]
+    if observations == 0:
+        return math.nan
+    rank = q * observations
+    b = next(i for i, (_, c) in enumerate(merged) if c >= rank)
+    if b == len(merged) - 1:
+        return merged[-2][0]
+    if b == 0 and merged[0][0] <= 0:
+        return merged[0][0]
+    start, end, count = 0.0, merged[b][0], merged[b][1]
+    if b > 0:
+        start = merged[b - 1][0]
+        count -= merged[b - 1][1]
+        rank -= merged[b - 1][1]
+    return start + (end - start) * (rank / count)
+
+
+def _histogram_quantile(q: np.ndarray, v: Vector, n: int) -> Vector:
+    groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[float, np.ndarray]]]] = {}
+    for lab, vals in v.series:
+        if "le" not in lab:
+            continue
+        try:
+            ub = float(lab["le"].replace("+Inf", "inf"))
+        except ValueError:
+            continue
+        g = {k: x for k, x in lab.items() if k not in ("le", "__name__")}
+        groups.setdefault(_key(g), (g, []))[1].append((ub, vals))
+    out = []
+    for g, buckets in groups.values():
+        vals = np.full(n, np.nan)
+        for i in range(n):
+            pts = [(ub, float(x[i])) for ub, x in buckets if not math.isnan(x[i])]
+            if pts:
+                vals[i] = bucket_quantile(float(q[i]), pts)
+        out.append((g, vals))
+    return Vector(out)
+
+
+# --- Entry points ---------------------------------------------------------------------------------
+
+def parse(query: str) -> Any:
+    if not query or not query.strip():
+        raise BadRequest("query is empty")
+    if len(query) > 64 * 1024:
+        raise BadRequest("query too long")
+    try:
+        return pp.parse(query)
+    except BaseException as e:  # the parser raises ValueError and Rust panics alike
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise BadRequest(f"parse error: {e}") from None
+
+
+def _max_window(e: Any) -> int:
+    """Longest range + offset in the expression, to choose the table."""
+    best = 0
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, pp.MatrixSelector):
+            best = max(best, _td(x.range) + _td(x.vector_selector.offset))
+        elif isinstance(x, pp.VectorSelector):
+            best = max(best, LOOKBACK_NS + _td(x.offset))
+        for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
+            child = getattr(x, attr, None)
+            if child is not None and not isinstance(child, (str, int, float)):
+                stack.append(child)
+        if isinstance(x, pp.Call):
+            stack.extend(x.args)
+    return best
+
+
+def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None) -> Source:
+    table = choose_metrics_table(start_ns - _max_window(expr), end_ns, step_ns / NS)
+    bucket = BUCKET_S[table] * NS
+    return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request)
+
+
+async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None
+                   ) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
+    """Evaluate at each step in [start, end]; returns the value, the steps and the table read."""
+    steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64) if step_ns else np.array([start_ns], dtype=np.int64)
+    source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request)
+    ev = Evaluator(source, steps)
+    if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
+        series, _, _ = await ev.range_samples(expr)
+        return Matrix(series), steps, source.table
+    if isinstance(expr, pp.StringLiteral):
+        raise BadRequest("unsupported: string results")
+    return await ev.eval(expr), steps, source.table

@@ -1,0 +1,63 @@
+"""Spans as read by ``sql/queries/trace_spans.sql``, shared by the design's API and Jaeger."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from .store import Store
+
+ZERO_SPAN_ID = "0" * 16
+
+
+class Span(NamedTuple):
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    trace_state: str
+    flags: int
+    name: str
+    kind: str
+    service: str
+    resource: dict[str, str]
+    scope_name: str
+    scope_version: str
+    attributes: dict[str, str]
+    start_ns: int
+    duration_ns: int
+    status_code: str
+    status_message: str
+    event_times: list[int]
+    event_names: list[str]
+    event_attributes: list[dict[str, str]]
+    link_trace_ids: list[str]
+    link_span_ids: list[str]
+    link_trace_states: list[str]
+    link_attributes: list[dict[str, str]]
+
+    @property
+    def parent(self) -> str | None:
+        return None if self.parent_span_id == ZERO_SPAN_ID else self.parent_span_id
+
+
+async def trace_windows(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
+    rows = await store.named("trace_windows", {"trace_ids": trace_ids}, **kw)
+    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+
+
+async def fetch_traces(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, list[Span]]:
+    """Spans of each trace (upper-case hex ids), reading only the traces' windows."""
+    if not trace_ids:
+        return {}
+    windows = await trace_windows(store, trace_ids, **kw)
+    if not windows:
+        return {}
+    start = min(w[0] for w in windows.values())
+    end = max(w[1] for w in windows.values())
+    rows = await store.named(
+        "trace_spans", {"trace_ids": list(windows), "start_ns": start, "end_ns": end}, **kw
+    )
+    out: dict[str, list[Span]] = {}
+    for r in rows:
+        s = Span(*r)
+        out.setdefault(s.trace_id, []).append(s)
+    return out

@@ -1,0 +1,5 @@
+-- Services that produced spans (from the hourly span rollup: tiny, and covers the retention).
+SELECT DISTINCT ServiceName
+FROM otel_span_stats_1h
+WHERE TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
+ORDER BY ServiceName

@@ -1,0 +1,2 @@
+-- Stop a query whose client went away.
+KILL QUERY WHERE query_id = {query_id:String} ASYNC

@@ -1,0 +1,4 @@
+-- Fragment: grouping of loki_streams_select.sql.
+GROUP BY ServiceName, SeverityText, ResourceAttributes
+ORDER BY ServiceName, SeverityText
+LIMIT {limit:UInt32}

@@ -1,0 +1,7 @@
+-- Metric catalog in a window (raw points): what each OTel metric is, to name it the Prometheus way.
+SELECT MetricName, toString(MetricType), toString(AggregationTemporality), IsMonotonic,
+       any(MetricUnit), any(MetricDescription)
+FROM otel_metrics
+WHERE TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
+  AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+GROUP BY MetricName, MetricType, AggregationTemporality, IsMonotonic

@@ -1,0 +1,7 @@
+-- Metric catalog in a window from a rollup table ({table} chosen by the service).
+SELECT MetricName, toString(MetricType), toString(AggregationTemporality), IsMonotonic,
+       any(MetricUnit), ''
+FROM {table:Identifier}
+WHERE TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
+  AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
+GROUP BY MetricName, MetricType, AggregationTemporality, IsMonotonic

@@ -1,0 +1,13 @@
+-- Spans of the given traces, read only within their window (hourly partitions prune the rest).
+-- Column order is the contract of otelingest.query.spans.Span.
+SELECT
+    hex(TraceId), hex(SpanId), hex(ParentSpanId), TraceState, Flags, SpanName, toString(SpanKind),
+    ServiceName, ResourceAttributes, ScopeName, ScopeVersion, SpanAttributes,
+    toUnixTimestamp64Nano(Timestamp), Duration, toString(StatusCode), StatusMessage,
+    arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp), Events.Name, Events.Attributes,
+    arrayMap(t -> hex(t), Links.TraceId), arrayMap(s -> hex(s), Links.SpanId), Links.TraceState, Links.Attributes
+FROM otel_traces
+WHERE TraceId IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))
+  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+  AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+ORDER BY TraceId, Timestamp

@@ -1,0 +1,94 @@
+"""A real ``otelingest serve`` on free loopback ports, for the operations tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from conftest import free_port
+
+PORT_NAMES = ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    ports: dict[str, int]
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['metrics']}"
+
+    @property
+    def args(self) -> list[str]:
+        """The flags that point a client command at this daemon."""
+        return [
+            "--data-dir", str(self.data_dir),
+            "--metrics-port", str(self.ports["metrics"]),
+            "--clickhouse-http-port", str(self.ports["ch_http"]),
+            "--clickhouse-tcp-port", str(self.ports["ch_tcp"]),
+            "--grpc-port", str(self.ports["grpc"]), "--http-port", str(self.ports["http"]),
+            "--query-port", str(self.ports["query"]),
+        ]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELINGEST_")}
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def serve(tmp_path: Path, *, env: dict[str, str] | None = None, ready: bool = True) -> Iterator[Daemon]:
+    """Start ``otelingest serve`` (embedded ClickHouse) and wait for /ready; SIGTERM it on exit."""
+    ports = {k: free_port() for k in PORT_NAMES}
+    d = Daemon(None, ports, tmp_path / "data", tmp_path / "serve.log")  # type: ignore[arg-type]
+    cmd = [sys.executable, "-m", "otelingest", "serve", *d.args]
+    with open(d.log_path, "wb") as out:
+        d.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or clean_env())
+    try:
+        if ready:
+            ok = wait_for(lambda: get(d.metrics_url + "/ready")[0] == 200, 90, 0.2)
+            assert ok, f"daemon not ready: {get(d.metrics_url + '/ready')} {d.log()[-2000:]}"
+        yield d
+    finally:
+        if d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                d.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()

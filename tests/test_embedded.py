@@ -1,0 +1,132 @@
+"""The embedded ClickHouse: start, stop, restart with data kept, and supervision by `serve`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+
+from conftest import free_port
+from otelingest.clickhouse.embedded import EmbeddedClickHouse
+from otelingest.config import ClickHouseConfig
+from otelingest.clickhouse.client import connect
+from otelingest.errors import StorageError
+
+
+def test_start_stop_restart_keeps_data(tmp_path):
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    ch.start()
+    ch.wait_ready(timeout=60)
+    client = connect(ClickHouseConfig(url=ch.url), with_database=False)
+    assert client.query("SELECT version()").result_rows[0][0].startswith("26.")
+    client.command("CREATE TABLE default.kept (n UInt64) ENGINE = MergeTree ORDER BY n")
+    client.insert("default.kept", [[i] for i in range(1000)], column_names=["n"])
+    client.close()
+    assert ch.stop() == 0
+    assert not ch.ping()
+
+    ch.start()
+    ch.wait_ready(timeout=60)
+    client = connect(ClickHouseConfig(url=ch.url), with_database=False)
+    assert client.query("SELECT count(), sum(n) FROM default.kept").result_rows == [(1000, 499500)]
+    client.close()
+    assert ch.stop() == 0
+
+
+def test_native_tcp_listener_is_up(clickhouse):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", clickhouse.tcp_port), timeout=5):
+        pass
+
+
+def test_data_dir_is_exclusive(clickhouse, tmp_path):
+    """A second server on a data directory in use fails with a clear error instead of corrupting it."""
+    other = EmbeddedClickHouse(clickhouse.root, http_port=free_port(), tcp_port=free_port())
+    other.start()
+    with pytest.raises(StorageError, match="exited|did not answer"):
+        other.wait_ready(timeout=20)
+    other.stop(timeout=5)
+    assert clickhouse.ping()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+def _wait(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _titles(pid: int) -> dict[str, int]:
+    out = {}
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            out[" ".join(p.cmdline()).strip()] = p.pid
+        except psutil.Error:
+            pass
+    return out
+
+
+def test_serve_supervises_clickhouse(tmp_path):
+    ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")}
+    cmd = [
+        sys.executable, "-m", "otelingest", "serve", "--data-dir", str(tmp_path / "data"),
+        "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]),
+        "--query-port", str(ports["query"]), "--metrics-port", str(ports["metrics"]),
+        "--clickhouse-http-port", str(ports["ch_http"]), "--clickhouse-tcp-port", str(ports["ch_tcp"]),
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELINGEST_")}
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{ports['metrics']}"
+    try:
+        assert _wait(lambda: _get(base + "/health")[0] == 200, 30)
+        assert _wait(lambda: _get(base + "/ready")[0] == 200, 60), _get(base + "/ready")
+        assert json.loads(_get(base + "/ready")[1]) == {"status": "ready", "reason": "ok"}
+        assert _get(base + "/metrics")[0] == 200
+        titles = _titles(proc.pid)
+        assert "otelingest: clickhouse" in titles
+        assert " ".join(psutil.Process(proc.pid).cmdline()).strip() == "otelingest: supervisor"
+
+        # ClickHouse dies: /ready drops, the supervisor restarts it, /ready returns; data kept.
+        client = connect(ClickHouseConfig(url=f"http://127.0.0.1:{ports['ch_http']}"), with_database=False)
+        client.command("INSERT INTO otel.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 's', 'before crash')")
+        client.close()
+        os.kill(titles["otelingest: clickhouse"], signal.SIGKILL)
+        assert _wait(lambda: _get(base + "/ready")[0] == 503, 15)
+        assert _get(base + "/health")[0] == 200
+        assert _wait(lambda: _get(base + "/ready")[0] == 200, 60)
+        new_pid = _titles(proc.pid).get("otelingest: clickhouse")
+        assert new_pid and new_pid != titles["otelingest: clickhouse"]
+        client = connect(ClickHouseConfig(url=f"http://127.0.0.1:{ports['ch_http']}"), with_database=False)
+        assert client.query("SELECT Body FROM otel.otel_logs").result_rows == [("before crash",)]
+        client.close()
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not psutil.pid_exists(new_pid) or psutil.Process(new_pid).status() == psutil.STATUS_ZOMBIE
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = log_path.read_text()
+    assert "embedded ClickHouse exited" in log and "restarted" in log
+    assert "msg=stopped" in log
