@@ -10,7 +10,8 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn adds color_message (the message with terminal escapes) to its records: not ours to print.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
@@ -33,8 +34,11 @@ def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:
 
 def _logfmt_value(v: Any) -> str:
     s = str(v)
-    if s == "" or any(c in s for c in ' ="\n\t\\'):
-        return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
+    if s == "" or any(c in s for c in ' ="\n\t\\') or not s.isprintable():
+        s = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        if not s.isprintable():  # other control characters as JSON-style escapes
+            s = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in s)
+        return '"' + s + '"'
     return s
 
 

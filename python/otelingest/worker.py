@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     title = f"otelingest: {role}" if role == "query" else f"otelingest: {role} {index}"
     set_process_title(title)
-    logs.configure(role if role == "query" else f"{role}-{index}", cfg.log.format, cfg.log.level)
+    logs.configure(role if role == "query" else f"{role} {index}", cfg.log.format, cfg.log.level)
     try:
         return ROLES[role](index, cfg, layout)
     except BootError as e:
