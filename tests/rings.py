@@ -19,6 +19,10 @@ class MemRing:
     def used_bytes(self) -> int:
         return sum(len(r) for _, r in self.records)
 
+    @property
+    def pending_bytes(self) -> int:
+        return sum(len(r) for _, r in list(self.records)[self.cursor:])
+
     def try_push(self, record: bytes) -> bool:
         if self.used_bytes + len(record) > self.capacity:
             return False
