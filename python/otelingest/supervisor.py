@@ -198,7 +198,13 @@ class Supervisor:
         watcher = threading.Thread(target=self._watch_storage, name="storage-watcher", daemon=True)
         watcher.start()
         try:
-            self._start_workers()
+            try:
+                self._start_workers()
+            except (OSError, ValueError) as e:  # ring files, run directory
+                log.error("cannot set up the workers: %s", e)
+                self.exit_code = EXIT_BOOT
+                self._stopping.set()
+                return self.exit_code
             self._loop()
         finally:
             self._shutdown()
