@@ -15,7 +15,7 @@ Children are fresh interpreters (``python -m otelingest.worker ROLE INDEX RUN_DI
 :mod:`otelingest.worker` for why not ``os.fork``), reading the effective config from
 ``run/worker.json``. Each is watched by exit status and by heartbeat (its slot on the status
 page): a dead child is replaced at the same index after a backoff, a hung one (no heartbeat for
-``HEARTBEAT_TIMEOUT_S``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
+``supervisor.heartbeat_timeout_s``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
 the supervisor with that code instead of a restart loop. Children are reaped with ``Popen.poll``
 (``waitpid`` on their own pid) rather than ``waitpid(-1)``, which would also steal the embedded
 ClickHouse's status from its own handle.
@@ -62,8 +62,6 @@ RESTART_BACKOFF_MAX_S = 30.0
 # A child that stayed up this long is healthy again: its next crash restarts at the initial backoff.
 RESTART_BACKOFF_RESET_S = 60.0
 STORAGE_CHECK_INTERVAL_S = 1.0
-# A worker that has not beaten its heartbeat for this long is hung: killed and replaced.
-HEARTBEAT_TIMEOUT_S = 30.0
 # Writers flush everything on stop within writer.stop_timeout_s; this much more and they are killed
 # (what they held stays in the rings and their ledger).
 WRITER_STOP_EXTRA_S = 15.0
@@ -171,6 +169,7 @@ class Supervisor:
         self.rings: list[Any] = []
         self.status: Any = None
         self.limiter: Any = None
+        self._memory_breakdown: dict[tuple[str, str], int] = {}
         self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -199,7 +198,13 @@ class Supervisor:
         watcher = threading.Thread(target=self._watch_storage, name="storage-watcher", daemon=True)
         watcher.start()
         try:
-            self._start_workers()
+            try:
+                self._start_workers()
+            except (OSError, ValueError) as e:  # ring files, run directory
+                log.error("cannot set up the workers: %s", e)
+                self.exit_code = EXIT_BOOT
+                self._stopping.set()
+                return self.exit_code
             self._loop()
         finally:
             self._shutdown()
@@ -431,7 +436,7 @@ class Supervisor:
                 code = proc.poll()
                 if code is None:
                     beat, _held = self.status.slot(child.slot)
-                    if now - beat > HEARTBEAT_TIMEOUT_S:
+                    if now - beat > self.cfg.supervisor.heartbeat_timeout_s:
                         log.error("%s (pid %d) missed its heartbeat for %.0fs; killing it", child.name, proc.pid, now - beat)
                         self._count_restart(child.role, "hung")
                         proc.kill()
@@ -485,12 +490,16 @@ class Supervisor:
         metrics.worker_restarts.labels(role, reason).inc()
 
     def _memory_reading(self) -> tuple[int, int]:
-        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
-        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
-        pids = [c.proc.pid for c in self.children if c.proc is not None and c.role != "query"]
+        """(data bytes, workers' private RSS) for the limiter; the breakdown goes to the gauges."""
         from .memory import private_rss
 
-        return ring_bytes + held, private_rss(pids)
+        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
+        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
+        rss = {role: private_rss([c.proc.pid for c in self.children if c.role == role and c.proc is not None])
+               for role in ("receiver", "writer", "query")}
+        self._memory_breakdown = {("rings", "data"): ring_bytes, ("batches", "data"): held,
+                                  **{(role, "rss"): v for role, v in rss.items()}}
+        return ring_bytes + held, rss["receiver"] + rss["writer"]
 
     def _limit_memory(self) -> None:
         from . import metrics
@@ -503,8 +512,8 @@ class Supervisor:
                 self.status.set_flag(REFUSE, d.refuse)
                 self.status.set_flag(PAUSE_WRITERS, d.pause_writers)
                 self.status.usage = d.data_bytes
-                metrics.memory_usage.labels("pipeline", "data").set(d.data_bytes)
-                metrics.memory_usage.labels("workers", "rss").set(d.rss_bytes)
+                for (process, kind), value in self._memory_breakdown.items():
+                    metrics.memory_usage.labels(process, kind).set(value)
                 metrics.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")
