@@ -1,9 +1,6 @@
 //! `ExportTraceServiceRequest` -> `otel_traces` rows, one per span.
 
-use super::{
-    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
-    Resource, Scope, Stats,
-};
+use super::{check_id, decoder, id, nanos, put_attr, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, PodCol, StringCol};
 use crate::otlp::wire::Reader;
@@ -51,14 +48,16 @@ table! {
     }
 }
 
-/// Decoder state reused across requests (thread-local in the bindings).
-#[derive(Default)]
-pub struct TracesDecoder {
-    pub table: TracesTable,
-    pub stats: Stats,
-    resource: Resource,
-    scope: Scope,
-    scratch: Vec<u8>,
+decoder! {
+    /// Decoder state reused across requests (thread-local in the bindings).
+    TracesDecoder(TracesTable, TABLE) {
+        names: [
+            "ExportTraceServiceRequest.resource_spans",
+            "ResourceSpans",
+            "ScopeSpans",
+        ],
+        item: span,
+    }
 }
 
 #[derive(Default)]
@@ -79,13 +78,6 @@ struct SpanFields<'a> {
 }
 
 impl TracesDecoder {
-    /// Decodes one request, appending rows to `self.table` (cleared first).
-    pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
-        self.table.clear();
-        self.stats = Stats::default();
-        walk(self, body, limits)
-    }
-
     fn span(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let mut s = SpanFields::default();
         let mut bad: Option<String> = None;
@@ -271,22 +263,4 @@ fn link(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits)
     t.links_flags.inner.push(flags);
     t.links_dropped.inner.push(dropped);
     Ok(())
-}
-
-impl ItemDecoder for TracesDecoder {
-    const NAMES: [&'static str; 3] = [
-        "ExportTraceServiceRequest.resource_spans",
-        "ResourceSpans",
-        "ScopeSpans",
-    ];
-
-    fn rows(&self) -> usize {
-        self.table.rows
-    }
-
-    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        self.span(msg, limits)
-    }
-
-    envelope_columns!();
 }
