@@ -1,6 +1,6 @@
 //! `ExportLogsServiceRequest` -> `otel_logs` rows, one per log record.
 
-use super::{check_id, decoder, id, nanos, put_attr, table, AttrCount, Limits};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::anyvalue;
 use crate::error::Result;
 use crate::native::{FixedCol, MapCol, PodCol, StringCol};
@@ -93,9 +93,9 @@ impl LogsDecoder {
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == 6 {
-                count.add()?;
-                put_attr(
-                    v.bytes("LogRecord.attributes")?,
+                count.put(
+                    v,
+                    "LogRecord.attributes",
                     &mut t.log_attributes,
                     &mut self.scratch,
                 )?;

@@ -3,7 +3,7 @@
 //! Gauge/Sum int points store `Value` as f64 and the exact `ValueInt`; double points leave
 //! `ValueInt` NULL. `Sum`/`Min`/`Max` are NULL when the point does not carry them.
 
-use super::{check_id, decoder, id, nanos, put_attr, table, AttrCount, Limits};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, NullableCol, PodCol, StringCol};
 use crate::otlp::wire::{for_each_fixed64, for_each_varint, sint32, Reader};
@@ -279,8 +279,7 @@ impl MetricsDecoder {
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == layout.attributes {
-                attr_count.add()?;
-                put_attr(v.bytes("attributes")?, &mut t.attributes, &mut self.scratch)?;
+                attr_count.put(v, "attributes", &mut t.attributes, &mut self.scratch)?;
                 continue;
             }
             if f == layout.exemplars {
@@ -376,9 +375,9 @@ fn exemplar(
             4 => span_id = v.bytes("Exemplar.span_id")?,
             5 => trace_id = v.bytes("Exemplar.trace_id")?,
             7 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Exemplar.filtered_attributes")?,
+                count.put(
+                    v,
+                    "Exemplar.filtered_attributes",
                     &mut t.exemplar_attributes.inner,
                     scratch,
                 )?;

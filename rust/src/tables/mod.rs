@@ -22,7 +22,7 @@ pub mod traces;
 use crate::anyvalue;
 use crate::error::{bail, Result};
 use crate::native::{MapCol, MapRow};
-use crate::otlp::wire::Reader;
+use crate::otlp::wire::{Reader, Value};
 
 /// Declares a table builder: the column fields, their Native names and declared types, and
 /// `clear`/`encode` over all of them in declaration order.
@@ -147,26 +147,30 @@ impl AttrCount {
     }
 
     #[inline]
-    pub fn add(&mut self) -> Result<()> {
+    fn add(&mut self) -> Result<()> {
         self.n += 1;
         if self.n > self.max {
             bail!("{} has more than {} attributes", self.what, self.max);
         }
         Ok(())
     }
-}
 
-/// Renders one KeyValue message into `sink`; returns its key and rendered value.
-#[inline]
-pub fn put_attr<'a>(
-    kv: &'a [u8],
-    sink: &mut impl MapSink,
-    scratch: &'a mut Vec<u8>,
-) -> Result<(&'a [u8], &'a [u8])> {
-    let (k, v) = anyvalue::key_value(kv)?;
-    let text = anyvalue::render(v, scratch)?;
-    sink.entry(k, text);
-    Ok((k, text))
+    /// Counts one attribute (a KeyValue message, `v`) and renders it into `sink`; returns its key
+    /// and rendered value.
+    #[inline]
+    pub fn put<'a>(
+        &mut self,
+        v: Value<'a>,
+        what: &str,
+        sink: &mut impl MapSink,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(&'a [u8], &'a [u8])> {
+        self.add()?;
+        let (k, v) = anyvalue::key_value(v.bytes(what)?)?;
+        let text = anyvalue::render(v, scratch)?;
+        sink.entry(k, text);
+        Ok((k, text))
+    }
 }
 
 /// Reads a Resource message (attributes = 1).
@@ -181,8 +185,7 @@ fn read_resource(
     let mut r = Reader::new(msg);
     while let Some((f, v)) = r.next()? {
         if f == 1 {
-            count.add()?;
-            let (k, text) = put_attr(v.bytes("Resource.attributes")?, &mut res.attrs, scratch)?;
+            let (k, text) = count.put(v, "Resource.attributes", &mut res.attrs, scratch)?;
             if k == b"service.name" {
                 res.service.clear();
                 res.service.extend_from_slice(text);
@@ -398,9 +401,9 @@ fn read_scope(msg: &[u8], scope: &mut Scope, scratch: &mut Vec<u8>, limits: &Lim
                 .version
                 .extend_from_slice(v.str("InstrumentationScope.version")?),
             3 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("InstrumentationScope.attributes")?,
+                count.put(
+                    v,
+                    "InstrumentationScope.attributes",
                     &mut scope.attrs,
                     scratch,
                 )?;

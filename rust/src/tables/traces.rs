@@ -1,6 +1,6 @@
 //! `ExportTraceServiceRequest` -> `otel_traces` rows, one per span.
 
-use super::{check_id, decoder, id, nanos, put_attr, table, AttrCount, Limits};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, PodCol, StringCol};
 use crate::otlp::wire::Reader;
@@ -167,9 +167,9 @@ impl TracesDecoder {
         while let Some((f, v)) = r.next()? {
             match f {
                 9 => {
-                    count.add()?;
-                    put_attr(
-                        v.bytes("Span.attributes")?,
+                    count.put(
+                        v,
+                        "Span.attributes",
                         &mut t.span_attributes,
                         &mut self.scratch,
                     )?;
@@ -205,9 +205,9 @@ fn event(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits
             1 => time = v.fixed64("Event.time_unix_nano")?,
             2 => name = v.str("Event.name")?,
             3 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Event.attributes")?,
+                count.put(
+                    v,
+                    "Event.attributes",
                     &mut t.events_attributes.inner,
                     scratch,
                 )?;
@@ -240,12 +240,7 @@ fn link(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits)
             2 => span_id = v.bytes("Link.span_id")?,
             3 => state = v.str("Link.trace_state")?,
             4 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Link.attributes")?,
-                    &mut t.links_attributes.inner,
-                    scratch,
-                )?;
+                count.put(v, "Link.attributes", &mut t.links_attributes.inner, scratch)?;
             }
             5 => dropped = v.uint32("Link.dropped_attributes_count")?,
             6 => flags = v.fixed32("Link.flags")?,
