@@ -174,27 +174,44 @@ static SCOPE: Msg = Msg {
     ],
 };
 
+/// The envelope of a signal's items, the same for the three signals:
+/// `Export*ServiceRequest` (repeated `Resource*` = 1) > `Resource*` (resource = 1, repeated
+/// `Scope*` = 2, schema_url = 3) > `Scope*` (scope = 1, repeated items = 2, schema_url = 3).
+macro_rules! envelope {
+    (
+        $request:ident: $request_name:literal > $resources:literal,
+        $resource:ident: $resource_name:literal > $scopes:literal,
+        $scope:ident: $scope_name:literal > $items:literal: $item:ident $(,)?
+    ) => {
+        static $request: Msg = Msg {
+            name: $request_name,
+            fields: &[rep(1, $resources, Kind::Msg(&$resource))],
+        };
+        static $resource: Msg = Msg {
+            name: $resource_name,
+            fields: &[
+                f(1, "resource", Kind::Msg(&RESOURCE)),
+                rep(2, $scopes, Kind::Msg(&$scope)),
+                f(3, "schemaUrl", Kind::Str),
+            ],
+        };
+        static $scope: Msg = Msg {
+            name: $scope_name,
+            fields: &[
+                f(1, "scope", Kind::Msg(&SCOPE)),
+                rep(2, $items, Kind::Msg(&$item)),
+                f(3, "schemaUrl", Kind::Str),
+            ],
+        };
+    };
+}
+
 // --- traces ---
-static TRACES_REQUEST: Msg = Msg {
-    name: "ExportTraceServiceRequest",
-    fields: &[rep(1, "resourceSpans", Kind::Msg(&RESOURCE_SPANS))],
-};
-static RESOURCE_SPANS: Msg = Msg {
-    name: "ResourceSpans",
-    fields: &[
-        f(1, "resource", Kind::Msg(&RESOURCE)),
-        rep(2, "scopeSpans", Kind::Msg(&SCOPE_SPANS)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
-static SCOPE_SPANS: Msg = Msg {
-    name: "ScopeSpans",
-    fields: &[
-        f(1, "scope", Kind::Msg(&SCOPE)),
-        rep(2, "spans", Kind::Msg(&SPAN)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
+envelope! {
+    TRACES_REQUEST: "ExportTraceServiceRequest" > "resourceSpans",
+    RESOURCE_SPANS: "ResourceSpans" > "scopeSpans",
+    SCOPE_SPANS: "ScopeSpans" > "spans": SPAN,
+}
 static SPAN: Msg = Msg {
     name: "Span",
     fields: &[
@@ -245,26 +262,11 @@ static STATUS: Msg = Msg {
 };
 
 // --- logs ---
-static LOGS_REQUEST: Msg = Msg {
-    name: "ExportLogsServiceRequest",
-    fields: &[rep(1, "resourceLogs", Kind::Msg(&RESOURCE_LOGS))],
-};
-static RESOURCE_LOGS: Msg = Msg {
-    name: "ResourceLogs",
-    fields: &[
-        f(1, "resource", Kind::Msg(&RESOURCE)),
-        rep(2, "scopeLogs", Kind::Msg(&SCOPE_LOGS)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
-static SCOPE_LOGS: Msg = Msg {
-    name: "ScopeLogs",
-    fields: &[
-        f(1, "scope", Kind::Msg(&SCOPE)),
-        rep(2, "logRecords", Kind::Msg(&LOG_RECORD)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
+envelope! {
+    LOGS_REQUEST: "ExportLogsServiceRequest" > "resourceLogs",
+    RESOURCE_LOGS: "ResourceLogs" > "scopeLogs",
+    SCOPE_LOGS: "ScopeLogs" > "logRecords": LOG_RECORD,
+}
 static LOG_RECORD: Msg = Msg {
     name: "LogRecord",
     fields: &[
@@ -283,26 +285,11 @@ static LOG_RECORD: Msg = Msg {
 };
 
 // --- metrics ---
-static METRICS_REQUEST: Msg = Msg {
-    name: "ExportMetricsServiceRequest",
-    fields: &[rep(1, "resourceMetrics", Kind::Msg(&RESOURCE_METRICS))],
-};
-static RESOURCE_METRICS: Msg = Msg {
-    name: "ResourceMetrics",
-    fields: &[
-        f(1, "resource", Kind::Msg(&RESOURCE)),
-        rep(2, "scopeMetrics", Kind::Msg(&SCOPE_METRICS)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
-static SCOPE_METRICS: Msg = Msg {
-    name: "ScopeMetrics",
-    fields: &[
-        f(1, "scope", Kind::Msg(&SCOPE)),
-        rep(2, "metrics", Kind::Msg(&METRIC)),
-        f(3, "schemaUrl", Kind::Str),
-    ],
-};
+envelope! {
+    METRICS_REQUEST: "ExportMetricsServiceRequest" > "resourceMetrics",
+    RESOURCE_METRICS: "ResourceMetrics" > "scopeMetrics",
+    SCOPE_METRICS: "ScopeMetrics" > "metrics": METRIC,
+}
 static METRIC: Msg = Msg {
     name: "Metric",
     fields: &[
