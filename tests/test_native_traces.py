@@ -122,3 +122,18 @@ def test_wrong_length_ids_reject_only_that_span(migrated, ch_client):
 def test_empty_request_has_no_blocks():
     d = _native.decode_traces(b"")
     assert (d.items, d.rejected, d.nbytes, d.blocks) == (0, 0, 0, [])
+
+
+def test_concurrent_decodes_in_threads_give_the_same_blocks():
+    # The GIL is released while decoding: threads decode at once, each with its own buffers.
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = []
+    for i in range(8):
+        req = full_request()
+        req.resource_spans[0].scope_spans[0].spans[0].name = f"full{i}"
+        bodies.append(req.SerializeToString())
+    want = [_native.decode_traces(b).blocks for b in bodies]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda b: _native.decode_traces(b).blocks, bodies)) == want

@@ -154,3 +154,29 @@ def test_writer_killed_mid_load_is_replaced_without_loss_or_duplicates(tmp_path:
     finally:
         sender.stop()
         d.stop()
+
+
+def test_hung_receiver_is_killed_and_replaced_at_the_same_index(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, env={"OTELINGEST_SUPERVISOR_HEARTBEAT_TIMEOUT_S": "2"})
+    d.start()
+    try:
+        hung = d.pid_of("otelingest: receiver 1")
+        os.kill(hung, signal.SIGSTOP)  # alive, but its event loop no longer runs
+        deadline = time.monotonic() + 30
+        new = hung
+        while new == hung and time.monotonic() < deadline:
+            time.sleep(0.2)
+            new = d.pid_of("otelingest: receiver 1")
+        assert new != hung
+        assert "receiver 1 (pid %d) missed its heartbeat" % hung in d.log_text()
+        assert d.metric("otel_worker_restarts_total", role="receiver", reason="hung") == 1
+        # The replacement serves.
+        sender = Sender(d.http_port, "after-hang", spans=10)
+        sender.start()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert acked > 0
+        assert d.wait_count_where("otel_traces", "ServiceName = 'after-hang'", {}, acked) == acked
+    finally:
+        d.stop()

@@ -176,6 +176,11 @@ class MetricsConfig(Section):
     port: Port = DEFAULT_METRICS_PORT
 
 
+class SupervisorConfig(Section):
+    # A worker whose heartbeat is older than this is hung: killed and replaced at the same index.
+    heartbeat_timeout_s: PositiveFloat = 30.0
+
+
 class LogConfig(Section):
     format: Literal["logfmt", "json"] = "logfmt"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -217,6 +222,7 @@ class Config(Section):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)

@@ -40,6 +40,8 @@ PIPELINE: tuple[Family, ...] = (
     Family("otel_memory_usage_bytes", "gauge", ("process", "kind"), "Memory held by the pipeline"),
     Family("otel_queue_size", "gauge", (), "Bytes waiting in the rings"),
     Family("otel_refused_total", "counter", ("reason",), "Requests refused"),
+    Family("otel_rejected_items_total", "counter", ("signal",), "Items the decoder rejected (partial success)"),
+    Family("otel_worker_restarts_total", "counter", ("role", "reason"), "Workers replaced by the supervisor"),
     Family("otel_query_duration_seconds", "histogram", ("query_type",), "Query API request duration"),
     Family("otel_query_errors_total", "counter", ("query_type",), "Query API errors"),
     Family("otel_query_cache_hits_total", "counter", (), "Query cache hits"),

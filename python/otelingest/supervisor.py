@@ -15,7 +15,7 @@ Children are fresh interpreters (``python -m otelingest.worker ROLE INDEX RUN_DI
 :mod:`otelingest.worker` for why not ``os.fork``), reading the effective config from
 ``run/worker.json``. Each is watched by exit status and by heartbeat (its slot on the status
 page): a dead child is replaced at the same index after a backoff, a hung one (no heartbeat for
-``HEARTBEAT_TIMEOUT_S``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
+``supervisor.heartbeat_timeout_s``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
 the supervisor with that code instead of a restart loop. Children are reaped with ``Popen.poll``
 (``waitpid`` on their own pid) rather than ``waitpid(-1)``, which would also steal the embedded
 ClickHouse's status from its own handle.
@@ -62,8 +62,6 @@ RESTART_BACKOFF_MAX_S = 30.0
 # A child that stayed up this long is healthy again: its next crash restarts at the initial backoff.
 RESTART_BACKOFF_RESET_S = 60.0
 STORAGE_CHECK_INTERVAL_S = 1.0
-# A worker that has not beaten its heartbeat for this long is hung: killed and replaced.
-HEARTBEAT_TIMEOUT_S = 30.0
 # Writers flush everything on stop within writer.stop_timeout_s; this much more and they are killed
 # (what they held stays in the rings and their ledger).
 WRITER_STOP_EXTRA_S = 15.0
@@ -431,7 +429,7 @@ class Supervisor:
                 code = proc.poll()
                 if code is None:
                     beat, _held = self.status.slot(child.slot)
-                    if now - beat > HEARTBEAT_TIMEOUT_S:
+                    if now - beat > self.cfg.supervisor.heartbeat_timeout_s:
                         log.error("%s (pid %d) missed its heartbeat for %.0fs; killing it", child.name, proc.pid, now - beat)
                         self._count_restart(child.role, "hung")
                         proc.kill()

@@ -44,9 +44,9 @@ STOP_GRACE_S = 10.0
 
 def ring_class() -> Any:
     try:
-        from .ring import Ring  # type: ignore[attr-defined]
+        from .ring import Ring  # type: ignore[import-not-found,import-untyped,attr-defined,unused-ignore]
     except ImportError:
-        from ._native import Ring  # type: ignore[attr-defined,no-redef]
+        from ._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
     return Ring
 
 
@@ -143,7 +143,11 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     def on_sigterm(*_: object) -> None:
         drain.set()
         # Bounded drain: past the stop timeout what is unstored stays in the rings and the ledger.
-        timer = threading.Timer(cfg.writer.stop_timeout_s, lambda: (inserter_stop.set(), stop.set()))
+        def give_up() -> None:
+            inserter_stop.set()
+            stop.set()
+
+        timer = threading.Timer(cfg.writer.stop_timeout_s, give_up)
         timer.daemon = True
         timer.start()
 
@@ -180,7 +184,7 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
 def run_query(index: int, cfg: Any, layout: Layout) -> int:
     import uvicorn
 
-    from .query.app import create_app  # type: ignore[import-not-found]
+    from .query.app import create_app  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     status = StatusPage.attach(layout.status_path)
     orphaned = Orphaned()

@@ -24,7 +24,7 @@
 use base64::Engine as _;
 
 use crate::error::{bail, Result};
-use crate::otlp::wire::{Reader, Value};
+use crate::otlp::wire::{is_utf8, Reader, Value};
 
 /// Deepest array/kvlist nesting accepted in one AnyValue.
 pub const MAX_DEPTH: usize = 64;
@@ -46,6 +46,15 @@ fn oneof(msg: &[u8]) -> Result<Option<(u32, Value<'_>)>> {
 /// is written into `scratch` (cleared first) and returned from there.
 #[inline]
 pub fn render<'a>(msg: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    // Fast path: the message is exactly one short string_value (tag 0x0a, one-byte length).
+    if let [0x0a, len, rest @ ..] = msg {
+        if (*len as usize) == rest.len() && *len < 0x80 {
+            if !is_utf8(rest) {
+                bail!("AnyValue.string_value: invalid UTF-8");
+            }
+            return Ok(rest);
+        }
+    }
     scratch.clear();
     let Some((f, v)) = oneof(msg)? else {
         return Ok(&[]);
@@ -214,6 +223,21 @@ fn json_object(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
 /// Splits a KeyValue message into its key and its AnyValue message (empty when absent).
 #[inline]
 pub fn key_value(msg: &[u8]) -> Result<(&[u8], &[u8])> {
+    // Fast path: key (tag 0x0a) then value (tag 0x12), both with one-byte lengths.
+    if let [0x0a, klen, rest @ ..] = msg {
+        let klen = *klen as usize;
+        if klen < 0x80 && rest.len() > klen + 1 {
+            let (key, tail) = rest.split_at(klen);
+            if let [0x12, vlen, value @ ..] = tail {
+                if (*vlen as usize) == value.len() && *vlen < 0x80 {
+                    if !is_utf8(key) {
+                        bail!("KeyValue.key: invalid UTF-8");
+                    }
+                    return Ok((key, value));
+                }
+            }
+        }
+    }
     let mut key: &[u8] = &[];
     let mut value: &[u8] = &[];
     let mut r = Reader::new(msg);

@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 
 from . import otlp
 from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake

@@ -46,10 +46,17 @@ class Request:
     __slots__ = ("method", "path", "headers", "body", "chunks", "remaining", "chunked", "fmt", "signal", "keep_alive")
 
     def __init__(self) -> None:
+        self.method = ""
+        self.path = ""
+        self.headers: dict[str, str] = {}
         self.chunks: list[bytes] = []
         self.body = b""
+        # Content-Length bytes still to come; in a chunked body the current chunk's, -1 after the last.
         self.remaining = 0
         self.chunked = False
+        self.fmt = "json"
+        self.signal = ""
+        self.keep_alive = True
 
 
 class HttpReceiver:
@@ -158,6 +165,7 @@ class HttpProtocol(asyncio.Protocol):
                 if not self._parse_body():
                     return
                 req, self.req = self.req, None
+                assert req is not None
                 self._cancel_timer()
                 self.handling = True
                 self.transport.pause_reading()

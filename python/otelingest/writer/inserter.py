@@ -48,7 +48,7 @@ def insert_settings(token: str) -> dict[str, object]:
 
 def _compressor(kind: str) -> tuple[str | None, Callable[[bytes], bytes] | None]:
     if kind == "lz4":
-        import lz4.frame
+        import lz4.frame  # type: ignore[import-untyped]
 
         return "lz4", lambda b: lz4.frame.compress(b, compression_level=0)
     if kind == "zstd":

@@ -112,8 +112,8 @@ class WriterService:
 
     def replay(self) -> None:
         """Finish what a previous writer at this index left in the ledger (see the module doc)."""
-        for ring in self.rings:
-            ring.rewind()
+        for r in self.rings:
+            r.rewind()
         for entry in list(self.ledger.batches):
             ends = {int(k): int(v) for k, v in entry["ends"].items()}
             rebuilt = OpenBatch(self.cfg.writer.batch_max_items, self.cfg.writer.batch_timeout_s, max_bytes=1 << 62)

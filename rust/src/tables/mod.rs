@@ -38,12 +38,23 @@ macro_rules! table {
                 self.rows = 0;
             }
 
+            fn block_columns(&self) -> Vec<$crate::native::BlockColumn<'_>> {
+                vec![$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*]
+            }
+
+            /// Bytes of the Native block of all rows written since `clear`.
+            pub fn encoded_len(&self) -> usize {
+                $crate::native::block_len(self.rows, &self.block_columns())
+            }
+
+            /// Writes the Native block into `buf` of exactly `encoded_len()` bytes.
+            pub fn encode_into(&self, buf: &mut [u8]) {
+                $crate::native::encode_block_into(self.rows, &self.block_columns(), buf)
+            }
+
             /// The Native block of all rows written since `clear`.
             pub fn encode(&self) -> Vec<u8> {
-                $crate::native::encode_block(
-                    self.rows,
-                    &[$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*],
-                )
+                $crate::native::encode_block(self.rows, &self.block_columns())
             }
         }
     };
