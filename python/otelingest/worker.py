@@ -132,6 +132,8 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 
 
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
+    from .config import MIB
+    from .spill import SpillQueue
     from .writer.inserter import Inserter
     from .writer.ledger import Ledger
     from .writer.service import WriterService
@@ -164,10 +166,14 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
         if orphaned() and not drain.is_set():
             on_sigterm()
 
+    spill = SpillQueue(
+        cfg.data_path / "spill" / f"writer-{index}",
+        budget_bytes=cfg.spill.disk_budget_mib * MIB // cfg.writer.workers, fsync=cfg.spill.fsync,
+    )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
         Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready),
-        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat,
+        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat, spill=spill,
     )
     log.info("writer %d draining %d rings", index, len(rings))
     try:
