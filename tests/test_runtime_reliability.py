@@ -183,3 +183,42 @@ def test_hung_receiver_is_killed_and_replaced_at_the_same_index(tmp_path: Path, 
         assert d.wait_count_where("otel_traces", "ServiceName = 'after-hang'", {}, acked) == acked
     finally:
         d.stop()
+
+
+def test_starts_and_accepts_before_clickhouse_is_up(tmp_path: Path) -> None:
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    env = {"OTELINGEST_WRITER_RETRY_INITIAL_S": "0.1", "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
+           "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1", "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5"}
+    d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
+    d.start(wait_ready=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not (_port_open(d.http_port) and _port_open(d.grpc_port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.http_status("/ready") == 503
+        sender = Sender(d.http_port, "early", spans=20)
+        sender.start()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert acked > 0
+        ch.start()
+        ch.wait_ready(timeout=120)
+        d.wait_ready()
+        assert d.wait_count_where("otel_traces", "ServiceName = 'early'", {}, acked, timeout=60) == acked
+        assert distinct_spans(d, "early") == (acked, acked)
+        assert not (d.data_dir / "deadletter").exists()
+    finally:
+        try:
+            d.stop()
+        finally:
+            ch.stop()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False

@@ -25,7 +25,7 @@ from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 log = logging.getLogger("otelingest.receiver")
 
 MAX_HEADER_BYTES = 64 * 1024
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
@@ -36,10 +36,11 @@ GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3}  # google.rpc.Code in HT
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, fmt: str = "json") -> None:
+    def __init__(self, status: int, message: str, fmt: str = "json", extra: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
         self.fmt = fmt
+        self.extra = extra
 
 
 class Request:
@@ -63,8 +64,12 @@ class HttpReceiver:
     """Owns the listening socket and the connections of one worker process."""
 
     def __init__(self, intake: Intake, executor: Executor, *, host: str, port: int, max_body: int,
-                 timeout_s: float, retry_after_s: int) -> None:
+                 timeout_s: float, retry_after_s: int, max_concurrent: int = 1 << 30,
+                 auth: Any = None, ssl: Any = None) -> None:
         self.intake = intake
+        self.max_concurrent = max_concurrent
+        self.auth = auth
+        self.ssl = ssl
         self.executor = executor
         self.host, self.port = host, port
         self.max_body = max_body
@@ -84,7 +89,7 @@ class HttpReceiver:
         sock.listen(1024)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: HttpProtocol(self), sock=sock)
+        self.server = await loop.create_server(lambda: HttpProtocol(self), sock=sock, ssl=self.ssl)
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish (up to grace_s)."""
@@ -172,8 +177,9 @@ class HttpProtocol(asyncio.Protocol):
                 asyncio.ensure_future(self._handle(req))
         except HttpError as e:
             metrics.refused.labels(_refusal_reason(e.status)).inc()
-            body = otlp.status_json(3, str(e)) if e.fmt == "json" else otlp.rpc_status(3, str(e))
-            self._respond(e.status, MEDIA[e.fmt], body, close=True)
+            code = 16 if e.status == 401 else 3
+            body = otlp.status_json(code, str(e)) if e.fmt == "json" else otlp.rpc_status(code, str(e))
+            self._respond(e.status, MEDIA[e.fmt], body, close=True, extra=e.extra)
 
     def _parse_head(self) -> bool:
         end = self.buf.find(b"\r\n\r\n")
@@ -212,6 +218,10 @@ class HttpProtocol(asyncio.Protocol):
         if headers.get("content-encoding", "").lower() not in ENCODINGS:
             raise HttpError(415, f"unsupported content encoding {headers['content-encoding']!r}", fmt)
         req.signal = signal
+        auth = self.srv.auth
+        if auth is not None and auth.enabled and not auth.check(headers.get("authorization")):
+            raise HttpError(401, "missing or invalid credentials", fmt,
+                            extra=b"WWW-Authenticate: " + auth.challenge().encode() + b"\r\n")
         te = headers.get("transfer-encoding", "").lower()
         if te:
             if te != "chunked":
@@ -289,6 +299,9 @@ class HttpProtocol(asyncio.Protocol):
         close = not req.keep_alive or srv.stopping
         try:
             outcome = srv.intake.admit()
+            if outcome is None and srv.inflight > srv.max_concurrent:
+                metrics.refused.labels("concurrency").inc()
+                outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
                 compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
                 try:
@@ -345,4 +358,5 @@ class HttpProtocol(asyncio.Protocol):
 
 
 def _refusal_reason(status: int) -> str:
-    return {413: "too_large", 415: "unsupported", 404: "not_found", 405: "not_found", 408: "timeout"}.get(status, "bad_request")
+    return {413: "too_large", 415: "unsupported", 404: "not_found", 405: "not_found", 408: "timeout",
+            401: "unauthenticated"}.get(status, "bad_request")
