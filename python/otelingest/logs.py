@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# uvicorn adds color_message (the message with terminal escapes) to its records: not ours to print.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:

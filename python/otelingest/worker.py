@@ -78,6 +78,7 @@ class Orphaned:
 def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     import uvloop
 
+    from .auth import Authenticator
     from .receiver.grpc import GrpcReceiver
     from .receiver.http import HttpReceiver
     from .receiver.intake import Intake
@@ -88,6 +89,14 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     rc = cfg.receiver
     decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
     orphaned = Orphaned()
+    auth = Authenticator(cfg.auth, "receiver")
+    ssl_ctx, tls = None, None
+    if cfg.tls.receiver_cert_file and cfg.tls.receiver_key_file:
+        import ssl
+
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(cfg.tls.receiver_cert_file, cfg.tls.receiver_key_file)
+        tls = (Path(cfg.tls.receiver_key_file).read_bytes(), Path(cfg.tls.receiver_cert_file).read_bytes())
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -95,11 +104,12 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set if sig == signal.SIGTERM else (lambda: None))
         http = HttpReceiver(intake, decode_pool, host=rc.host, port=rc.http_port, max_body=rc.max_request_bytes,
-                            timeout_s=rc.request_timeout_s, retry_after_s=rc.retry_after_s)
+                            timeout_s=rc.request_timeout_s, retry_after_s=rc.retry_after_s,
+                            max_concurrent=rc.max_concurrent_requests, auth=auth, ssl=ssl_ctx)
         try:
             await http.start()
             grpc_rx = GrpcReceiver(intake, host=rc.host, port=rc.grpc_port, max_message_bytes=rc.max_decompressed_bytes,
-                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s)
+                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls)
             grpc_rx.start()
         except OSError as e:
             raise BootError(f"cannot listen: {e}") from e
@@ -168,7 +178,7 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
 
     spill = SpillQueue(
         cfg.data_path / "spill" / f"writer-{index}",
-        budget_bytes=cfg.spill.disk_budget_mib * MIB // cfg.writer.workers, fsync=cfg.spill.fsync,
+        budget_bytes=cfg.spill.disk_budget_mib * MIB // max(1, layout.writers), fsync=cfg.spill.fsync,
     )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
@@ -197,6 +207,7 @@ def run_query(index: int, cfg: Any, layout: Layout) -> int:
     server = uvicorn.Server(uvicorn.Config(
         create_app(cfg), host=cfg.query.host, port=cfg.query.port, loop="uvloop", log_config=None,
         access_log=False, lifespan="auto",
+        ssl_certfile=cfg.tls.query_cert_file, ssl_keyfile=cfg.tls.query_key_file,
     ))
 
     async def main() -> None:
