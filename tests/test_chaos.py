@@ -307,36 +307,44 @@ def kill_everything(d: Daemon) -> None:
     d.proc.wait()
 
 
-@pytest.mark.parametrize("down_at_kill", [pytest.param(False, id="clickhouse-up"),
-                                          pytest.param(True, id="clickhouse-down")])
+@pytest.mark.parametrize("mode", ["clickhouse-up", "clickhouse-down-rings", "clickhouse-down-spill"])
 @pytest.mark.chaos
-def test_whole_daemon_sigkilled_and_restarted(tmp_path: Path, own_clickhouse: EmbeddedClickHouse,
-                                              down_at_kill: bool) -> None:
-    """Rings (data_dir/run/rings), the writer ledger and the spill persist; the restart finds them."""
+def test_whole_daemon_sigkilled_and_restarted(tmp_path: Path, own_clickhouse: EmbeddedClickHouse, mode: str) -> None:
+    """Rings (data_dir/run/rings), the writer ledger and the spill persist; the restart finds them.
+
+    clickhouse-down-rings: no spill, so what is acknowledged during the outage is only in the rings
+    when everything dies; clickhouse-down-spill: part of it is in the spill queue too.
+    """
     ch = own_clickhouse
-    env = dict(FAST_RETRY, OTELINGEST_WRITER_BATCH_TIMEOUT_S="1", OTELINGEST_SPILL_AFTER_S="0.5")
+    down = mode != "clickhouse-up"
+    spill_after = "1000000" if mode == "clickhouse-down-rings" else "0.5"
+    env = dict(FAST_RETRY, OTELINGEST_WRITER_BATCH_TIMEOUT_S="1", OTELINGEST_SPILL_AFTER_S=spill_after)
     d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
     d.start()
     senders: list[ProtoSender] = []
     try:
         senders = start_senders(d, "sigkill", n=3, pause_s=0.0)
         wait_acked(senders, 500)
-        if down_at_kill:
-            ch.stop()  # some of what is acknowledged is in the spill, some in the rings
-            wait_acked(senders, sum(s.acked for s in senders) + 500)
+        if down:
+            ch.stop()
+            wait_acked(senders, sum(s.acked for s in senders) + 2000)
         kill_everything(d)
         acked_before_kill = sum(s.stop() for s in senders)
         broken = sum(s.broken for s in senders)
-        if down_at_kill:
+        if down:
             ch.start()
             ch.wait_ready(timeout=120)
+        log_before = len(d.log_text())
         d2 = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
         d2.start()
         try:
             counts = wait_stored(d2, "sigkill", acked_before_kill)
-            report(3, senders, counts, f"ClickHouse down at the kill: {down_at_kill}")
+            report(3, senders, counts, f"mode={mode}")
             assert counts[0] == counts[1]
             assert acked_before_kill <= counts[0] <= acked_before_kill + broken * SPANS_PER_REQUEST
+            if mode == "clickhouse-down-rings":
+                # The restart re-attached the rings with their contents instead of recreating them.
+                assert "from the last run; writer" in d2.log_text()[log_before:]
         finally:
             d2.stop()
     finally:

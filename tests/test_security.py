@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -34,6 +36,17 @@ def request(port: int, method: str, path: str, body: bytes | None, headers: dict
         conn.close()
 
 
+def wait_listening(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port}")
+
+
 def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
@@ -59,6 +72,7 @@ def test_credentials_never_logged(tmp_path: Path, clickhouse: EmbeddedClickHouse
                 export(b"", timeout=10, metadata=[("authorization", f"Bearer {WRONG_TOKEN}")])
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         services = json.dumps({}).encode()
+        wait_listening(d.query_port)  # Daemon.start waits for the receivers, not the query process
         assert request(d.query_port, "GET", "/api/v1/services", None, {"Authorization": f"Bearer {QUERY_TOKEN}"}) != 401
         assert request(d.query_port, "GET", "/api/v1/services", None, {"Authorization": f"Bearer {WRONG_TOKEN}"}) == 401
         assert request(d.query_port, "POST", "/api/v1/traces", services, {"Authorization": basic("bob", WRONG_PASSWORD)}) == 401

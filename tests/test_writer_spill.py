@@ -188,3 +188,37 @@ def test_spill_after_s_waits_before_spilling(cfg: Config, make_config: Any) -> N
     batch = q.peek()
     assert batch is not None and (batch.table, batch.token, batch.items) == ("otel_logs", "tok-otel_logs", 5)
     q.close()
+
+
+def test_spill_of_a_writer_index_gone_since_the_last_run_is_replayed_by_writer_0(
+        cfg: Config, down: Config, tmp_path: Path) -> None:
+    from otelingest.runtime import Layout
+    from otelingest.worker import orphan_spill_queues
+
+    client = connect(cfg.clickhouse)
+    ring = make_ring(tmp_path / "r1", 1 << 20)
+    push_logs(ring, client, 0, 4)
+    old_q = SpillQueue(down.data_path / "spill" / "writer-1", budget_bytes=BUDGET)
+    old = WriterService(down, [ring], Ledger(down.data_path / "run" / "writer-1.ledger"),
+                        Inserter(down, stop=threading.Event()), index=1, spill=old_q)
+    try:
+        old.replay()
+        old.drain(threading.Event())
+    finally:
+        old.close()
+    assert old.stats["spilled"] == 1
+
+    # This run has one writer: writer 0 adopts writer-1's queue.
+    orphans = orphan_spill_queues(cfg, Layout(cfg.data_path / "run", receivers=1, writers=1))
+    assert [q.dir.name for q in orphans] == ["writer-1"]
+    w = WriterService(cfg, [make_ring(tmp_path / "r0", 1 << 20)], Ledger(cfg.data_path / "run" / "writer-0.ledger"),
+                      Inserter(cfg, stop=threading.Event()), index=0, spill=spill_queue(cfg), orphan_spills=orphans)
+    try:
+        w.start_replayer()
+        deadline = time.monotonic() + 60
+        while len(orphans[0]) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        w.close()
+    assert body_count(client, cfg.clickhouse.database) == expected_bodies(8)
+    assert orphan_spill_queues(cfg, Layout(cfg.data_path / "run", receivers=1, writers=1)) == []

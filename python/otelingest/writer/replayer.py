@@ -19,11 +19,12 @@ from .inserter import Inserter, Stopped
 log = logging.getLogger("otelingest.writer")
 
 IDLE_WAIT_S = 0.2
+ERROR_WAIT_S = 5.0
 
 
 class SpillReplayer(threading.Thread):
     def __init__(self, spill: SpillQueue, inserter: Inserter) -> None:
-        super().__init__(name="spill-replay", daemon=True)
+        super().__init__(name=f"spill-replay-{spill.dir.name}", daemon=True)
         self.spill = spill
         self.inserter = inserter
         self.stop = inserter.stop  # the writer's stop: an INSERT in progress gives up too
@@ -34,28 +35,36 @@ class SpillReplayer(threading.Thread):
         self.metrics = metrics
 
     def run(self) -> None:
-        run_batches = run_items = 0  # since the spill was last empty, for the "finished" log line
+        self._run_batches = self._run_items = 0  # since the spill was last empty, for the log lines
         while not self.stop.is_set():
-            quarantined = self.spill.stats.quarantined_regions
-            batch = self.spill.peek()
-            if self.spill.stats.quarantined_regions > quarantined:
-                self.metrics.spill_quarantined.inc(self.spill.stats.quarantined_regions - quarantined)
-            if batch is None:
-                if run_batches:
-                    log.info("spill replay finished: %d batches, %d items stored from %s",
-                             run_batches, run_items, self.spill.dir)
-                    run_batches = run_items = 0
-                self.stop.wait(IDLE_WAIT_S)
-                continue
-            if run_batches == 0:
-                log.info("replaying spilled batches from %s (%d bytes)", self.spill.dir, len(self.spill))
             try:
-                self.inserter.insert_with_token(batch.table, batch.items, batch.payload, batch.token, may_spill=False)
+                if not self._step():
+                    self.stop.wait(IDLE_WAIT_S)
             except Stopped:
                 return  # not acknowledged: replayed again by the next writer at this index
-            self.spill.ack(batch)
-            self.metrics.spill_replayed_items.labels(batch.table).inc(batch.items)
-            self.replayed_batches += 1
-            self.replayed_items += batch.items
-            run_batches += 1
-            run_items += batch.items
+            except Exception:  # noqa: BLE001 - e.g. a disk error: keep the thread, retry later
+                log.exception("spill replay from %s failed; retrying", self.spill.dir)
+                self.stop.wait(ERROR_WAIT_S)
+
+    def _step(self) -> bool:
+        """Replay one batch; False when the queue is empty."""
+        quarantined = self.spill.stats.quarantined_regions
+        batch = self.spill.peek()
+        if self.spill.stats.quarantined_regions > quarantined:
+            self.metrics.spill_quarantined.inc(self.spill.stats.quarantined_regions - quarantined)
+        if batch is None:
+            if self._run_batches:
+                log.info("spill replay finished: %d batches, %d items stored from %s",
+                         self._run_batches, self._run_items, self.spill.dir)
+                self._run_batches = self._run_items = 0
+            return False
+        if self._run_batches == 0:
+            log.info("replaying spilled batches from %s (%d bytes)", self.spill.dir, len(self.spill))
+        self.inserter.insert_with_token(batch.table, batch.items, batch.payload, batch.token, may_spill=False)
+        self.spill.ack(batch)
+        self.metrics.spill_replayed_items.labels(batch.table).inc(batch.items)
+        self.replayed_batches += 1
+        self.replayed_items += batch.items
+        self._run_batches += 1
+        self._run_items += batch.items
+        return True

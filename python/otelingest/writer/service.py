@@ -104,6 +104,7 @@ class WriterService:
         pause: Callable[[], bool] = lambda: False,
         heartbeat: Callable[[int], None] = lambda held: None,
         spill: SpillQueue | None = None,
+        orphan_spills: Sequence[SpillQueue] = (),
     ) -> None:
         self.cfg = cfg
         self.rings = list(rings)
@@ -122,6 +123,8 @@ class WriterService:
         if spill is not None:
             inserter.spill = spill
         self.replayer = SpillReplayer(spill, inserter) if spill is not None else None
+        # Queues of writer indexes that no longer exist (fewer writers than last run): replayed too.
+        self.orphans = [SpillReplayer(q, inserter) for q in orphan_spills]
 
     # --- rings -------------------------------------------------------------------------------------
 
@@ -297,17 +300,20 @@ class WriterService:
 
     def start_replayer(self) -> None:
         """Start storing what the spill queue holds (after :meth:`replay`, whose copies go first)."""
-        if self.replayer is not None and not self.replayer.is_alive():
-            self.replayer.start()
+        for r in [self.replayer, *self.orphans]:
+            if r is not None and not r.is_alive() and r.ident is None:
+                r.start()
 
     def close(self) -> None:
         self.inserter.stop.set()
         self.pool.shutdown(wait=True, cancel_futures=False)
-        if self.replayer is not None and self.replayer.is_alive():
-            self.replayer.join()
+        for r in [self.replayer, *self.orphans]:
+            if r is not None and r.is_alive():
+                r.join()
         self.inserter.close()
-        if self.spill is not None:
-            self.spill.close()
+        for q in [self.spill, *(r.spill for r in self.orphans)]:
+            if q is not None:
+                q.close()
 
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.stats, inflight=len(self.inflight), held_bytes=self.held_bytes)
