@@ -222,3 +222,47 @@ def _port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def test_sighup_reloads_and_rolls_every_worker_without_losing_data(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, config="[writer]\nbatch_max_items = 10000\n")
+    d.start()
+    titles = ("otelingest: writer 0", "otelingest: receiver 0", "otelingest: receiver 1")
+    sender = Sender(d.http_port, "sighup", spans=20)
+    try:
+        before = {t: d.pid_of(t) for t in titles}
+        sender.start()
+        (tmp_path / "otelingest.toml").write_text("[writer]\nbatch_max_items = 500\n[log]\nlevel = \"info\"\n")
+        d.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        after = dict(before)
+        while any(after[t] == before[t] for t in titles) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = {t: d.pid_of(t) for t in titles}
+        assert all(after[t] != before[t] for t in titles), d.log_tail()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert d.wait_count_where("otel_traces", "ServiceName = 'sighup'", {}, acked) == acked
+        assert distinct_spans(d, "sighup") == (acked, acked)
+        assert d.metric("otel_worker_restarts_total") == 0  # rolled on purpose, not crashed
+        assert d.log_text().count("rolling restart: stopping") == 3
+    finally:
+        sender.stop()
+        d.stop()
+
+
+def test_a_worker_that_cannot_boot_stops_the_daemon_instead_of_looping(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    import socket
+
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", d.http_port))  # no SO_REUSEPORT: the receivers cannot share it
+        taken.listen()
+        d.start(wait_ready=False)
+        assert d.proc is not None
+        assert d.proc.wait(60) == 3  # EXIT_BOOT
+    log = d.log_text()
+    assert "failed to boot" in log and "stopping instead of restarting" in log
+    assert "restarting in" not in log

@@ -37,7 +37,9 @@ storage_write_duration = Histogram(
 )
 batch_size = Histogram("otel_batch_size", "Items per INSERT batch", ["table"], buckets=BATCH_SIZE_BUCKETS)
 memory_usage = Gauge(
-    "otel_memory_usage_bytes", "Memory held by the pipeline (kind: rings, batches, rss)", ["process", "kind"],
+    "otel_memory_usage_bytes",
+    "Memory held by the pipeline: process=rings|batches kind=data (bytes the limiter counts), "
+    "process=receiver|writer|query kind=rss (private resident memory)", ["process", "kind"],
     multiprocess_mode="livesum",
 )
 queue_size = Gauge("otel_queue_size", "Bytes waiting in the rings", multiprocess_mode="livesum")

@@ -169,6 +169,7 @@ class Supervisor:
         self.rings: list[Any] = []
         self.status: Any = None
         self.limiter: Any = None
+        self._memory_breakdown: dict[tuple[str, str], int] = {}
         self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -197,7 +198,13 @@ class Supervisor:
         watcher = threading.Thread(target=self._watch_storage, name="storage-watcher", daemon=True)
         watcher.start()
         try:
-            self._start_workers()
+            try:
+                self._start_workers()
+            except (OSError, ValueError) as e:  # ring files, run directory
+                log.error("cannot set up the workers: %s", e)
+                self.exit_code = EXIT_BOOT
+                self._stopping.set()
+                return self.exit_code
             self._loop()
         finally:
             self._shutdown()
@@ -483,12 +490,16 @@ class Supervisor:
         metrics.worker_restarts.labels(role, reason).inc()
 
     def _memory_reading(self) -> tuple[int, int]:
-        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
-        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
-        pids = [c.proc.pid for c in self.children if c.proc is not None and c.role != "query"]
+        """(data bytes, workers' private RSS) for the limiter; the breakdown goes to the gauges."""
         from .memory import private_rss
 
-        return ring_bytes + held, private_rss(pids)
+        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
+        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
+        rss = {role: private_rss([c.proc.pid for c in self.children if c.role == role and c.proc is not None])
+               for role in ("receiver", "writer", "query")}
+        self._memory_breakdown = {("rings", "data"): ring_bytes, ("batches", "data"): held,
+                                  **{(role, "rss"): v for role, v in rss.items()}}
+        return ring_bytes + held, rss["receiver"] + rss["writer"]
 
     def _limit_memory(self) -> None:
         from . import metrics
@@ -501,8 +512,8 @@ class Supervisor:
                 self.status.set_flag(REFUSE, d.refuse)
                 self.status.set_flag(PAUSE_WRITERS, d.pause_writers)
                 self.status.usage = d.data_bytes
-                metrics.memory_usage.labels("pipeline", "data").set(d.data_bytes)
-                metrics.memory_usage.labels("workers", "rss").set(d.rss_bytes)
+                for (process, kind), value in self._memory_breakdown.items():
+                    metrics.memory_usage.labels(process, kind).set(value)
                 metrics.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")

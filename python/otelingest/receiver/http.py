@@ -25,6 +25,8 @@ from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 log = logging.getLogger("otelingest.receiver")
 
 MAX_HEADER_BYTES = 64 * 1024
+# A keep-alive connection with no request for this long is closed (exporters reconnect at will).
+IDLE_TIMEOUT_S = 120.0
 REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -115,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
         self.handling = False
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
 
     @property
@@ -126,13 +129,25 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.srv.connections.add(self)
+        self._start_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        self._cancel_idle()
         self.srv.connections.discard(self)
 
+    def _start_idle(self) -> None:
+        self._cancel_idle()
+        self.idle_timer = self.loop.call_later(IDLE_TIMEOUT_S, self.close_if_idle)
+
+    def _cancel_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
     def data_received(self, data: bytes) -> None:
+        self._cancel_idle()
         self.buf += data
         if self.timer is None and not self.handling:
             self.timer = self.loop.call_later(self.srv.timeout_s, self._timed_out)
@@ -326,6 +341,8 @@ class HttpProtocol(asyncio.Protocol):
                 if self.buf:
                     self.timer = self.loop.call_later(srv.timeout_s, self._timed_out)
                     self._advance()
+                else:
+                    self._start_idle()
 
     def _send_outcome(self, req: Request, outcome: Outcome, close: bool) -> None:
         fmt = req.fmt

@@ -74,6 +74,8 @@ HEARTBEAT_S = 0.5
 
 
 class RingReader(Protocol):
+    pending_bytes: int
+
     def read(self) -> tuple[int, bytes] | None: ...
     def release(self, offset: int) -> None: ...
     def rewind(self) -> None: ...
@@ -118,6 +120,7 @@ class WriterService:
         self.inflight: deque[InFlight] = deque()
         self.max_inflight = cfg.writer.insert_workers * 2
         self._peeked: dict[int, tuple[int, bytes] | None] = {}
+        self.taken_bytes = 0  # payload bytes taken from the rings, ever (drain accounting)
         self.stats: dict[str, int] = {"batches": 0, "rows": 0, "replayed": 0, "dead_letter": 0, "spilled": 0}
         self.spill = spill
         if spill is not None:
@@ -253,14 +256,16 @@ class WriterService:
                 if item is None:
                     break
                 self.open.add(ring, item[0], item[1])
+                self.taken_bytes += len(item[1])
                 taken += 1
         return taken
 
-    def step(self, *, draining: bool = False) -> int:
+    def step(self, *, draining: bool = False, take: bool = True) -> int:
         """One turn of the loop; returns the records taken (0 = idle)."""
         self._complete()
         taken = 0
-        can_take = len(self.inflight) < self.max_inflight and not (self.held_bytes > 0 and self.pause() and not draining)
+        can_take = take and len(self.inflight) < self.max_inflight and not (
+            self.held_bytes > 0 and self.pause() and not draining)
         if can_take:
             taken = self._fill()
         if self.open.due() or (draining and not self.open.empty and taken == 0) or self.open.full():
@@ -285,15 +290,28 @@ class WriterService:
                 stop.wait(IDLE_SLEEP_S)
 
     def drain(self, stop: threading.Event) -> None:
-        """Flush every ring and every batch (graceful stop: the receivers have already stopped)."""
+        """Store what the rings held when the stop came, and every batch; then return.
+
+        On a full stop the receivers have already stopped, so this empties the rings. On a rolling
+        restart producers are still live: the writer takes only the bytes that were waiting at the
+        stop (or until a ring read comes back empty), so it never chases new traffic; the rest is
+        read by its replacement.
+        """
+        budget = sum(int(r.pending_bytes) for r in self.rings)
+        taking = True
+        start = self.taken_bytes
         last_beat = 0.0
         while not stop.is_set():
             now = time.monotonic()
             if now - last_beat >= HEARTBEAT_S:
                 self.heartbeat(self.held_bytes)
                 last_beat = now
-            taken = self.step(draining=True)
-            if taken == 0 and self.open.empty and not self.inflight:
+            taken = self.step(draining=True, take=taking)
+            if taking and taken == 0 and not self._peeked and all(r.pending_bytes == 0 for r in self.rings):
+                taking = False  # the rings are empty
+            if taking and self.taken_bytes - start >= budget:
+                taking = False  # took what was waiting at the stop; live producers' new data is not ours
+            if not taking and self.open.empty and not self.inflight:
                 return
             if taken == 0:
                 stop.wait(IDLE_SLEEP_S)
