@@ -73,8 +73,8 @@ def test_credentials_never_logged(tmp_path: Path, clickhouse: EmbeddedClickHouse
             assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         services = json.dumps({}).encode()
         wait_listening(d.query_port)  # Daemon.start waits for the receivers, not the query process
-        assert request(d.query_port, "GET", "/api/v1/services", None, {"Authorization": f"Bearer {QUERY_TOKEN}"}) != 401
-        assert request(d.query_port, "GET", "/api/v1/services", None, {"Authorization": f"Bearer {WRONG_TOKEN}"}) == 401
+        assert request(d.query_port, "GET", "/api/services", None, {"Authorization": f"Bearer {QUERY_TOKEN}"}) == 200
+        assert request(d.query_port, "GET", "/api/services", None, {"Authorization": f"Bearer {WRONG_TOKEN}"}) == 401
         assert request(d.query_port, "POST", "/api/v1/traces", services, {"Authorization": basic("bob", WRONG_PASSWORD)}) == 401
         assert d.wait_count_where("otel_traces", "ServiceName = 'secrets'", {}, 4) == 4
         metrics = d.metrics_text()
@@ -88,3 +88,50 @@ def test_credentials_never_logged(tmp_path: Path, clickhouse: EmbeddedClickHouse
     for secret in secrets + encoded:
         assert secret not in log, f"a credential is in the daemon's log: {secret[:6]}..."
         assert secret not in metrics
+
+
+def test_query_api_over_tls(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    config = (f'[auth]\nquery_bearer_tokens = ["{QUERY_TOKEN}"]\n'
+              f'[tls]\nquery_cert_file = "{cert}"\nquery_key_file = "{key}"\n')
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, config=config)
+    d.start()
+    try:
+        wait_listening(d.query_port)
+        ctx = ssl.create_default_context(cafile=str(cert))
+
+        def get(headers: dict[str, str]) -> tuple[int, bytes]:
+            conn = http.client.HTTPSConnection("localhost", d.query_port, context=ctx, timeout=30)
+            try:
+                conn.request("GET", "/api/services", headers=headers)
+                r = conn.getresponse()
+                return r.status, r.read()
+            finally:
+                conn.close()
+
+        assert get({})[0] == 401
+        status, body = get({"Authorization": f"Bearer {QUERY_TOKEN}"})
+        assert status == 200, body
+        # Plain HTTP on the TLS port is not served.
+        with pytest.raises((http.client.HTTPException, OSError)):
+            conn = http.client.HTTPConnection("127.0.0.1", d.query_port, timeout=10)
+            try:
+                conn.request("GET", "/api/services")
+                r = conn.getresponse()
+                if r.status == 400:  # some servers answer a plain request on a TLS port with 400
+                    raise http.client.HTTPException("plain HTTP refused")
+            finally:
+                conn.close()
+    finally:
+        d.stop()
+    assert QUERY_TOKEN not in d.log_text()
