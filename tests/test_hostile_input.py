@@ -215,6 +215,11 @@ def test_grpc_hostile_messages_are_invalid_argument(daemon: Daemon) -> None:
                 export(body, timeout=ANSWER_WITHIN_S)
             assert err.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.RESOURCE_EXHAUSTED), err.value
             still_serving(daemon)
+        # A gzip bomb in gRPC message compression: bounded by the receive limit, not memory.
+        with pytest.raises(grpc.RpcError) as err:
+            export(b"\x00" * (MAX_DECOMPRESSED * 2), timeout=ANSWER_WITHIN_S, compression=grpc.Compression.Gzip)
+        assert err.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT), err.value
+        still_serving(daemon)
         # Over the size limit.
         with pytest.raises(grpc.RpcError) as err:
             export(b"\x00" * (MAX_REQUEST + 1), timeout=ANSWER_WITHIN_S)
