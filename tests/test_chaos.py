@@ -374,6 +374,40 @@ def test_sigterm_under_load_drains(tmp_path: Path, clickhouse: EmbeddedClickHous
     assert counts == (acked, acked)
 
 
+@pytest.mark.chaos
+def test_sigterm_while_clickhouse_is_down_spills_and_the_next_start_stores(
+        tmp_path: Path, own_clickhouse: EmbeddedClickHouse) -> None:
+    """A graceful stop during an outage does not wait for ClickHouse: the writers spill what they
+    hold, exit, and the next start replays it."""
+    ch = own_clickhouse
+    env = dict(FAST_RETRY, OTELINGEST_SPILL_AFTER_S="0.5", OTELINGEST_WRITER_STOP_TIMEOUT_S="60")
+    d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
+    d.start()
+    senders: list[ProtoSender] = []
+    try:
+        senders = start_senders(d, "sigterm-down", n=3, pause_s=0.0)
+        wait_acked(senders, 500)
+        ch.stop()
+        wait_acked(senders, sum(s.acked for s in senders) + 2000)
+        assert d.stop(signal.SIGTERM) == 0
+    finally:
+        acked = sum(s.stop() for s in senders)
+        d.stop()
+    assert "writer 0 stopped" in d.log_text()
+    spill_bytes = sum(f.stat().st_size for f in (d.data_dir / "spill").rglob("*.spill"))
+    assert spill_bytes > 0
+    ch.start()
+    ch.wait_ready(timeout=120)
+    d2 = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
+    d2.start()
+    try:
+        counts = wait_stored(d2, "sigterm-down", acked)
+        report(4, senders, counts, f"ClickHouse down at SIGTERM, spill_bytes_at_stop={spill_bytes}")
+        assert counts == (acked, acked)
+    finally:
+        d2.stop()
+
+
 # --- 5. Disk budget exhausted -----------------------------------------------------------------------
 
 
