@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from otelingest import _native
 
-from .payloads import Payload, log_requests, metric_requests, trace_requests
+from .payloads import Payload, as_otlp_json, log_requests, metric_requests, trace_requests
 
 REQUESTS = 32
 
@@ -212,6 +212,11 @@ def run(duration: float = 3.0) -> dict[str, float]:
         mb = sum(len(p.body) for p in payloads) / sum(p.items for p in payloads) * fast / 1e6
         print(f"{name:>6}: native {fast:>12,.0f}/s ({mb:,.0f} MB/s of protobuf)   "
               f"python {slow:>10,.0f}/s   ratio {fast / slow:6.1f}x", flush=True)
+    # OTLP/JSON spans (the same requests), for reference: not part of the targets.
+    payloads = [as_otlp_json(p, ExportTraceServiceRequest) for p in cases[0][1][:8]]
+    json_rate = _rate(lambda b: _native.decode_traces(b, format="json"), payloads, duration)
+    results["json_spans_per_s"] = round(json_rate)
+    print(f"  json: native {json_rate:>12,.0f} spans/s (OTLP/JSON, hex ids)", flush=True)
     return results
 
 

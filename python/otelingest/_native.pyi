@@ -67,7 +67,8 @@ def decode_traces(
         body: the request body as received.
         format: ``"protobuf"`` or ``"json"`` (OTLP/JSON: hex ids, ints as strings or numbers,
             enums as numbers or names, camelCase or snake_case field names).
-        compression: None (or ``"identity"``), ``"gzip"`` or ``"deflate"`` (zlib or raw).
+        compression: the Content-Encoding: None (or ``"identity"``), ``"gzip"`` or ``"deflate"``
+            (zlib-wrapped or raw), case-insensitive.
         max_decompressed_bytes: largest body accepted, after decompression.
         max_attributes: most attributes accepted on one resource, scope, span, event, link,
             log record, data point or exemplar.

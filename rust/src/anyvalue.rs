@@ -56,6 +56,31 @@ pub fn render<'a>(msg: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
         }
     }
     scratch.clear();
+    // Fast paths for the other common one-field messages: bool, small int, double.
+    match msg {
+        [0x10, b] if *b < 0x80 => {
+            return Ok(if *b != 0 { b"true" } else { b"false" });
+        }
+        [0x18, rest @ ..] if rest.len() <= 2 && rest.last().is_some_and(|b| *b < 0x80) => {
+            let v = match rest {
+                [a] => *a as u64,
+                [a, b] if *a >= 0x80 => (*a & 0x7f) as u64 | (*b as u64) << 7,
+                _ => u64::MAX,
+            };
+            if v != u64::MAX {
+                scratch.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+                return Ok(scratch);
+            }
+        }
+        [0x21, rest @ ..] if rest.len() == 8 => {
+            put_double(
+                scratch,
+                f64::from_bits(u64::from_le_bytes(rest.try_into().unwrap())),
+            );
+            return Ok(scratch);
+        }
+        _ => {}
+    }
     let Some((f, v)) = oneof(msg)? else {
         return Ok(&[]);
     };
@@ -276,6 +301,13 @@ mod tests {
             text(&any(|b| put_varint_field(b, 3, (-42i64) as u64))),
             "-42"
         );
+        // The one- and two-byte varint fast paths, and a non-minimal two-byte encoding.
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 7))), "7");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 200))), "200");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16383))), "16383");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16384))), "16384");
+        assert_eq!(text(&[0x18, 0x81, 0x00]), "1");
+        assert_eq!(text(&[0x10, 0x02]), "true");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 2.0f64.to_bits()))), "2.0");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 1.5f64.to_bits()))), "1.5");
         assert_eq!(

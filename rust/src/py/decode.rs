@@ -55,9 +55,13 @@ fn options(
             )))
         }
     };
-    let compression = match compression {
-        None | Some("identity") => Compression::None,
-        Some("gzip") => Compression::Gzip,
+    // Content-Encoding values are case-insensitive (RFC 9110); x-gzip is gzip.
+    let compression = match compression
+        .map(|c| c.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => Compression::None,
+        Some("gzip" | "x-gzip") => Compression::Gzip,
         Some("deflate") => Compression::Deflate,
         Some(other) => {
             return Err(PyValueError::new_err(format!(
