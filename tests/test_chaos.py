@@ -438,7 +438,7 @@ def test_spill_budget_exhausted_refuses_then_stores_everything(tmp_path: Path,
         counts = wait_stored(d, "budget", acked)
         report(5, senders, counts, f"spill_bytes_at_refusal={spill_bytes}")
         assert counts == (acked, acked)
-        assert "spill queue full" in d.log_text()
+        assert "cannot spill (SpillFull" in d.log_text()
     finally:
         for s in senders:
             s.stop()

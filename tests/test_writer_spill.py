@@ -3,6 +3,7 @@ row exactly once afterwards, including across a writer crash at the two dangerou
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 from pathlib import Path
@@ -147,7 +148,16 @@ def test_crash_between_replay_insert_and_ack_is_deduplicated(cfg: Config, down: 
     assert body_count(client, cfg.clickhouse.database) == expected_bodies(6)
 
 
-def test_full_spill_keeps_retrying_and_keeps_the_batch(cfg: Config, down: Config) -> None:
+class DiskFullQueue(SpillQueue):
+    """The filesystem is full before the budget is reached."""
+
+    def append(self, *args: Any, **kw: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("full", ["budget", "disk"])
+def test_full_spill_keeps_retrying_and_keeps_the_batch(cfg: Config, down: Config, full: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     client = connect(cfg.clickhouse)
     body = log_block(client, 0, 5)
     stop = threading.Event()
@@ -160,11 +170,15 @@ def test_full_spill_keeps_retrying_and_keeps_the_batch(cfg: Config, down: Config
             stop.set()
         return stop.is_set()
 
-    q = spill_queue(down, budget=100)  # smaller than any record
+    if full == "budget":
+        q = spill_queue(down, budget=100)  # smaller than any record
+    else:
+        q = DiskFullQueue(down.data_path / "spill" / "writer-0", budget_bytes=BUDGET)
     ins = Inserter(down, stop=stop, sleep=sleep, spill=q)
     with pytest.raises(Stopped):
         ins.insert("otel_logs", 5, body, "tok")
     assert retries == 5
+    assert "cannot spill (SpillFull" in caplog.text if full == "budget" else "No space left on device" in caplog.text
     assert len(q) == 0 and q.stats.spilled_batches == 0
     q.close()
 

@@ -180,10 +180,13 @@ class Inserter:
         assert self.spill is not None
         try:
             self.spill.append(table, dedup_token, rows, [body])
-        except SpillFull as e:
+        except (SpillFull, OSError, ValueError) as e:
+            # Over the budget, the disk itself full or failing, or a batch too large for a record:
+            # keep the batch and retry the INSERT (a torn partial write is quarantined on replay).
             if not self._spill_full_logged:
                 self._spill_full_logged = True
-                log.warning("spill queue full (%s); retrying inserts into %s, receivers will refuse", e, table)
+                log.warning("cannot spill (%s: %s); retrying inserts into %s, receivers will refuse",
+                            type(e).__name__, e, table)
             return False
         self._spill_full_logged = False
         if not self._spilling and err is not None:
