@@ -354,6 +354,41 @@ def test_whole_daemon_sigkilled_and_restarted(tmp_path: Path, own_clickhouse: Em
             d.stop()
 
 
+@pytest.mark.chaos
+def test_restart_with_fewer_workers_still_stores_what_the_rings_hold(
+        tmp_path: Path, own_clickhouse: EmbeddedClickHouse) -> None:
+    """Killed with 3 receivers x 2 writers and data only in the rings; restarted configured for
+    1 x 1: the supervisor runs enough workers to drain the leftover rings."""
+    ch = own_clickhouse
+    env = dict(FAST_RETRY, OTELINGEST_SPILL_AFTER_S="1000000")
+    d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env, receivers=3, writers=2)
+    d.start()
+    senders: list[ProtoSender] = []
+    try:
+        ch.stop()
+        senders = start_senders(d, "fewer", n=4, pause_s=0.0)
+        wait_acked(senders, 3000)
+        kill_everything(d)
+        acked = sum(s.stop() for s in senders)
+        broken = sum(s.broken for s in senders)
+    finally:
+        for s in senders:
+            s.stop()
+    ch.start()
+    ch.wait_ready(timeout=120)
+    log_before = len(d.log_text())
+    d2 = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env, receivers=1, writers=1)
+    d2.start()
+    try:
+        counts = wait_stored(d2, "fewer", acked)
+        report(3, senders, counts, "restarted with 1 receiver x 1 writer instead of 3 x 2")
+        assert counts[0] == counts[1]
+        assert acked <= counts[0] <= acked + broken * SPANS_PER_REQUEST
+        assert "running that many this time (configured 1 x 1)" in d2.log_text()[log_before:]
+    finally:
+        d2.stop()
+
+
 # --- 4. SIGTERM under load -------------------------------------------------------------------------
 
 
