@@ -236,3 +236,29 @@ def test_spill_of_a_writer_index_gone_since_the_last_run_is_replayed_by_writer_0
         w.close()
     assert body_count(client, cfg.clickhouse.database) == expected_bodies(8)
     assert orphan_spill_queues(cfg, Layout(cfg.data_path / "run", receivers=1, writers=1)) == []
+
+
+def test_a_replayed_traces_batch_does_not_double_the_views(cfg: Config) -> None:
+    """The same body inserted twice under one token (ring replay + spill copy): the views fed by
+    otel_traces (index, times, hourly span stats) count it once too."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    from load import T0
+    from otelingest import _native
+
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "dedup-views"
+    for k in range(7):
+        rs.scope_spans.add().spans.add(trace_id=(k + 1).to_bytes(16, "big"), span_id=(k + 1).to_bytes(8, "big"),
+                                       name="op", start_time_unix_nano=T0 + k, end_time_unix_nano=T0 + k + 100)
+    decoded = _native.decode_traces(req.SerializeToString())
+    body = b"".join(b for _, _, b in decoded.blocks)
+    ins = Inserter(cfg, stop=threading.Event())
+    for _ in range(2):
+        assert ins.insert("otel_traces", 7, body, "same-token") == "ok"
+    client = connect(cfg.clickhouse)
+    assert client.query("SELECT count() FROM otel_traces").result_rows == [(7,)]
+    assert client.query("SELECT count() FROM otel_trace_index").result_rows == [(7,)]
+    assert client.query("SELECT sum(SpanCount) FROM otel_span_stats_1h").result_rows == [(7,)]
+    assert client.query("SELECT count() FROM otel_trace_times").result_rows == [(7,)]

@@ -33,7 +33,9 @@ keeps failing for ``spill.after_s`` is appended to the queue under the SAME per-
 - Crash between a replay INSERT and its ``ack``: the next writer replays the same record first,
   with the same token: deduplicated.
 - The deduplication window: the raw tables keep the hashes of their last
-  ``non_replicated_deduplication_window = 10000`` inserted blocks (0001_base.sql). In both cases
+  ``non_replicated_deduplication_window = 10000`` inserted blocks (0001_base.sql), and so do the
+  views' target tables (0003_view_dedup.sql; without it a replay doubled otel_trace_index and the
+  hourly rollups, since the views push a deduplicated block all the same). In both cases
   above the two copies are inserted at most a few batches apart (adjacent in the queue, or the very
   next replay), far inside 10000 blocks, even with one block per hourly partition of a batch.
   Copies only fall out of the window if more than 10000 blocks reach a table between them, which
