@@ -262,3 +262,27 @@ def test_a_replayed_traces_batch_does_not_double_the_views(cfg: Config) -> None:
     assert client.query("SELECT count() FROM otel_trace_index").result_rows == [(7,)]
     assert client.query("SELECT sum(SpanCount) FROM otel_span_stats_1h").result_rows == [(7,)]
     assert client.query("SELECT count() FROM otel_trace_times").result_rows == [(7,)]
+
+
+def test_a_replayed_metrics_batch_does_not_double_the_rollups(cfg: Config) -> None:
+    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+
+    from load import T0
+    from otelingest import _native
+
+    req = metrics_service_pb2.ExportMetricsServiceRequest()
+    rm = req.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "dedup-rollups"
+    m = rm.scope_metrics.add().metrics.add(name="queue.depth")
+    for k in range(5):
+        m.gauge.data_points.add(time_unix_nano=T0 + k * 1_000_000_000, as_double=float(k + 1))
+    decoded = _native.decode_metrics(req.SerializeToString())
+    assert [t for t, _, _ in decoded.blocks] == ["otel_metrics"]
+    body = b"".join(b for _, _, b in decoded.blocks)
+    ins = Inserter(cfg, stop=threading.Event())
+    for _ in range(2):
+        assert ins.insert("otel_metrics", 5, body, "same-token") == "ok"
+    client = connect(cfg.clickhouse)
+    assert client.query("SELECT count() FROM otel_metrics").result_rows == [(5,)]
+    for rollup in ("otel_metrics_5m", "otel_metrics_1h"):
+        assert client.query(f"SELECT sum(Points), sum(ValueSum) FROM {rollup}").result_rows == [(5, 15.0)], rollup
