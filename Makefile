@@ -70,7 +70,7 @@ fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz
 
 test-chaos: install
-	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
+	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/otelingest bench native

@@ -28,8 +28,10 @@ receiver produces into the same rings.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -40,6 +42,7 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
@@ -375,7 +378,8 @@ class Supervisor:
 
         run_dir = self.data_dir / "run"
         (run_dir / "rings").mkdir(parents=True, exist_ok=True)
-        self.layout = Layout(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
+        receivers, writers = _cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
+        self.layout = Layout(run_dir, receivers, writers)
         self.status = StatusPage.create(self.layout.status_path, self.layout.slots)
         self.rings = self._open_rings()
         self.worker_file = write_worker_file(run_dir, self.cfg, self.layout)
@@ -579,3 +583,44 @@ def check_storage(cfg: Config) -> bool:
         client.close()
 
 
+
+
+_RING_NAME = re.compile(r"^r(\d+)-w(\d+)\.ring$")
+
+
+def _cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, int]:
+    """Receiver and writer counts for this run: the configured ones, raised if the last run had more
+    and left data in rings (or batches in writer ledgers) beyond them, so nothing acknowledged is
+    stranded. The extra workers drain them like any other; the next start is back to the config."""
+    from .worker import ring_class
+
+    want_r, want_w = receivers, writers
+    for path in sorted((run_dir / "rings").glob("r*-w*.ring")):
+        m = _RING_NAME.match(path.name)
+        if not m:
+            continue
+        i, j = int(m.group(1)), int(m.group(2))
+        if i < receivers and j < writers:
+            continue
+        try:
+            ring = ring_class().attach(str(path))
+            held = ring.used_bytes
+            ring.close()
+        except (OSError, ValueError) as e:
+            log.warning("ring %s from the last run unusable (%s); ignored", path, e)
+            continue
+        if held:
+            want_r, want_w = max(want_r, i + 1), max(want_w, j + 1)
+    for path in run_dir.glob("writer-*.ledger"):
+        m = re.fullmatch(r"writer-(\d+)\.ledger", path.name)
+        if m and int(m.group(1)) >= writers:
+            try:
+                pending = json.loads(path.read_text()).get("batches")
+            except (OSError, ValueError):
+                pending = None
+            if pending:
+                want_w = max(want_w, int(m.group(1)) + 1)
+    if (want_r, want_w) != (receivers, writers):
+        log.warning("the last run left unstored data for %d receiver(s) x %d writer(s); running that many this time "
+                    "(configured %d x %d) so it is stored", want_r, want_w, receivers, writers)
+    return want_r, want_w

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -141,7 +142,27 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 # --- writer -----------------------------------------------------------------------------------------
 
 
+def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
+    """Spill queues of writer indexes beyond this run's count (the last run had more writers)."""
+    from .spill import SpillQueue
+
+    out = []
+    root = cfg.data_path / "spill"
+    for d in sorted(root.glob("writer-*")) if root.is_dir() else []:
+        m = re.fullmatch(r"writer-(\d+)", d.name)
+        if m and int(m.group(1)) >= layout.writers and d.is_dir():
+            q = SpillQueue(d, budget_bytes=0, fsync=cfg.spill.fsync)
+            if len(q):
+                log.info("spill queue %s (%d bytes) belongs to no writer this run; writer 0 replays it", d, len(q))
+                out.append(q)
+            else:
+                q.close()
+    return out
+
+
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
+    from .config import MIB
+    from .spill import SpillQueue
     from .writer.inserter import Inserter
     from .writer.ledger import Ledger
     from .writer.service import WriterService
@@ -174,10 +195,15 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
         if orphaned() and not drain.is_set():
             on_sigterm()
 
+    spill = SpillQueue(
+        cfg.data_path / "spill" / f"writer-{index}",
+        budget_bytes=cfg.spill.disk_budget_mib * MIB // max(1, layout.writers), fsync=cfg.spill.fsync,
+    )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
         Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready),
-        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat,
+        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat, spill=spill,
+        orphan_spills=orphan_spill_queues(cfg, layout) if index == 0 else (),
     )
     log.info("writer %d draining %d rings", index, len(rings))
     try:
