@@ -130,3 +130,43 @@ def test_serve_supervises_clickhouse(tmp_path):
     log = log_path.read_text()
     assert "embedded ClickHouse exited" in log and "restarted" in log
     assert "msg=stopped" in log
+
+
+def test_clickhouse_stops_when_the_supervisor_is_killed(tmp_path):
+    """SIGKILL of the supervisor leaves no orphan holding the data directory and the ports."""
+    ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")}
+    cmd = [
+        sys.executable, "-m", "otelingest", "serve", "--data-dir", str(tmp_path / "data"),
+        "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]),
+        "--query-port", str(ports["query"]), "--metrics-port", str(ports["metrics"]),
+        "--clickhouse-http-port", str(ports["ch_http"]), "--clickhouse-tcp-port", str(ports["ch_tcp"]),
+        "--receivers", "1",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELINGEST_")}
+    with open(tmp_path / "serve.log", "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        assert _wait(lambda: _get(f"http://127.0.0.1:{ports['metrics']}/ready")[0] == 200, 90)
+        children = [p for p in psutil.Process(proc.pid).children(recursive=True)]
+        ch_pid = _titles(proc.pid)["otelingest: clickhouse"]
+        client = connect(ClickHouseConfig(url=f"http://127.0.0.1:{ports['ch_http']}"), with_database=False)
+        client.command("INSERT INTO otel.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 's', 'kept')")
+        client.close()
+        proc.kill()
+        proc.wait()
+        assert _wait(lambda: not psutil.pid_exists(ch_pid), 60), "embedded ClickHouse outlived its supervisor"
+        assert _wait(lambda: not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children), 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # The data directory is free again and nothing was lost.
+    ch = EmbeddedClickHouse(tmp_path / "data" / "clickhouse", http_port=ports["ch_http"], tcp_port=ports["ch_tcp"])
+    ch.start()
+    try:
+        ch.wait_ready(timeout=60)
+        client = connect(ClickHouseConfig(url=ch.url), with_database=False)
+        assert client.query("SELECT Body FROM otel.otel_logs").result_rows == [("kept",)]
+        client.close()
+    finally:
+        ch.stop()

@@ -173,6 +173,25 @@ def _release(fifo: Path, done: threading.Event) -> None:
         return
 
 
+def _stop_with_parent() -> None:
+    """SIGTERM this server when the process that started it dies, even by SIGKILL.
+
+    Otherwise an orphan keeps the data directory locked and the ports bound, and the next
+    supervisor's server cannot start. SIGTERM takes the clean path (EOF to the FIFO).
+    """
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own stop still applies
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int:
     try:
         import setproctitle
@@ -180,6 +199,7 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
         setproctitle.setproctitle(PROCESS_TITLE)
     except ImportError:  # pragma: no cover - a declared dependency
         pass
+    _stop_with_parent()
     etc = root / "etc"
     fifo = etc / FIFO_NAME
     (etc / CONFIG_NAME).write_text(_config_xml(root, http_port, tcp_port, max_memory_mib))
