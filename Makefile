@@ -71,6 +71,7 @@ test-chaos: install
 bench: install
 	$(BIN)/otelingest bench native
 	$(BIN)/otelingest bench ingest
+	$(BIN)/otelingest bench query
 
 lint: install
 	cargo clippy --locked -- -D warnings

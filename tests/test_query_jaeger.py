@@ -142,3 +142,47 @@ def test_dependencies_rollup_job(env, http, clickhouse):
         assert hours == [env.data.t0, env.data.t0 + 3600 * qd.NS]
     finally:
         client.close()
+
+
+def test_background_job_fills_the_dependency_rollup(env):
+    import time
+
+    # The query process runs the rollup at start and every [query] dependencies_rollup_interval_s.
+    q = f"SELECT Parent, Child, CallCount FROM {env.data.db}.otel_service_dependencies_1h FINAL WHERE TimeBucket = {{h:DateTime}}"
+    deadline = time.monotonic() + 60
+    rows = []
+    while time.monotonic() < deadline:
+        rows = env.client.query(q, parameters={"h": env.data.t0 // qd.NS}).result_rows
+        if rows:
+            break
+        time.sleep(0.2)
+    assert rows == [("frontend", "checkout", 1)]
+
+
+def test_long_window_dependencies_come_from_the_rollup(env, http, clickhouse):
+    from otelingest.config import ClickHouseConfig
+
+    hour = 3600 * qd.NS
+    old = env.data.t0 - 5 * hour + 10 * qd.NS
+    tid = bytes.fromhex("aa" * 16)
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, [
+        qd.span(old, tid, bytes.fromhex("01" * 8), qd.ZERO_SPAN, "cron", "SERVER", "scheduler", {}, {}, 1000)])
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, [
+        qd.span(old + 1000, tid, bytes.fromhex("02" * 8), bytes.fromhex("01" * 8), "run", "SERVER", "worker", {}, {},
+                500)])
+    client = connect(ClickHouseConfig(url=clickhouse.url, database=env.data.db))
+    try:
+        dependencies.rollup_hour(client, old)
+        # The raw spans go away (as after their TTL): only the rollup still knows the call.
+        client.command("ALTER TABLE otel_traces DELETE WHERE TraceId = {t:FixedString(16)} SETTINGS mutations_sync = 2",
+                       parameters={"t": tid})
+    finally:
+        client.close()
+    end_ms = (env.data.t0 + hour) // 1_000_000
+    r = http.get("/api/dependencies", params={"endTs": end_ms, "lookback": 3 * 24 * 3600 * 1000})
+    assert r.status_code == 200, r.text
+    assert sorted((d["parent"], d["child"], d["callCount"]) for d in r.json()["data"]) == [
+        ("frontend", "checkout", 1), ("scheduler", "worker", 1)]
+    # A one-hour window around it reads raw spans: the deleted trace is gone there.
+    r = http.get("/api/dependencies", params={"endTs": (old + hour) // 1_000_000, "lookback": 3600 * 1000})
+    assert r.json()["data"] == []

@@ -252,3 +252,21 @@ def test_bucket_quantile_edges():
     assert bucket_quantile(0.99, b) == 100.0  # in +Inf bucket: the highest finite bound
     assert math.isnan(bucket_quantile(0.5, [(10.0, 1.0)]))  # no +Inf bucket
     assert bucket_quantile(-1, b) == -math.inf and bucket_quantile(2, b) == math.inf
+
+
+def test_vector_matching_labels(http, env):
+    # ignoring(): matched across http_method, and the ignored label leaves the result.
+    data = instant(http, env, 'http_server_requests_total{http_method="GET"} - ignoring(http_method) '
+                              'http_server_requests_total{http_method="POST"}')
+    (s,) = data["result"]
+    assert s["value"][1] == "140" and "http_method" not in s["metric"] and "__name__" not in s["metric"]
+    # on(): only the listed labels remain.
+    data = instant(http, env, "http_server_duration_milliseconds_sum / on(job) http_server_duration_milliseconds_count")
+    assert data["result"] == [{"metric": {"job": "shop/frontend"}, "value": [at(env, T), "10"]}]
+    # A filtering comparison keeps the left side's labels, name included.
+    data = instant(http, env, "http_server_duration_milliseconds_count > http_server_duration_milliseconds_sum / 20")
+    assert data["result"][0]["metric"]["__name__"] == "http_server_duration_milliseconds_count"
+    # Many-to-many is an execution error, not a guess.
+    r = http.get("/api/v1/query", params={"query": "http_server_requests_total + on(job) http_server_requests_total",
+                                          "time": at(env, T)})
+    assert r.status_code == 422 and r.json()["errorType"] == "execution"

@@ -147,7 +147,8 @@ def test_cache_hits_for_closed_windows_only(old_env):
 def test_result_row_limit_is_422(clickhouse, tmp_path):
     with qd.make_env(clickhouse, tmp_path, max_rows=10) as e:
         with httpx.Client(base_url=e.url, timeout=30) as http:
-            r = http.get("/api/v1/query", params={"query": "sum(rate(http_server_requests_total[10m]))",
+            # Raw samples of a range selector: 2 series x 41 points > 10 rows.
+            r = http.get("/api/v1/query", params={"query": "http_server_requests_total[10m]",
                                                   "time": (e.data.t0 + 600 * qd.NS) / qd.NS})
             assert r.status_code == 422, r.text
             assert r.json()["errorType"] == "execution"
@@ -185,5 +186,75 @@ def test_client_disconnect_kills_the_query(migrated, clickhouse, ch_client):
                 break
             time.sleep(0.1)
         assert running == 0
+    finally:
+        pool.close()
+
+
+PUSHDOWN_QUERIES = [
+    "rate(reset_counter_total[{r}])", "increase(reset_counter_total[{r}])",
+    "sum by (a) (rate(reset_counter_total[{r}]))", "rate(http_server_requests_total[{r}])",
+    "rate(jobs_processed_total[{r}])", "delta(system_memory_usage_bytes[{r}])",
+    "avg_over_time(system_memory_usage_bytes[{r}])", "max_over_time(system_memory_usage_bytes[{r}])",
+    "min_over_time(system_memory_usage_bytes[{r}])", "sum_over_time(system_memory_usage_bytes[{r}])",
+    "count_over_time(reset_counter_total[{r}])", "last_over_time(reset_counter_total[{r}])",
+    "histogram_quantile(0.9, rate(http_server_duration_milliseconds_bucket[{r}]))",
+    "rate(http_server_duration_milliseconds_count[{r}])", "system_memory_usage_bytes", "reset_counter_total",
+    "reset_counter_total offset 2m", "rate(reset_counter_total[{r}] offset 1m)",
+]
+
+
+def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
+    """Pre-aggregating per bucket in ClickHouse gives exactly what evaluating raw samples gives."""
+    import numpy as np
+
+    from otelingest.query import promql
+
+    e = old_env
+    hour = 3600 * qd.NS
+    t0 = (time.time_ns() // hour) * hour - hour
+    qd.load_metrics(e.client, e.data.db, t0)
+    rows = []
+    for i in range(qd.POINTS):  # a counter that resets at i=20, two series
+        for a, k in (("1", 7.0), ("2", 2.0)):
+            v = k * i if i < 20 else k * (i - 20) + 1
+            rows.append(qd.metric_row(t0 + i * qd.STEP_S * qd.NS, t0, "reset.counter", "", "Sum", "Cumulative",
+                                      True, {"a": a}, value=v))
+    qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, rows)
+    pool = ClientPool(e.cfg.clickhouse)
+    store = Store(pool, e.cfg.query)
+
+    raw_reads = []
+    real_samples = promql.Source.samples
+
+    async def counting_samples(self, *a, **kw):
+        raw_reads.append(self.use_buckets)
+        return await real_samples(self, *a, **kw)
+
+    monkeypatch.setattr(promql.Source, "samples", counting_samples)
+
+    async def both(q: str, start: int, end: int, step: int):
+        expr = promql.parse(q)
+        raw_reads.clear()
+        fast, steps, _ = await promql.evaluate(store, expr, start, end, step)
+        if step:  # a range query at a 60 s step never reads raw samples
+            assert raw_reads == [], q
+        slow, _, _ = await promql.evaluate(store, expr, start, end, step, use_buckets=False)
+        return fast, slow
+
+    try:
+        checked = 0
+        for r in ("1m", "2m", "3m"):
+            for q in PUSHDOWN_QUERIES:
+                q = q.format(r=r)
+                for start, end, step in ((t0 + 120 * qd.NS, t0 + 660 * qd.NS, 60 * qd.NS),
+                                         (t0 + 300 * qd.NS, t0 + 300 * qd.NS, 0)):
+                    fast, slow = anyio.run(both, q, start, end, step)
+                    f = {tuple(sorted(lab.items())): v for lab, v in fast.series}
+                    s = {tuple(sorted(lab.items())): v for lab, v in slow.series}
+                    assert f.keys() == s.keys(), q
+                    for k in f:
+                        assert np.allclose(f[k], s[k], rtol=1e-12, equal_nan=True), (q, k, f[k], s[k])
+                        checked += int(np.sum(~np.isnan(s[k])))
+        assert checked > 500
     finally:
         pool.close()

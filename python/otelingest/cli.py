@@ -228,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
-    p.add_argument("bench", choices=["native"], help="native: decode+encode throughput vs a Python baseline")
+    p.add_argument("bench", choices=["native", "query"],
+                   help="native: decode+encode throughput vs a Python baseline; query: query API latency per query type")
     p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per measurement (default 3)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench)

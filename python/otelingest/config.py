@@ -169,6 +169,9 @@ class QueryConfig(Section):
     max_range_days: PositiveInt = DEFAULT_QUERY_MAX_RANGE_DAYS
     # Most steps a range query may evaluate (Prometheus refuses above 11,000 too).
     max_points: PositiveInt = DEFAULT_QUERY_MAX_POINTS
+    # Seconds between runs of the service-dependency rollup (last closed hours into
+    # otel_service_dependencies_1h), run by the query process with the writing user; 0 disables.
+    dependencies_rollup_interval_s: NonNegativeInt = 300
 
 
 class MetricsConfig(Section):

@@ -7,6 +7,7 @@ and result cache on ``app.state``; exception handlers render each API's own erro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any, AsyncIterator
@@ -22,6 +23,7 @@ from ..auth import Authenticator
 from ..config import Config
 from . import api, jaeger, loki, prometheus
 from .cache import ResultCache
+from .dependencies import run_rollup_forever
 from .common import JSONResponse
 from .errors import QueryError
 from .pool import ClientPool
@@ -94,9 +96,15 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
         app.state.cfg = cfg
         app.state.store = Store(p, cfg.query)
         app.state.cache = ResultCache(cfg.query)
+        interval = cfg.query.dependencies_rollup_interval_s
+        task = asyncio.create_task(run_rollup_forever(cfg.clickhouse, interval)) if interval else None
         try:
             yield
         finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if pool is None:
                 p.close()
 

@@ -2,21 +2,25 @@
 
 A parent span and its child usually arrive in different inserts (different services, different
 SDKs), so no materialized view can join them. Recent windows are answered by a query-time join
-over raw spans; ``rollup_hours`` fills ``otel_service_dependencies_1h`` from closed hours and is
-what the writer/supervisor calls periodically (e.g. every few minutes: it recomputes the last
-closed hours, idempotently thanks to ReplacingMergeTree).
+over raw spans; ``rollup_hours`` fills ``otel_service_dependencies_1h`` from closed hours; the query
+process runs it every ``[query] dependencies_rollup_interval_s`` (``run_rollup_forever``) with the
+writing user, recomputing the last closed hours idempotently (ReplacingMergeTree).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
 from .. import sqlfiles
+from ..config import ClickHouseConfig
 from .store import Store
 from .timeparse import NS
+
+log = logging.getLogger(__name__)
 
 HOUR_NS = 3600 * NS
 # Windows up to this long are joined over raw spans at query time; longer ones use the rollup for
@@ -42,6 +46,27 @@ def rollup_hours(client: Client, *, hours: int = DEFAULT_ROLLUP_HOURS, now_ns: i
         rollup_hour(client, h)
         done.append(h)
     return done
+
+
+async def run_rollup_forever(cfg: ClickHouseConfig, interval_s: float) -> None:
+    """Recompute the last closed hours every ``interval_s`` (the query process runs this task)."""
+    import anyio.to_thread
+
+    from ..clickhouse.client import connect
+
+    while True:
+        try:
+            def once() -> None:
+                client = connect(cfg)
+                try:
+                    rollup_hours(client)
+                finally:
+                    client.close()
+
+            await anyio.to_thread.run_sync(once)
+        except Exception as e:  # ClickHouse down or schema not there yet: try again next time
+            log.warning("dependency rollup failed: %s", e)
+        await anyio.sleep(interval_s)
 
 
 async def dependencies(store: Store, start_ns: int, end_ns: int, **kw: Any) -> list[tuple[str, str, int, int]]:

@@ -32,6 +32,8 @@ from .tables import BUCKET_S, choose_metrics_table
 from .timeparse import NS
 
 LOOKBACK_NS = 5 * 60 * NS
+# Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
+MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
 
 # --- OTel -> Prometheus naming (OpenTelemetry "Prometheus and OpenMetrics compatibility" spec) ---
@@ -203,6 +205,8 @@ class Source:
     lookback_ns: int
     request: Any = None
     max_series: int = 10_000
+    # Pre-aggregate samples per bucket in ClickHouse when steps/ranges are coarse (see bucketed()).
+    use_buckets: bool = True
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
 
     def _p(self, **kw: Any) -> dict[str, Any]:
@@ -286,6 +290,129 @@ class Source:
         return out
 
 
+class NeedRaw(Exception):
+    """The bucketed path cannot answer exactly (e.g. a histogram reset inside a bucket): read raw samples."""
+
+
+@dataclass
+class Buckets:
+    """One Prometheus series pre-aggregated per bucket (dense arrays over bucket index 0..nb)."""
+
+    labels: dict[str, str]
+    n: np.ndarray
+    t_first: np.ndarray
+    t_last: np.ndarray
+    v_first: np.ndarray
+    v_last: np.ndarray
+    v_sum: np.ndarray
+    v_min: np.ndarray
+    v_max: np.ndarray
+    resets: np.ndarray
+    exact_stats: bool  # sum/min/max are of the exposed values (not of deltas or histogram arrays)
+
+
+async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: int, end_ns: int, w: int
+                   ) -> list[Buckets]:
+    """Series of the selector aggregated in ClickHouse per bucket of ``w`` ns from ``origin_ns``."""
+    if source.table != "otel_metrics":
+        raise NeedRaw()
+    nb = (end_ns - origin_ns) // w
+    if nb > 200_000:
+        raise NeedRaw()
+    series = await source.series(matchers, origin_ns, end_ns)
+    if not series:
+        return []
+    names = sorted({info.otel_name for _, info, _, _ in series})
+    ids = sorted({sid for sid, _, _, _ in series})
+    rows = await source.store.named("prom_buckets_raw", {
+        "names": names, "series": ids, "origin_ns": origin_ns, "end_ns": end_ns, "bucket_ns": w,
+    }, request=source.request)
+    by_sid: dict[int, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        by_sid.setdefault(int(r[0]), []).append(r)
+    fns = [(m.name, m.compile()) for m in matchers]
+    out: list[Buckets] = []
+    for sid, info, kind, labels in series:
+        pts = by_sid.get(sid)
+        if not pts:
+            continue
+        delta = info.temporality == "Delta"
+        idx = np.fromiter((int(p[1]) for p in pts), dtype=np.int64, count=len(pts))
+        ok = (idx >= 0) & (idx <= nb)
+        pts = [p for p, good in zip(pts, ok) if good]
+        idx = idx[ok]
+
+        def dense(col: int) -> np.ndarray:
+            a = np.full(nb + 1, np.nan)
+            a[idx] = np.fromiter((float(p[col]) for p in pts), dtype=np.float64, count=len(pts))
+            return a
+
+        n = np.zeros(nb + 1)
+        n[idx] = [p[2] for p in pts]
+        t_first, t_last = dense(3), dense(4)
+        if kind == "bucket":
+            if any(p[14] > 0 for p in pts):
+                raise NeedRaw()  # a histogram reset inside a bucket: per-bound corrections unknown
+            out.extend(_bucketed_le(labels, pts, idx, nb, n, t_first, t_last, delta, fns))
+            continue
+        cols = {"value": (5, 6, 7, 8, 9, 10), "count": (11, 12, 13, None, None, 14),
+                "sum": (15, 16, 17, None, None, 18)}[kind]
+        v_first, v_last, v_sum = dense(cols[0]), dense(cols[1]), dense(cols[2])
+        v_min = dense(cols[3]) if cols[3] is not None else np.full(nb + 1, np.nan)
+        v_max = dense(cols[4]) if cols[4] is not None else np.full(nb + 1, np.nan)
+        resets = np.nan_to_num(dense(cols[5]))
+        exact = kind == "value" and not delta
+        if delta:
+            # Deltas become a running total: at a bucket's end, everything summed so far.
+            prefix = np.cumsum(np.nan_to_num(v_sum))
+            before = np.concatenate([[0.0], prefix[:-1]])
+            v_first, v_last = before + v_first, prefix.copy()
+            resets = np.zeros(nb + 1)
+        out.append(Buckets(labels, n, t_first, t_last, v_first, v_last, v_sum, v_min, v_max, resets, exact))
+    return out
+
+
+def _bucketed_le(labels: dict[str, str], pts: list[tuple[Any, ...]], idx: np.ndarray, nb: int, n: np.ndarray,
+                 t_first: np.ndarray, t_last: np.ndarray, delta: bool,
+                 fns: list[tuple[str, Callable[[str], bool]]]) -> list[Buckets]:
+    bounds = None
+    for p in pts:
+        pb = [float(b) for b in p[22]]
+        if bounds is None:
+            bounds = pb
+        elif pb != bounds:
+            raise NeedRaw()  # bounds changed within the window
+    assert bounds is not None
+    allb = bounds + [math.inf]
+    k = len(allb)
+
+    def matrix(col: int) -> np.ndarray:
+        m = np.full((nb + 1, k), np.nan)
+        for i, p in zip(idx, pts):
+            arr = list(p[col])
+            if len(arr) != k:
+                raise NeedRaw()
+            m[i] = np.cumsum(np.asarray(arr, dtype=np.float64))
+        return m
+
+    first, last = matrix(19), matrix(20)
+    if delta:
+        sums = np.nan_to_num(matrix(21))
+        prefix = np.cumsum(sums, axis=0)
+        before = np.vstack([np.zeros((1, k)), prefix[:-1]])
+        first, last = before + np.nan_to_num(first), prefix
+        empty = n == 0
+        first[empty], last[empty] = np.nan, np.nan
+    out = []
+    nan = np.full(nb + 1, np.nan)
+    for j, b in enumerate(allb):
+        lab = {**labels, "le": format_le(b)}
+        if labels_match(lab, fns):
+            out.append(Buckets(lab, n, t_first, t_last, first[:, j], last[:, j], nan, nan, nan, np.zeros(nb + 1),
+                               False))
+    return out
+
+
 def _bucket_series(labels: dict[str, str], times: np.ndarray, pts: list[tuple[Any, ...]], delta: bool,
                    fns: list[tuple[str, Callable[[str], bool]]]) -> list[Samples]:
     """`_bucket{le=...}` series from BucketCounts/ExplicitBounds: cumulative counts per upper bound."""
@@ -350,9 +477,10 @@ def _td(d: Any) -> int:
 
 
 class Evaluator:
-    def __init__(self, source: Source, steps: np.ndarray) -> None:
+    def __init__(self, source: Source, steps: np.ndarray, step_ns: int = 0) -> None:
         self.source = source
         self.steps = steps  # int64 ns
+        self.step_ns = step_ns  # 0 for an instant query
 
     async def eval(self, e: Any) -> Vector | Scalar | Matrix:
         if isinstance(e, pp.NumberLiteral):
@@ -393,8 +521,22 @@ class Evaluator:
         end = int(self.steps[-1]) - offset
         return await self.source.samples(matchers_of(vs), start, end), offset
 
+    def _bucket_width(self, window_ns: int) -> int:
+        """Bucket width for the pre-aggregated path, or 0 to read raw samples."""
+        if self.source.table != "otel_metrics" or not self.source.use_buckets:
+            return 0
+        step = self.step_ns
+        w = math.gcd(step, window_ns) if step else window_ns
+        return w if w >= MIN_BUCKET_NS else 0
+
     async def selector(self, vs: pp.VectorSelector) -> Vector:
         lookback = self.source.lookback_ns
+        w = self.step_ns if self.step_ns >= MIN_BUCKET_NS and self._bucket_width(self.step_ns) else 0
+        if w:
+            try:
+                return await self._selector_buckets(vs, w, lookback)
+            except NeedRaw:
+                pass
         series, offset = await self._fetch(vs, lookback)
         out = []
         for s in series:
@@ -405,6 +547,42 @@ class Evaluator:
             ok[ok] &= s.times[idx[ok]] > t[ok] - lookback
             vals[ok] = s.values[idx[ok]]
             out.append((s.labels, vals))
+        return Vector(out)
+
+    async def _selector_buckets(self, vs: pp.VectorSelector, w: int, lookback: int) -> Vector:
+        self._check_at(vs)
+        offset = _td(vs.offset)
+        k0 = -(-lookback // w)
+        origin = int(self.steps[0]) - offset - k0 * w
+        end = int(self.steps[-1]) - offset
+        out = []
+        for b in await bucketed(self.source, matchers_of(vs), origin, end, w):
+            hi = k0 + np.arange(len(self.steps))  # bucket ending exactly at each step
+            prv = _last_nonempty(b.n)
+            li = prv[hi]
+            t = self.steps - offset
+            ok = li >= 0
+            safe = np.where(ok, li, 0)
+            ok &= b.t_last[safe] > t - lookback
+            out.append((b.labels, np.where(ok, b.v_last[safe], np.nan)))
+        return Vector(out)
+
+    async def _range_buckets(self, name: str, ms: pp.MatrixSelector, w: int) -> Vector:
+        vs = ms.vector_selector
+        self._check_at(vs)
+        rng, offset = _td(ms.range), _td(vs.offset)
+        origin = int(self.steps[0]) - offset - rng
+        end = int(self.steps[-1]) - offset
+        ratio, stride = rng // w, (self.step_ns // w if self.step_ns else 0)
+        out = []
+        for b in await bucketed(self.source, matchers_of(vs), origin, end, w):
+            if name in ("sum_over_time", "avg_over_time", "min_over_time", "max_over_time") and not b.exact_stats:
+                raise NeedRaw()
+            hi = ratio + stride * np.arange(len(self.steps))
+            lo = hi - ratio
+            ends = self.steps - offset
+            vals = _combine_buckets(name, b, lo, hi, ends - rng, ends)
+            out.append((b.labels if name == "last_over_time" else _drop_name(b.labels), vals))
         return Vector(out)
 
     async def range_samples(self, ms: pp.MatrixSelector) -> tuple[list[Samples], int, int]:
@@ -426,6 +604,12 @@ class Evaluator:
         if name in _RANGE_FUNCS:
             if len(args) != 1 or not isinstance(args[0], pp.MatrixSelector):
                 raise BadRequest(f"{name}() expects a range vector selector such as x[5m]")
+            w = self._bucket_width(_td(args[0].range)) if name != "irate" else 0
+            if w and _td(args[0].range) > 0:
+                try:
+                    return await self._range_buckets(name, args[0], w)
+                except NeedRaw:
+                    pass
             series, rng, offset = await self.range_samples(args[0])
             out = []
             for s in series:
@@ -563,11 +747,16 @@ class Evaluator:
                 raise Unprocessable("many-to-many matching not allowed: matching labels must be unique on one side")
             seen.add(sig)
             res = _apply(op, vals, right[sig], return_bool)
-            if op in _CMP and not return_bool:
+            filtering = op in _CMP and not return_bool
+            if filtering:
                 res = np.where(res == 1.0, vals, np.nan)
-            result_labels = _signature(lab, on, names) if on else _drop_name(lab)
-            if op in _CMP and not return_bool:
-                result_labels = lab if not on else result_labels
+            # Prometheus' resultMetric: the name goes for arithmetic and bool; on() keeps only its
+            # labels, ignoring() drops its labels.
+            result_labels = dict(lab) if filtering else _drop_name(lab)
+            if on:
+                result_labels = {k: v for k, v in result_labels.items() if k in names}
+            else:
+                result_labels = {k: v for k, v in result_labels.items() if k not in names}
             out.append((result_labels, res))
         return Vector(out)
 
@@ -694,6 +883,85 @@ _RANGE_FUNCS = frozenset({
 })
 
 
+def _last_nonempty(n: np.ndarray) -> np.ndarray:
+    """For each bucket index, the last non-empty bucket at or before it (-1 if none)."""
+    return np.maximum.accumulate(np.where(n > 0, np.arange(len(n)), -1))
+
+
+def _next_nonempty(n: np.ndarray) -> np.ndarray:
+    """For each bucket index, the first non-empty bucket at or after it (len(n) if none)."""
+    idx = np.where(n > 0, np.arange(len(n)), len(n))
+    return np.minimum.accumulate(idx[::-1])[::-1]
+
+
+def _combine_buckets(name: str, b: Buckets, lo: np.ndarray, hi: np.ndarray, starts: np.ndarray,
+                     ends: np.ndarray) -> np.ndarray:
+    """A range function per step from the buckets (lo, hi] of each step's window."""
+    nb = len(b.n)
+    cnt = np.concatenate([[0.0], np.cumsum(b.n)])
+    count = cnt[hi + 1] - cnt[lo + 1]
+    some = count > 0
+    nxt = np.append(_next_nonempty(b.n), nb)
+    prv = _last_nonempty(b.n)
+    fi = np.where(some, nxt[np.minimum(lo + 1, nb)], 0)
+    li = np.where(some, prv[hi], 0)
+    fi = np.minimum(fi, nb - 1)
+    if name in ("rate", "increase", "delta"):
+        counter_fn = name != "delta"
+        resets = np.zeros(len(lo))
+        if counter_fn:
+            # Drops inside buckets, plus drops between consecutive non-empty buckets.
+            r_in = np.concatenate([[0.0], np.cumsum(b.resets)])
+            prev_last = np.where(prv > 0, b.v_last[np.maximum(np.concatenate([[-1], prv[:-1]]), 0)], np.nan)
+            prev_idx = np.concatenate([[-1], prv[:-1]])
+            boundary = np.where((b.n > 0) & (prev_idx >= 0) & (b.v_first < prev_last), prev_last, 0.0)
+            bd = np.concatenate([[0.0], np.cumsum(np.nan_to_num(boundary))])
+            resets = (r_in[hi + 1] - r_in[lo + 1]) + (bd[hi + 1] - bd[fi + 1])
+        return _extrapolate(name, b.v_first[fi], b.v_last[li], b.t_first[fi], b.t_last[li], count, resets,
+                            starts, ends, some)
+    if name == "count_over_time":
+        return np.where(some, count, np.nan)
+    if name == "last_over_time":
+        return np.where(some, b.v_last[li], np.nan)
+    csum = np.concatenate([[0.0], np.cumsum(np.nan_to_num(b.v_sum))])
+    total = csum[hi + 1] - csum[lo + 1]
+    if name == "sum_over_time":
+        return np.where(some, total, np.nan)
+    if name == "avg_over_time":
+        with np.errstate(all="ignore"):
+            return np.where(some, total / count, np.nan)
+    out = np.full(len(lo), np.nan)
+    src, fn = (b.v_min, np.nanmin) if name == "min_over_time" else (b.v_max, np.nanmax)
+    for i in np.nonzero(some)[0]:
+        out[i] = fn(src[lo[i] + 1:hi[i] + 1])
+    return out
+
+
+def _extrapolate(name: str, v0: np.ndarray, v1: np.ndarray, t0: np.ndarray, t1: np.ndarray, n: np.ndarray,
+                 resets: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Prometheus' extrapolatedRate (promql/functions.go), vectorized over steps."""
+    two = valid & (n >= 2)
+    counter_fn = name != "delta"
+    result = v1 - v0 + (resets if counter_fn else 0.0)
+    t0, t1 = t0.astype(np.float64), t1.astype(np.float64)
+    with np.errstate(all="ignore"):
+        sampled = (t1 - t0) / NS
+        to_start = (t0 - starts) / NS
+        to_end = (ends - t1) / NS
+        avg_between = sampled / np.maximum(n - 1, 1)
+        if counter_fn:
+            to_zero = sampled * (v0 / result)
+            use_zero = (result > 0) & (v0 >= 0) & (to_zero < to_start)
+            to_start = np.where(use_zero, to_zero, to_start)
+        threshold = avg_between * 1.1
+        interval = sampled + np.where(to_start < threshold, to_start, avg_between / 2)
+        interval = interval + np.where(to_end < threshold, to_end, avg_between / 2)
+        result = result * (interval / sampled)
+        if name == "rate":
+            result = result / ((ends - starts) / NS)
+    return np.where(two & (sampled > 0), result, np.nan)
+
+
 def _range_vectorized(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, starts: np.ndarray,
                       ends: np.ndarray) -> np.ndarray:
     """A range function at every step at once; samples of step i are s.values[lo[i]:hi[i]]."""
@@ -706,34 +974,14 @@ def _range_vectorized(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, sta
     last_i = np.where(some, hi - 1, 0)
     if name in ("rate", "increase", "delta"):
         two = n >= 2
-        if not two.any():
-            return out
         first_i = np.where(two, lo, 0)
         last_i = np.where(two, hi - 1, 0)
-        v0, v1 = v[first_i], v[last_i]
-        result = v1 - v0
-        counter_fn = name != "delta"
-        if counter_fn:
+        resets = np.zeros(len(lo))
+        if name != "delta":
             # Counter resets: a drop between samples j and j+1 adds back the value before it.
             drops = np.concatenate([[0.0], np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))])
-            result = result + drops[last_i] - drops[first_i]
-        t0, t1 = t[first_i].astype(np.float64), t[last_i].astype(np.float64)
-        sampled = (t1 - t0) / NS
-        with np.errstate(all="ignore"):
-            to_start = (t0 - starts) / NS
-            to_end = (ends - t1) / NS
-            avg_between = sampled / np.maximum(n - 1, 1)
-            if counter_fn:
-                to_zero = sampled * (v0 / result)
-                use_zero = (result > 0) & (v0 >= 0) & (to_zero < to_start)
-                to_start = np.where(use_zero, to_zero, to_start)
-            threshold = avg_between * 1.1
-            interval = sampled + np.where(to_start < threshold, to_start, avg_between / 2)
-            interval = interval + np.where(to_end < threshold, to_end, avg_between / 2)
-            result = result * (interval / sampled)
-            if name == "rate":
-                result = result / ((ends - starts) / NS)
-        return np.where(two & (sampled > 0), result, np.nan)
+            resets = drops[last_i] - drops[first_i]
+        return _extrapolate(name, v[first_i], v[last_i], t[first_i], t[last_i], n, resets, starts, ends, two)
     if name == "irate":
         two = n >= 2
         a, b = np.where(two, hi - 2, 0), np.where(two, hi - 1, 0)
@@ -852,18 +1100,20 @@ def _max_window(e: Any) -> int:
     return best
 
 
-def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None) -> Source:
+def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
+                use_buckets: bool = True) -> Source:
     table = choose_metrics_table(start_ns - _max_window(expr), end_ns, step_ns / NS)
     bucket = BUCKET_S[table] * NS
-    return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request)
+    return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request,
+                  use_buckets=use_buckets)
 
 
-async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None
-                   ) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
+async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
+                   *, use_buckets: bool = True) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
     """Evaluate at each step in [start, end]; returns the value, the steps and the table read."""
     steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64) if step_ns else np.array([start_ns], dtype=np.int64)
-    source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request)
-    ev = Evaluator(source, steps)
+    source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request, use_buckets)
+    ev = Evaluator(source, steps, step_ns)
     if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
         series, _, _ = await ev.range_samples(expr)
         return Matrix(series), steps, source.table

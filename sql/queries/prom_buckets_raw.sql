@@ -1,0 +1,28 @@
+-- Samples of the selected series pre-aggregated per bucket of {bucket_ns} ns counted from {origin_ns}
+-- (bucket b covers (origin + (b-1)w, origin + b*w]), so a long range at a coarse step moves one row per
+-- series and bucket instead of every sample. Per bucket: sample count, first and last sample, sum,
+-- min, max and the counter-reset correction inside the bucket (the value before each drop), for the
+-- point value, the histogram Count and Sum, and the first/last/summed histogram bucket counts.
+SELECT
+    SeriesId,
+    intDiv(toUnixTimestamp64Nano(TimeUnix) - {origin_ns:Int64} + {bucket_ns:Int64} - 1, {bucket_ns:Int64}) AS b,
+    count(),
+    toUnixTimestamp64Nano(min(TimeUnix)),
+    toUnixTimestamp64Nano(max(TimeUnix)),
+    argMin(Value, TimeUnix), argMax(Value, TimeUnix), sum(Value), min(Value), max(Value),
+    arraySum(arrayMap((x, y) -> if(y < x, x, 0),
+             arrayPopBack(arrayMap(p -> p.2, arraySort(groupArray((TimeUnix, Value)))) AS vs), arrayPopFront(vs))),
+    argMin(toFloat64(Count), TimeUnix), argMax(toFloat64(Count), TimeUnix), toFloat64(sum(Count)),
+    arraySum(arrayMap((x, y) -> if(y < x, x, 0),
+             arrayPopBack(arrayMap(p -> toFloat64(p.2), arraySort(groupArray((TimeUnix, Count)))) AS cs), arrayPopFront(cs))),
+    argMin(ifNull(Sum, 0), TimeUnix), argMax(ifNull(Sum, 0), TimeUnix), sum(ifNull(Sum, 0)),
+    arraySum(arrayMap((x, y) -> if(y < x, x, 0),
+             arrayPopBack(arrayMap(p -> ifNull(p.2, 0), arraySort(groupArray((TimeUnix, Sum)))) AS ss), arrayPopFront(ss))),
+    argMin(BucketCounts, TimeUnix), argMax(BucketCounts, TimeUnix), sumForEach(BucketCounts), any(ExplicitBounds)
+FROM otel_metrics
+WHERE MetricName IN {names:Array(String)}
+  AND SeriesId IN {series:Array(UInt64)}
+  AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
+  AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+GROUP BY SeriesId, b
+ORDER BY SeriesId, b
