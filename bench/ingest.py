@@ -124,6 +124,25 @@ class Serve:
                                              autogenerate_session_id=False, send_receive_timeout=600)
 
 
+def daemon_metrics(serve: Serve) -> dict[str, Any]:
+    """The daemon's own view of the run from /metrics: refusals by reason, writes, batch sizes, insert time."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{serve.metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out: dict[str, Any] = {}
+    wanted = ("otel_refused_total", "otel_storage_writes_total", "otel_batch_size_sum", "otel_batch_size_count",
+              "otel_storage_write_duration_seconds_sum", "otel_storage_write_duration_seconds_count",
+              "otel_rejected_items_total", "otel_worker_restarts_total")
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name in wanted and s.value:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k not in ("pid",))
+                key = f"{s.name}{{{labels}}}" if labels else s.name
+                out[key] = out.get(key, 0) + s.value
+    return out
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -178,7 +197,9 @@ class Sampler(threading.Thread):
             procs = {}
             for title, p in self.processes().items():
                 try:
-                    procs[title] = {"cpu": p.cpu_percent(None), "rss_mb": p.memory_info().rss / 2**20}
+                    # PSS splits the shared-memory rings among the processes mapping them; RSS counts them in each.
+                    mem = p.memory_full_info()
+                    procs[title] = {"cpu": p.cpu_percent(None), "rss_mb": mem.rss / 2**20, "pss_mb": mem.pss / 2**20}
                 except psutil.Error:
                     continue
             stored = {}
@@ -206,19 +227,20 @@ def summarize_processes(samples: list[dict[str, Any]], t_from: float, t_to: floa
     per: dict[str, dict[str, list[float]]] = {}
     for s in window:
         for title, v in s["procs"].items():
-            d = per.setdefault(title, {"cpu": [], "rss_mb": []})
-            d["cpu"].append(v["cpu"])
-            d["rss_mb"].append(v["rss_mb"])
-    procs = {t: {"cpu_percent": round(loadgen.mean(d["cpu"]), 1), "rss_mb_max": round(max(d["rss_mb"]), 1)}
-             for t, d in sorted(per.items())}
+            d = per.setdefault(title, {"cpu": [], "rss_mb": [], "pss_mb": []})
+            for k in d:
+                d[k].append(v[k])
+    procs = {t: {"cpu_percent": round(loadgen.mean(d["cpu"]), 1), "rss_mb_max": round(max(d["rss_mb"]), 1),
+                 "pss_mb_max": round(max(d["pss_mb"]), 1)} for t, d in sorted(per.items())}
     # Totals per sample, then the peak (RSS) and mean (CPU) of those totals.
     d_rss = [sum(v["rss_mb"] for t, v in s["procs"].items() if not _is_clickhouse(t)) for s in window]
     c_rss = [sum(v["rss_mb"] for t, v in s["procs"].items() if _is_clickhouse(t)) for s in window]
+    d_pss = [sum(v["pss_mb"] for t, v in s["procs"].items() if not _is_clickhouse(t)) for s in window]
     d_cpu = [sum(v["cpu"] for t, v in s["procs"].items() if not _is_clickhouse(t)) for s in window]
     c_cpu = [sum(v["cpu"] for t, v in s["procs"].items() if _is_clickhouse(t)) for s in window]
     return {
         "processes": procs,
-        "daemon_rss_mb": round(max(d_rss, default=0.0), 1), "clickhouse_rss_mb": round(max(c_rss, default=0.0), 1),
+        "daemon_rss_mb": round(max(d_rss, default=0.0), 1), "daemon_pss_mb": round(max(d_pss, default=0.0), 1), "clickhouse_rss_mb": round(max(c_rss, default=0.0), 1),
         "daemon_cpu_percent": round(loadgen.mean(d_cpu), 1), "clickhouse_cpu_percent": round(loadgen.mean(c_cpu), 1),
         "load_average": round(loadgen.mean([s["load"] for s in window]), 2),
     }
@@ -452,9 +474,11 @@ def plot(path: Path, load: loadgen.LoadResult, samples: list[dict[str, Any]], of
     ax3.plot(ts, [sum(v["cpu"] for t, v in s["procs"].items() if _is_clickhouse(t)) for s in samples],
              label="ClickHouse CPU %")
     ax3r = ax3.twinx()
-    ax3r.plot(ts, [sum(v["rss_mb"] for t, v in s["procs"].items() if not _is_clickhouse(t)) for s in samples],
-              color="tab:red", ls="--", label="daemon RSS MB")
-    ax3r.set_ylabel("RSS (MB)")
+    ax3r.plot(ts, [sum(v["pss_mb"] for t, v in s["procs"].items() if not _is_clickhouse(t)) for s in samples],
+              color="tab:red", ls="--", label="daemon PSS MB")
+    ax3r.plot(ts, [sum(v["rss_mb"] for t, v in s["procs"].items() if _is_clickhouse(t)) for s in samples],
+              color="tab:purple", ls=":", label="ClickHouse RSS MB")
+    ax3r.set_ylabel("memory (MB)")
     ax3.set_ylabel("CPU % (100 = one core)")
     ax3.set_xlabel("seconds since the load started (dotted: end of warm-up)")
     ax3.legend(loc="upper left")
@@ -497,6 +521,10 @@ def main(args: Any) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="otelingest-bench-"))
     env = {"OTELINGEST_RECEIVER_RETRY_AFTER_S": "1"}
+    for kv in args.set or []:
+        key, _, value = kv.partition("=")
+        env["OTELINGEST_" + key.upper().replace(".", "_")] = value
+    results["daemon_env"] = env
     serve = Serve(workdir, receivers=args.receivers, writers=args.writers, env=env)
     sampler: Sampler | None = None
     try:
@@ -517,12 +545,16 @@ def main(args: Any) -> int:
                 prof_out.update(profile(pids, min(20.0, duration / 2), json_path.parent))
             profiler = threading.Thread(target=run_profile, daemon=True)
             profiler.start()
-        load_t0 = time.time() - sampler.t0
         load = loadgen.run(spec, label="ingest")
+        load_t0 = load.started_at - sampler.t0
         load_end = time.time() - sampler.t0
         client = serve.client(DB)
         expected = {TABLES[s]: load.accepted.get(s, 0) for s in signals}
         stored, drain_s = wait_stored(client, expected)
+        try:
+            results["daemon_metrics"] = daemon_metrics(serve)
+        except OSError as e:
+            results["daemon_metrics"] = {"error": str(e)}
         if profiler:
             profiler.join(120)
         sampler.stop()
@@ -592,7 +624,8 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
         f"stored {sum(r['stored'].values()):,}, drained in {r['drain_seconds']} s)",
         f"  export latency               p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms; "
         f"refusals {r['refusals']}, errors {r['errors']}",
-        f"  daemon processes             {r['daemon_rss_mb']:,.0f} MB RSS peak, {r['daemon_cpu_percent']:.0f}% CPU mean",
+        f"  daemon processes             {r['daemon_rss_mb']:,.0f} MB RSS peak (sum; shared rings counted in each), "
+        f"{r['daemon_pss_mb']:,.0f} MB PSS peak, {r['daemon_cpu_percent']:.0f}% CPU mean",
         f"  ClickHouse                   {r['clickhouse_rss_mb']:,.0f} MB RSS peak, {r['clickhouse_cpu_percent']:.0f}% CPU mean",
         f"  load average (1 min)         {r['load_average']} on {r['cpus']} CPUs",
         f"  bytes per span               {r['bytes_per_span']} (ours) vs {r['exporter_schema_bytes_per_span']} "
@@ -602,6 +635,6 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
         if k in r:
             lines.append(f"  {k.replace('_', ' '):28} {r[k]} (live parts as they are)")
     for title, p in r.get("processes", {}).items():
-        lines.append(f"    {title:40} {p['cpu_percent']:6.1f}% CPU  {p['rss_mb_max']:8.1f} MB")
+        lines.append(f"    {title:40} {p['cpu_percent']:6.1f}% CPU  {p['rss_mb_max']:8.1f} MB RSS  {p['pss_mb_max']:8.1f} MB PSS")
     lines.append(f"  wrote {json_path} and {png_path}")
     return "\n".join(lines)

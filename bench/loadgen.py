@@ -57,7 +57,7 @@ class Template:
     items: int
     ts_index: np.ndarray  # (n, 8) byte positions of each fixed64 timestamp
     ts_values: np.ndarray  # (n,) int64 original values
-    ts_base: int  # smallest timestamp: shifted to "now" per send
+    ts_base: int  # earliest item time: shifted to "now" per send
     id_index: np.ndarray  # (m, 16) byte positions of each trace id occurrence
     id_trace: np.ndarray  # (m,) which trace (0..traces-1) each occurrence belongs to
     span_index: np.ndarray  # (k, 8) byte positions of each span id occurrence (span, parent, log record)
@@ -74,19 +74,22 @@ def _offsets(body: bytes, needle: bytes) -> list[int]:
     return out
 
 
-def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], dict[bytes, set[bytes]]]:
-    """Every timestamp value, and trace id -> the span ids that belong to it (spans, parents, log records)."""
+def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[bytes, set[bytes]]]:
+    """Every timestamp value, the earliest item time (span start, log time, point time: not a counter's
+    start time), and trace id -> the span ids that belong to it (spans, parents, log records)."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     ts: set[int] = set()
+    first: list[int] = []
     ids: dict[bytes, set[bytes]] = {}
     if signal == "traces":
         for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
             for ss in rs.scope_spans:
                 for s in ss.spans:
                     ts.update((s.start_time_unix_nano, s.end_time_unix_nano))
+                    first.append(s.start_time_unix_nano)
                     ts.update(e.time_unix_nano for e in s.events)
                     ids.setdefault(s.trace_id, set()).add(s.span_id)
     elif signal == "logs":
@@ -94,6 +97,7 @@ def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], dict[bytes,
             for sl in rl.scope_logs:
                 for r in sl.log_records:
                     ts.update((r.time_unix_nano, r.observed_time_unix_nano))
+                    first.append(r.time_unix_nano)
                     ids.setdefault(r.trace_id, set()).add(r.span_id)
     else:
         for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics:
@@ -101,14 +105,15 @@ def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], dict[bytes,
                 for m in sm.metrics:
                     for p in getattr(m, m.WhichOneof("data")).data_points:
                         ts.update((p.time_unix_nano, p.start_time_unix_nano))
+                        first.append(p.time_unix_nano)
     ts.discard(0)
     ids.pop(b"", None)
-    return ts, ids
+    return ts, min(first, default=0), ids
 
 
 def make_template(signal: str, body: bytes, items: int) -> Template:
     """Find the patch points by value: nanosecond timestamps and random ids do not occur by chance."""
-    ts, ids = _timestamps_and_ids(signal, body)
+    ts, first, ids = _timestamps_and_ids(signal, body)
     ts_pos: list[int] = []
     ts_val: list[int] = []
     for v in sorted(ts):
@@ -130,7 +135,7 @@ def make_template(signal: str, body: bytes, items: int) -> Template:
         signal, body, items,
         ts_index=np.asarray(ts_pos, dtype=np.int64).reshape(-1, 1) + r8,
         ts_values=np.asarray(ts_val, dtype=np.int64),
-        ts_base=min(ts) if ts else 0,
+        ts_base=first,
         id_index=np.asarray(id_pos, dtype=np.int64).reshape(-1, 1) + r16,
         id_trace=np.asarray(id_trace, dtype=np.int64),
         span_index=np.asarray(span_pos, dtype=np.int64).reshape(-1, 1) + r8,
@@ -420,6 +425,7 @@ class LoadResult:
     lag_s: float
     latencies_ms: list[float]  # after warm-up
     timeline: list[dict[str, float]]  # per second: t, items_per_s, p50_ms, p99_ms, refusals
+    started_at: float = 0.0  # wall-clock time the senders started (timeline t = 0)
 
     @property
     def items_per_s(self) -> float:
@@ -522,7 +528,7 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
         p.join(10)
     ended = time.time()
     seconds = max(1e-9, min(ended, go_at + spec.warmup + spec.duration) - (go_at + spec.warmup))
-    return LoadResult(spec, accepted, measured, seconds, requests, refusals, errors, lag, latencies, timeline)
+    return LoadResult(spec, accepted, measured, seconds, requests, refusals, errors, lag, latencies, timeline, go_at)
 
 
 # --- a null sink: the sender's own ceiling --------------------------------------------------------

@@ -251,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of the Python baseline pipeline (default 15)")
     g.add_argument("--sample-rows", type=int, default=2_000_000, metavar="N",
                    help="spans copied into both schemas for the storage comparison (default 2000000)")
+    g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="daemon config knob, passed as OTELINGEST_SECTION_KEY (e.g. writer.batch_max_items=50000)")
     g.add_argument("--profile", action="store_true", help="py-spy the receivers and writers during the run")
     g.add_argument("--keep", action="store_true", help="keep the daemon's temporary data dir")
     g = p.add_argument_group("query")
