@@ -143,6 +143,34 @@ def daemon_metrics(serve: Serve) -> dict[str, Any]:
     return out
 
 
+def server_events(client: Any) -> dict[str, int]:
+    return {str(e): int(v) for e, v in client.query(sqlfiles.query("bench_server_events")).result_rows}
+
+
+# Counters that say where ClickHouse's time went (the embedded server keeps no query_log).
+EVENTS = {
+    "InsertQuery": "inserts", "InsertedRows": "inserted_rows", "InsertQueryTimeMicroseconds": "insert_query_us",
+    "UserTimeMicroseconds": "query_user_cpu_us", "SystemTimeMicroseconds": "query_system_cpu_us",
+    "Merge": "merges", "MergedRows": "merged_rows", "MergesTimeMilliseconds": "merges_ms",
+    "MergeTreeDataWriterRows": "rows_written_to_parts", "MergeTreeDataWriterCompressedBytes": "compressed_bytes_written",
+    "MergeTreeDataWriterSortingBlocksMicroseconds": "insert_sorting_us",
+    "CompressedWriteBufferBytes": "compressed_write_buffer_bytes", "SelectQuery": "selects",
+}
+
+
+def clickhouse_profile(before: dict[str, int], after: dict[str, int], seconds: float) -> dict[str, Any]:
+    """Deltas of the server's counters over the run; per-second CPU of queries (inserts, views) vs merges."""
+    d = {name: after.get(ev, 0) - before.get(ev, 0) for ev, name in EVENTS.items() if ev in after}
+    out: dict[str, Any] = dict(d)
+    if seconds > 0:
+        out["query_cpu_percent"] = round((d.get("query_user_cpu_us", 0) + d.get("query_system_cpu_us", 0)) / 1e4 / seconds, 1)
+        out["merge_thread_percent"] = round(d.get("merges_ms", 0) / 10 / seconds, 1)
+        out["insert_sorting_percent"] = round(d.get("insert_sorting_us", 0) / 1e4 / seconds, 1)
+    if d.get("inserts"):
+        out["avg_insert_ms"] = round(d.get("insert_query_us", 0) / 1e3 / d["inserts"], 1)
+    return out
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -545,6 +573,8 @@ def main(args: Any) -> int:
                 prof_out.update(profile(pids, min(20.0, duration / 2), json_path.parent))
             profiler = threading.Thread(target=run_profile, daemon=True)
             profiler.start()
+        with serve.client(DB) as c:
+            events_before = server_events(c)
         load = loadgen.run(spec, label="ingest")
         load_t0 = load.started_at - sampler.t0
         load_end = time.time() - sampler.t0
@@ -573,6 +603,8 @@ def main(args: Any) -> int:
             "measured_seconds": round(load.seconds, 1),
         })
         results.update(summarize_processes(sampler.samples, m_from, m_to))
+        results["clickhouse_profile"] = clickhouse_profile(events_before, server_events(client),
+                                                           time.time() - load.started_at)
         if prof_out:
             results["profile"] = prof_out
         print("[ingest] storage: bytes per row, then the same spans under the exporter's schema ...", flush=True)
