@@ -65,6 +65,10 @@ test-rust: $(DEPS_STAMP)
 test-python: install system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Long run of the no-panic properties of the decoder (rust/tests/decode_fuzz.rs).
+fuzz:
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz
+
 test-chaos: install
 	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
 

@@ -180,3 +180,26 @@ def log_requests(n: int, records: int = 500, seed: int = SEED) -> list[Payload]:
 def metric_requests(n: int, series: int = 100, seed: int = SEED) -> list[Payload]:
     g = Generator(seed)
     return [g.metrics(series) for _ in range(n)]
+
+
+_HEX_ID_KEYS = {"traceId", "spanId", "parentSpanId"}
+
+
+def as_otlp_json(payload: Payload, request_type: type) -> Payload:
+    """The same request as OTLP/JSON, as the OTel JS exporter writes it (hex ids, camelCase)."""
+    import base64
+    import json
+
+    from google.protobuf.json_format import MessageToDict
+
+    def fix(x: object, key: str = "") -> object:
+        if isinstance(x, dict):
+            return {k: fix(v, k) for k, v in x.items()}
+        if isinstance(x, list):
+            return [fix(v, key) for v in x]
+        if key in _HEX_ID_KEYS and isinstance(x, str):
+            return base64.b64decode(x).hex()
+        return x
+
+    d = MessageToDict(request_type.FromString(payload.body))  # type: ignore[attr-defined]
+    return Payload(json.dumps(fix(d)).encode(), payload.items)

@@ -72,11 +72,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, *, env: dict[str, str] | None = None, ready: bool = True) -> Iterator[Daemon]:
+def serve(
+    tmp_path: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()
+) -> Iterator[Daemon]:
     """Start ``otelingest serve`` (embedded ClickHouse) and wait for /ready; SIGTERM it on exit."""
     ports = {k: free_port() for k in PORT_NAMES}
     d = Daemon(None, ports, tmp_path / "data", tmp_path / "serve.log")  # type: ignore[arg-type]
-    cmd = [sys.executable, "-m", "otelingest", "serve", *d.args]
+    cmd = [sys.executable, "-m", "otelingest", "serve", *d.args, *extra_args]
     with open(d.log_path, "wb") as out:
         d.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env or clean_env())
     try:
@@ -92,3 +94,28 @@ def serve(tmp_path: Path, *, env: dict[str, str] | None = None, ready: bool = Tr
             except subprocess.TimeoutExpired:
                 d.proc.kill()
                 d.proc.wait()
+
+
+def send_spans(daemon: Daemon, count: int, service: str = "ops-test") -> None:
+    """POST ``count`` spans as one OTLP/HTTP protobuf request; asserts a 200."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    now = time.time_ns()
+    spans = [
+        Span(trace_id=(i + 1).to_bytes(16, "big"), span_id=(i + 1).to_bytes(8, "big"), name="op",
+             kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=now - 1_000_000, end_time_unix_nano=now)
+        for i in range(count)
+    ]
+    req = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=service))]),
+        scope_spans=[ScopeSpans(spans=spans)],
+    )])
+    http = urllib.request.Request(
+        f"http://127.0.0.1:{daemon.ports['http']}/v1/traces", data=req.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"}, method="POST",
+    )
+    with urllib.request.urlopen(http, timeout=30) as r:
+        assert r.status == 200, r.status

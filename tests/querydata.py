@@ -122,15 +122,19 @@ def load_logs(client: Any, db: str, t0: int) -> None:
 METRIC_COLUMNS = [
     "TimeUnix", "StartTimeUnix", "MetricName", "MetricDescription", "MetricUnit", "MetricType",
     "AggregationTemporality", "IsMonotonic", "ServiceName", "ResourceAttributes", "Attributes", "Value",
-    "Count", "Sum", "BucketCounts", "ExplicitBounds",
+    "Count", "Sum", "BucketCounts", "ExplicitBounds", "Exemplars.FilteredAttributes", "Exemplars.TimeUnix",
+    "Exemplars.Value", "Exemplars.SpanId", "Exemplars.TraceId",
 ]
 
 
 def metric_row(ts: int, t0: int, name: str, unit: str, mtype: str, temp: str, mono: bool, attrs: dict[str, str],
                value: float = 0.0, count: int = 0, total: float | None = None,
-               buckets: list[int] = (), bounds: list[float] = (), desc: str = "") -> list[Any]:
+               buckets: list[int] = (), bounds: list[float] = (), desc: str = "",
+               exemplars: list[tuple[int, float, bytes, bytes]] = ()) -> list[Any]:
     return [ts, t0, name, desc, unit, mtype, temp, mono, "frontend", FRONTEND_RES, attrs, value, count, total,
-            list(buckets), list(bounds)]
+            list(buckets), list(bounds), [{"http.route": "/checkout"} for _ in exemplars],
+            [e[0] for e in exemplars], [e[1] for e in exemplars], [e[3] for e in exemplars],
+            [e[2] for e in exemplars]]
 
 
 def counter_value(method: str, i: int) -> float:
@@ -151,7 +155,8 @@ def load_metrics(client: Any, db: str, t0: int) -> None:
         cum = [c * (i + 1) for c in HIST_STEP_COUNTS]
         rows.append(metric_row(ts, t0, "http.server.duration", "ms", "Histogram", "Cumulative", False,
                                {"http.method": "GET"}, count=sum(cum), total=100.0 * (i + 1),
-                               buckets=cum, bounds=HIST_BOUNDS, desc="Request duration"))
+                               buckets=cum, bounds=HIST_BOUNDS, desc="Request duration",
+                               exemplars=[(ts - 5 * MS, 42.0, TRACE_A, ROOT_SPAN)] if i == 20 else []))
     insert_rows(client, db, "otel_metrics", METRIC_COLUMNS, rows)
 
 

@@ -50,6 +50,12 @@ def test_compressed_bodies_decode_like_plain_ones(decode, make, compression, com
     assert decode(compress(body), compression=compression).blocks == decode(body).blocks
 
 
+def test_compression_names_are_case_insensitive():
+    body = traces_request().SerializeToString()
+    assert _native.decode_traces(gzip.compress(body), compression="GZIP").blocks == _native.decode_traces(body).blocks
+    assert _native.decode_traces(body, compression="identity").blocks == _native.decode_traces(body).blocks
+
+
 def test_gzip_bomb_is_refused_at_the_cap():
     bomb = gzip.compress(b"\x00" * (64 << 20))  # 64 MiB of zeros in ~64 KiB
     assert len(bomb) < 1 << 20

@@ -114,3 +114,21 @@ def test_bad_exemplar_id_rejects_only_that_point():
     d = _native.decode_metrics(req.SerializeToString())
     assert (d.items, d.rejected) == (1, 1)
     assert d.rejection_reason == "data point rejected: exemplar trace_id has 8 bytes, expected 16 (or empty)"
+
+
+def _field(num: int, payload: bytes) -> bytes:
+    assert len(payload) < 128
+    return bytes([num << 3 | 2, len(payload)]) + payload
+
+
+def test_metric_data_oneof_takes_the_last_as_protobuf_merging_does():
+    gauge = Metric(name="m", gauge=Gauge(data_points=[NumberDataPoint(time_unix_nano=T0, as_int=1)]))
+    total = Metric(sum=Sum(data_points=[NumberDataPoint(time_unix_nano=T0, as_double=2.0)]))
+    concatenated = gauge.SerializeToString() + total.SerializeToString()
+    merged = Metric.FromString(concatenated)
+    assert merged.WhichOneof("data") == "sum"
+    raw = _field(1, _field(2, _field(2, concatenated)))  # request > resource_metrics > scope_metrics > metric
+    want = ExportMetricsServiceRequest(resource_metrics=[ResourceMetrics(scope_metrics=[ScopeMetrics(metrics=[merged])])])
+    got = _native.decode_metrics(raw)
+    assert got.items == 1
+    assert got.blocks == _native.decode_metrics(want.SerializeToString()).blocks

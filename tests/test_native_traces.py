@@ -122,3 +122,38 @@ def test_wrong_length_ids_reject_only_that_span(migrated, ch_client):
 def test_empty_request_has_no_blocks():
     d = _native.decode_traces(b"")
     assert (d.items, d.rejected, d.nbytes, d.blocks) == (0, 0, 0, [])
+
+
+def test_concurrent_decodes_in_threads_give_the_same_blocks():
+    # The GIL is released while decoding: threads decode at once, each with its own buffers.
+    from concurrent.futures import ThreadPoolExecutor
+
+    bodies = []
+    for i in range(8):
+        req = full_request()
+        req.resource_spans[0].scope_spans[0].spans[0].name = f"full{i}"
+        bodies.append(req.SerializeToString())
+    want = [_native.decode_traces(b).blocks for b in bodies]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda b: _native.decode_traces(b).blocks, bodies)) == want
+
+
+def _len_field(num: int, payload: bytes) -> bytes:
+    n, length = len(payload), bytearray()
+    while n >= 0x80:
+        length.append(n & 0x7F | 0x80)
+        n >>= 7
+    length.append(n)
+    return bytes([num << 3 | 2]) + bytes(length) + payload
+
+
+def test_resource_and_scope_may_come_after_their_spans():
+    req = full_request()
+    rs = req.resource_spans[0]
+    # Wire order: the spans first, then resource, schema URLs and scope (protobuf allows any order).
+    ss_parts = [ScopeSpans(spans=ss.spans).SerializeToString() + ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString()
+                for ss in rs.scope_spans]
+    rs_bytes = b"".join(_len_field(2, p) for p in ss_parts) + ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString()
+    body = _len_field(1, rs_bytes) + ExportTraceServiceRequest(resource_spans=req.resource_spans[1:]).SerializeToString()
+    assert _native.decode_traces(body).blocks == _native.decode_traces(req.SerializeToString()).blocks

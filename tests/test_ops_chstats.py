@@ -59,10 +59,14 @@ def test_unreachable_clickhouse_sets_up_to_zero(make_config, tmp_path):
 
 
 def test_collector_thread_publishes_limits_readiness_and_spill(migrated):
-    spill = migrated.data_path / chstats.SPILL_DIR_NAME / "segment"
-    spill.mkdir(parents=True)
-    (spill / "000001.seg").write_bytes(b"x" * 1000)
-    (spill / "000002.seg").write_bytes(b"y" * 234)
+    spill = migrated.data_path / chstats.SPILL_DIR_NAME
+    for writer, name, size in (("writer-0", "seg-00000000000000000001.spill", 1000),
+                               ("writer-1", "seg-00000000000000000007.spill", 234)):
+        (spill / writer / "quarantine").mkdir(parents=True)
+        (spill / writer / name).write_bytes(b"x" * size)
+        # Not segments: the ledger and quarantined bytes are outside the budget.
+        (spill / writer / "ledger.json").write_text('{"segment": 1, "offset": 0}')
+        (spill / writer / "quarantine" / "seg-00000000000000000001.bad").write_bytes(b"q" * 99)
     collector = chstats.StatsCollector(
         migrated, lambda: (True, "ok"), clickhouse_interval_s=60, local_interval_s=0.05
     )

@@ -142,3 +142,20 @@ def test_dashboard_provisioning():
     assert doc["apiVersion"] == 1
     (provider,) = doc["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
+
+
+def test_catalog_matches_the_metrics_the_code_registers():
+    """metrics_catalog is the one list: it names exactly the otel_ families the daemon's modules define."""
+    import otelingest.chstats  # noqa: F401  (each import registers its metrics)
+    import otelingest.metrics  # noqa: F401
+    import otelingest.query.cache  # noqa: F401
+    import otelingest.query.store  # noqa: F401
+    from prometheus_client import REGISTRY
+
+    from otelingest.metrics_catalog import FAMILIES
+
+    registered = {}
+    for fam in REGISTRY.collect():
+        if fam.name.startswith("otel_"):
+            registered[fam.name + ("_total" if fam.type == "counter" else "")] = fam.type
+    assert registered == {f.name: f.kind for f in FAMILIES}

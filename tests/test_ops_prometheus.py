@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import free_port
-from ops_daemon import get, serve, wait_for
+from ops_daemon import clean_env, get, send_spans, serve, wait_for
 from promql_names import expand_grafana, unknown_metrics
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -41,10 +41,24 @@ def test_promtool_check_config():
     assert "SUCCESS: 1 rule files found" in r.stdout + r.stderr
 
 
+def test_example_targets_file_is_what_prometheus_reads(tmp_path):
+    """The example file_sd targets load in promtool (via a config pointing at a copy)."""
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    shutil.copy(PROM / "otelingest-targets.example.json", targets / "prod.json")
+    cfg = tmp_path / "prometheus.yml"
+    cfg.write_text(CONFIG.read_text().replace(TARGETS_GLOB, str(targets / "*.json")).replace(
+        "  - otelingest.rules.yml", f"  - {RULES}"))
+    r = promtool("check", "config", str(cfg))
+    assert r.returncode == 0 and "WARNING" not in r.stdout + r.stderr, r.stdout + r.stderr
+    doc = json.loads((targets / "prod.json").read_text())
+    assert all(t.endswith(":8888") for group in doc for t in group["targets"])
+
+
 def test_promtool_check_rules():
     r = promtool("check", "rules", str(RULES))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 11 rules found" in r.stdout + r.stderr
+    assert "SUCCESS: 12 rules found" in r.stdout + r.stderr
 
 
 def test_promtool_rule_unit_tests():
@@ -118,7 +132,7 @@ def instant(base: str, query: str) -> list[dict]:
 
 @pytest.mark.timeout(180)
 def test_real_prometheus_scrapes_the_daemon(tmp_path):
-    with serve(tmp_path) as daemon:
+    with serve(tmp_path, env=clean_env(OTELINGEST_WRITER_BATCH_TIMEOUT_S="0.2")) as daemon:
         target = f"127.0.0.1:{daemon.ports['metrics']}"
         config = prometheus_config(tmp_path, target)
         port = free_port()
@@ -146,6 +160,14 @@ def test_real_prometheus_scrapes_the_daemon(tmp_path):
             rows = {s["metric"]["table"]: s["value"][1] for s in got('otel_clickhouse_table_rows{job="otelingest"}')}
             assert rows["otel_traces"] == "0" and rows["otel_logs"] == "0"
 
+            # Spans sent to the daemon show in Prometheus, as the Collector dashboard queries them.
+            send_spans(daemon, 5)
+            received = 'sum by (transport) (otel_received_spans_total{job="otelingest"})'
+            assert wait_for(lambda: [(s["metric"], s["value"][1]) for s in got(received)] == [({"transport": "http"}, "5")],
+                            budget(), 0.5), got(received)
+            written = 'sum(otel_storage_writes_total{job="otelingest", table="otel_traces", status="ok"})'
+            assert wait_for(lambda: got(written) and float(got(written)[0]["value"][1]) >= 1, budget(), 0.5), got(written)
+
             # The alert rules load and evaluate without errors against live data; none fires.
             assert wait_for(
                 lambda: all(not r["lastEvaluation"].startswith("0001")  # zero time: never evaluated
@@ -154,7 +176,7 @@ def test_real_prometheus_scrapes_the_daemon(tmp_path):
             )
             groups = api(base, "/api/v1/rules")["groups"]
             evaluated = [r for g in groups for r in g["rules"]]
-            assert len(evaluated) == 11
+            assert len(evaluated) == 12
             assert all(r["health"] == "ok" for r in evaluated), [(r["name"], r.get("lastError")) for r in evaluated]
             assert wait_for(lambda: api(base, "/api/v1/alerts")["alerts"] == [], budget(), 0.5), api(base, "/api/v1/alerts")
 

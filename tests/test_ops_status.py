@@ -8,7 +8,7 @@ import sys
 
 import psutil
 from conftest import free_port
-from ops_daemon import clean_env, serve
+from ops_daemon import clean_env, get, send_spans, serve, wait_for
 
 from otelingest import overview
 from otelingest.clickhouse.client import connect
@@ -22,16 +22,25 @@ def status(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_status_of_a_running_daemon(tmp_path):
-    with serve(tmp_path) as daemon:
+    env = clean_env(OTELINGEST_WRITER_BATCH_TIMEOUT_S="0.2")
+    with serve(tmp_path, env=env, extra_args=("--receivers", "2", "--writers", "1")) as daemon:
         client = connect(ClickHouseConfig(url=f"http://127.0.0.1:{daemon.ports['ch_http']}"), with_database=False)
         client.command("INSERT INTO otel.otel_logs (Timestamp, ServiceName, Body) SELECT now64(9), 'svc', toString(number) FROM numbers(7)")
+        send_spans(daemon, 5)
+        assert wait_for(lambda: client.query("SELECT count() FROM otel.otel_traces").result_rows == [(5,)], 30)
         client.close()
+        # The INSERT is counted once the writer has its answer.
+        assert wait_for(lambda: b'otel_storage_writes_total{status="ok",table="otel_traces"}' in get(daemon.metrics_url + "/metrics")[1], 10)
 
         r = status(*daemon.args, "--json")
         assert r.returncode == overview.EXIT_READY, r.stderr
         s = overview.status_from_dict(json.loads(r.stdout))
         assert s.reachable and s.ready and s.reason == "ok"
         roles = {p.role: p for p in s.processes}
+        assert set(roles) == {"supervisor", "receiver 0", "receiver 1", "writer 0", "query", "clickhouse"}
+        assert [p.role for p in s.processes] == ["supervisor", "receiver 0", "receiver 1", "writer 0", "query", "clickhouse"]
+        assert s.received_total["spans"] == {"http": 5.0}
+        assert s.writes_total.get("ok", 0) >= 1 and "retry" not in s.writes_total
         # The daemon's own supervisor (not another daemon on this host) and its ClickHouse child.
         assert roles["supervisor"].pid == daemon.proc.pid
         ch_pid = roles["clickhouse"].pid
@@ -47,7 +56,7 @@ def test_status_of_a_running_daemon(tmp_path):
         tables = {t.table: t for t in s.tables}
         assert tables["otel_logs"].rows == 7 and tables["otel_logs"].parts == 1
         assert tables["otel_logs"].bytes_on_disk > 0
-        assert tables["otel_traces"].rows == 0
+        assert tables["otel_traces"].rows == 5
         assert set(s.received) == {"spans", "logs", "metric points"}
 
         r = status(*daemon.args)
@@ -56,6 +65,8 @@ def test_status_of_a_running_daemon(tmp_path):
         assert screen.splitlines()[0] == f"otelingest  http://127.0.0.1:{daemon.ports['metrics']}  READY"
         process_lines = [line.split() for line in screen.splitlines() if line.startswith(("supervisor", "clickhouse"))]
         assert [(p[0], int(p[1])) for p in process_lines] == [("supervisor", daemon.proc.pid), ("clickhouse", ch_pid)]
+        spans_line = next(line for line in screen.splitlines() if line.strip().startswith("spans"))
+        assert spans_line.rstrip().endswith("(total 5)"), spans_line
         logs_line = next(line for line in screen.splitlines() if line.split()[:1] == ["otel_logs"])
         assert logs_line.split()[1] == "7"
         assert "soft limit 1.6 GiB  hard limit 2.0 GiB" in screen

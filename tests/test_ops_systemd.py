@@ -132,3 +132,33 @@ def test_commented_cluster_setting_is_valid(line):
     cfg = config_mod.load(None, environ=dict(_env_file(), **{name: value}))
     assert cfg.clickhouse.cluster == "otel_cluster"
 
+
+
+def test_serve_speaks_the_notify_protocol_the_unit_expects(tmp_path):
+    """Type=notify: READY=1 only once /ready answers 200, STOPPING=1 on SIGTERM, exit 0."""
+    import signal
+    import socket
+
+    from ops_daemon import clean_env, get, serve
+
+    sock_path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(90)
+        with serve(tmp_path, env=clean_env(NOTIFY_SOCKET=str(sock_path)), ready=False) as daemon:
+            first = sock.recv(4096).decode()
+            assert "READY=1" in first.split("\n"), first
+            # systemd would now consider the unit started: it must really be ready.
+            assert get(daemon.metrics_url + "/ready")[0] == 200
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert "STOPPING=1" in sock.recv(4096).decode().split("\n")
+            assert daemon.proc.wait(timeout=60) == 0
+
+
+def test_bad_config_exits_with_the_status_the_unit_does_not_restart(tmp_path):
+    from ops_daemon import clean_env
+
+    env = clean_env(**dict(_env_file(), OTELINGEST_DATA_DIR=str(tmp_path), OTELINGEST_MEMORY_HARD_LIMIT_MIB="lots"))
+    r = subprocess.run([sys.executable, "-m", "otelingest", "serve"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == int(_service_section()["RestartPreventExitStatus"][0]) == EXIT_CONFIG
+    assert r.stderr.strip() == "otelingest: config error: memory.hard_limit_mib = 'lots': expected `int`, got `str`"

@@ -193,3 +193,14 @@ def test_query_api_requires_configured_credentials(clickhouse, tmp_path):
         basic = "Basic " + base64.b64encode(b"grafana:pw").decode()
         r = http.get("/loki/api/v1/query", params={"query": "vector(1)+vector(1)"}, headers={"Authorization": basic})
         assert r.status_code == 200
+
+
+def test_metrics_rate_of_cumulative_counter(env, http):
+    r = http.post("/api/v1/metrics", json={"metric_name": "http.server.requests", "aggregation": "rate",
+                                           "start_time": env.data.t0, "end_time": env.data.t0 + 599 * qd.NS,
+                                           "step": "300s"})
+    assert r.status_code == 200, r.text
+    # Increases between consecutive points, GET +10 and POST +3 each: 19 in the first bucket (its
+    # first point has no predecessor in the window), 20 in the second.
+    (series,) = r.json()["series"]
+    assert series["points"] == [[env.data.t0, 19 * 13 / 300], [env.data.t0 + 300 * qd.NS, 20 * 13 / 300]]

@@ -48,11 +48,14 @@ def test_health_checks(http):
     assert r.json() == {"status": "success", "data": {"resultType": "scalar", "result": [4.0, "2"]}}
     r = http.post("/api/v1/query", data={"query": "1+1", "time": "4"})
     assert r.json()["data"]["result"] == [4.0, "2"]
+    # vmalert: POST with the parameters in the URL and an empty body.
+    r = http.post("/api/v1/query?query=1%2B1&time=4", content=b"")
+    assert r.json()["data"]["result"] == [4.0, "2"]
     r = http.get("/api/v1/status/buildinfo")
     assert r.status_code == 200 and "features" not in r.json()["data"]
     assert http.get("/").status_code == 200
     assert http.get("/api/v1/rules").json()["data"] == {"groups": []}
-    assert http.get("/api/v1/query_exemplars", params={"query": "x"}).json()["data"] == []
+    assert http.get("/api/v1/query_exemplars", params={"query": "nonexistent_metric"}).json()["data"] == []
 
 
 def test_gauge_selector_labels_and_naming(http, env):
@@ -270,3 +273,33 @@ def test_vector_matching_labels(http, env):
     r = http.get("/api/v1/query", params={"query": "http_server_requests_total + on(job) http_server_requests_total",
                                           "time": at(env, T)})
     assert r.status_code == 422 and r.json()["errorType"] == "execution"
+
+
+@pytest.mark.parametrize("q", [
+    "rate(http_server_requests_total[1000y])", "http_server_requests_total offset 1000y",
+    "http_server_requests_total offset -5m", "1e308 * 1e308", "topk(1e20, http_server_requests_total)",
+    "sum(rate(http_server_requests_total[1ms]))", 'http_server_requests_total{http_method=~".*.*.*.*.*.*.*.*a"}',
+    "histogram_quantile(2, rate(http_server_duration_milliseconds_bucket[1m]))",
+])
+def test_extreme_but_valid_promql_answers(http, env, q):
+    r = http.get("/api/v1/query", params={"query": q, "time": at(env, T)})
+    assert r.status_code in (200, 400), (q, r.text)
+    assert r.json()["status"] in ("success", "error")
+    if r.status_code == 400:
+        assert r.json()["errorType"] == "bad_data"
+
+
+def test_exemplars_link_metrics_to_traces(http, env):
+    r = http.get("/api/v1/query_exemplars", params={
+        "query": "histogram_quantile(0.9, rate(http_server_duration_milliseconds_bucket[1m]))",
+        "start": at(env, 0), "end": at(env, 600)})
+    assert r.status_code == 200, r.text
+    (series,) = r.json()["data"]
+    assert series["seriesLabels"]["__name__"] == "http_server_duration_milliseconds_bucket"
+    assert series["seriesLabels"]["le"] == "50"  # 42 ms fell in the (10, 50] bucket
+    assert series["exemplars"] == [{
+        "labels": {"http_route": "/checkout", "trace_id": qd.TRACE_A.hex(), "span_id": qd.ROOT_SPAN.hex()},
+        "value": "42", "timestamp": (env.data.t0 + 300 * qd.NS - 5 * qd.MS) / qd.NS}]
+    r = http.get("/api/v1/query_exemplars", params={"query": "system_memory_usage_bytes",
+                                                    "start": at(env, 0), "end": at(env, 600)})
+    assert r.json()["data"] == []

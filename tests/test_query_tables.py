@@ -76,6 +76,10 @@ def old_env(clickhouse, tmp_path_factory):
             for i in range(4):  # 4 points, 10 minutes apart, values 10..13
                 rows.append(qd.metric_row(base + i * 600 * qd.NS, base, "old.gauge", "1", "Gauge", "Unspecified",
                                           False, {"age": key}, value=10.0 + i))
+        for i in range(18):  # a counter over three hours, 10 per 10 minutes
+            ts = old["y"] + i * 600 * qd.NS
+            rows.append(qd.metric_row(ts, old["y"], "old.counter", "", "Sum", "Cumulative", True, {},
+                                      value=10.0 * i))
         qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, rows)
         e.client.command(f"TRUNCATE TABLE {e.data.db}.otel_metrics")
         e.old = old
@@ -105,6 +109,19 @@ def test_one_year_query_reads_rollups(old_env):
         body = r.json()
         assert body["table"] == "otel_metrics_1h"
         assert body["series"][0]["points"] == [[base, 11.5]]
+
+
+def test_rate_over_hourly_rollup(old_env):
+    # Hourly last values 50, 110, 170 stamped at each hour's end. At the third hour's end a [5m] window
+    # is widened to two buckets: samples 110 and 170 an hour apart, extrapolated to the 2 h window:
+    # 60 * 7200/3600 / 7200 s = 1/60 per second.
+    e = old_env
+    end_of_third_hour = (e.old["y"] + 3 * 3600 * qd.NS) / qd.NS
+    with httpx.Client(base_url=e.url, timeout=30) as http:
+        r = http.get("/api/v1/query", params={"query": "rate(old_counter_total[5m])", "time": end_of_third_hour})
+        assert r.status_code == 200, r.text
+        (s,) = r.json()["data"]["result"]
+        assert float(s["value"][1]) == pytest.approx(1 / 60, rel=1e-12)
 
 
 def test_sixty_day_old_query_reads_5m_rollup(old_env):
@@ -258,3 +275,19 @@ def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
         assert checked > 500
     finally:
         pool.close()
+
+
+def test_hostile_regex_runs_in_linear_time(old_env):
+    """`(a+)+b` against "aaaa…a!" backtracks exponentially in Python's re; ClickHouse's RE2 does not,
+    and that is where label regexes run. (A regression would hang until the test timeout.)"""
+    e = old_env
+    now = time.time_ns()
+    qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, [
+        qd.metric_row(now - 60 * qd.NS, now - 120 * qd.NS, "evil.gauge", "", "Gauge", "Unspecified", False,
+                      {"path": "a" * 64 + "!"}, value=1.0)])
+    with httpx.Client(base_url=e.url, timeout=60) as http:
+        for q, expected in (('evil_gauge{path=~"(a+)+b"}', 0), ('evil_gauge{path!~"(a+)+b"}', 1),
+                            ('evil_gauge{path=~"(a+)+!"}', 1), ('{__name__=~"(e+)+vil_gauge"}', 1)):
+            r = http.get("/api/v1/query", params={"query": q, "time": now / qd.NS})
+            assert r.status_code == 200, r.text
+            assert len(r.json()["data"]["result"]) == expected, q

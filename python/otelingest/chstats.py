@@ -12,7 +12,6 @@ In cluster mode ``system.parts`` is this server's share (the ``*_local`` tables 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -29,16 +28,17 @@ log = logging.getLogger("otelingest.chstats")
 
 CLICKHOUSE_INTERVAL_S = 30.0
 LOCAL_INTERVAL_S = 1.0
-# The writers' on-disk queue lives here, under the data dir.
+# The writers' on-disk queues live here (one ``writer-<i>/`` each, see otelingest.spill); the
+# budget counts their segment files, not the quarantine.
 SPILL_DIR_NAME = "spill"
+SPILL_SEGMENT_GLOB = "seg-*.spill"
 
-# The supervisor is the only writer of these: "mostrecent" is its last value.
-_MODE = "mostrecent"
 
 
 def _gauge(name: str) -> Gauge:
     fam = names.BY_NAME[name]
-    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode=_MODE)
+    # The supervisor is the only writer of these: "mostrecent" is its last value.
+    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
 
 
 clickhouse_up = _gauge(names.CLICKHOUSE_UP)
@@ -69,15 +69,14 @@ def merges(client: Any, database: str) -> dict[str, tuple[int, int]]:
     return {str(t): (int(n), int(b)) for t, n, b in res.result_rows}
 
 
-def directory_bytes(path: Path) -> int:
-    """Bytes of the regular files under ``path`` (0 when it does not exist)."""
+def spill_segment_bytes(path: Path) -> int:
+    """Bytes of the spill segment files under ``path`` (0 when it does not exist)."""
     total = 0
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:  # removed while we walk: the writer released it
-                pass
+    for seg in path.rglob(SPILL_SEGMENT_GLOB):
+        try:
+            total += seg.lstat().st_size
+        except OSError:  # removed while we walk: the replayer finished it
+            pass
     return total
 
 
@@ -127,7 +126,7 @@ class StatsCollector:
 
     def collect_local(self) -> None:
         ready.set(1 if self.readiness()[0] else 0)
-        spill_bytes.set(directory_bytes(self.cfg.data_path / SPILL_DIR_NAME))
+        spill_bytes.set(spill_segment_bytes(self.cfg.data_path / SPILL_DIR_NAME))
 
     def collect_clickhouse(self) -> bool:
         """One collection; False (and otel_clickhouse_up 0) when ClickHouse did not answer."""

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not event fields; uvicorn's color_message repeats msg with ANSI colours.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "color_message"}
 
 
 def _fields(record: logging.LogRecord, role: str) -> dict[str, Any]:

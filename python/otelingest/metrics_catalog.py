@@ -1,9 +1,9 @@
 """Every Prometheus metric the daemon exports, in one place.
 
 The Grafana dashboards, the alert rules and ``otelingest status`` name only metrics listed here,
-and their tests check it. The families come from two owners: the pipeline metrics defined in
-``otelingest.metrics`` (receivers, writers, query; the names agreed in the design) and the
-supervisor's own gauges (``otelingest.chstats``: ClickHouse table statistics, readiness, limits,
+and their tests check it (and that it matches the metrics the code registers). The families come
+from the pipeline metrics defined in ``otelingest.metrics`` (receivers, writers) and
+``otelingest.query`` (query service), and the supervisor's own gauges (``otelingest.chstats``: ClickHouse table statistics, readiness, limits,
 spill). A metric added to either must be added here.
 """
 
@@ -29,7 +29,7 @@ class Family:
         return (self.name,)
 
 
-# --- pipeline (otelingest.metrics, every worker process) -----------------------------------------
+# --- pipeline (otelingest.metrics, every worker process; otelingest.query.store/cache) -----------
 PIPELINE: tuple[Family, ...] = (
     Family("otel_received_spans_total", "counter", ("transport",), "Spans accepted"),
     Family("otel_received_logs_total", "counter", ("transport",), "Log records accepted"),
@@ -40,6 +40,8 @@ PIPELINE: tuple[Family, ...] = (
     Family("otel_memory_usage_bytes", "gauge", ("process", "kind"), "Memory held by the pipeline"),
     Family("otel_queue_size", "gauge", (), "Bytes waiting in the rings"),
     Family("otel_refused_total", "counter", ("reason",), "Requests refused"),
+    Family("otel_rejected_items_total", "counter", ("signal",), "Items the decoder rejected as invalid"),
+    Family("otel_worker_restarts_total", "counter", ("role", "reason"), "Worker processes replaced by the supervisor"),
     Family("otel_query_duration_seconds", "histogram", ("query_type",), "Query API request duration"),
     Family("otel_query_errors_total", "counter", ("query_type",), "Query API errors"),
     Family("otel_query_cache_hits_total", "counter", (), "Query cache hits"),

@@ -70,8 +70,11 @@ class Status:
     processes: list[ProcessInfo] = field(default_factory=list)
     # per second, by signal then transport
     received: dict[str, dict[str, float]] = field(default_factory=dict)
+    received_total: dict[str, dict[str, float]] = field(default_factory=dict)  # since start
     writes: dict[str, float] = field(default_factory=dict)  # per second, by status
+    writes_total: dict[str, float] = field(default_factory=dict)  # batches since start, by status
     refused: dict[str, float] = field(default_factory=dict)  # per second, by reason
+    refused_total: dict[str, float] = field(default_factory=dict)  # since start, by reason
     memory: dict[str, float] = field(default_factory=dict)  # "process/kind" -> bytes
     memory_limits: dict[str, float] = field(default_factory=dict)  # soft, hard
     ring_bytes: float | None = None
@@ -258,8 +261,11 @@ def collect(cfg: Config, *, interval_s: float = SAMPLE_INTERVAL_S) -> Status:
 
     for signal, metric in SIGNALS:
         status.received[signal] = rates(first, second, metric, "transport", dt)
+        status.received_total[signal] = by_label(second, metric, "transport")
     status.writes = rates(first, second, "otel_storage_writes_total", "status", dt)
+    status.writes_total = by_label(second, "otel_storage_writes_total", "status")
     status.refused = rates(first, second, "otel_refused_total", "reason", dt)
+    status.refused_total = by_label(second, "otel_refused_total", "reason")
     for (n, labels), v in second.items():
         if n == "otel_memory_usage_bytes":
             d = dict(labels)
@@ -282,10 +288,11 @@ def human_bytes(n: float | None) -> str:
     return str(n)
 
 
-def _rate_line(values: dict[str, float]) -> str:
+def _rate_line(values: dict[str, float], totals: dict[str, float]) -> str:
     if not values:
         return "0/s"
-    return "  ".join(f"{k or '-'} {v:,.1f}/s" for k, v in sorted(values.items()))
+    rate = "  ".join(f"{k or '-'} {v:,.1f}/s" for k, v in sorted(values.items()))
+    return f"{rate}  (total {sum(totals.values()):,.0f})"
 
 
 def render(s: Status) -> str:
@@ -302,9 +309,9 @@ def render(s: Status) -> str:
         lines.append("")
         lines.append(f"INGEST (rates over {s.interval_s:.1f} s)")
         for signal, _ in SIGNALS:
-            lines.append(f"  {signal:<14} {_rate_line(s.received.get(signal, {}))}")
-        lines.append(f"  {'writes':<14} {_rate_line(s.writes)}")
-        lines.append(f"  {'refused':<14} {_rate_line(s.refused)}")
+            lines.append(f"  {signal:<14} {_rate_line(s.received.get(signal, {}), s.received_total.get(signal, {}))}")
+        lines.append(f"  {'write batches':<14} {_rate_line(s.writes, s.writes_total)}")
+        lines.append(f"  {'refused':<14} {_rate_line(s.refused, s.refused_total)}")
         lines.append("")
         used = sum(s.memory.values()) if s.memory else None
         lim = s.memory_limits

@@ -24,7 +24,7 @@
 use base64::Engine as _;
 
 use crate::error::{bail, Result};
-use crate::otlp::wire::{Reader, Value};
+use crate::otlp::wire::{is_utf8, Reader, Value};
 
 /// Deepest array/kvlist nesting accepted in one AnyValue.
 pub const MAX_DEPTH: usize = 64;
@@ -46,7 +46,41 @@ fn oneof(msg: &[u8]) -> Result<Option<(u32, Value<'_>)>> {
 /// is written into `scratch` (cleared first) and returned from there.
 #[inline]
 pub fn render<'a>(msg: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    // Fast path: the message is exactly one short string_value (tag 0x0a, one-byte length).
+    if let [0x0a, len, rest @ ..] = msg {
+        if (*len as usize) == rest.len() && *len < 0x80 {
+            if !is_utf8(rest) {
+                bail!("AnyValue.string_value: invalid UTF-8");
+            }
+            return Ok(rest);
+        }
+    }
     scratch.clear();
+    // Fast paths for the other common one-field messages: bool, small int, double.
+    match msg {
+        [0x10, b] if *b < 0x80 => {
+            return Ok(if *b != 0 { b"true" } else { b"false" });
+        }
+        [0x18, rest @ ..] if rest.len() <= 2 && rest.last().is_some_and(|b| *b < 0x80) => {
+            let v = match rest {
+                [a] => *a as u64,
+                [a, b] if *a >= 0x80 => (*a & 0x7f) as u64 | (*b as u64) << 7,
+                _ => u64::MAX,
+            };
+            if v != u64::MAX {
+                scratch.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+                return Ok(scratch);
+            }
+        }
+        [0x21, rest @ ..] if rest.len() == 8 => {
+            put_double(
+                scratch,
+                f64::from_bits(u64::from_le_bytes(rest.try_into().unwrap())),
+            );
+            return Ok(scratch);
+        }
+        _ => {}
+    }
     let Some((f, v)) = oneof(msg)? else {
         return Ok(&[]);
     };
@@ -214,6 +248,21 @@ fn json_object(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
 /// Splits a KeyValue message into its key and its AnyValue message (empty when absent).
 #[inline]
 pub fn key_value(msg: &[u8]) -> Result<(&[u8], &[u8])> {
+    // Fast path: key (tag 0x0a) then value (tag 0x12), both with one-byte lengths.
+    if let [0x0a, klen, rest @ ..] = msg {
+        let klen = *klen as usize;
+        if klen < 0x80 && rest.len() > klen + 1 {
+            let (key, tail) = rest.split_at(klen);
+            if let [0x12, vlen, value @ ..] = tail {
+                if (*vlen as usize) == value.len() && *vlen < 0x80 {
+                    if !is_utf8(key) {
+                        bail!("KeyValue.key: invalid UTF-8");
+                    }
+                    return Ok((key, value));
+                }
+            }
+        }
+    }
     let mut key: &[u8] = &[];
     let mut value: &[u8] = &[];
     let mut r = Reader::new(msg);
@@ -252,6 +301,13 @@ mod tests {
             text(&any(|b| put_varint_field(b, 3, (-42i64) as u64))),
             "-42"
         );
+        // The one- and two-byte varint fast paths, and a non-minimal two-byte encoding.
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 7))), "7");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 200))), "200");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16383))), "16383");
+        assert_eq!(text(&any(|b| put_varint_field(b, 3, 16384))), "16384");
+        assert_eq!(text(&[0x18, 0x81, 0x00]), "1");
+        assert_eq!(text(&[0x10, 0x02]), "true");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 2.0f64.to_bits()))), "2.0");
         assert_eq!(text(&any(|b| put_fixed64(b, 4, 1.5f64.to_bits()))), "1.5");
         assert_eq!(

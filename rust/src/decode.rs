@@ -86,6 +86,8 @@ thread_local! {
 
 /// Buffers bigger than this are dropped after use instead of kept for the next request.
 const KEEP_BUFFER_BYTES: usize = 16 << 20;
+/// Column buffers of a block bigger than this are dropped after it is encoded.
+const KEEP_TABLE_BYTES: usize = 32 << 20;
 
 fn inflate(body: &[u8], compression: Compression, max: usize, out: &mut Vec<u8>) -> Result<()> {
     out.clear();
@@ -121,14 +123,66 @@ fn inflate(body: &[u8], compression: Compression, max: usize, out: &mut Vec<u8>)
     Ok(())
 }
 
-/// Decodes one export request of `signal`.
+/// What one request decoded into; the rows wait in the thread's table until [`encode_last`].
+#[derive(Debug)]
+pub struct Summary {
+    pub stats: Stats,
+    pub table: &'static str,
+    pub rows: usize,
+    /// Bytes of the Native block (0 when no rows).
+    pub block_len: usize,
+}
+
+/// Decodes one export request of `signal` into the calling thread's table. The block is then
+/// written by [`encode_last`] on the same thread (before the next decode), straight into its final
+/// buffer: the bindings write into a new Python `bytes`, so there is one copy and one allocation.
+pub fn decode_rows(signal: Signal, body: &[u8], opts: &Options) -> Result<Summary> {
+    with_scratch(|s| decode_with(s, signal, body, opts))
+}
+
+/// Writes the block of the last [`decode_rows`] on this thread into `buf` (`block_len` bytes).
+pub fn encode_last(signal: Signal, buf: &mut [u8]) {
+    with_scratch(|s| {
+        match signal {
+            Signal::Traces => s.traces.table.encode_into(buf),
+            Signal::Logs => s.logs.table.encode_into(buf),
+            Signal::Metrics => s.metrics.table.encode_into(buf),
+        }
+        // A huge request should not pin its column buffers for the life of the thread.
+        if buf.len() > KEEP_TABLE_BYTES {
+            match signal {
+                Signal::Traces => s.traces = TracesDecoder::default(),
+                Signal::Logs => s.logs = LogsDecoder::default(),
+                Signal::Metrics => s.metrics = MetricsDecoder::default(),
+            }
+        }
+        Ok(())
+    })
+    .expect("encode_last after decode_rows on the same thread");
+}
+
+/// Decodes one export request of `signal` into owned blocks (tests, Rust callers).
 pub fn decode(signal: Signal, body: &[u8], opts: &Options) -> Result<Output> {
+    let summary = decode_rows(signal, body, opts)?;
+    let mut blocks = Vec::new();
+    if summary.rows > 0 {
+        let mut buf = vec![0; summary.block_len];
+        encode_last(signal, &mut buf);
+        blocks.push((summary.table, summary.rows, buf));
+    }
+    Ok(Output {
+        stats: summary.stats,
+        blocks,
+    })
+}
+
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T>) -> Result<T> {
     SCRATCH.with(|cell| {
         let Ok(mut guard) = cell.try_borrow_mut() else {
             return Err(DecodeError::new("re-entrant decode on one thread"));
         };
         let s = &mut *guard;
-        let out = decode_with(s, signal, body, opts);
+        let out = f(s);
         for buf in [&mut s.inflated, &mut s.json] {
             if buf.capacity() > KEEP_BUFFER_BYTES {
                 *buf = Vec::new();
@@ -138,7 +192,7 @@ pub fn decode(signal: Signal, body: &[u8], opts: &Options) -> Result<Output> {
     })
 }
 
-fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> Result<Output> {
+fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> Result<Summary> {
     let mut body = body;
     if opts.compression != Compression::None {
         inflate(
@@ -161,7 +215,7 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
         body = &s.json;
     }
     let limits = &opts.limits;
-    let (stats, table, rows, block) = match signal {
+    let (stats, table, rows, block_len) = match signal {
         Signal::Traces => {
             s.traces.decode(body, limits)?;
             let t = &s.traces.table;
@@ -169,7 +223,7 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
                 std::mem::take(&mut s.traces.stats),
                 traces::TABLE,
                 t.rows,
-                (t.rows > 0).then(|| t.encode()),
+                t.encoded_len(),
             )
         }
         Signal::Logs => {
@@ -179,7 +233,7 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
                 std::mem::take(&mut s.logs.stats),
                 logs::TABLE,
                 t.rows,
-                (t.rows > 0).then(|| t.encode()),
+                t.encoded_len(),
             )
         }
         Signal::Metrics => {
@@ -189,12 +243,14 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
                 std::mem::take(&mut s.metrics.stats),
                 metrics::TABLE,
                 t.rows,
-                (t.rows > 0).then(|| t.encode()),
+                t.encoded_len(),
             )
         }
     };
-    Ok(Output {
+    Ok(Summary {
         stats,
-        blocks: block.map(|b| vec![(table, rows, b)]).unwrap_or_default(),
+        table,
+        rows,
+        block_len: if rows > 0 { block_len } else { 0 },
     })
 }

@@ -6,6 +6,7 @@ SELECT
     quantilesExact(0.5, 0.95, 0.99)(Value)
 FROM otel_metrics
 WHERE MetricName = {metric:String}
+  AND MetricType IN ('Gauge', 'Sum')  -- histograms: Prometheus API (histogram_quantile)
   AND ({service:String} = '' OR ServiceName = {service:String})
   AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -9,6 +9,7 @@ FROM
            argMaxMerge(ValueLast) - argMinMerge(ValueFirst)) AS increase
     FROM {table:Identifier}
     WHERE MetricName = {metric:String}
+      AND MetricType IN ('Sum')  -- histograms: Prometheus API (histogram_quantile)
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
       AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))

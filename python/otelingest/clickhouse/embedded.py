@@ -27,6 +27,9 @@ from ..errors import StorageError
 PROCESS_TITLE = "otelingest: clickhouse"
 FIFO_NAME = "control.fifo"
 CONFIG_NAME = "config.xml"
+# Extra server settings (e.g. <zookeeper>, <remote_servers>, <macros>): ClickHouse merges every
+# config.d/*.xml next to config.xml over it.
+EXTRA_CONFIG_PATH = "config.d/otelingest-extra.xml"
 
 
 def _config_xml(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> str:
@@ -61,11 +64,16 @@ class EmbeddedClickHouse:
     ``root/log`` the server's logs and the process's stderr.
     """
 
-    def __init__(self, root: Path, *, http_port: int, tcp_port: int, max_memory_mib: int = 0) -> None:
+    def __init__(
+        self, root: Path, *, http_port: int, tcp_port: int, max_memory_mib: int = 0, extra_config_xml: str | None = None
+    ) -> None:
+        """``extra_config_xml``: a whole ``<clickhouse>...</clickhouse>`` document merged over the
+        generated config (cluster settings for tests of the cluster path); None adds nothing."""
         self.root = Path(root).resolve()
         self.http_port = http_port
         self.tcp_port = tcp_port
         self.max_memory_mib = max_memory_mib
+        self.extra_config_xml = extra_config_xml
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -80,6 +88,12 @@ class EmbeddedClickHouse:
         """Spawn the server process; returns at once (see :meth:`wait_ready`)."""
         for sub in ("data", "etc", "log"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        extra = self.root / "etc" / EXTRA_CONFIG_PATH
+        if self.extra_config_xml is not None:
+            extra.parent.mkdir(exist_ok=True)
+            extra.write_text(self.extra_config_xml)
+        elif extra.exists():
+            extra.unlink()
         cmd = [
             sys.executable, "-m", "otelingest.clickhouse.embedded",
             str(self.root), str(self.http_port), str(self.tcp_port), str(self.max_memory_mib),

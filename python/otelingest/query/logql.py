@@ -223,7 +223,7 @@ class _Parser:
             if kind == "op" and val in ("|=", "!=", "|~", "!~"):
                 self.i += 1
                 q.line_filters.append((val, self.string()))
-                while self.peek() == ("ident", "or"):
+                if self.peek() == ("ident", "or"):
                     raise BadRequest("unsupported: 'or' in line filters")
             elif kind == "op" and val == "|":
                 self.i += 1

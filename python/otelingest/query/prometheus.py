@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from . import promql
 from .common import JSONResponse, cache_of, first, form_params, now_ns, store_of
-from .errors import BadRequest
+from .errors import BadRequest, Unprocessable
 from .store import Timer
 from .tables import choose_metrics_table
 from .timeparse import NS, duration_ns, prom_time_ns
@@ -65,7 +65,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
             continue
         key = tuple(sorted(labels.items()))
         if key in merged:
-            raise BadRequest("vector cannot contain metrics with the same labelset")
+            raise Unprocessable("vector cannot contain metrics with the same labelset")
         merged[key] = {"metric": labels, "values": pts}
         out.append(merged[key])
     out.sort(key=lambda s: sorted(s["metric"].items()))
@@ -79,7 +79,7 @@ def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
             continue
         key = tuple(sorted(labels.items()))
         if key in seen:
-            raise BadRequest("vector cannot contain metrics with the same labelset")
+            raise Unprocessable("vector cannot contain metrics with the same labelset")
         seen.add(key)
 
 
@@ -222,8 +222,64 @@ async def buildinfo(request: Request) -> JSONResponse:
                 "buildUser": "otelingest", "buildDate": "", "goVersion": ""})
 
 
+MAX_EXEMPLARS = 10_000
+
+
+def _selectors(expr: Any) -> list[Any]:
+    """Every vector selector in a PromQL expression."""
+    out, stack = [], [expr]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, promql.pp.VectorSelector):
+            out.append(x)
+            continue
+        if isinstance(x, promql.pp.MatrixSelector):
+            out.append(x.vector_selector)
+            continue
+        for attr in ("expr", "lhs", "rhs", "param"):
+            child = getattr(x, attr, None)
+            if child is not None and not isinstance(child, (str, int, float)):
+                stack.append(child)
+        if isinstance(x, promql.pp.Call):
+            stack.extend(x.args)
+    return out
+
+
 async def exemplars(request: Request) -> JSONResponse:
-    return _ok([])
+    """Exemplars stored with the points of the query's series: Grafana links them to traces."""
+    with Timer("prom_exemplars"):
+        params = await form_params(request)
+        expr = promql.parse(first(params, "query") or "")
+        start, end = await _window(params)
+        source = promql.Source(store=store_of(request), table="otel_metrics", lookback_ns=promql.LOOKBACK_NS,
+                               request=request)
+        out: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        for vs in _selectors(expr):
+            series = await source.series(promql.matchers_of(vs), start, end)
+            if not series:
+                continue
+            rows = await source.store.named("prom_exemplars", {
+                "names": sorted({info.otel_name for _, info, _, _ in series}),
+                "series": sorted({sid for sid, _, _, _ in series}),
+                "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS}, request=request)
+            by_sid: dict[int, list[tuple[Any, ...]]] = {}
+            for r in rows:
+                by_sid.setdefault(int(r[0]), []).append(r)
+            for sid, _, kind, labels in series:
+                for _, ts, value, trace_id, span_id, attrs, bounds in by_sid.get(sid, []):
+                    lab = dict(labels)
+                    if kind == "bucket":  # the bucket the observation fell in
+                        lab["le"] = promql.format_le(next((float(b) for b in bounds if value <= b), float("inf")))
+                    ex_labels = {promql.label_name(k): v for k, v in attrs.items()}
+                    if trace_id.strip("0"):
+                        ex_labels["trace_id"] = trace_id.lower()
+                    if span_id.strip("0"):
+                        ex_labels["span_id"] = span_id.lower()
+                    key = tuple(sorted(lab.items()))
+                    entry = out.setdefault(key, {"seriesLabels": lab, "exemplars": []})
+                    entry["exemplars"].append({"labels": ex_labels, "value": promql.format_value(float(value)),
+                                               "timestamp": ts / NS})
+        return _ok([out[k] for k in sorted(out)])
 
 
 async def rules(request: Request) -> JSONResponse:

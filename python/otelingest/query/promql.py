@@ -1,12 +1,15 @@
 """PromQL over the OTel metrics tables.
 
-Parsing is done by ``promql-parser``. Each vector selector is planned into bound SQL: the metric
-catalog maps Prometheus names (OTel -> Prometheus naming: dots to underscores, unit suffixes,
+Parsing is done by ``promql-parser``. Each selector is planned into bound SQL (sql/queries/prom_*.sql):
+the metric catalog maps Prometheus names (OTel -> Prometheus naming: dots to underscores, unit suffixes,
 ``_total`` for monotonic sums, ``_bucket``/``_sum``/``_count`` for histograms) to OTel metric names;
 the series catalog gives each series' labels, the label matchers select series ids, and only those
 series' samples in the needed window are read — from the raw table or a rollup, chosen by time range
-and step. The functions, aggregations and operators then evaluate over the samples per step, with
-Prometheus' semantics (5m lookback, extrapolated rate, bucketQuantile).
+and step. With steps/ranges of a minute or more, ClickHouse pre-aggregates the samples per step
+bucket (count, first, last, sum, min, max, counter-reset corrections: prom_buckets_raw.sql) so a long
+range moves one row per series and step, and the result is exactly what the raw samples give. The
+functions, aggregations and operators then evaluate per step with Prometheus' semantics (5m
+lookback, extrapolated rate, bucketQuantile). On rollups a range window is at least two buckets.
 
 Supported: selectors with = != =~ !~ and offset; rate, irate, increase, delta, {avg,sum,min,max,
 count,last}_over_time, histogram_quantile, abs/ceil/floor/round/sqrt/exp/ln/log2/log10, clamp_min,
@@ -150,17 +153,33 @@ class LabelMatcher:
     op: str  # = != =~ !~
     value: str
 
-    def compile(self) -> Callable[[str], bool]:
-        if self.op in ("=~", "!~"):
+    @property
+    def is_regex(self) -> bool:
+        return self.op in ("=~", "!~")
+
+    def validate(self) -> None:
+        if self.is_regex:
             if len(self.value) > MAX_REGEX_LEN:
                 raise BadRequest(f"regex for label {self.name} longer than {MAX_REGEX_LEN}")
             try:
-                rx = re.compile(self.value)
+                re.compile(self.value)
             except re.error as e:
                 raise BadRequest(f"invalid regex {self.value!r}: {e}") from None
+
+    def matches_empty(self) -> bool:
+        if self.is_regex:  # the empty string cannot make a backtracking engine blow up
+            return (re.fullmatch(self.value, "") is not None) == (self.op == "=~")
+        return ("" == self.value) == (self.op == "=")
+
+    def compile(self, regex_matches: frozenset[str] | None = None) -> Callable[[str], bool]:
+        """The matcher as a predicate; a regex one needs the set of candidate values it matched
+        (computed by ClickHouse's RE2 in :meth:`Source.predicates`), never Python's backtracking re."""
+        if self.is_regex:
+            if regex_matches is None:
+                raise AssertionError("regex matchers are evaluated through Source.predicates")
             if self.op == "=~":
-                return lambda s: rx.fullmatch(s) is not None
-            return lambda s: rx.fullmatch(s) is None
+                return lambda s: s in regex_matches
+            return lambda s: s not in regex_matches
         if self.op == "=":
             return lambda s: s == self.value
         return lambda s: s != self.value
@@ -177,9 +196,19 @@ def matchers_of(vs: pp.VectorSelector) -> list[LabelMatcher]:
         out.append(LabelMatcher("__name__", "=", vs.name))
     if not any(m.name == "__name__" for m in out):
         raise BadRequest("a selector needs a metric name (__name__ matcher)")
-    if all(m.compile()("") for m in out):
+    for m in out:
+        m.validate()
+    if all(m.matches_empty() for m in out):
         raise BadRequest("vector selector must contain at least one non-empty matcher")
     return out
+
+
+def _le_label_sets(rows: list[tuple[Any, ...]], bounds_col: int) -> list[dict[str, str]]:
+    """Every `le` value the rows' histogram bounds produce, as label sets (for le matchers)."""
+    les = {"+Inf"}
+    for r in rows:
+        les.update(format_le(float(b)) for b in r[bounds_col])
+    return [{"le": v} for v in sorted(les)]
 
 
 def labels_match(labels: dict[str, str], fns: list[tuple[str, Callable[[str], bool]]]) -> bool:
@@ -225,32 +254,48 @@ class Source:
             self._catalog[key] = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
         return self._catalog[key]
 
+    async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]
+                         ) -> list[tuple[str, Callable[[str], bool]]]:
+        """Matchers as predicates over the given label sets' values (regexes run in ClickHouse)."""
+        out = []
+        for m in matchers:
+            if not m.is_regex:
+                out.append((m.name, m.compile()))
+                continue
+            values = sorted({lab.get(m.name, "") for lab in label_sets} | {""})
+            rows = await self.store.named("regex_match", {"values": values, "pattern": f"^(?:{m.value})$"},
+                                          request=self.request)
+            out.append((m.name, m.compile(frozenset(r[0] for r in rows))))
+        return out
+
     async def series(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int
                      ) -> list[tuple[int, MetricInfo, str, dict[str, str]]]:
         """(series id, metric, family kind, labels incl. __name__) matching the selector."""
-        fns = [(m.name, m.compile()) for m in matchers]
-        name_fns = [(n, f) for n, f in fns if n == "__name__"]
+        catalog = [(info, prom_name, kind) for info in await self.catalog(start_ns, end_ns)
+                   for prom_name, kind in info.families().items()]
+        name_matchers = [m for m in matchers if m.name == "__name__"]
+        name_fns = await self.predicates(name_matchers, [{"__name__": n} for _, n, _ in catalog])
         wanted: dict[str, list[tuple[MetricInfo, str, str]]] = {}
-        for info in await self.catalog(start_ns, end_ns):
-            for prom_name, kind in info.families().items():
-                if all(f(prom_name) for _, f in name_fns):
-                    wanted.setdefault(info.otel_name, []).append((info, prom_name, kind))
+        for info, prom_name, kind in catalog:
+            if all(f(prom_name) for _, f in name_fns):
+                wanted.setdefault(info.otel_name, []).append((info, prom_name, kind))
         if not wanted:
             return []
         rows = await self.store.named(
             f"prom_series_{self._kind()}",
             self._p(names=sorted(wanted), start_ns=start_ns, end_ns=end_ns), request=self.request,
         )
-        out = []
+        candidates = []
         for sid, metric, service, resource, attrs in rows:
             base = series_labels(service, resource, attrs)
             for info, prom_name, kind in wanted.get(metric, []):
-                labels = {"__name__": prom_name, **base}
-                if kind == "bucket":
-                    # Each bucket bound is its own series; matchers on `le` are applied per bound later.
-                    out.append((int(sid), info, kind, labels))
-                elif labels_match(labels, fns):
-                    out.append((int(sid), info, kind, labels))
+                candidates.append((int(sid), info, kind, {"__name__": prom_name, **base}))
+        # `le` is matched per bucket bound later, once the bounds are read.
+        fns = await self.predicates([m for m in matchers if m.name != "le"], [c[3] for c in candidates])
+        out = []
+        for sid, info, kind, labels in candidates:
+            if labels_match(labels, fns):
+                out.append((sid, info, kind, labels))
         if len(out) > self.max_series:
             raise Unprocessable(f"selector matches more than {self.max_series} series")
         return out
@@ -270,7 +315,7 @@ class Source:
         by_sid: dict[int, list[tuple[Any, ...]]] = {}
         for r in rows:
             by_sid.setdefault(int(r[0]), []).append(r)
-        fns = [(m.name, m.compile()) for m in matchers]
+        fns = await self.predicates([m for m in matchers if m.name == "le"], _le_label_sets(rows, 6))
         out: list[Samples] = []
         for sid, info, kind, labels in series:
             pts = by_sid.get(sid, [])
@@ -330,7 +375,7 @@ async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: in
     by_sid: dict[int, list[tuple[Any, ...]]] = {}
     for r in rows:
         by_sid.setdefault(int(r[0]), []).append(r)
-    fns = [(m.name, m.compile()) for m in matchers]
+    fns = await source.predicates([m for m in matchers if m.name == "le"], _le_label_sets(rows, 22))
     out: list[Buckets] = []
     for sid, info, kind, labels in series:
         pts = by_sid.get(sid)
@@ -589,6 +634,10 @@ class Evaluator:
         rng = _td(ms.range)
         if rng <= 0:
             raise BadRequest("range must be positive")
+        # A rollup holds one sample per bucket: a window shorter than two buckets would never hold the
+        # two samples rate() needs, so it is widened to the data's resolution (as Grafana's
+        # $__rate_interval does for a scrape interval).
+        rng = max(rng, 2 * BUCKET_S[self.source.table] * NS)
         series, offset = await self._fetch(ms.vector_selector, rng)
         return series, rng, offset
 

@@ -37,6 +37,7 @@ QUERY_ERRORS = Counter("otel_query_errors_total", "Query service requests that f
 _TIMEOUT_CODES = {159, 160, 209, 210}  # TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT, NETWORK_ERROR
 _TOO_BIG_CODES = {158, 396, 307}  # TOO_MANY_ROWS, TOO_MANY_ROWS_OR_BYTES, TOO_MANY_BYTES
 _BAD_INPUT_CODES = {427, 36, 69}  # CANNOT_COMPILE_REGEXP, BAD_ARGUMENTS, ARGUMENT_OUT_OF_BOUND
+_READONLY_CODE = 164  # READONLY: a readonly=1 user may not set max_execution_time & co.
 _DISCONNECT_POLL_S = 0.1
 
 
@@ -122,6 +123,9 @@ def _classify(exc: BaseException) -> BaseException:
         return exc
     code = error_code(exc)
     first = as_storage_error(exc).args[0] if str(exc) else type(exc).__name__
+    if code == _READONLY_CODE:
+        return QueryError("the read-only ClickHouse user must allow query limits: give it readonly = 2 "
+                          f"(not 1), or use a profile with them set: {first}")
     if code in _TOO_BIG_CODES:
         return Unprocessable(f"query result exceeds the limits ([query] max_rows / max_result_bytes): {first}")
     if code in _TIMEOUT_CODES:

@@ -48,8 +48,40 @@ pub trait Column {
     fn rows(&self) -> usize;
     /// Bytes `encode` appends.
     fn encoded_len(&self) -> usize;
-    fn encode(&self, out: &mut Vec<u8>);
+    fn encode(&self, out: &mut SliceWriter<'_>);
     fn clear(&mut self);
+}
+
+/// Writes consecutive byte strings into a buffer sized in advance (e.g. a new Python `bytes`).
+pub struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        SliceWriter { buf, pos: 0 }
+    }
+
+    /// Panics if the buffer is too small: `encoded_len` and `encode` disagree, a bug.
+    #[inline]
+    pub fn put(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    #[inline]
+    pub fn put_varuint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.put(&[(v as u8) | 0x80]);
+            v >>= 7;
+        }
+        self.put(&[v as u8]);
+    }
+
+    pub fn written(&self) -> usize {
+        self.pos
+    }
 }
 
 /// `String` (or `LowCardinality(String)`): varuint length + bytes per row.
@@ -82,8 +114,8 @@ impl Column for StringCol {
     fn encoded_len(&self) -> usize {
         self.data.len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.data);
+    fn encode(&self, out: &mut SliceWriter<'_>) {
+        out.put(&self.data);
     }
     fn clear(&mut self) {
         self.data.clear();
@@ -116,8 +148,8 @@ impl<const N: usize> Column for FixedCol<N> {
     fn encoded_len(&self) -> usize {
         self.data.len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.data);
+    fn encode(&self, out: &mut SliceWriter<'_>) {
+        out.put(&self.data);
     }
     fn clear(&mut self) {
         self.data.clear();
@@ -172,8 +204,8 @@ impl<T: Pod> Column for PodCol<T> {
     fn encoded_len(&self) -> usize {
         self.data.len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.data);
+    fn encode(&self, out: &mut SliceWriter<'_>) {
+        out.put(&self.data);
     }
     fn clear(&mut self) {
         self.data.clear();
@@ -210,8 +242,8 @@ impl<T: Pod> Column for NullableCol<T> {
     fn encoded_len(&self) -> usize {
         self.nulls.len() + self.values.encoded_len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.nulls);
+    fn encode(&self, out: &mut SliceWriter<'_>) {
+        out.put(&self.nulls);
         self.values.encode(out);
     }
     fn clear(&mut self) {
@@ -244,7 +276,7 @@ impl<C: Column> Column for ArrayCol<C> {
     fn encoded_len(&self) -> usize {
         self.offsets.encoded_len() + self.inner.encoded_len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut SliceWriter<'_>) {
         self.offsets.encode(out);
         self.inner.encode(out);
     }
@@ -317,7 +349,7 @@ impl Column for MapCol {
     fn encoded_len(&self) -> usize {
         self.offsets.encoded_len() + self.keys.encoded_len() + self.values.encoded_len()
     }
-    fn encode(&self, out: &mut Vec<u8>) {
+    fn encode(&self, out: &mut SliceWriter<'_>) {
         self.offsets.encode(out);
         self.keys.encode(out);
         self.values.encode(out);
@@ -332,11 +364,11 @@ impl Column for MapCol {
 /// One column of a block: name, declared type, data.
 pub type BlockColumn<'a> = (&'static str, &'static str, &'a dyn Column);
 
-/// Serializes a block of `rows` rows into a new exactly-sized buffer.
+/// Bytes of the block of `rows` rows over `cols`.
 ///
 /// Panics if a column does not hold `rows` rows: the table builders write every column of every
 /// row, and a mismatch would make ClickHouse misread the whole INSERT.
-pub fn encode_block(rows: usize, cols: &[BlockColumn<'_>]) -> Vec<u8> {
+pub fn block_len(rows: usize, cols: &[BlockColumn<'_>]) -> usize {
     let mut len = varuint_len(cols.len() as u64) + varuint_len(rows as u64);
     for (name, ty, col) in cols {
         assert_eq!(
@@ -349,17 +381,28 @@ pub fn encode_block(rows: usize, cols: &[BlockColumn<'_>]) -> Vec<u8> {
             varuint_len(name.len() as u64) + name.len() + varuint_len(ty.len() as u64) + ty.len();
         len += col.encoded_len();
     }
-    let mut out = Vec::with_capacity(len);
-    put_varuint(&mut out, cols.len() as u64);
-    put_varuint(&mut out, rows as u64);
+    len
+}
+
+/// Serializes the block into `buf`, which must be exactly `block_len` bytes.
+pub fn encode_block_into(rows: usize, cols: &[BlockColumn<'_>], buf: &mut [u8]) {
+    let mut out = SliceWriter::new(buf);
+    out.put_varuint(cols.len() as u64);
+    out.put_varuint(rows as u64);
     for (name, ty, col) in cols {
-        put_varuint(&mut out, name.len() as u64);
-        out.extend_from_slice(name.as_bytes());
-        put_varuint(&mut out, ty.len() as u64);
-        out.extend_from_slice(ty.as_bytes());
+        out.put_varuint(name.len() as u64);
+        out.put(name.as_bytes());
+        out.put_varuint(ty.len() as u64);
+        out.put(ty.as_bytes());
         col.encode(&mut out);
     }
-    debug_assert_eq!(out.len(), len);
+    assert_eq!(out.written(), out.buf.len(), "block length mismatch");
+}
+
+/// Serializes a block of `rows` rows into a new exactly-sized buffer.
+pub fn encode_block(rows: usize, cols: &[BlockColumn<'_>]) -> Vec<u8> {
+    let mut out = vec![0; block_len(rows, cols)];
+    encode_block_into(rows, cols, &mut out);
     out
 }
 

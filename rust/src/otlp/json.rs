@@ -6,14 +6,18 @@
 //! (`"kind": 2` or `"SPAN_KIND_SERVER"`); doubles as numbers or `"NaN"`, `"Infinity"`,
 //! `"-Infinity"`; `null` as absent. Unknown fields are ignored. A value of the wrong JSON type is a
 //! `DecodeError` naming the field. serde_json caps nesting at 128 levels (no stack overflow).
+//! Duplicate keys are written twice (the last wins for scalars, as protobuf merging does).
 //!
 //! Nested messages are written with 5-byte (padded) length varints patched after the fact, so the
 //! transcoding is one pass with no intermediate buffers; the wire reader accepts padded varints.
 
 use base64::Engine as _;
-use serde_json::Value as J;
+use std::fmt;
 
-use crate::error::{bail, DecodeError, Result};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::error::Category;
+
+use crate::error::{DecodeError, Result};
 use crate::otlp::wire::{put_key, put_varint};
 
 #[derive(Clone, Copy)]
@@ -562,178 +566,355 @@ pub enum Request {
 }
 
 /// Transcodes an OTLP/JSON export request into protobuf wire bytes in `out` (cleared first).
+///
+/// Streaming: serde drives the descriptors above directly, no JSON tree is built, so the memory
+/// used is the output (at most a few times the body) whatever the body's shape.
 pub fn transcode(body: &[u8], request: Request, out: &mut Vec<u8>) -> Result<()> {
-    let root: J =
-        serde_json::from_slice(body).map_err(|e| DecodeError(format!("invalid JSON: {e}")))?;
     let msg = match request {
         Request::Traces => &TRACES_REQUEST,
         Request::Logs => &LOGS_REQUEST,
         Request::Metrics => &METRICS_REQUEST,
     };
     out.clear();
-    message(&root, msg, out)
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let res = MsgSeed { msg, out }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+    res.map_err(|e| match e.classify() {
+        Category::Data => DecodeError(e.to_string()),
+        _ => DecodeError(format!("invalid JSON: {e}")),
+    })
 }
 
-fn message(v: &J, msg: &Msg, out: &mut Vec<u8>) -> Result<()> {
-    let J::Object(map) = v else {
-        bail!("{}: expected a JSON object", msg.name)
-    };
-    for (k, v) in map {
-        let Some(field) = msg.fields.iter().find(|f| f.camel == k || f.snake == k) else {
-            continue;
-        };
-        if v.is_null() {
-            continue;
+/// A message: a JSON object whose known keys are written as fields, unknown keys skipped.
+struct MsgSeed<'o> {
+    msg: &'static Msg,
+    out: &'o mut Vec<u8>,
+}
+
+impl<'de> DeserializeSeed<'de> for MsgSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Visitor methods that refuse every JSON type but the ones a visitor implements.
+macro_rules! refuse {
+    ($($method:ident($($t:ty)?)),*) => {$(
+        fn $method<E: de::Error>(self $(, _: $t)?) -> std::result::Result<(), E> {
+            Err(E::custom(self.expected()))
         }
-        if field.repeated {
-            let J::Array(items) = v else {
-                bail!("{}.{}: expected a JSON array", msg.name, field.camel)
-            };
-            for item in items {
-                value(msg, field, item, out)?;
+    )*};
+}
+
+impl<'de> Visitor<'de> for MsgSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: expected a JSON object", self.msg.name)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        while let Some(field) = map.next_key_seed(KeySeed(self.msg))? {
+            match field {
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Some(field) => map.next_value_seed(FieldSeed {
+                    msg: self.msg,
+                    field,
+                    out: self.out,
+                    in_array: false,
+                })?,
             }
-        } else {
-            value(msg, field, v, out)?;
+        }
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+
+    refuse!(
+        visit_bool(bool),
+        visit_i64(i64),
+        visit_u64(u64),
+        visit_f64(f64),
+        visit_str(&str)
+    );
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> std::result::Result<(), A::Error> {
+        Err(de::Error::custom(self.expected()))
+    }
+}
+
+impl MsgSeed<'_> {
+    fn expected(&self) -> String {
+        format!("{}: expected a JSON object", self.msg.name)
+    }
+}
+
+/// A key: its field in `msg` (camelCase or snake_case), or None for an unknown key.
+struct KeySeed(&'static Msg);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Option<&'static Field>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Option<&'static Field>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, k: &str) -> std::result::Result<Self::Value, E> {
+        Ok(self.0.fields.iter().find(|f| f.camel == k || f.snake == k))
+    }
+}
+
+/// One field's value (or, for a repeated field outside its array, the array).
+struct FieldSeed<'o> {
+    msg: &'static Msg,
+    field: &'static Field,
+    out: &'o mut Vec<u8>,
+    /// An element of a repeated field's array.
+    in_array: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl FieldSeed<'_> {
+    fn what(&self) -> String {
+        format!("{}.{}", self.msg.name, self.field.camel)
+    }
+
+    fn err<E: de::Error>(&self, want: &str) -> E {
+        E::custom(format!("{}: expected {want}", self.what()))
+    }
+
+    fn want(&self) -> &'static str {
+        if self.field.repeated && !self.in_array {
+            return "a JSON array";
+        }
+        match self.field.kind {
+            Kind::Msg(_) => "a JSON object",
+            Kind::Str => "a string",
+            Kind::Base64 => "a base64 string",
+            Kind::Id => "a hex string",
+            Kind::Bool => "true or false",
+            Kind::Varint | Kind::SInt32 | Kind::Fixed64 | Kind::Fixed32 => "an integer",
+            Kind::Enum(_) => "an enum name or number",
+            Kind::Double => "a number",
         }
     }
-    Ok(())
+
+    /// Whether this value is one scalar (not the array of a repeated field).
+    fn scalar<E: de::Error>(&self) -> std::result::Result<(), E> {
+        if self.field.repeated && !self.in_array {
+            return Err(self.err("a JSON array"));
+        }
+        Ok(())
+    }
+
+    fn put_int<E: de::Error>(self, n: u64) -> std::result::Result<(), E> {
+        self.scalar()?;
+        let num = self.field.num;
+        match self.field.kind {
+            Kind::Varint | Kind::Enum(_) => {
+                put_key(self.out, num, 0);
+                put_varint(self.out, n);
+            }
+            Kind::SInt32 => {
+                let i = n as i64 as i32;
+                put_key(self.out, num, 0);
+                put_varint(self.out, ((i << 1) ^ (i >> 31)) as u32 as u64);
+            }
+            Kind::Fixed64 => {
+                put_key(self.out, num, 1);
+                self.out.extend_from_slice(&n.to_le_bytes());
+            }
+            Kind::Fixed32 => {
+                if n > u32::MAX as u64 {
+                    return Err(E::custom(format!(
+                        "{}: {n} does not fit 32 bits",
+                        self.what()
+                    )));
+                }
+                put_key(self.out, num, 5);
+                self.out.extend_from_slice(&(n as u32).to_le_bytes());
+            }
+            Kind::Double => {
+                // Only reached for integers written where a double is expected.
+                put_key(self.out, num, 1);
+                self.out
+                    .extend_from_slice(&(n as i64 as f64).to_bits().to_le_bytes());
+            }
+            _ => return Err(self.err(self.want())),
+        }
+        Ok(())
+    }
+
+    fn put_double<E: de::Error>(self, d: f64) -> std::result::Result<(), E> {
+        self.scalar()?;
+        put_key(self.out, self.field.num, 1);
+        self.out.extend_from_slice(&d.to_bits().to_le_bytes());
+        Ok(())
+    }
 }
 
-fn value(msg: &Msg, field: &Field, v: &J, out: &mut Vec<u8>) -> Result<()> {
-    let what = || format!("{}.{}", msg.name, field.camel);
-    match field.kind {
-        Kind::Msg(m) => {
-            put_key(out, field.num, 2);
-            let at = out.len();
-            out.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x00]);
-            message(v, m, out)?;
-            let len = out.len() - at - 5;
-            if len >= 1 << 28 {
-                bail!("{}: message too large", what());
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: expected {}", self.what(), self.want())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<(), E> {
+        Ok(()) // null: absent
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> std::result::Result<(), E> {
+        self.scalar()?;
+        if !matches!(self.field.kind, Kind::Bool) {
+            return Err(self.err(self.want()));
+        }
+        put_key(self.out, self.field.num, 0);
+        put_varint(self.out, b as u64);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<(), E> {
+        match self.field.kind {
+            Kind::Double => self.put_double(n as f64),
+            _ => self.put_int(n),
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<(), E> {
+        match self.field.kind {
+            Kind::Double => self.put_double(n as f64),
+            _ => self.put_int(n as u64),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, f: f64) -> std::result::Result<(), E> {
+        match self.field.kind {
+            Kind::Double => self.put_double(f),
+            Kind::Varint | Kind::SInt32 | Kind::Fixed64 | Kind::Fixed32 | Kind::Enum(_)
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64 =>
+            {
+                self.put_int(if f < 0.0 { f as i64 as u64 } else { f as u64 })
             }
-            for i in 0..4 {
-                out[at + i] = ((len >> (7 * i)) as u8 & 0x7f) | 0x80;
+            _ => Err(self.err(self.want())),
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<(), E> {
+        self.scalar()?;
+        let num = self.field.num;
+        match self.field.kind {
+            Kind::Str => put_len(self.out, num, s.as_bytes()),
+            Kind::Base64 => {
+                let b = base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|_| E::custom(format!("{}: invalid base64", self.what())))?;
+                put_len(self.out, num, &b);
             }
-            out[at + 4] = (len >> 28) as u8;
-        }
-        Kind::Str => {
-            let J::String(s) = v else {
-                bail!("{}: expected a string", what())
-            };
-            put_len(out, field.num, s.as_bytes());
-        }
-        Kind::Base64 => {
-            let J::String(s) = v else {
-                bail!("{}: expected a base64 string", what())
-            };
-            let b = base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|_| DecodeError(format!("{}: invalid base64", what())))?;
-            put_len(out, field.num, &b);
-        }
-        Kind::Id => {
-            let J::String(s) = v else {
-                bail!("{}: expected a hex string", what())
-            };
-            let Some(b) = hex(s.as_bytes()) else {
-                bail!("{}: invalid hex id {:?}", what(), truncate(s))
-            };
-            put_len(out, field.num, &b);
-        }
-        Kind::Bool => {
-            let J::Bool(b) = v else {
-                bail!("{}: expected true or false", what())
-            };
-            put_key(out, field.num, 0);
-            put_varint(out, *b as u64);
-        }
-        Kind::Varint => {
-            put_key(out, field.num, 0);
-            put_varint(
-                out,
-                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?,
-            );
-        }
-        Kind::SInt32 => {
-            let i = int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?
-                as i64 as i32;
-            put_key(out, field.num, 0);
-            put_varint(out, ((i << 1) ^ (i >> 31)) as u32 as u64);
-        }
-        Kind::Enum(names) => {
-            let n = match v {
-                J::String(s) => names(s).or_else(|| s.parse().ok()),
-                _ => int(v),
-            };
-            let Some(n) = n else {
-                bail!(
-                    "{}: unknown enum value {}",
-                    what(),
-                    truncate(&v.to_string())
-                )
-            };
-            put_key(out, field.num, 0);
-            put_varint(out, n);
-        }
-        Kind::Fixed64 => {
-            let n =
-                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?;
-            put_key(out, field.num, 1);
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-        Kind::Fixed32 => {
-            let n =
-                int(v).ok_or_else(|| DecodeError(format!("{}: expected an integer", what())))?;
-            if n > u32::MAX as u64 {
-                bail!("{}: {n} does not fit 32 bits", what());
+            Kind::Id => {
+                let Some(b) = hex(s.as_bytes()) else {
+                    return Err(E::custom(format!(
+                        "{}: invalid hex id {:?}",
+                        self.what(),
+                        truncate(s)
+                    )));
+                };
+                put_len(self.out, num, &b);
             }
-            put_key(out, field.num, 5);
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        Kind::Double => {
-            let d = match v {
-                J::Number(n) => n.as_f64(),
-                J::String(s) => match s.as_str() {
+            Kind::Enum(names) => match names(s).or_else(|| s.parse().ok()) {
+                Some(n) => return self.put_int(n),
+                None => {
+                    return Err(E::custom(format!(
+                        "{}: unknown enum value {:?}",
+                        self.what(),
+                        truncate(s)
+                    )))
+                }
+            },
+            Kind::Varint | Kind::SInt32 | Kind::Fixed64 | Kind::Fixed32 => {
+                match s
+                    .parse::<u64>()
+                    .ok()
+                    .or_else(|| s.parse::<i64>().ok().map(|i| i as u64))
+                {
+                    Some(n) => return self.put_int(n),
+                    None => return Err(self.err("an integer")),
+                }
+            }
+            Kind::Double => {
+                let d = match s {
                     "NaN" => Some(f64::NAN),
                     "Infinity" => Some(f64::INFINITY),
                     "-Infinity" => Some(f64::NEG_INFINITY),
                     s => s.parse().ok(),
-                },
-                _ => None,
-            };
-            let Some(d) = d else {
-                bail!("{}: expected a number", what())
-            };
-            put_key(out, field.num, 1);
-            out.extend_from_slice(&d.to_bits().to_le_bytes());
+                };
+                return match d {
+                    Some(d) => self.put_double(d),
+                    None => Err(self.err("a number")),
+                };
+            }
+            Kind::Bool | Kind::Msg(_) => return Err(self.err(self.want())),
         }
+        Ok(())
     }
-    Ok(())
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+        if !self.field.repeated || self.in_array {
+            return Err(self.err(self.want()));
+        }
+        while seq
+            .next_element_seed(FieldSeed {
+                msg: self.msg,
+                field: self.field,
+                out: self.out,
+                in_array: true,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<(), A::Error> {
+        self.scalar()?;
+        let Kind::Msg(m) = self.field.kind else {
+            return Err(self.err(self.want()));
+        };
+        let out = self.out;
+        put_key(out, self.field.num, 2);
+        let at = out.len();
+        out.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x00]);
+        MsgSeed { msg: m, out }.visit_map(map)?;
+        let len = out.len() - at - 5;
+        if len >= 1 << 28 {
+            return Err(de::Error::custom(format!("{}: message too large", m.name)));
+        }
+        for i in 0..4 {
+            out[at + i] = ((len >> (7 * i)) as u8 & 0x7f) | 0x80;
+        }
+        out[at + 4] = (len >> 28) as u8;
+        Ok(())
+    }
 }
 
 fn put_len(out: &mut Vec<u8>, num: u32, b: &[u8]) {
     put_key(out, num, 2);
     put_varint(out, b.len() as u64);
     out.extend_from_slice(b);
-}
-
-/// A JSON integer (number or decimal string, signed or unsigned) as its 64-bit two's complement.
-fn int(v: &J) -> Option<u64> {
-    match v {
-        J::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_i64().map(|i| i as u64))
-            .or_else(|| {
-                let f = n.as_f64()?;
-                (f.fract() == 0.0 && f >= i64::MIN as f64 && f < u64::MAX as f64)
-                    .then_some(if f < 0.0 { f as i64 as u64 } else { f as u64 })
-            }),
-        J::String(s) => s
-            .parse::<u64>()
-            .ok()
-            .or_else(|| s.parse::<i64>().ok().map(|i| i as u64)),
-        _ => None,
-    }
 }
 
 fn hex(s: &[u8]) -> Option<Vec<u8>> {

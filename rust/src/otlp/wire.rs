@@ -5,7 +5,7 @@
 //! malformed input is a `DecodeError`, never a panic. Groups (wire types 3/4, unused by OTLP) are
 //! rejected.
 
-use crate::error::{bail, Result};
+use crate::error::{bail, DecodeError, Result};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Value<'a> {
@@ -17,61 +17,97 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// A length-delimited value: string, bytes or nested message.
-    #[inline]
+    #[inline(always)]
     pub fn bytes(self, what: &str) -> Result<&'a [u8]> {
         match self {
             Value::Len(b) => Ok(b),
-            _ => bail!("{what}: expected a length-delimited field"),
+            _ => Err(wrong_type(what, "a length-delimited")),
         }
     }
 
     /// A UTF-8 string.
-    #[inline]
+    #[inline(always)]
     pub fn str(self, what: &str) -> Result<&'a [u8]> {
         let b = self.bytes(what)?;
-        if std::str::from_utf8(b).is_err() {
-            bail!("{what}: invalid UTF-8");
+        if !is_utf8(b) {
+            return Err(invalid_utf8(what));
         }
         Ok(b)
     }
 
     /// A varint (int32/int64/uint32/uint64/bool/enum).
-    #[inline]
+    #[inline(always)]
     pub fn varint(self, what: &str) -> Result<u64> {
         match self {
             Value::Varint(v) => Ok(v),
-            _ => bail!("{what}: expected a varint field"),
+            _ => Err(wrong_type(what, "a varint")),
         }
     }
 
     /// A fixed64/sfixed64 (as raw bits).
-    #[inline]
+    #[inline(always)]
     pub fn fixed64(self, what: &str) -> Result<u64> {
         match self {
             Value::Fixed64(v) => Ok(v),
-            _ => bail!("{what}: expected a 64-bit field"),
+            _ => Err(wrong_type(what, "a 64-bit")),
         }
     }
 
     /// A fixed32.
-    #[inline]
+    #[inline(always)]
     pub fn fixed32(self, what: &str) -> Result<u32> {
         match self {
             Value::Fixed32(v) => Ok(v),
-            _ => bail!("{what}: expected a 32-bit field"),
+            _ => Err(wrong_type(what, "a 32-bit")),
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn double(self, what: &str) -> Result<f64> {
         self.fixed64(what).map(f64::from_bits)
     }
 
     /// A uint32 varint; larger values are truncated as protobuf does.
-    #[inline]
+    #[inline(always)]
     pub fn uint32(self, what: &str) -> Result<u32> {
         self.varint(what).map(|v| v as u32)
     }
+}
+
+#[cold]
+#[inline(never)]
+fn wrong_type(what: &str, want: &str) -> DecodeError {
+    DecodeError(format!("{what}: expected {want} field"))
+}
+
+#[cold]
+#[inline(never)]
+fn invalid_utf8(what: &str) -> DecodeError {
+    DecodeError(format!("{what}: invalid UTF-8"))
+}
+
+#[cold]
+#[inline(never)]
+fn error(msg: String) -> DecodeError {
+    DecodeError(msg)
+}
+
+/// UTF-8 validation with a fast path for the common all-ASCII short string.
+#[inline(always)]
+pub fn is_utf8(b: &[u8]) -> bool {
+    let mut chunks = b.chunks_exact(8);
+    let mut acc = 0u64;
+    for c in &mut chunks {
+        acc |= u64::from_le_bytes(c.try_into().unwrap());
+    }
+    let mut tail = 0u8;
+    for &c in chunks.remainder() {
+        tail |= c;
+    }
+    if acc & 0x8080_8080_8080_8080 == 0 && tail < 0x80 {
+        return true;
+    }
+    std::str::from_utf8(b).is_ok()
 }
 
 pub struct Reader<'a> {
@@ -80,31 +116,43 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64> {
         let buf = self.buf;
-        let mut pos = self.pos;
-        // Fast path: one byte.
+        let pos = self.pos;
         if let Some(&b) = buf.get(pos) {
             if b < 0x80 {
                 self.pos = pos + 1;
                 return Ok(b as u64);
             }
+            if let Some(&b2) = buf.get(pos + 1) {
+                if b2 < 0x80 {
+                    self.pos = pos + 2;
+                    return Ok((b & 0x7f) as u64 | (b2 as u64) << 7);
+                }
+            }
         }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64> {
+        let buf = self.buf;
+        let mut pos = self.pos;
         let mut v: u64 = 0;
         let mut shift = 0u32;
         loop {
             let Some(&b) = buf.get(pos) else {
-                bail!("truncated varint")
+                return Err(error("truncated varint".into()));
             };
             pos += 1;
             if shift == 63 && b > 1 {
-                bail!("varint overflows 64 bits");
+                return Err(error("varint overflows 64 bits".into()));
             }
             v |= ((b & 0x7f) as u64) << shift;
             if b < 0x80 {
@@ -113,13 +161,13 @@ impl<'a> Reader<'a> {
             }
             shift += 7;
             if shift > 63 {
-                bail!("varint longer than 10 bytes");
+                return Err(error("varint longer than 10 bytes".into()));
             }
         }
     }
 
     /// The next field, or `None` at the end of the message.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<(u32, Value<'a>)>> {
         if self.pos >= self.buf.len() {
@@ -128,13 +176,13 @@ impl<'a> Reader<'a> {
         let key = self.varint()?;
         let field = key >> 3;
         if field == 0 || field > u32::MAX as u64 >> 3 {
-            bail!("invalid field number {field}");
+            return Err(error(format!("invalid field number {field}")));
         }
         let value = match key & 7 {
             0 => Value::Varint(self.varint()?),
             1 => {
                 let Some(b) = self.buf.get(self.pos..self.pos + 8) else {
-                    bail!("truncated 64-bit field")
+                    return Err(error("truncated 64-bit field".into()));
                 };
                 self.pos += 8;
                 Value::Fixed64(u64::from_le_bytes(b.try_into().unwrap()))
@@ -143,7 +191,9 @@ impl<'a> Reader<'a> {
                 let len = self.varint()?;
                 let rest = self.buf.len() - self.pos;
                 if len > rest as u64 {
-                    bail!("truncated length-delimited field ({len} bytes declared, {rest} left)");
+                    return Err(error(format!(
+                        "truncated length-delimited field ({len} bytes declared, {rest} left)"
+                    )));
                 }
                 let start = self.pos;
                 self.pos += len as usize;
@@ -151,12 +201,12 @@ impl<'a> Reader<'a> {
             }
             5 => {
                 let Some(b) = self.buf.get(self.pos..self.pos + 4) else {
-                    bail!("truncated 32-bit field")
+                    return Err(error("truncated 32-bit field".into()));
                 };
                 self.pos += 4;
                 Value::Fixed32(u32::from_le_bytes(b.try_into().unwrap()))
             }
-            w => bail!("unsupported wire type {w}"),
+            w => return Err(error(format!("unsupported wire type {w}"))),
         };
         Ok(Some((field as u32, value)))
     }

@@ -9,7 +9,7 @@ use crate::decode::{self, Compression, Format, Options, Signal};
 use crate::tables::Limits;
 
 pyo3::create_exception!(
-    _native,
+    otelingest._native,
     DecodeError,
     PyValueError,
     "Malformed, oversize or hostile export request; str(e) is a short reason (-> HTTP 400)."
@@ -55,9 +55,13 @@ fn options(
             )))
         }
     };
-    let compression = match compression {
-        None | Some("identity") => Compression::None,
-        Some("gzip") => Compression::Gzip,
+    // Content-Encoding values are case-insensitive (RFC 9110); x-gzip is gzip.
+    let compression = match compression
+        .map(|c| c.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => Compression::None,
+        Some("gzip" | "x-gzip") => Compression::Gzip,
         Some("deflate") => Compression::Deflate,
         Some(other) => {
             return Err(PyValueError::new_err(format!(
@@ -74,29 +78,57 @@ fn options(
 }
 
 fn run(py: Python<'_>, signal: Signal, body: &[u8], opts: Options) -> PyResult<Decoded> {
-    let out = py
-        .detach(|| decode::decode(signal, body, &opts))
+    let summary = py
+        .detach(|| decode::decode_rows(signal, body, &opts))
         .map_err(|e| DecodeError::new_err(e.0))?;
-    let nbytes = out.nbytes() as u64;
     let blocks = PyList::empty(py);
-    for (table, rows, block) in &out.blocks {
+    if summary.rows > 0 {
+        let block = new_bytes(py, summary.block_len, |buf| {
+            py.detach(|| decode::encode_last(signal, buf))
+        })?;
         let t = PyTuple::new(
             py,
             [
-                table.into_pyobject(py)?.into_any(),
-                rows.into_pyobject(py)?.into_any(),
-                PyBytes::new(py, block).into_any(),
+                summary.table.into_pyobject(py)?.into_any(),
+                summary.rows.into_pyobject(py)?.into_any(),
+                block.into_any(),
             ],
         )?;
         blocks.append(t)?;
     }
     Ok(Decoded {
-        items: out.stats.items,
-        rejected: out.stats.rejected,
-        rejection_reason: out.stats.rejection_reason,
-        nbytes,
+        items: summary.stats.items,
+        rejected: summary.stats.rejected,
+        rejection_reason: summary.stats.rejection_reason,
+        nbytes: summary.block_len as u64,
         blocks: blocks.unbind(),
     })
+}
+
+/// A new `bytes` of `len` bytes, filled by `fill` (which must write every byte).
+fn new_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> PyResult<Bound<'py, PyBytes>> {
+    let Ok(size) = pyo3::ffi::Py_ssize_t::try_from(len) else {
+        return Err(pyo3::exceptions::PyOverflowError::new_err(
+            "block too large",
+        ));
+    };
+    // SAFETY: PyBytes_FromStringAndSize(NULL, n) returns a new reference to a bytes object with an
+    // uninitialised buffer of n bytes (or NULL with an exception set). Nobody else can see the
+    // object until we return it, so writing its buffer (even with the GIL released) is sound.
+    unsafe {
+        let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        let obj = Bound::from_owned_ptr_or_err(py, ptr)?;
+        let data = pyo3::ffi::PyBytes_AsString(ptr) as *mut u8;
+        // The buffer is zeroed first so the slice is initialised memory (the cost is small next to
+        // the copy, and `fill` may then be plain safe code).
+        std::ptr::write_bytes(data, 0, len);
+        fill(std::slice::from_raw_parts_mut(data, len));
+        Ok(obj.cast_into_unchecked())
+    }
 }
 
 macro_rules! decode_fn {

@@ -1,8 +1,8 @@
 //! `ExportLogsServiceRequest` -> `otel_logs` rows, one per log record.
 
 use super::{
-    check_id, id, nanos, put_attr, read_resource_envelope, read_scope_envelope, table, AttrCount,
-    Limits, Resource, Scope, Stats,
+    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
+    Resource, Scope, Stats,
 };
 use crate::anyvalue;
 use crate::error::Result;
@@ -50,43 +50,7 @@ impl LogsDecoder {
     pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
         self.table.clear();
         self.stats = Stats::default();
-        let mut r = Reader::new(body);
-        while let Some((f, v)) = r.next()? {
-            if f == 1 {
-                self.resource_logs(v.bytes("ExportLogsServiceRequest.resource_logs")?, limits)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn resource_logs(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        read_resource_envelope(
-            msg,
-            &mut self.resource,
-            &mut self.scratch,
-            limits,
-            "ResourceLogs",
-        )?;
-        let mut r = Reader::new(msg);
-        while let Some((f, v)) = r.next()? {
-            if f == 2 {
-                let scope_logs = v.bytes("ResourceLogs.scope_logs")?;
-                read_scope_envelope(
-                    scope_logs,
-                    &mut self.scope,
-                    &mut self.scratch,
-                    limits,
-                    "ScopeLogs",
-                )?;
-                let mut s = Reader::new(scope_logs);
-                while let Some((f, v)) = s.next()? {
-                    if f == 2 {
-                        self.record(v.bytes("ScopeLogs.log_records")?, limits)?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        walk(self, body, limits)
     }
 
     fn record(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
@@ -131,14 +95,7 @@ impl LogsDecoder {
         t.severity_text.push(severity_text);
         t.severity_number
             .push(if severity <= 255 { severity as u8 } else { 0 });
-        t.service_name.push(&self.resource.service);
         t.event_name.push(event_name);
-        t.resource_attributes.push_row(&self.resource.attrs);
-        t.resource_schema_url.push(&self.resource.schema_url);
-        t.scope_name.push(&self.scope.name);
-        t.scope_version.push(&self.scope.version);
-        t.scope_attributes.push_row(&self.scope.attrs);
-        t.scope_schema_url.push(&self.scope.schema_url);
         t.dropped_attributes_count.push(dropped);
         let mut count = AttrCount::new(limits, "log record");
         let mut r = Reader::new(msg);
@@ -157,4 +114,22 @@ impl LogsDecoder {
         self.stats.items += 1;
         Ok(())
     }
+}
+
+impl ItemDecoder for LogsDecoder {
+    const NAMES: [&'static str; 3] = [
+        "ExportLogsServiceRequest.resource_logs",
+        "ResourceLogs",
+        "ScopeLogs",
+    ];
+
+    fn rows(&self) -> usize {
+        self.table.rows
+    }
+
+    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
+        self.record(msg, limits)
+    }
+
+    envelope_columns!();
 }

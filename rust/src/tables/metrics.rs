@@ -4,8 +4,8 @@
 //! `ValueInt` NULL. `Sum`/`Min`/`Max` are NULL when the point does not carry them.
 
 use super::{
-    check_id, id, nanos, put_attr, read_resource_envelope, read_scope_envelope, table, AttrCount,
-    Limits, Resource, Scope, Stats,
+    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
+    Resource, Scope, Stats,
 };
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, NullableCol, PodCol, StringCol};
@@ -131,62 +131,28 @@ impl MetricsDecoder {
     pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
         self.table.clear();
         self.stats = Stats::default();
-        let mut r = Reader::new(body);
-        while let Some((f, v)) = r.next()? {
-            if f == 1 {
-                self.resource_metrics(
-                    v.bytes("ExportMetricsServiceRequest.resource_metrics")?,
-                    limits,
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    fn resource_metrics(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        read_resource_envelope(
-            msg,
-            &mut self.resource,
-            &mut self.scratch,
-            limits,
-            "ResourceMetrics",
-        )?;
-        let mut r = Reader::new(msg);
-        while let Some((f, v)) = r.next()? {
-            if f == 2 {
-                let scope_metrics = v.bytes("ResourceMetrics.scope_metrics")?;
-                read_scope_envelope(
-                    scope_metrics,
-                    &mut self.scope,
-                    &mut self.scratch,
-                    limits,
-                    "ScopeMetrics",
-                )?;
-                let mut s = Reader::new(scope_metrics);
-                while let Some((f, v)) = s.next()? {
-                    if f == 2 {
-                        self.metric(v.bytes("ScopeMetrics.metrics")?, limits)?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        walk(self, body, limits)
     }
 
     fn metric(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let (mut name, mut description, mut unit): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
-        let mut r = Reader::new(msg);
-        while let Some((f, v)) = r.next()? {
-            match f {
-                1 => name = v.str("Metric.name")?,
-                2 => description = v.str("Metric.description")?,
-                3 => unit = v.str("Metric.unit")?,
-                _ => {}
-            }
-        }
+        // `data` is a oneof: the last of gauge/sum/histogram/exponential_histogram/summary wins.
+        let mut data: Option<(Kind, &[u8])> = None;
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             let kind = match f {
+                1 => {
+                    name = v.str("Metric.name")?;
+                    continue;
+                }
+                2 => {
+                    description = v.str("Metric.description")?;
+                    continue;
+                }
+                3 => {
+                    unit = v.str("Metric.unit")?;
+                    continue;
+                }
                 5 => Kind::Gauge,
                 7 => Kind::Sum,
                 9 => Kind::Histogram,
@@ -194,30 +160,33 @@ impl MetricsDecoder {
                 11 => Kind::Summary,
                 _ => continue,
             };
-            let data = v.bytes("Metric.data")?;
-            let mut info = MetricInfo {
-                name,
-                description,
-                unit,
-                kind,
-                temporality: 0,
-                monotonic: false,
-            };
-            let mut d = Reader::new(data);
-            while let Some((f, v)) = d.next()? {
-                match (kind, f) {
-                    (Kind::Sum | Kind::Histogram | Kind::ExponentialHistogram, 2) => {
-                        info.temporality = v.varint("aggregation_temporality")?;
-                    }
-                    (Kind::Sum, 3) => info.monotonic = v.varint("Sum.is_monotonic")? != 0,
-                    _ => {}
+            data = Some((kind, v.bytes("Metric.data")?));
+        }
+        let Some((kind, data)) = data else {
+            return Ok(());
+        };
+        let mut info = MetricInfo {
+            name,
+            description,
+            unit,
+            kind,
+            temporality: 0,
+            monotonic: false,
+        };
+        let mut d = Reader::new(data);
+        while let Some((f, v)) = d.next()? {
+            match (kind, f) {
+                (Kind::Sum | Kind::Histogram | Kind::ExponentialHistogram, 2) => {
+                    info.temporality = v.varint("aggregation_temporality")?;
                 }
+                (Kind::Sum, 3) => info.monotonic = v.varint("Sum.is_monotonic")? != 0,
+                _ => {}
             }
-            let mut d = Reader::new(data);
-            while let Some((f, v)) = d.next()? {
-                if f == 1 {
-                    self.point(&info, v.bytes("data_points")?, limits)?;
-                }
+        }
+        let mut d = Reader::new(data);
+        while let Some((f, v)) = d.next()? {
+            if f == 1 {
+                self.point(&info, v.bytes("data_points")?, limits)?;
             }
         }
         Ok(())
@@ -299,13 +268,6 @@ impl MetricsDecoder {
             0
         });
         t.is_monotonic.push(m.monotonic as u8);
-        t.service_name.push(&self.resource.service);
-        t.resource_attributes.push_row(&self.resource.attrs);
-        t.resource_schema_url.push(&self.resource.schema_url);
-        t.scope_name.push(&self.scope.name);
-        t.scope_version.push(&self.scope.version);
-        t.scope_attributes.push_row(&self.scope.attrs);
-        t.scope_schema_url.push(&self.scope.schema_url);
         t.flags.push(flags);
         t.value.push(value);
         t.value_int.push(value_int);
@@ -442,4 +404,22 @@ fn exemplar(
         .inner
         .push(&id::<16>(trace_id).unwrap_or_default());
     Ok(())
+}
+
+impl ItemDecoder for MetricsDecoder {
+    const NAMES: [&'static str; 3] = [
+        "ExportMetricsServiceRequest.resource_metrics",
+        "ResourceMetrics",
+        "ScopeMetrics",
+    ];
+
+    fn rows(&self) -> usize {
+        self.table.rows
+    }
+
+    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
+        self.metric(msg, limits)
+    }
+
+    envelope_columns!();
 }

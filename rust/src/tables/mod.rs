@@ -7,6 +7,10 @@
 //! written for a rejected item, so a block never holds half a row. Any malformed byte is a
 //! `DecodeError` for the whole request.
 //!
+//! The request itself is walked once ([`walk`]); the resource and scope columns, the same on
+//! every row of a scope, are appended in bulk once the scope's items are done, so the resource,
+//! scope and schema URLs may come anywhere in their messages.
+//!
 //! More than `max_attributes` attributes on one item (resource, scope, span, event, link, log
 //! record, data point, exemplar) is a `DecodeError`: such a request is hostile or misconfigured,
 //! and truncating attributes silently would lose data the sender believes stored.
@@ -38,12 +42,23 @@ macro_rules! table {
                 self.rows = 0;
             }
 
+            fn block_columns(&self) -> Vec<$crate::native::BlockColumn<'_>> {
+                vec![$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*]
+            }
+
+            /// Bytes of the Native block of all rows written since `clear`.
+            pub fn encoded_len(&self) -> usize {
+                $crate::native::block_len(self.rows, &self.block_columns())
+            }
+
+            /// Writes the Native block into `buf` of exactly `encoded_len()` bytes.
+            pub fn encode_into(&self, buf: &mut [u8]) {
+                $crate::native::encode_block_into(self.rows, &self.block_columns(), buf)
+            }
+
             /// The Native block of all rows written since `clear`.
             pub fn encode(&self) -> Vec<u8> {
-                $crate::native::encode_block(
-                    self.rows,
-                    &[$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*],
-                )
+                $crate::native::encode_block(self.rows, &self.block_columns())
             }
         }
     };
@@ -155,7 +170,7 @@ pub fn put_attr<'a>(
 }
 
 /// Reads a Resource message (attributes = 1).
-pub fn read_resource(
+fn read_resource(
     msg: &[u8],
     res: &mut Resource,
     scratch: &mut Vec<u8>,
@@ -182,79 +197,148 @@ pub fn read_resource(
     Ok(())
 }
 
-/// Reads a `Resource*` message's resource (1) and schema URL (3) before its scopes are walked.
-pub fn read_resource_envelope(
-    msg: &[u8],
-    res: &mut Resource,
-    scratch: &mut Vec<u8>,
-    limits: &Limits,
-    what: &str,
-) -> Result<()> {
-    res.attrs.clear();
-    res.schema_url.clear();
-    res.service.clear();
-    res.service.extend_from_slice(UNKNOWN_SERVICE);
-    let mut r = Reader::new(msg);
-    while let Some((f, v)) = r.next()? {
-        match f {
-            1 => {
-                res.attrs.clear();
-                read_resource(v.bytes(what)?, res, scratch, limits)?;
-            }
-            3 => {
-                res.schema_url.clear();
-                res.schema_url.extend_from_slice(v.str(what)?);
-            }
-            _ => {}
+/// A table decoder: what [`walk`] needs to drive it.
+pub trait ItemDecoder {
+    /// Message names for errors: `[request, Resource*, Scope*]`.
+    const NAMES: [&'static str; 3];
+    /// Rows written so far.
+    fn rows(&self) -> usize;
+    /// Decodes one item (span, log record, metric) into rows.
+    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()>;
+    fn envelope(&mut self) -> (&mut Resource, &mut Scope, &mut Vec<u8>);
+    /// Appends the current resource's columns to the last `n` rows.
+    fn fill_resource(&mut self, n: usize);
+    /// Appends the current scope's columns to the last `n` rows.
+    fn fill_scope(&mut self, n: usize);
+}
+
+/// Implements the envelope part of [`ItemDecoder`] for a decoder with `table`, `resource`,
+/// `scope` and `scratch` fields and the standard resource/scope column names.
+macro_rules! envelope_columns {
+    () => {
+        fn envelope(&mut self) -> (&mut Resource, &mut Scope, &mut Vec<u8>) {
+            (&mut self.resource, &mut self.scope, &mut self.scratch)
         }
+
+        fn fill_resource(&mut self, n: usize) {
+            let (t, r) = (&mut self.table, &self.resource);
+            for _ in 0..n {
+                t.service_name.push(&r.service);
+                t.resource_attributes.push_row(&r.attrs);
+                t.resource_schema_url.push(&r.schema_url);
+            }
+        }
+
+        fn fill_scope(&mut self, n: usize) {
+            let (t, s) = (&mut self.table, &self.scope);
+            for _ in 0..n {
+                t.scope_name.push(&s.name);
+                t.scope_version.push(&s.version);
+                t.scope_attributes.push_row(&s.attrs);
+                t.scope_schema_url.push(&s.schema_url);
+            }
+        }
+    };
+}
+pub(crate) use envelope_columns;
+
+/// Walks an `Export*ServiceRequest` (resource_* = 1) > `Resource*` (resource = 1, scope_* = 2,
+/// schema_url = 3) > `Scope*` (scope = 1, items = 2, schema_url = 3), in one pass.
+///
+/// The resource and scope columns are filled in bulk after each scope's and resource's items:
+/// protobuf allows the resource, scope and schema URLs after the items, and filling afterwards
+/// avoids a second pass over the items' bytes.
+pub fn walk<D: ItemDecoder>(d: &mut D, body: &[u8], limits: &Limits) -> Result<()> {
+    let [request, resource_msg, scope_msg] = D::NAMES;
+    let mut r = Reader::new(body);
+    while let Some((f, v)) = r.next()? {
+        if f != 1 {
+            continue;
+        }
+        let msg = v.bytes(request)?;
+        let start = d.rows();
+        {
+            let (res, _, _) = d.envelope();
+            res.attrs.clear();
+            res.schema_url.clear();
+            res.service.clear();
+            res.service.extend_from_slice(UNKNOWN_SERVICE);
+        }
+        let mut rr = Reader::new(msg);
+        while let Some((f, v)) = rr.next()? {
+            match f {
+                1 => {
+                    let (res, _, scratch) = d.envelope();
+                    res.attrs.clear();
+                    read_resource(v.bytes(resource_msg)?, res, scratch, limits)?;
+                }
+                2 => walk_scope(d, v.bytes(resource_msg)?, limits, scope_msg)?,
+                3 => {
+                    let (res, _, _) = d.envelope();
+                    res.schema_url.clear();
+                    res.schema_url.extend_from_slice(v.str(resource_msg)?);
+                }
+                _ => {}
+            }
+        }
+        let n = d.rows() - start;
+        d.fill_resource(n);
     }
     Ok(())
 }
 
-/// Reads a `Scope*` message's scope (1) and schema URL (3) before its items are walked.
-pub fn read_scope_envelope(
-    msg: &[u8],
-    scope: &mut Scope,
-    scratch: &mut Vec<u8>,
-    limits: &Limits,
-    what: &str,
-) -> Result<()> {
-    scope.name.clear();
-    scope.version.clear();
-    scope.attrs.clear();
-    scope.schema_url.clear();
+fn walk_scope<D: ItemDecoder>(d: &mut D, msg: &[u8], limits: &Limits, what: &str) -> Result<()> {
+    let start = d.rows();
+    {
+        let (_, scope, _) = d.envelope();
+        scope.name.clear();
+        scope.version.clear();
+        scope.attrs.clear();
+        scope.schema_url.clear();
+    }
     let mut r = Reader::new(msg);
     while let Some((f, v)) = r.next()? {
         match f {
             1 => {
-                scope.name.clear();
-                scope.version.clear();
-                scope.attrs.clear();
-                let mut count = AttrCount::new(limits, "scope");
-                let mut s = Reader::new(v.bytes(what)?);
-                while let Some((f, v)) = s.next()? {
-                    match f {
-                        1 => scope
-                            .name
-                            .extend_from_slice(v.str("InstrumentationScope.name")?),
-                        2 => scope
-                            .version
-                            .extend_from_slice(v.str("InstrumentationScope.version")?),
-                        3 => {
-                            count.add()?;
-                            put_attr(
-                                v.bytes("InstrumentationScope.attributes")?,
-                                &mut scope.attrs,
-                                scratch,
-                            )?;
-                        }
-                        _ => {}
-                    }
-                }
+                let (_, scope, scratch) = d.envelope();
+                read_scope(v.bytes(what)?, scope, scratch, limits)?;
             }
+            2 => d.item(v.bytes(what)?, limits)?,
             3 => {
+                let (_, scope, _) = d.envelope();
                 scope.schema_url.clear();
                 scope.schema_url.extend_from_slice(v.str(what)?);
+            }
+            _ => {}
+        }
+    }
+    let n = d.rows() - start;
+    d.fill_scope(n);
+    Ok(())
+}
+
+/// Reads an InstrumentationScope message.
+fn read_scope(msg: &[u8], scope: &mut Scope, scratch: &mut Vec<u8>, limits: &Limits) -> Result<()> {
+    scope.name.clear();
+    scope.version.clear();
+    scope.attrs.clear();
+    let mut count = AttrCount::new(limits, "scope");
+    let mut s = Reader::new(msg);
+    while let Some((f, v)) = s.next()? {
+        match f {
+            1 => scope
+                .name
+                .extend_from_slice(v.str("InstrumentationScope.name")?),
+            2 => scope
+                .version
+                .extend_from_slice(v.str("InstrumentationScope.version")?),
+            3 => {
+                count.add()?;
+                put_attr(
+                    v.bytes("InstrumentationScope.attributes")?,
+                    &mut scope.attrs,
+                    scratch,
+                )?;
             }
             _ => {}
         }

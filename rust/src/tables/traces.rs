@@ -1,8 +1,8 @@
 //! `ExportTraceServiceRequest` -> `otel_traces` rows, one per span.
 
 use super::{
-    check_id, id, nanos, put_attr, read_resource_envelope, read_scope_envelope, table, AttrCount,
-    Limits, Resource, Scope, Stats,
+    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
+    Resource, Scope, Stats,
 };
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, PodCol, StringCol};
@@ -83,43 +83,7 @@ impl TracesDecoder {
     pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
         self.table.clear();
         self.stats = Stats::default();
-        let mut r = Reader::new(body);
-        while let Some((f, v)) = r.next()? {
-            if f == 1 {
-                self.resource_spans(v.bytes("ExportTraceServiceRequest.resource_spans")?, limits)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn resource_spans(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        read_resource_envelope(
-            msg,
-            &mut self.resource,
-            &mut self.scratch,
-            limits,
-            "ResourceSpans",
-        )?;
-        let mut r = Reader::new(msg);
-        while let Some((f, v)) = r.next()? {
-            if f == 2 {
-                let scope_spans = v.bytes("ResourceSpans.scope_spans")?;
-                read_scope_envelope(
-                    scope_spans,
-                    &mut self.scope,
-                    &mut self.scratch,
-                    limits,
-                    "ScopeSpans",
-                )?;
-                let mut s = Reader::new(scope_spans);
-                while let Some((f, v)) = s.next()? {
-                    if f == 2 {
-                        self.span(v.bytes("ScopeSpans.spans")?, limits)?;
-                    }
-                }
-            }
-        }
-        Ok(())
+        walk(self, body, limits)
     }
 
     fn span(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
@@ -194,13 +158,6 @@ impl TracesDecoder {
         t.flags.push(s.flags);
         t.span_name.push(s.name);
         t.span_kind.push(if s.kind <= 5 { s.kind as i8 } else { 0 });
-        t.service_name.push(&self.resource.service);
-        t.resource_attributes.push_row(&self.resource.attrs);
-        t.resource_schema_url.push(&self.resource.schema_url);
-        t.scope_name.push(&self.scope.name);
-        t.scope_version.push(&self.scope.version);
-        t.scope_attributes.push_row(&self.scope.attrs);
-        t.scope_schema_url.push(&self.scope.schema_url);
         t.duration.push(s.end.saturating_sub(s.start));
         t.status_code.push(if status_code <= 2 {
             status_code as i8
@@ -314,4 +271,22 @@ fn link(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits)
     t.links_flags.inner.push(flags);
     t.links_dropped.inner.push(dropped);
     Ok(())
+}
+
+impl ItemDecoder for TracesDecoder {
+    const NAMES: [&'static str; 3] = [
+        "ExportTraceServiceRequest.resource_spans",
+        "ResourceSpans",
+        "ScopeSpans",
+    ];
+
+    fn rows(&self) -> usize {
+        self.table.rows
+    }
+
+    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
+        self.span(msg, limits)
+    }
+
+    envelope_columns!();
 }
