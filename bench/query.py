@@ -130,7 +130,7 @@ def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[st
         "api_traces_24h": ("POST", "/api/v1/traces", {"service_name": "payment", "min_duration": "40ms", "start_time": data["start"], "end_time": now_ns, "limit": 20}),
         "api_trace_by_id": ("POST", "/api/v1/traces", {"trace_id": "{id}"}),
         "api_logs_24h": ("POST", "/api/v1/logs", {"service_name": "cart", "severity": "ERROR", "search_text": "slow query", "start_time": data["start"], "end_time": now_ns}),
-        "api_metrics_p99_24h": ("POST", "/api/v1/metrics", {"metric_name": "http.server.duration", "aggregation": "p99", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
+        "api_metrics_p99_24h": ("POST", "/api/v1/metrics", {"metric_name": "process.cpu.utilization", "aggregation": "p99", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
         "api_metrics_rate_24h": ("POST", "/api/v1/metrics", {"metric_name": "http.server.requests", "aggregation": "rate", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
         "api_services_stats": ("GET", "/api/v1/services/stats", {}),
     }
