@@ -70,7 +70,7 @@ fuzz:
 	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz
 
 test-chaos: install
-	$(PY) -m pytest -m chaos $(PYTEST_ARGS)
+	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
 
 # Not part of `make test`: minutes of full load on the machine. Results land in bench/results/.
 bench: install

@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+import pytest
+
 NS = 1_000_000_000
 MS = 1_000_000
 ZERO_SPAN = b"\0" * 8
@@ -205,3 +208,17 @@ def make_env(clickhouse: Any, tmp_path: Any, **query_overrides: Any):
             client.close()
 
     return env()
+
+
+@pytest.fixture(scope="module")
+def env(clickhouse, tmp_path_factory):
+    """The data set served by a query app, shared by a test module's tests."""
+    with make_env(clickhouse, tmp_path_factory.mktemp("q")) as e:
+        yield e
+
+
+@pytest.fixture
+def http(env):
+    """A client of the query app of ``env``."""
+    with httpx.Client(base_url=env.url, timeout=30) as c:
+        yield c

@@ -6,18 +6,7 @@ import httpx
 import pytest
 
 import querydata as qd
-
-
-@pytest.fixture(scope="module")
-def env(clickhouse, tmp_path_factory):
-    with qd.make_env(clickhouse, tmp_path_factory.mktemp("q")) as e:
-        yield e
-
-
-@pytest.fixture
-def http(env):
-    with httpx.Client(base_url=env.url, timeout=30) as c:
-        yield c
+from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
 
 
 def window(env, start_s=0, end_s=3600):

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
 import querydata as qd
+from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
 from otelingest.clickhouse.client import connect
 from otelingest.query import dependencies
-
-
-@pytest.fixture(scope="module")
-def env(clickhouse, tmp_path_factory):
-    with qd.make_env(clickhouse, tmp_path_factory.mktemp("q")) as e:
-        yield e
-
-
-@pytest.fixture
-def http(env):
-    with httpx.Client(base_url=env.url, timeout=30) as c:
-        yield c
 
 
 def us(env, seconds):

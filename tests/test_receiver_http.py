@@ -142,3 +142,27 @@ def test_grpc_empty_request_is_an_empty_success(daemon: Daemon) -> None:
     with grpc.insecure_channel(daemon.grpc_endpoint) as channel:
         export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
         assert export(b"", timeout=10) == b""
+
+
+def test_items_with_bad_ids_are_rejected_alone_with_partial_success(daemon: Daemon) -> None:
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "partial"
+    spans = rs.scope_spans.add().spans
+    for k in range(5):
+        spans.add(trace_id=(b"\x07" * 16 if k != 2 else b"\x07" * 3), span_id=(k + 1).to_bytes(8, "big"),
+                  name="p", start_time_unix_nano=T0, end_time_unix_nano=T0 + 1)
+    body = req.SerializeToString()
+    status, headers, resp = post(daemon, "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+    assert status == 200 and headers["content-type"] == "application/x-protobuf"
+    partial = trace_service_pb2.ExportTraceServiceResponse.FromString(resp).partial_success
+    assert partial.rejected_spans == 1 and partial.error_message
+    with grpc.insecure_channel(daemon.grpc_endpoint) as channel:
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+        partial = trace_service_pb2.ExportTraceServiceResponse.FromString(export(body, timeout=10)).partial_success
+    assert partial.rejected_spans == 1
+    status, _, resp = post(daemon, "/v1/traces", json.dumps({"resourceSpans": []}).encode(), {"Content-Type": "application/json"})
+    assert (status, json.loads(resp)) == (200, {})
+    assert daemon.wait_count_where("otel_traces", "ServiceName = 'partial'", {}, 8) == 8

@@ -40,6 +40,9 @@ def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_s
         "OTELINGEST_RECEIVER_RETRY_AFTER_S": "1",
         "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1",
         "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
+        # No disk spill: this test is about the rings filling and the receivers refusing (the spill
+        # absorbing an outage is tests/test_chaos.py).
+        "OTELINGEST_SPILL_AFTER_S": "1000000",
     }
     d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
     try:
@@ -154,3 +157,112 @@ def test_writer_killed_mid_load_is_replaced_without_loss_or_duplicates(tmp_path:
     finally:
         sender.stop()
         d.stop()
+
+
+def test_hung_receiver_is_killed_and_replaced_at_the_same_index(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, env={"OTELINGEST_SUPERVISOR_HEARTBEAT_TIMEOUT_S": "2"})
+    d.start()
+    try:
+        hung = d.pid_of("otelingest: receiver 1")
+        os.kill(hung, signal.SIGSTOP)  # alive, but its event loop no longer runs
+        deadline = time.monotonic() + 30
+        new = hung
+        while new == hung and time.monotonic() < deadline:
+            time.sleep(0.2)
+            new = d.pid_of("otelingest: receiver 1")
+        assert new != hung
+        assert "receiver 1 (pid %d) missed its heartbeat" % hung in d.log_text()
+        assert d.metric("otel_worker_restarts_total", role="receiver", reason="hung") == 1
+        # The replacement serves.
+        sender = Sender(d.http_port, "after-hang", spans=10)
+        sender.start()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert acked > 0
+        assert d.wait_count_where("otel_traces", "ServiceName = 'after-hang'", {}, acked) == acked
+    finally:
+        d.stop()
+
+
+def test_starts_and_accepts_before_clickhouse_is_up(tmp_path: Path) -> None:
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    env = {"OTELINGEST_WRITER_RETRY_INITIAL_S": "0.1", "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
+           "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1", "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5"}
+    d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
+    d.start(wait_ready=False)
+    try:
+        deadline = time.monotonic() + 60
+        while not (_port_open(d.http_port) and _port_open(d.grpc_port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert d.http_status("/ready") == 503
+        sender = Sender(d.http_port, "early", spans=20)
+        sender.start()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert acked > 0
+        ch.start()
+        ch.wait_ready(timeout=120)
+        d.wait_ready()
+        assert d.wait_count_where("otel_traces", "ServiceName = 'early'", {}, acked, timeout=60) == acked
+        assert distinct_spans(d, "early") == (acked, acked)
+        assert not (d.data_dir / "deadletter").exists()
+    finally:
+        try:
+            d.stop()
+        finally:
+            ch.stop()
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_sighup_reloads_and_rolls_every_worker_without_losing_data(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db, config="[writer]\nbatch_max_items = 10000\n")
+    d.start()
+    titles = ("otelingest: writer 0", "otelingest: receiver 0", "otelingest: receiver 1")
+    sender = Sender(d.http_port, "sighup", spans=20)
+    try:
+        before = {t: d.pid_of(t) for t in titles}
+        sender.start()
+        (tmp_path / "otelingest.toml").write_text("[writer]\nbatch_max_items = 500\n[log]\nlevel = \"info\"\n")
+        d.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        after = dict(before)
+        while any(after[t] == before[t] for t in titles) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            after = {t: d.pid_of(t) for t in titles}
+        assert all(after[t] != before[t] for t in titles), d.log_tail()
+        time.sleep(1.0)
+        acked = sender.stop()
+        assert d.wait_count_where("otel_traces", "ServiceName = 'sighup'", {}, acked) == acked
+        assert distinct_spans(d, "sighup") == (acked, acked)
+        assert d.metric("otel_worker_restarts_total") == 0  # rolled on purpose, not crashed
+        assert d.log_text().count("rolling restart: stopping") == 3
+    finally:
+        sender.stop()
+        d.stop()
+
+
+def test_a_worker_that_cannot_boot_stops_the_daemon_instead_of_looping(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
+    import socket
+
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", d.http_port))  # no SO_REUSEPORT: the receivers cannot share it
+        taken.listen()
+        d.start(wait_ready=False)
+        assert d.proc is not None
+        assert d.proc.wait(60) == 3  # EXIT_BOOT
+    log = d.log_text()
+    assert "failed to boot" in log and "stopping instead of restarting" in log
+    assert "restarting in" not in log

@@ -48,7 +48,7 @@ def test_upgrade_from_previous_version(make_config, ch_client):
         f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 'svc', 'kept across upgrade')"
     )
     applied, _ = schema.migrate(cfg)
-    assert applied == [2]
+    assert applied == [2, 3]
     assert V2_TABLES <= tables(ch_client, db)
     indexes = ch_client.query(
         "SELECT name, type FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'otel_logs'",
@@ -57,7 +57,11 @@ def test_upgrade_from_previous_version(make_config, ch_client):
     assert ("idx_body", "tokenbf_v1") in indexes
     assert ch_client.query(f"SELECT Body FROM {db}.otel_logs").result_rows == [("kept across upgrade",)]
     versions = ch_client.query(f"SELECT version FROM {db}.otelingest_schema_migrations ORDER BY version").result_rows
-    assert versions == [(1,), (2,)]
+    assert versions == [(1,), (2,), (3,)]
+    # 0003: the views' target tables deduplicate replayed blocks too.
+    (create,), = ch_client.query("SELECT create_table_query FROM system.tables WHERE database = {db:String}"
+                                 " AND name = 'otel_trace_index'", parameters={"db": db}).result_rows
+    assert "non_replicated_deduplication_window = 10000" in create
 
 
 def test_retention_change_applies_to_existing_tables(make_config, ch_client):

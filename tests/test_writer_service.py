@@ -129,3 +129,29 @@ def test_unstorable_batch_goes_to_dead_letter_and_others_are_stored(cfg: Config,
     assert "Cannot parse" in dead[0].read_text()
     assert w.stats["dead_letter"] == 1
     assert ring.used_bytes == 0
+
+
+def test_batch_stored_but_not_released_is_skipped_not_reinserted(cfg: Config, tmp_path: Path) -> None:
+    """The writer died after marking a batch done, before releasing the ring."""
+    client = connect(cfg.clickhouse)
+    ring = make_ring(tmp_path / "r0", 1 << 20)
+    for n in range(3):
+        assert ring.try_push(records.encode([("otel_logs", 2, log_block(client, n * 2, 2))]))
+    first = make_writer(cfg, [ring], threading.Event())
+    first._fill()
+    first._seal()
+    for f in first.inflight[0].futures:
+        f.result(timeout=60)
+    first.ledger.mark_done(first.inflight[0].batch.seq)
+    first.pool.shutdown()
+    # Deduplication would hide a re-insert; drop the rows so a re-insert would show.
+    client.command("TRUNCATE TABLE otel_logs")
+    second = make_writer(cfg, [make_ring(tmp_path / "r0", 0, attach=True, reuse=ring)], threading.Event())
+    try:
+        drain(second)
+    finally:
+        second.close()
+    assert client.query("SELECT count() FROM otel_logs").result_rows == [(0,)]
+    assert second.stats["replayed"] == 0
+    assert second.rings[0].used_bytes == 0
+    assert Ledger(cfg.data_path / "run" / "writer-0.ledger").batches == []

@@ -22,12 +22,14 @@ Port = Annotated[int, Meta(ge=1, le=65535)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
+NonNegativeFloat = Annotated[float, Meta(ge=0)]
 Days = Annotated[int, Meta(ge=1, le=36500)]
 Identifier = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")]
 
 MIB = 1024 * 1024
 
 # Defaults from the design.
+DEFAULT_SPILL_AFTER_S = 2.0
 DEFAULT_GRPC_PORT = 4317
 DEFAULT_HTTP_PORT = 4318
 DEFAULT_QUERY_PORT = 8080
@@ -104,9 +106,13 @@ class MemoryConfig(Section):
 
 
 class SpillConfig(Section):
-    # On-disk queue for batches ClickHouse cannot take yet.
+    # On-disk queue for batches ClickHouse cannot take yet; the budget is split evenly between the
+    # writers (each has its own queue). Above it the writers keep retrying and receivers refuse.
     disk_budget_mib: PositiveInt = 4096
     fsync: Literal["always", "batch", "never"] = "batch"
+    # How long a table's INSERT keeps failing (retryable errors) before its batch goes to disk;
+    # 0 = at the first failure.
+    after_s: NonNegativeFloat = DEFAULT_SPILL_AFTER_S
 
 
 class ClickHouseConfig(Section):
@@ -179,6 +185,11 @@ class MetricsConfig(Section):
     port: Port = DEFAULT_METRICS_PORT
 
 
+class SupervisorConfig(Section):
+    # A worker whose heartbeat is older than this is hung: killed and replaced at the same index.
+    heartbeat_timeout_s: PositiveFloat = 30.0
+
+
 class LogConfig(Section):
     format: Literal["logfmt", "json"] = "logfmt"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -220,6 +231,7 @@ class Config(Section):
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
     query: QueryConfig = msgspec.field(default_factory=QueryConfig)
     metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)

@@ -56,7 +56,7 @@ class MemoryLimiter:
 
 def private_rss(pids: Iterable[int]) -> int:
     """Sum of resident, non-shared memory of the given processes (the rings are shared mappings)."""
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     total = 0
     for pid in pids:

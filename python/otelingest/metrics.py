@@ -27,7 +27,8 @@ received_metric_points = Counter(
 )
 storage_writes = Counter(
     "otel_storage_writes",
-    "INSERT batches by outcome: ok, retry (a retryable failure), dead_letter (moved aside, never dropped silently)",
+    "INSERT batches by outcome: ok, retry (a retryable failure), spilled (to the disk queue), dead_letter"
+    " (moved aside, never dropped silently)",
     ["table", "status"],
 )
 storage_write_duration = Histogram(
@@ -36,7 +37,9 @@ storage_write_duration = Histogram(
 )
 batch_size = Histogram("otel_batch_size", "Items per INSERT batch", ["table"], buckets=BATCH_SIZE_BUCKETS)
 memory_usage = Gauge(
-    "otel_memory_usage_bytes", "Memory held by the pipeline (kind: rings, batches, rss)", ["process", "kind"],
+    "otel_memory_usage_bytes",
+    "Memory held by the pipeline: process=rings|batches kind=data (bytes the limiter counts), "
+    "process=receiver|writer|query kind=rss (private resident memory)", ["process", "kind"],
     multiprocess_mode="livesum",
 )
 queue_size = Gauge("otel_queue_size", "Bytes waiting in the rings", multiprocess_mode="livesum")
@@ -48,6 +51,12 @@ rejected_items = Counter(
     "otel_rejected_items", "Items the decoder rejected as invalid (reported to clients as partial_success)",
     ["signal"],
 )
+spilled_items = Counter("otel_spilled_items", "Items written to the disk spill queue (ClickHouse unavailable)", ["table"])
+spilled_bytes = Counter("otel_spilled_bytes", "Batch bytes written to the disk spill queue", ["table"])
+spill_replayed_items = Counter(
+    "otel_spill_replayed_items", "Spilled items stored in ClickHouse (or dead-lettered) by the replayer", ["table"]
+)
+spill_quarantined = Counter("otel_spill_quarantined", "Corrupt or torn spill regions moved to quarantine/")
 worker_restarts = Counter("otel_worker_restarts", "Worker processes replaced by the supervisor", ["role", "reason"])
 
 RECEIVED = {"traces": received_spans, "logs": received_logs, "metrics": received_metric_points}

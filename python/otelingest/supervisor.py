@@ -15,7 +15,7 @@ Children are fresh interpreters (``python -m otelingest.worker ROLE INDEX RUN_DI
 :mod:`otelingest.worker` for why not ``os.fork``), reading the effective config from
 ``run/worker.json``. Each is watched by exit status and by heartbeat (its slot on the status
 page): a dead child is replaced at the same index after a backoff, a hung one (no heartbeat for
-``HEARTBEAT_TIMEOUT_S``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
+``supervisor.heartbeat_timeout_s``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
 the supervisor with that code instead of a restart loop. Children are reaped with ``Popen.poll``
 (``waitpid`` on their own pid) rather than ``waitpid(-1)``, which would also steal the embedded
 ClickHouse's status from its own handle.
@@ -28,8 +28,10 @@ receiver produces into the same rings.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -40,6 +42,7 @@ import time
 import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
@@ -62,8 +65,6 @@ RESTART_BACKOFF_MAX_S = 30.0
 # A child that stayed up this long is healthy again: its next crash restarts at the initial backoff.
 RESTART_BACKOFF_RESET_S = 60.0
 STORAGE_CHECK_INTERVAL_S = 1.0
-# A worker that has not beaten its heartbeat for this long is hung: killed and replaced.
-HEARTBEAT_TIMEOUT_S = 30.0
 # Writers flush everything on stop within writer.stop_timeout_s; this much more and they are killed
 # (what they held stays in the rings and their ledger).
 WRITER_STOP_EXTRA_S = 15.0
@@ -171,6 +172,7 @@ class Supervisor:
         self.rings: list[Any] = []
         self.status: Any = None
         self.limiter: Any = None
+        self._memory_breakdown: dict[tuple[str, str], int] = {}
         self.stats: "StatsCollector | None" = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -199,7 +201,13 @@ class Supervisor:
         watcher = threading.Thread(target=self._watch_storage, name="storage-watcher", daemon=True)
         watcher.start()
         try:
-            self._start_workers()
+            try:
+                self._start_workers()
+            except (OSError, ValueError) as e:  # ring files, run directory
+                log.error("cannot set up the workers: %s", e)
+                self.exit_code = EXIT_BOOT
+                self._stopping.set()
+                return self.exit_code
             self._loop()
         finally:
             self._shutdown()
@@ -370,7 +378,8 @@ class Supervisor:
 
         run_dir = self.data_dir / "run"
         (run_dir / "rings").mkdir(parents=True, exist_ok=True)
-        self.layout = Layout(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
+        receivers, writers = _cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
+        self.layout = Layout(run_dir, receivers, writers)
         self.status = StatusPage.create(self.layout.status_path, self.layout.slots)
         self.rings = self._open_rings()
         self.worker_file = write_worker_file(run_dir, self.cfg, self.layout)
@@ -431,7 +440,7 @@ class Supervisor:
                 code = proc.poll()
                 if code is None:
                     beat, _held = self.status.slot(child.slot)
-                    if now - beat > HEARTBEAT_TIMEOUT_S:
+                    if now - beat > self.cfg.supervisor.heartbeat_timeout_s:
                         log.error("%s (pid %d) missed its heartbeat for %.0fs; killing it", child.name, proc.pid, now - beat)
                         self._count_restart(child.role, "hung")
                         proc.kill()
@@ -485,12 +494,16 @@ class Supervisor:
         metrics.worker_restarts.labels(role, reason).inc()
 
     def _memory_reading(self) -> tuple[int, int]:
-        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
-        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
-        pids = [c.proc.pid for c in self.children if c.proc is not None and c.role != "query"]
+        """(data bytes, workers' private RSS) for the limiter; the breakdown goes to the gauges."""
         from .memory import private_rss
 
-        return ring_bytes + held, private_rss(pids)
+        held = sum(self.status.slot(c.slot)[1] for c in self.children if c.role != "query")
+        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
+        rss = {role: private_rss([c.proc.pid for c in self.children if c.role == role and c.proc is not None])
+               for role in ("receiver", "writer", "query")}
+        self._memory_breakdown = {("rings", "data"): ring_bytes, ("batches", "data"): held,
+                                  **{(role, "rss"): v for role, v in rss.items()}}
+        return ring_bytes + held, rss["receiver"] + rss["writer"]
 
     def _limit_memory(self) -> None:
         from . import metrics
@@ -503,8 +516,8 @@ class Supervisor:
                 self.status.set_flag(REFUSE, d.refuse)
                 self.status.set_flag(PAUSE_WRITERS, d.pause_writers)
                 self.status.usage = d.data_bytes
-                metrics.memory_usage.labels("pipeline", "data").set(d.data_bytes)
-                metrics.memory_usage.labels("workers", "rss").set(d.rss_bytes)
+                for (process, kind), value in self._memory_breakdown.items():
+                    metrics.memory_usage.labels(process, kind).set(value)
                 metrics.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")
@@ -570,3 +583,44 @@ def check_storage(cfg: Config) -> bool:
         client.close()
 
 
+
+
+_RING_NAME = re.compile(r"^r(\d+)-w(\d+)\.ring$")
+
+
+def _cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, int]:
+    """Receiver and writer counts for this run: the configured ones, raised if the last run had more
+    and left data in rings (or batches in writer ledgers) beyond them, so nothing acknowledged is
+    stranded. The extra workers drain them like any other; the next start is back to the config."""
+    from .worker import ring_class
+
+    want_r, want_w = receivers, writers
+    for path in sorted((run_dir / "rings").glob("r*-w*.ring")):
+        m = _RING_NAME.match(path.name)
+        if not m:
+            continue
+        i, j = int(m.group(1)), int(m.group(2))
+        if i < receivers and j < writers:
+            continue
+        try:
+            ring = ring_class().attach(str(path))
+            held = ring.used_bytes
+            ring.close()
+        except (OSError, ValueError) as e:
+            log.warning("ring %s from the last run unusable (%s); ignored", path, e)
+            continue
+        if held:
+            want_r, want_w = max(want_r, i + 1), max(want_w, j + 1)
+    for path in run_dir.glob("writer-*.ledger"):
+        m = re.fullmatch(r"writer-(\d+)\.ledger", path.name)
+        if m and int(m.group(1)) >= writers:
+            try:
+                pending = json.loads(path.read_text()).get("batches")
+            except (OSError, ValueError):
+                pending = None
+            if pending:
+                want_w = max(want_w, int(m.group(1)) + 1)
+    if (want_r, want_w) != (receivers, writers):
+        log.warning("the last run left unstored data for %d receiver(s) x %d writer(s); running that many this time "
+                    "(configured %d x %d) so it is stored", want_r, want_w, receivers, writers)
+    return want_r, want_w

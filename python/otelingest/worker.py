@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -44,9 +45,9 @@ STOP_GRACE_S = 10.0
 
 def ring_class() -> Any:
     try:
-        from .ring import Ring  # type: ignore[attr-defined]
+        from .ring import Ring  # type: ignore[import-not-found,import-untyped,attr-defined,unused-ignore]
     except ImportError:
-        from ._native import Ring  # type: ignore[attr-defined,no-redef]
+        from ._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
     return Ring
 
 
@@ -78,6 +79,7 @@ class Orphaned:
 def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     import uvloop
 
+    from .auth import Authenticator
     from .receiver.grpc import GrpcReceiver
     from .receiver.http import HttpReceiver
     from .receiver.intake import Intake
@@ -88,6 +90,14 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     rc = cfg.receiver
     decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
     orphaned = Orphaned()
+    auth = Authenticator(cfg.auth, "receiver")
+    ssl_ctx, tls = None, None
+    if cfg.tls.receiver_cert_file and cfg.tls.receiver_key_file:
+        import ssl
+
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(cfg.tls.receiver_cert_file, cfg.tls.receiver_key_file)
+        tls = (Path(cfg.tls.receiver_key_file).read_bytes(), Path(cfg.tls.receiver_cert_file).read_bytes())
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -95,11 +105,12 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set if sig == signal.SIGTERM else (lambda: None))
         http = HttpReceiver(intake, decode_pool, host=rc.host, port=rc.http_port, max_body=rc.max_request_bytes,
-                            timeout_s=rc.request_timeout_s, retry_after_s=rc.retry_after_s)
+                            timeout_s=rc.request_timeout_s, retry_after_s=rc.retry_after_s,
+                            max_concurrent=rc.max_concurrent_requests, auth=auth, ssl=ssl_ctx)
         try:
             await http.start()
             grpc_rx = GrpcReceiver(intake, host=rc.host, port=rc.grpc_port, max_message_bytes=rc.max_decompressed_bytes,
-                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s)
+                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls)
             grpc_rx.start()
         except OSError as e:
             raise BootError(f"cannot listen: {e}") from e
@@ -131,7 +142,27 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 # --- writer -----------------------------------------------------------------------------------------
 
 
+def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
+    """Spill queues of writer indexes beyond this run's count (the last run had more writers)."""
+    from .spill import SpillQueue
+
+    out = []
+    root = cfg.data_path / "spill"
+    for d in sorted(root.glob("writer-*")) if root.is_dir() else []:
+        m = re.fullmatch(r"writer-(\d+)", d.name)
+        if m and int(m.group(1)) >= layout.writers and d.is_dir():
+            q = SpillQueue(d, budget_bytes=0, fsync=cfg.spill.fsync)
+            if len(q):
+                log.info("spill queue %s (%d bytes) belongs to no writer this run; writer 0 replays it", d, len(q))
+                out.append(q)
+            else:
+                q.close()
+    return out
+
+
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
+    from .config import MIB
+    from .spill import SpillQueue
     from .writer.inserter import Inserter
     from .writer.ledger import Ledger
     from .writer.service import WriterService
@@ -143,7 +174,11 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     def on_sigterm(*_: object) -> None:
         drain.set()
         # Bounded drain: past the stop timeout what is unstored stays in the rings and the ledger.
-        timer = threading.Timer(cfg.writer.stop_timeout_s, lambda: (inserter_stop.set(), stop.set()))
+        def give_up() -> None:
+            inserter_stop.set()
+            stop.set()
+
+        timer = threading.Timer(cfg.writer.stop_timeout_s, give_up)
         timer.daemon = True
         timer.start()
 
@@ -160,10 +195,15 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
         if orphaned() and not drain.is_set():
             on_sigterm()
 
+    spill = SpillQueue(
+        cfg.data_path / "spill" / f"writer-{index}",
+        budget_bytes=cfg.spill.disk_budget_mib * MIB // max(1, layout.writers), fsync=cfg.spill.fsync,
+    )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
         Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready),
-        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat,
+        index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat, spill=spill,
+        orphan_spills=orphan_spill_queues(cfg, layout) if index == 0 else (),
     )
     log.info("writer %d draining %d rings", index, len(rings))
     try:
@@ -180,13 +220,14 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
 def run_query(index: int, cfg: Any, layout: Layout) -> int:
     import uvicorn
 
-    from .query.app import create_app  # type: ignore[import-not-found]
+    from .query.app import create_app  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     status = StatusPage.attach(layout.status_path)
     orphaned = Orphaned()
     server = uvicorn.Server(uvicorn.Config(
         create_app(cfg), host=cfg.query.host, port=cfg.query.port, loop="uvloop", log_config=None,
         access_log=False, lifespan="auto",
+        ssl_certfile=cfg.tls.query_cert_file, ssl_keyfile=cfg.tls.query_key_file,
     ))
 
     async def main() -> None:

@@ -205,27 +205,31 @@ fn json_value(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
 }
 
 fn json_array(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
-    check_depth(depth)?;
-    out.push(b'[');
-    let mut first = true;
-    let mut r = Reader::new(msg);
-    while let Some((f, v)) = r.next()? {
-        if f != 1 {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        json_value(v.bytes("ArrayValue.values")?, out, depth)?;
-    }
-    out.push(b']');
-    Ok(())
+    json_list(msg, out, depth, (b'[', b']'), |v, out| {
+        json_value(v.bytes("ArrayValue.values")?, out, depth)
+    })
 }
 
 fn json_object(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
+    json_list(msg, out, depth, (b'{', b'}'), |v, out| {
+        let (k, val) = key_value(v.bytes("KeyValueList.values")?)?;
+        put_json_string(out, k);
+        out.push(b':');
+        json_value(val, out, depth)
+    })
+}
+
+/// Writes the `values` (field 1) of an ArrayValue or KeyValueList message with `item`,
+/// comma-separated between `open` and `close`.
+fn json_list(
+    msg: &[u8],
+    out: &mut Vec<u8>,
+    depth: usize,
+    (open, close): (u8, u8),
+    mut item: impl FnMut(Value<'_>, &mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
     check_depth(depth)?;
-    out.push(b'{');
+    out.push(open);
     let mut first = true;
     let mut r = Reader::new(msg);
     while let Some((f, v)) = r.next()? {
@@ -236,12 +240,9 @@ fn json_object(msg: &[u8], out: &mut Vec<u8>, depth: usize) -> Result<()> {
             out.push(b',');
         }
         first = false;
-        let (k, val) = key_value(v.bytes("KeyValueList.values")?)?;
-        put_json_string(out, k);
-        out.push(b':');
-        json_value(val, out, depth)?;
+        item(v, out)?;
     }
-    out.push(b'}');
+    out.push(close);
     Ok(())
 }
 

@@ -10,10 +10,10 @@ use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
 use crate::error::{bail, DecodeError, Result};
 use crate::otlp::json::{self, Request};
-use crate::tables::logs::{self, LogsDecoder};
-use crate::tables::metrics::{self, MetricsDecoder};
-use crate::tables::traces::{self, TracesDecoder};
-use crate::tables::{Limits, Stats};
+use crate::tables::logs::LogsDecoder;
+use crate::tables::metrics::MetricsDecoder;
+use crate::tables::traces::TracesDecoder;
+use crate::tables::{ItemDecoder, Limits, Stats};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signal {
@@ -144,21 +144,21 @@ pub fn decode_rows(signal: Signal, body: &[u8], opts: &Options) -> Result<Summar
 pub fn encode_last(signal: Signal, buf: &mut [u8]) {
     with_scratch(|s| {
         match signal {
-            Signal::Traces => s.traces.table.encode_into(buf),
-            Signal::Logs => s.logs.table.encode_into(buf),
-            Signal::Metrics => s.metrics.table.encode_into(buf),
-        }
-        // A huge request should not pin its column buffers for the life of the thread.
-        if buf.len() > KEEP_TABLE_BYTES {
-            match signal {
-                Signal::Traces => s.traces = TracesDecoder::default(),
-                Signal::Logs => s.logs = LogsDecoder::default(),
-                Signal::Metrics => s.metrics = MetricsDecoder::default(),
-            }
+            Signal::Traces => encode_table(&mut s.traces, buf),
+            Signal::Logs => encode_table(&mut s.logs, buf),
+            Signal::Metrics => encode_table(&mut s.metrics, buf),
         }
         Ok(())
     })
     .expect("encode_last after decode_rows on the same thread");
+}
+
+fn encode_table<D: ItemDecoder + Default>(d: &mut D, buf: &mut [u8]) {
+    d.encode_into(buf);
+    // A huge request should not pin its column buffers for the life of the thread.
+    if buf.len() > KEEP_TABLE_BYTES {
+        *d = D::default();
+    }
 }
 
 /// Decodes one export request of `signal` into owned blocks (tests, Rust callers).
@@ -215,42 +215,20 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
         body = &s.json;
     }
     let limits = &opts.limits;
-    let (stats, table, rows, block_len) = match signal {
-        Signal::Traces => {
-            s.traces.decode(body, limits)?;
-            let t = &s.traces.table;
-            (
-                std::mem::take(&mut s.traces.stats),
-                traces::TABLE,
-                t.rows,
-                t.encoded_len(),
-            )
-        }
-        Signal::Logs => {
-            s.logs.decode(body, limits)?;
-            let t = &s.logs.table;
-            (
-                std::mem::take(&mut s.logs.stats),
-                logs::TABLE,
-                t.rows,
-                t.encoded_len(),
-            )
-        }
-        Signal::Metrics => {
-            s.metrics.decode(body, limits)?;
-            let t = &s.metrics.table;
-            (
-                std::mem::take(&mut s.metrics.stats),
-                metrics::TABLE,
-                t.rows,
-                t.encoded_len(),
-            )
-        }
-    };
+    match signal {
+        Signal::Traces => decode_table(&mut s.traces, body, limits),
+        Signal::Logs => decode_table(&mut s.logs, body, limits),
+        Signal::Metrics => decode_table(&mut s.metrics, body, limits),
+    }
+}
+
+fn decode_table<D: ItemDecoder>(d: &mut D, body: &[u8], limits: &Limits) -> Result<Summary> {
+    d.decode(body, limits)?;
+    let rows = d.rows();
     Ok(Summary {
-        stats,
-        table,
+        stats: d.take_stats(),
+        table: D::TABLE,
         rows,
-        block_len: if rows > 0 { block_len } else { 0 },
+        block_len: if rows > 0 { d.encoded_len() } else { 0 },
     })
 }

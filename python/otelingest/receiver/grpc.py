@@ -13,7 +13,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-import grpc
+import grpc  # type: ignore[import-untyped]
 
 from . import otlp
 from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake
@@ -36,8 +36,10 @@ class _Handler(grpc.GenericRpcHandler):
 
 class GrpcReceiver:
     def __init__(self, intake: Intake, *, host: str, port: int, max_message_bytes: int, threads: int,
-                 retry_after_s: int) -> None:
+                 retry_after_s: int, auth: Any = None, tls: tuple[bytes, bytes] | None = None) -> None:
+        """``tls`` is (private key PEM, certificate chain PEM); ``auth`` an otelingest.auth.Authenticator."""
         self.intake = intake
+        self.auth = auth if auth is not None and auth.enabled else None
         self.retry_after_s = retry_after_s
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="grpc")
         self.server = grpc.server(
@@ -52,13 +54,21 @@ class GrpcReceiver:
         methods = {path: self._method(signal) for path, signal in otlp.GRPC_METHODS.items()}
         self.server.add_generic_rpc_handlers((_Handler(methods),))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.bound = self.server.add_insecure_port(address)
+        if tls is not None:
+            creds = grpc.ssl_server_credentials([tls])
+            self.bound = self.server.add_secure_port(address, creds)
+        else:
+            self.bound = self.server.add_insecure_port(address)
         if not self.bound:
             raise OSError(f"cannot bind OTLP/gRPC on {address}")
         self.inflight = 0
 
     def _method(self, signal: str) -> Callable[[bytes, Any], bytes]:
         def export(request: bytes, context: Any) -> bytes:
+            if self.auth is not None:
+                given = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
+                if not self.auth.check(given):
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
             self.inflight += 1
             try:
                 outcome = self.intake.handle(signal, request, "protobuf", None, "grpc")

@@ -25,7 +25,9 @@ from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 log = logging.getLogger("otelingest.receiver")
 
 MAX_HEADER_BYTES = 64 * 1024
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+# A keep-alive connection with no request for this long is closed (exporters reconnect at will).
+IDLE_TIMEOUT_S = 120.0
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
@@ -36,28 +38,40 @@ GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3}  # google.rpc.Code in HT
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, fmt: str = "json") -> None:
+    def __init__(self, status: int, message: str, fmt: str = "json", extra: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
         self.fmt = fmt
+        self.extra = extra
 
 
 class Request:
     __slots__ = ("method", "path", "headers", "body", "chunks", "remaining", "chunked", "fmt", "signal", "keep_alive")
 
     def __init__(self) -> None:
+        self.method = ""
+        self.path = ""
+        self.headers: dict[str, str] = {}
         self.chunks: list[bytes] = []
         self.body = b""
+        # Content-Length bytes still to come; in a chunked body the current chunk's, -1 after the last.
         self.remaining = 0
         self.chunked = False
+        self.fmt = "json"
+        self.signal = ""
+        self.keep_alive = True
 
 
 class HttpReceiver:
     """Owns the listening socket and the connections of one worker process."""
 
     def __init__(self, intake: Intake, executor: Executor, *, host: str, port: int, max_body: int,
-                 timeout_s: float, retry_after_s: int) -> None:
+                 timeout_s: float, retry_after_s: int, max_concurrent: int = 1 << 30,
+                 auth: Any = None, ssl: Any = None) -> None:
         self.intake = intake
+        self.max_concurrent = max_concurrent
+        self.auth = auth
+        self.ssl = ssl
         self.executor = executor
         self.host, self.port = host, port
         self.max_body = max_body
@@ -77,7 +91,7 @@ class HttpReceiver:
         sock.listen(1024)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(lambda: HttpProtocol(self), sock=sock)
+        self.server = await loop.create_server(lambda: HttpProtocol(self), sock=sock, ssl=self.ssl)
 
     async def stop(self, grace_s: float) -> None:
         """Stop accepting, close idle connections, let in-flight requests finish (up to grace_s)."""
@@ -103,6 +117,7 @@ class HttpProtocol(asyncio.Protocol):
         self.handling = False
         self.closed = False
         self.timer: asyncio.TimerHandle | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
 
     @property
@@ -114,13 +129,25 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         self.srv.connections.add(self)
+        self._start_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._cancel_timer()
+        self._cancel_idle()
         self.srv.connections.discard(self)
 
+    def _start_idle(self) -> None:
+        self._cancel_idle()
+        self.idle_timer = self.loop.call_later(IDLE_TIMEOUT_S, self.close_if_idle)
+
+    def _cancel_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
     def data_received(self, data: bytes) -> None:
+        self._cancel_idle()
         self.buf += data
         if self.timer is None and not self.handling:
             self.timer = self.loop.call_later(self.srv.timeout_s, self._timed_out)
@@ -158,14 +185,16 @@ class HttpProtocol(asyncio.Protocol):
                 if not self._parse_body():
                     return
                 req, self.req = self.req, None
+                assert req is not None
                 self._cancel_timer()
                 self.handling = True
                 self.transport.pause_reading()
                 asyncio.ensure_future(self._handle(req))
         except HttpError as e:
             metrics.refused.labels(_refusal_reason(e.status)).inc()
-            body = otlp.status_json(3, str(e)) if e.fmt == "json" else otlp.rpc_status(3, str(e))
-            self._respond(e.status, MEDIA[e.fmt], body, close=True)
+            code = 16 if e.status == 401 else 3
+            body = otlp.status_json(code, str(e)) if e.fmt == "json" else otlp.rpc_status(code, str(e))
+            self._respond(e.status, MEDIA[e.fmt], body, close=True, extra=e.extra)
 
     def _parse_head(self) -> bool:
         end = self.buf.find(b"\r\n\r\n")
@@ -204,6 +233,10 @@ class HttpProtocol(asyncio.Protocol):
         if headers.get("content-encoding", "").lower() not in ENCODINGS:
             raise HttpError(415, f"unsupported content encoding {headers['content-encoding']!r}", fmt)
         req.signal = signal
+        auth = self.srv.auth
+        if auth is not None and auth.enabled and not auth.check(headers.get("authorization")):
+            raise HttpError(401, "missing or invalid credentials", fmt,
+                            extra=b"WWW-Authenticate: " + auth.challenge().encode() + b"\r\n")
         te = headers.get("transfer-encoding", "").lower()
         if te:
             if te != "chunked":
@@ -281,6 +314,9 @@ class HttpProtocol(asyncio.Protocol):
         close = not req.keep_alive or srv.stopping
         try:
             outcome = srv.intake.admit()
+            if outcome is None and srv.inflight > srv.max_concurrent:
+                metrics.refused.labels("concurrency").inc()
+                outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
                 compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
                 try:
@@ -305,6 +341,8 @@ class HttpProtocol(asyncio.Protocol):
                 if self.buf:
                     self.timer = self.loop.call_later(srv.timeout_s, self._timed_out)
                     self._advance()
+                else:
+                    self._start_idle()
 
     def _send_outcome(self, req: Request, outcome: Outcome, close: bool) -> None:
         fmt = req.fmt
@@ -337,4 +375,5 @@ class HttpProtocol(asyncio.Protocol):
 
 
 def _refusal_reason(status: int) -> str:
-    return {413: "too_large", 415: "unsupported", 404: "not_found", 405: "not_found", 408: "timeout"}.get(status, "bad_request")
+    return {413: "too_large", 415: "unsupported", 404: "not_found", 405: "not_found", 408: "timeout",
+            401: "unauthenticated"}.get(status, "bad_request")

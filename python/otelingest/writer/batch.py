@@ -43,7 +43,7 @@ class OpenBatch:
     max_items: int
     timeout_s: float
     max_bytes: int = BATCH_MAX_BYTES
-    parts: dict[tuple[str, int], list[memoryview]] = field(default_factory=dict)
+    parts: dict[tuple[str, int], list[bytes | memoryview]] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     ends: dict[int, int] = field(default_factory=dict)
     nbytes: int = 0
@@ -73,7 +73,7 @@ class OpenBatch:
     def seal(self, seq: int, token: str) -> SealedBatch:
         tables: dict[str, TableBatch] = {}
         for table in sorted(self.rows):
-            chunks: list[memoryview] = []
+            chunks: list[bytes | memoryview] = []
             for ring in sorted(r for (t, r) in self.parts if t == table):
                 chunks.extend(self.parts[(table, ring)])
             tables[table] = TableBatch(table, self.rows[table], b"".join(chunks))

@@ -9,6 +9,11 @@ means (Vector's ClickHouse sink split between request building and the service).
   counts it; other tables are not held up. While the schema is not current yet (start-up, a
   migration in progress) every failure counts as retryable, so nothing is dead-lettered for a
   table that is about to exist.
+- With a spill queue: once a table's INSERT has kept failing with retryable errors for
+  ``spill.after_s``, its body goes to the queue under the same per-table deduplication token and the
+  outcome is SPILLED (the writer may release the rings; :mod:`.replayer` stores it later). When the
+  queue is full (``SpillFull``) the INSERT keeps being retried, so the rings fill and receivers
+  refuse with retryable codes: above the disk budget the daemon refuses, it never drops.
 - Every INSERT carries the batch's ``insert_deduplication_token`` so a replay is invisible.
 """
 
@@ -25,11 +30,13 @@ from typing import Callable
 from ..clickhouse.client import as_storage_error, connect
 from ..config import Config
 from ..errors import StorageError
+from ..spill import SpillFull, SpillQueue
 
 log = logging.getLogger("otelingest.writer")
 
 OK = "ok"
 DEAD_LETTER = "dead_letter"
+SPILLED = "spilled"
 
 
 class Stopped(Exception):
@@ -48,7 +55,7 @@ def insert_settings(token: str) -> dict[str, object]:
 
 def _compressor(kind: str) -> tuple[str | None, Callable[[bytes], bytes] | None]:
     if kind == "lz4":
-        import lz4.frame
+        import lz4.frame  # type: ignore[import-untyped]
 
         return "lz4", lambda b: lz4.frame.compress(b, compression_level=0)
     if kind == "zstd":
@@ -68,9 +75,13 @@ class Inserter:
         stop: threading.Event,
         storage_ready: Callable[[], bool] = lambda: True,
         sleep: Callable[[float], bool] | None = None,
+        spill: SpillQueue | None = None,
     ) -> None:
         self.cfg = cfg
         self.stop = stop
+        self.spill = spill
+        self._spilling = False  # for the start/stop log lines only
+        self._spill_full_logged = False
         self.storage_ready = storage_ready
         self._sleep = sleep or stop.wait
         self._local = threading.local()
@@ -102,31 +113,50 @@ class Inserter:
         cap = min(w.retry_max_s, w.retry_initial_s * (2 ** min(attempt, 20)))
         return random.uniform(cap / 2, cap)
 
-    def insert(self, table: str, rows: int, body: bytes, token: str) -> str:
-        """Store one table's batch; returns OK or DEAD_LETTER.
+    def insert(self, table: str, rows: int, body: bytes, token: str, *, spill_first: bool = False) -> str:
+        """Store one table's batch; returns OK, DEAD_LETTER or SPILLED (appended to the spill queue).
+
+        ``token`` is the batch's token; the INSERT (and the spilled copy) carry ``<token>-<table>``.
+        ``spill_first``: append to the spill queue without trying ClickHouse first (when it has room).
 
         Raises:
             Stopped: the writer is stopping before the batch could be stored.
         """
+        dedup_token = f"{token}-{table}"
+        if spill_first and self.spill is not None and self._to_spill(table, rows, body, dedup_token, None):
+            return SPILLED
+        return self.insert_with_token(table, rows, body, dedup_token, may_spill=True)
+
+    def insert_with_token(self, table: str, rows: int, body: bytes, dedup_token: str, *, may_spill: bool) -> str:
+        """Like :meth:`insert` with the per-table token given; ``may_spill=False`` never spills."""
         payload = self._compress(body) if self._compress else body
         attempt = 0
+        first_failure: float | None = None
         while True:
             if self.stop.is_set() and attempt > 0:
                 raise Stopped(table)
             started = time.monotonic()
             try:
                 self._client().raw_insert(
-                    table, insert_block=payload, fmt="Native", settings=insert_settings(f"{token}-{table}"),
+                    table, insert_block=payload, fmt="Native", settings=insert_settings(dedup_token),
                     compression=self.encoding,
                 )
             except Exception as e:  # noqa: BLE001 - classified right below
                 err = as_storage_error(e)
                 retryable = err.retryable or not self.storage_ready()
                 if not retryable:
-                    self._dead_letter(table, rows, body, token, err)
+                    self._dead_letter(table, rows, body, dedup_token, err)
                     return DEAD_LETTER
+                now = time.monotonic()
+                first_failure = now if first_failure is None else first_failure
+                if may_spill and self.spill is not None and now - first_failure >= self.cfg.spill.after_s \
+                        and self._to_spill(table, rows, body, dedup_token, err):
+                    return SPILLED
                 self.metrics.storage_writes.labels(table, "retry").inc()
                 delay = self._backoff(attempt)
+                if may_spill and self.spill is not None:
+                    # Wake up when the batch is due to go to disk, not a long backoff later.
+                    delay = min(delay, max(0.0, first_failure + self.cfg.spill.after_s - now) + 0.01)
                 if attempt & (attempt - 1) == 0:  # attempts 0, 1, 2, 4, 8...: no log flood while down
                     log.warning("insert into %s failed (attempt %d), retrying in %.1fs: %s", table, attempt + 1, delay, err)
                 self._drop_client()
@@ -135,11 +165,38 @@ class Inserter:
                     raise Stopped(table) from None
                 continue
             elapsed = time.monotonic() - started
+            if may_spill and self._spilling:
+                self._spilling = False
+                log.info("ClickHouse takes inserts again; spilling to disk stopped (%d bytes queued for replay)",
+                         len(self.spill) if self.spill is not None else 0)
             log.debug("inserted %d rows into %s in %.3fs", rows, table, elapsed)
             self.metrics.storage_write_duration.labels(table).observe(elapsed)
             self.metrics.storage_writes.labels(table, OK).inc()
             self.metrics.batch_size.labels(table).observe(rows)
             return OK
+
+    def _to_spill(self, table: str, rows: int, body: bytes, dedup_token: str, err: StorageError | None) -> bool:
+        """Append to the spill queue; False when it is full (the caller keeps retrying the INSERT)."""
+        assert self.spill is not None
+        try:
+            self.spill.append(table, dedup_token, rows, [body])
+        except (SpillFull, OSError, ValueError) as e:
+            # Over the budget, the disk itself full or failing, or a batch too large for a record:
+            # keep the batch and retry the INSERT (a torn partial write is quarantined on replay).
+            if not self._spill_full_logged:
+                self._spill_full_logged = True
+                log.warning("cannot spill (%s: %s); retrying inserts into %s, receivers will refuse",
+                            type(e).__name__, e, table)
+            return False
+        self._spill_full_logged = False
+        if not self._spilling and err is not None:
+            self._spilling = True
+            log.warning("ClickHouse unavailable (%s); spilling batches to %s", err, self.spill.dir)
+        self.metrics.storage_writes.labels(table, SPILLED).inc()
+        self.metrics.spilled_items.labels(table).inc(rows)
+        self.metrics.spilled_bytes.labels(table).inc(len(body))
+        log.debug("spilled %d rows of %s (%d bytes)", rows, table, len(body))
+        return True
 
     def _dead_letter(self, table: str, rows: int, body: bytes, token: str, err: StorageError) -> None:
         where = self.dead_letter_dir / table

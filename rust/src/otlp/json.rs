@@ -37,10 +37,10 @@ enum Kind {
     SInt32,
 }
 
+/// A field, named in camelCase; [`KeySeed`] also accepts the snake_case spelling.
 struct Field {
     num: u32,
     camel: &'static str,
-    snake: &'static str,
     kind: Kind,
     repeated: bool,
 }
@@ -50,21 +50,19 @@ struct Msg {
     fields: &'static [Field],
 }
 
-const fn f(num: u32, camel: &'static str, snake: &'static str, kind: Kind) -> Field {
+const fn f(num: u32, camel: &'static str, kind: Kind) -> Field {
     Field {
         num,
         camel,
-        snake,
         kind,
         repeated: false,
     }
 }
 
-const fn rep(num: u32, camel: &'static str, snake: &'static str, kind: Kind) -> Field {
+const fn rep(num: u32, camel: &'static str, kind: Kind) -> Field {
     Field {
         num,
         camel,
-        snake,
         kind,
         repeated: true,
     }
@@ -136,424 +134,285 @@ fn severity(n: &str) -> Option<u64> {
 static ANY_VALUE: Msg = Msg {
     name: "AnyValue",
     fields: &[
-        f(1, "stringValue", "string_value", Kind::Str),
-        f(2, "boolValue", "bool_value", Kind::Bool),
-        f(3, "intValue", "int_value", Kind::Varint),
-        f(4, "doubleValue", "double_value", Kind::Double),
-        f(5, "arrayValue", "array_value", Kind::Msg(&ARRAY_VALUE)),
-        f(6, "kvlistValue", "kvlist_value", Kind::Msg(&KV_LIST)),
-        f(7, "bytesValue", "bytes_value", Kind::Base64),
+        f(1, "stringValue", Kind::Str),
+        f(2, "boolValue", Kind::Bool),
+        f(3, "intValue", Kind::Varint),
+        f(4, "doubleValue", Kind::Double),
+        f(5, "arrayValue", Kind::Msg(&ARRAY_VALUE)),
+        f(6, "kvlistValue", Kind::Msg(&KV_LIST)),
+        f(7, "bytesValue", Kind::Base64),
     ],
 };
 static ARRAY_VALUE: Msg = Msg {
     name: "ArrayValue",
-    fields: &[rep(1, "values", "values", Kind::Msg(&ANY_VALUE))],
+    fields: &[rep(1, "values", Kind::Msg(&ANY_VALUE))],
 };
 static KV_LIST: Msg = Msg {
     name: "KeyValueList",
-    fields: &[rep(1, "values", "values", Kind::Msg(&KEY_VALUE))],
+    fields: &[rep(1, "values", Kind::Msg(&KEY_VALUE))],
 };
 static KEY_VALUE: Msg = Msg {
     name: "KeyValue",
-    fields: &[
-        f(1, "key", "key", Kind::Str),
-        f(2, "value", "value", Kind::Msg(&ANY_VALUE)),
-    ],
+    fields: &[f(1, "key", Kind::Str), f(2, "value", Kind::Msg(&ANY_VALUE))],
 };
 const ATTRS: Kind = Kind::Msg(&KEY_VALUE);
 
 static RESOURCE: Msg = Msg {
     name: "Resource",
     fields: &[
-        rep(1, "attributes", "attributes", ATTRS),
-        f(
-            2,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
+        rep(1, "attributes", ATTRS),
+        f(2, "droppedAttributesCount", Kind::Varint),
     ],
 };
 static SCOPE: Msg = Msg {
     name: "InstrumentationScope",
     fields: &[
-        f(1, "name", "name", Kind::Str),
-        f(2, "version", "version", Kind::Str),
-        rep(3, "attributes", "attributes", ATTRS),
-        f(
-            4,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
+        f(1, "name", Kind::Str),
+        f(2, "version", Kind::Str),
+        rep(3, "attributes", ATTRS),
+        f(4, "droppedAttributesCount", Kind::Varint),
     ],
 };
 
+/// The envelope of a signal's items, the same for the three signals:
+/// `Export*ServiceRequest` (repeated `Resource*` = 1) > `Resource*` (resource = 1, repeated
+/// `Scope*` = 2, schema_url = 3) > `Scope*` (scope = 1, repeated items = 2, schema_url = 3).
+macro_rules! envelope {
+    (
+        $request:ident: $request_name:literal > $resources:literal,
+        $resource:ident: $resource_name:literal > $scopes:literal,
+        $scope:ident: $scope_name:literal > $items:literal: $item:ident $(,)?
+    ) => {
+        static $request: Msg = Msg {
+            name: $request_name,
+            fields: &[rep(1, $resources, Kind::Msg(&$resource))],
+        };
+        static $resource: Msg = Msg {
+            name: $resource_name,
+            fields: &[
+                f(1, "resource", Kind::Msg(&RESOURCE)),
+                rep(2, $scopes, Kind::Msg(&$scope)),
+                f(3, "schemaUrl", Kind::Str),
+            ],
+        };
+        static $scope: Msg = Msg {
+            name: $scope_name,
+            fields: &[
+                f(1, "scope", Kind::Msg(&SCOPE)),
+                rep(2, $items, Kind::Msg(&$item)),
+                f(3, "schemaUrl", Kind::Str),
+            ],
+        };
+    };
+}
+
 // --- traces ---
-static TRACES_REQUEST: Msg = Msg {
-    name: "ExportTraceServiceRequest",
-    fields: &[rep(
-        1,
-        "resourceSpans",
-        "resource_spans",
-        Kind::Msg(&RESOURCE_SPANS),
-    )],
-};
-static RESOURCE_SPANS: Msg = Msg {
-    name: "ResourceSpans",
-    fields: &[
-        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
-        rep(2, "scopeSpans", "scope_spans", Kind::Msg(&SCOPE_SPANS)),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
-static SCOPE_SPANS: Msg = Msg {
-    name: "ScopeSpans",
-    fields: &[
-        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
-        rep(2, "spans", "spans", Kind::Msg(&SPAN)),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
+envelope! {
+    TRACES_REQUEST: "ExportTraceServiceRequest" > "resourceSpans",
+    RESOURCE_SPANS: "ResourceSpans" > "scopeSpans",
+    SCOPE_SPANS: "ScopeSpans" > "spans": SPAN,
+}
 static SPAN: Msg = Msg {
     name: "Span",
     fields: &[
-        f(1, "traceId", "trace_id", Kind::Id),
-        f(2, "spanId", "span_id", Kind::Id),
-        f(3, "traceState", "trace_state", Kind::Str),
-        f(4, "parentSpanId", "parent_span_id", Kind::Id),
-        f(16, "flags", "flags", Kind::Fixed32),
-        f(5, "name", "name", Kind::Str),
-        f(6, "kind", "kind", Kind::Enum(span_kind)),
-        f(
-            7,
-            "startTimeUnixNano",
-            "start_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(8, "endTimeUnixNano", "end_time_unix_nano", Kind::Fixed64),
-        rep(9, "attributes", "attributes", ATTRS),
-        f(
-            10,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
-        rep(11, "events", "events", Kind::Msg(&EVENT)),
-        f(
-            12,
-            "droppedEventsCount",
-            "dropped_events_count",
-            Kind::Varint,
-        ),
-        rep(13, "links", "links", Kind::Msg(&LINK)),
-        f(14, "droppedLinksCount", "dropped_links_count", Kind::Varint),
-        f(15, "status", "status", Kind::Msg(&STATUS)),
+        f(1, "traceId", Kind::Id),
+        f(2, "spanId", Kind::Id),
+        f(3, "traceState", Kind::Str),
+        f(4, "parentSpanId", Kind::Id),
+        f(16, "flags", Kind::Fixed32),
+        f(5, "name", Kind::Str),
+        f(6, "kind", Kind::Enum(span_kind)),
+        f(7, "startTimeUnixNano", Kind::Fixed64),
+        f(8, "endTimeUnixNano", Kind::Fixed64),
+        rep(9, "attributes", ATTRS),
+        f(10, "droppedAttributesCount", Kind::Varint),
+        rep(11, "events", Kind::Msg(&EVENT)),
+        f(12, "droppedEventsCount", Kind::Varint),
+        rep(13, "links", Kind::Msg(&LINK)),
+        f(14, "droppedLinksCount", Kind::Varint),
+        f(15, "status", Kind::Msg(&STATUS)),
     ],
 };
 static EVENT: Msg = Msg {
     name: "Span.Event",
     fields: &[
-        f(1, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(2, "name", "name", Kind::Str),
-        rep(3, "attributes", "attributes", ATTRS),
-        f(
-            4,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
+        f(1, "timeUnixNano", Kind::Fixed64),
+        f(2, "name", Kind::Str),
+        rep(3, "attributes", ATTRS),
+        f(4, "droppedAttributesCount", Kind::Varint),
     ],
 };
 static LINK: Msg = Msg {
     name: "Span.Link",
     fields: &[
-        f(1, "traceId", "trace_id", Kind::Id),
-        f(2, "spanId", "span_id", Kind::Id),
-        f(3, "traceState", "trace_state", Kind::Str),
-        rep(4, "attributes", "attributes", ATTRS),
-        f(
-            5,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
-        f(6, "flags", "flags", Kind::Fixed32),
+        f(1, "traceId", Kind::Id),
+        f(2, "spanId", Kind::Id),
+        f(3, "traceState", Kind::Str),
+        rep(4, "attributes", ATTRS),
+        f(5, "droppedAttributesCount", Kind::Varint),
+        f(6, "flags", Kind::Fixed32),
     ],
 };
 static STATUS: Msg = Msg {
     name: "Status",
     fields: &[
-        f(2, "message", "message", Kind::Str),
-        f(3, "code", "code", Kind::Enum(status_code)),
+        f(2, "message", Kind::Str),
+        f(3, "code", Kind::Enum(status_code)),
     ],
 };
 
 // --- logs ---
-static LOGS_REQUEST: Msg = Msg {
-    name: "ExportLogsServiceRequest",
-    fields: &[rep(
-        1,
-        "resourceLogs",
-        "resource_logs",
-        Kind::Msg(&RESOURCE_LOGS),
-    )],
-};
-static RESOURCE_LOGS: Msg = Msg {
-    name: "ResourceLogs",
-    fields: &[
-        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
-        rep(2, "scopeLogs", "scope_logs", Kind::Msg(&SCOPE_LOGS)),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
-static SCOPE_LOGS: Msg = Msg {
-    name: "ScopeLogs",
-    fields: &[
-        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
-        rep(2, "logRecords", "log_records", Kind::Msg(&LOG_RECORD)),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
+envelope! {
+    LOGS_REQUEST: "ExportLogsServiceRequest" > "resourceLogs",
+    RESOURCE_LOGS: "ResourceLogs" > "scopeLogs",
+    SCOPE_LOGS: "ScopeLogs" > "logRecords": LOG_RECORD,
+}
 static LOG_RECORD: Msg = Msg {
     name: "LogRecord",
     fields: &[
-        f(1, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(
-            11,
-            "observedTimeUnixNano",
-            "observed_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(2, "severityNumber", "severity_number", Kind::Enum(severity)),
-        f(3, "severityText", "severity_text", Kind::Str),
-        f(5, "body", "body", Kind::Msg(&ANY_VALUE)),
-        rep(6, "attributes", "attributes", ATTRS),
-        f(
-            7,
-            "droppedAttributesCount",
-            "dropped_attributes_count",
-            Kind::Varint,
-        ),
-        f(8, "flags", "flags", Kind::Fixed32),
-        f(9, "traceId", "trace_id", Kind::Id),
-        f(10, "spanId", "span_id", Kind::Id),
-        f(12, "eventName", "event_name", Kind::Str),
+        f(1, "timeUnixNano", Kind::Fixed64),
+        f(11, "observedTimeUnixNano", Kind::Fixed64),
+        f(2, "severityNumber", Kind::Enum(severity)),
+        f(3, "severityText", Kind::Str),
+        f(5, "body", Kind::Msg(&ANY_VALUE)),
+        rep(6, "attributes", ATTRS),
+        f(7, "droppedAttributesCount", Kind::Varint),
+        f(8, "flags", Kind::Fixed32),
+        f(9, "traceId", Kind::Id),
+        f(10, "spanId", Kind::Id),
+        f(12, "eventName", Kind::Str),
     ],
 };
 
 // --- metrics ---
-static METRICS_REQUEST: Msg = Msg {
-    name: "ExportMetricsServiceRequest",
-    fields: &[rep(
-        1,
-        "resourceMetrics",
-        "resource_metrics",
-        Kind::Msg(&RESOURCE_METRICS),
-    )],
-};
-static RESOURCE_METRICS: Msg = Msg {
-    name: "ResourceMetrics",
-    fields: &[
-        f(1, "resource", "resource", Kind::Msg(&RESOURCE)),
-        rep(
-            2,
-            "scopeMetrics",
-            "scope_metrics",
-            Kind::Msg(&SCOPE_METRICS),
-        ),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
-static SCOPE_METRICS: Msg = Msg {
-    name: "ScopeMetrics",
-    fields: &[
-        f(1, "scope", "scope", Kind::Msg(&SCOPE)),
-        rep(2, "metrics", "metrics", Kind::Msg(&METRIC)),
-        f(3, "schemaUrl", "schema_url", Kind::Str),
-    ],
-};
+envelope! {
+    METRICS_REQUEST: "ExportMetricsServiceRequest" > "resourceMetrics",
+    RESOURCE_METRICS: "ResourceMetrics" > "scopeMetrics",
+    SCOPE_METRICS: "ScopeMetrics" > "metrics": METRIC,
+}
 static METRIC: Msg = Msg {
     name: "Metric",
     fields: &[
-        f(1, "name", "name", Kind::Str),
-        f(2, "description", "description", Kind::Str),
-        f(3, "unit", "unit", Kind::Str),
-        f(5, "gauge", "gauge", Kind::Msg(&GAUGE)),
-        f(7, "sum", "sum", Kind::Msg(&SUM)),
-        f(9, "histogram", "histogram", Kind::Msg(&HISTOGRAM)),
-        f(
-            10,
-            "exponentialHistogram",
-            "exponential_histogram",
-            Kind::Msg(&EXP_HISTOGRAM),
-        ),
-        f(11, "summary", "summary", Kind::Msg(&SUMMARY)),
-        rep(12, "metadata", "metadata", ATTRS),
+        f(1, "name", Kind::Str),
+        f(2, "description", Kind::Str),
+        f(3, "unit", Kind::Str),
+        f(5, "gauge", Kind::Msg(&GAUGE)),
+        f(7, "sum", Kind::Msg(&SUM)),
+        f(9, "histogram", Kind::Msg(&HISTOGRAM)),
+        f(10, "exponentialHistogram", Kind::Msg(&EXP_HISTOGRAM)),
+        f(11, "summary", Kind::Msg(&SUMMARY)),
+        rep(12, "metadata", ATTRS),
     ],
 };
 static GAUGE: Msg = Msg {
     name: "Gauge",
-    fields: &[rep(
-        1,
-        "dataPoints",
-        "data_points",
-        Kind::Msg(&NUMBER_POINT),
-    )],
+    fields: &[rep(1, "dataPoints", Kind::Msg(&NUMBER_POINT))],
 };
 static SUM: Msg = Msg {
     name: "Sum",
     fields: &[
-        rep(1, "dataPoints", "data_points", Kind::Msg(&NUMBER_POINT)),
-        f(
-            2,
-            "aggregationTemporality",
-            "aggregation_temporality",
-            Kind::Enum(temporality),
-        ),
-        f(3, "isMonotonic", "is_monotonic", Kind::Bool),
+        rep(1, "dataPoints", Kind::Msg(&NUMBER_POINT)),
+        f(2, "aggregationTemporality", Kind::Enum(temporality)),
+        f(3, "isMonotonic", Kind::Bool),
     ],
 };
 static HISTOGRAM: Msg = Msg {
     name: "Histogram",
     fields: &[
-        rep(1, "dataPoints", "data_points", Kind::Msg(&HISTOGRAM_POINT)),
-        f(
-            2,
-            "aggregationTemporality",
-            "aggregation_temporality",
-            Kind::Enum(temporality),
-        ),
+        rep(1, "dataPoints", Kind::Msg(&HISTOGRAM_POINT)),
+        f(2, "aggregationTemporality", Kind::Enum(temporality)),
     ],
 };
 static EXP_HISTOGRAM: Msg = Msg {
     name: "ExponentialHistogram",
     fields: &[
-        rep(
-            1,
-            "dataPoints",
-            "data_points",
-            Kind::Msg(&EXP_HISTOGRAM_POINT),
-        ),
-        f(
-            2,
-            "aggregationTemporality",
-            "aggregation_temporality",
-            Kind::Enum(temporality),
-        ),
+        rep(1, "dataPoints", Kind::Msg(&EXP_HISTOGRAM_POINT)),
+        f(2, "aggregationTemporality", Kind::Enum(temporality)),
     ],
 };
 static SUMMARY: Msg = Msg {
     name: "Summary",
-    fields: &[rep(
-        1,
-        "dataPoints",
-        "data_points",
-        Kind::Msg(&SUMMARY_POINT),
-    )],
+    fields: &[rep(1, "dataPoints", Kind::Msg(&SUMMARY_POINT))],
 };
 static EXEMPLAR: Msg = Msg {
     name: "Exemplar",
     fields: &[
-        rep(7, "filteredAttributes", "filtered_attributes", ATTRS),
-        f(2, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(3, "asDouble", "as_double", Kind::Double),
-        f(6, "asInt", "as_int", Kind::Fixed64),
-        f(4, "spanId", "span_id", Kind::Id),
-        f(5, "traceId", "trace_id", Kind::Id),
+        rep(7, "filteredAttributes", ATTRS),
+        f(2, "timeUnixNano", Kind::Fixed64),
+        f(3, "asDouble", Kind::Double),
+        f(6, "asInt", Kind::Fixed64),
+        f(4, "spanId", Kind::Id),
+        f(5, "traceId", Kind::Id),
     ],
 };
 static NUMBER_POINT: Msg = Msg {
     name: "NumberDataPoint",
     fields: &[
-        rep(7, "attributes", "attributes", ATTRS),
-        f(
-            2,
-            "startTimeUnixNano",
-            "start_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(4, "asDouble", "as_double", Kind::Double),
-        f(6, "asInt", "as_int", Kind::Fixed64),
-        rep(5, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
-        f(8, "flags", "flags", Kind::Varint),
+        rep(7, "attributes", ATTRS),
+        f(2, "startTimeUnixNano", Kind::Fixed64),
+        f(3, "timeUnixNano", Kind::Fixed64),
+        f(4, "asDouble", Kind::Double),
+        f(6, "asInt", Kind::Fixed64),
+        rep(5, "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(8, "flags", Kind::Varint),
     ],
 };
 static HISTOGRAM_POINT: Msg = Msg {
     name: "HistogramDataPoint",
     fields: &[
-        rep(9, "attributes", "attributes", ATTRS),
-        f(
-            2,
-            "startTimeUnixNano",
-            "start_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(4, "count", "count", Kind::Fixed64),
-        f(5, "sum", "sum", Kind::Double),
-        rep(6, "bucketCounts", "bucket_counts", Kind::Fixed64),
-        rep(7, "explicitBounds", "explicit_bounds", Kind::Double),
-        rep(8, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
-        f(10, "flags", "flags", Kind::Varint),
-        f(11, "min", "min", Kind::Double),
-        f(12, "max", "max", Kind::Double),
+        rep(9, "attributes", ATTRS),
+        f(2, "startTimeUnixNano", Kind::Fixed64),
+        f(3, "timeUnixNano", Kind::Fixed64),
+        f(4, "count", Kind::Fixed64),
+        f(5, "sum", Kind::Double),
+        rep(6, "bucketCounts", Kind::Fixed64),
+        rep(7, "explicitBounds", Kind::Double),
+        rep(8, "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(10, "flags", Kind::Varint),
+        f(11, "min", Kind::Double),
+        f(12, "max", Kind::Double),
     ],
 };
 static BUCKETS: Msg = Msg {
     name: "ExponentialHistogramDataPoint.Buckets",
     fields: &[
-        f(1, "offset", "offset", Kind::SInt32),
-        rep(2, "bucketCounts", "bucket_counts", Kind::Varint),
+        f(1, "offset", Kind::SInt32),
+        rep(2, "bucketCounts", Kind::Varint),
     ],
 };
 static EXP_HISTOGRAM_POINT: Msg = Msg {
     name: "ExponentialHistogramDataPoint",
     fields: &[
-        rep(1, "attributes", "attributes", ATTRS),
-        f(
-            2,
-            "startTimeUnixNano",
-            "start_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(4, "count", "count", Kind::Fixed64),
-        f(5, "sum", "sum", Kind::Double),
-        f(6, "scale", "scale", Kind::SInt32),
-        f(7, "zeroCount", "zero_count", Kind::Fixed64),
-        f(8, "positive", "positive", Kind::Msg(&BUCKETS)),
-        f(9, "negative", "negative", Kind::Msg(&BUCKETS)),
-        f(10, "flags", "flags", Kind::Varint),
-        rep(11, "exemplars", "exemplars", Kind::Msg(&EXEMPLAR)),
-        f(12, "min", "min", Kind::Double),
-        f(13, "max", "max", Kind::Double),
-        f(14, "zeroThreshold", "zero_threshold", Kind::Double),
+        rep(1, "attributes", ATTRS),
+        f(2, "startTimeUnixNano", Kind::Fixed64),
+        f(3, "timeUnixNano", Kind::Fixed64),
+        f(4, "count", Kind::Fixed64),
+        f(5, "sum", Kind::Double),
+        f(6, "scale", Kind::SInt32),
+        f(7, "zeroCount", Kind::Fixed64),
+        f(8, "positive", Kind::Msg(&BUCKETS)),
+        f(9, "negative", Kind::Msg(&BUCKETS)),
+        f(10, "flags", Kind::Varint),
+        rep(11, "exemplars", Kind::Msg(&EXEMPLAR)),
+        f(12, "min", Kind::Double),
+        f(13, "max", Kind::Double),
+        f(14, "zeroThreshold", Kind::Double),
     ],
 };
 static QUANTILE: Msg = Msg {
     name: "SummaryDataPoint.ValueAtQuantile",
-    fields: &[
-        f(1, "quantile", "quantile", Kind::Double),
-        f(2, "value", "value", Kind::Double),
-    ],
+    fields: &[f(1, "quantile", Kind::Double), f(2, "value", Kind::Double)],
 };
 static SUMMARY_POINT: Msg = Msg {
     name: "SummaryDataPoint",
     fields: &[
-        rep(7, "attributes", "attributes", ATTRS),
-        f(
-            2,
-            "startTimeUnixNano",
-            "start_time_unix_nano",
-            Kind::Fixed64,
-        ),
-        f(3, "timeUnixNano", "time_unix_nano", Kind::Fixed64),
-        f(4, "count", "count", Kind::Fixed64),
-        f(5, "sum", "sum", Kind::Double),
-        rep(6, "quantileValues", "quantile_values", Kind::Msg(&QUANTILE)),
-        f(8, "flags", "flags", Kind::Varint),
+        rep(7, "attributes", ATTRS),
+        f(2, "startTimeUnixNano", Kind::Fixed64),
+        f(3, "timeUnixNano", Kind::Fixed64),
+        f(4, "count", Kind::Fixed64),
+        f(5, "sum", Kind::Double),
+        rep(6, "quantileValues", Kind::Msg(&QUANTILE)),
+        f(8, "flags", Kind::Varint),
     ],
 };
 
@@ -670,8 +529,27 @@ impl<'de> Visitor<'de> for KeySeed {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, k: &str) -> std::result::Result<Self::Value, E> {
-        Ok(self.0.fields.iter().find(|f| f.camel == k || f.snake == k))
+        Ok(self
+            .0
+            .fields
+            .iter()
+            .find(|f| f.camel == k || is_snake_case_of(k, f.camel)))
     }
+}
+
+/// Whether `key` is `camel` in snake_case (`timeUnixNano` -> `time_unix_nano`).
+fn is_snake_case_of(key: &str, camel: &str) -> bool {
+    let mut k = key.bytes();
+    for c in camel.bytes() {
+        if c.is_ascii_uppercase() {
+            if k.next() != Some(b'_') || k.next() != Some(c.to_ascii_lowercase()) {
+                return false;
+            }
+        } else if k.next() != Some(c) {
+            return false;
+        }
+    }
+    k.next().is_none()
 }
 
 /// One field's value (or, for a repeated field outside its array, the array).
@@ -988,6 +866,25 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, vec![1, 2, 6, 7, 8, 15]);
+    }
+
+    #[test]
+    fn snake_case_keys_match_exactly() {
+        assert!(is_snake_case_of(
+            "start_time_unix_nano",
+            "startTimeUnixNano"
+        ));
+        assert!(is_snake_case_of("name", "name"));
+        for near in [
+            "startTimeUnixNano",
+            "start_time_unix_nan",
+            "start_time_unix_nanos",
+            "start_Time_unix_nano",
+            "starttime_unix_nano",
+            "start__time_unix_nano",
+        ] {
+            assert!(!is_snake_case_of(near, "startTimeUnixNano"), "{near}");
+        }
     }
 
     #[test]

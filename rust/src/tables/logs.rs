@@ -1,9 +1,6 @@
 //! `ExportLogsServiceRequest` -> `otel_logs` rows, one per log record.
 
-use super::{
-    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
-    Resource, Scope, Stats,
-};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::anyvalue;
 use crate::error::Result;
 use crate::native::{FixedCol, MapCol, PodCol, StringCol};
@@ -35,24 +32,19 @@ table! {
     }
 }
 
-/// Decoder state reused across requests.
-#[derive(Default)]
-pub struct LogsDecoder {
-    pub table: LogsTable,
-    pub stats: Stats,
-    resource: Resource,
-    scope: Scope,
-    scratch: Vec<u8>,
+decoder! {
+    /// Decoder state reused across requests.
+    LogsDecoder(LogsTable, TABLE) {
+        names: [
+            "ExportLogsServiceRequest.resource_logs",
+            "ResourceLogs",
+            "ScopeLogs",
+        ],
+        item: record,
+    }
 }
 
 impl LogsDecoder {
-    /// Decodes one request, appending rows to `self.table` (cleared first).
-    pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
-        self.table.clear();
-        self.stats = Stats::default();
-        walk(self, body, limits)
-    }
-
     fn record(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let (mut time, mut observed, mut severity, mut flags, mut dropped) =
             (0u64, 0u64, 0u64, 0u32, 0u32);
@@ -101,9 +93,9 @@ impl LogsDecoder {
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == 6 {
-                count.add()?;
-                put_attr(
-                    v.bytes("LogRecord.attributes")?,
+                count.put(
+                    v,
+                    "LogRecord.attributes",
                     &mut t.log_attributes,
                     &mut self.scratch,
                 )?;
@@ -114,22 +106,4 @@ impl LogsDecoder {
         self.stats.items += 1;
         Ok(())
     }
-}
-
-impl ItemDecoder for LogsDecoder {
-    const NAMES: [&'static str; 3] = [
-        "ExportLogsServiceRequest.resource_logs",
-        "ResourceLogs",
-        "ScopeLogs",
-    ];
-
-    fn rows(&self) -> usize {
-        self.table.rows
-    }
-
-    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        self.record(msg, limits)
-    }
-
-    envelope_columns!();
 }

@@ -3,10 +3,7 @@
 //! Gauge/Sum int points store `Value` as f64 and the exact `ValueInt`; double points leave
 //! `ValueInt` NULL. `Sum`/`Min`/`Max` are NULL when the point does not carry them.
 
-use super::{
-    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
-    Resource, Scope, Stats,
-};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, NullableCol, PodCol, StringCol};
 use crate::otlp::wire::{for_each_fixed64, for_each_varint, sint32, Reader};
@@ -116,24 +113,19 @@ struct MetricInfo<'a> {
     monotonic: bool,
 }
 
-/// Decoder state reused across requests.
-#[derive(Default)]
-pub struct MetricsDecoder {
-    pub table: MetricsTable,
-    pub stats: Stats,
-    resource: Resource,
-    scope: Scope,
-    scratch: Vec<u8>,
+decoder! {
+    /// Decoder state reused across requests.
+    MetricsDecoder(MetricsTable, TABLE) {
+        names: [
+            "ExportMetricsServiceRequest.resource_metrics",
+            "ResourceMetrics",
+            "ScopeMetrics",
+        ],
+        item: metric,
+    }
 }
 
 impl MetricsDecoder {
-    /// Decodes one request, appending rows to `self.table` (cleared first).
-    pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
-        self.table.clear();
-        self.stats = Stats::default();
-        walk(self, body, limits)
-    }
-
     fn metric(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let (mut name, mut description, mut unit): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
         // `data` is a oneof: the last of gauge/sum/histogram/exponential_histogram/summary wins.
@@ -287,8 +279,7 @@ impl MetricsDecoder {
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == layout.attributes {
-                attr_count.add()?;
-                put_attr(v.bytes("attributes")?, &mut t.attributes, &mut self.scratch)?;
+                attr_count.put(v, "attributes", &mut t.attributes, &mut self.scratch)?;
                 continue;
             }
             if f == layout.exemplars {
@@ -384,9 +375,9 @@ fn exemplar(
             4 => span_id = v.bytes("Exemplar.span_id")?,
             5 => trace_id = v.bytes("Exemplar.trace_id")?,
             7 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Exemplar.filtered_attributes")?,
+                count.put(
+                    v,
+                    "Exemplar.filtered_attributes",
                     &mut t.exemplar_attributes.inner,
                     scratch,
                 )?;
@@ -404,22 +395,4 @@ fn exemplar(
         .inner
         .push(&id::<16>(trace_id).unwrap_or_default());
     Ok(())
-}
-
-impl ItemDecoder for MetricsDecoder {
-    const NAMES: [&'static str; 3] = [
-        "ExportMetricsServiceRequest.resource_metrics",
-        "ResourceMetrics",
-        "ScopeMetrics",
-    ];
-
-    fn rows(&self) -> usize {
-        self.table.rows
-    }
-
-    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        self.metric(msg, limits)
-    }
-
-    envelope_columns!();
 }

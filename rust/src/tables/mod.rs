@@ -22,7 +22,7 @@ pub mod traces;
 use crate::anyvalue;
 use crate::error::{bail, Result};
 use crate::native::{MapCol, MapRow};
-use crate::otlp::wire::Reader;
+use crate::otlp::wire::{Reader, Value};
 
 /// Declares a table builder: the column fields, their Native names and declared types, and
 /// `clear`/`encode` over all of them in declaration order.
@@ -147,26 +147,30 @@ impl AttrCount {
     }
 
     #[inline]
-    pub fn add(&mut self) -> Result<()> {
+    fn add(&mut self) -> Result<()> {
         self.n += 1;
         if self.n > self.max {
             bail!("{} has more than {} attributes", self.what, self.max);
         }
         Ok(())
     }
-}
 
-/// Renders one KeyValue message into `sink`; returns its key and rendered value.
-#[inline]
-pub fn put_attr<'a>(
-    kv: &'a [u8],
-    sink: &mut impl MapSink,
-    scratch: &'a mut Vec<u8>,
-) -> Result<(&'a [u8], &'a [u8])> {
-    let (k, v) = anyvalue::key_value(kv)?;
-    let text = anyvalue::render(v, scratch)?;
-    sink.entry(k, text);
-    Ok((k, text))
+    /// Counts one attribute (a KeyValue message, `v`) and renders it into `sink`; returns its key
+    /// and rendered value.
+    #[inline]
+    pub fn put<'a>(
+        &mut self,
+        v: Value<'a>,
+        what: &str,
+        sink: &mut impl MapSink,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(&'a [u8], &'a [u8])> {
+        self.add()?;
+        let (k, v) = anyvalue::key_value(v.bytes(what)?)?;
+        let text = anyvalue::render(v, scratch)?;
+        sink.entry(k, text);
+        Ok((k, text))
+    }
 }
 
 /// Reads a Resource message (attributes = 1).
@@ -181,8 +185,7 @@ fn read_resource(
     let mut r = Reader::new(msg);
     while let Some((f, v)) = r.next()? {
         if f == 1 {
-            count.add()?;
-            let (k, text) = put_attr(v.bytes("Resource.attributes")?, &mut res.attrs, scratch)?;
+            let (k, text) = count.put(v, "Resource.attributes", &mut res.attrs, scratch)?;
             if k == b"service.name" {
                 res.service.clear();
                 res.service.extend_from_slice(text);
@@ -197,10 +200,14 @@ fn read_resource(
     Ok(())
 }
 
-/// A table decoder: what [`walk`] needs to drive it.
+/// A table decoder: what [`walk`] and the signal dispatch in `decode` need to drive it.
 pub trait ItemDecoder {
+    /// The table its rows are for.
+    const TABLE: &'static str;
     /// Message names for errors: `[request, Resource*, Scope*]`.
     const NAMES: [&'static str; 3];
+    /// Decodes one request, appending rows to the table (cleared first).
+    fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()>;
     /// Rows written so far.
     fn rows(&self) -> usize;
     /// Decodes one item (span, log record, metric) into rows.
@@ -210,37 +217,98 @@ pub trait ItemDecoder {
     fn fill_resource(&mut self, n: usize);
     /// Appends the current scope's columns to the last `n` rows.
     fn fill_scope(&mut self, n: usize);
+    /// The counts of the last decode (leaves them zero).
+    fn take_stats(&mut self) -> Stats;
+    /// Bytes of the Native block of the rows written.
+    fn encoded_len(&self) -> usize;
+    /// Writes the Native block into `buf` of exactly `encoded_len()` bytes.
+    fn encode_into(&self, buf: &mut [u8]);
 }
 
-/// Implements the envelope part of [`ItemDecoder`] for a decoder with `table`, `resource`,
-/// `scope` and `scratch` fields and the standard resource/scope column names.
-macro_rules! envelope_columns {
-    () => {
-        fn envelope(&mut self) -> (&mut Resource, &mut Scope, &mut Vec<u8>) {
-            (&mut self.resource, &mut self.scope, &mut self.scratch)
+/// Declares a table's decoder: its state reused across requests (the table, the counts, the
+/// current resource and scope, scratch space) and its [`ItemDecoder`] impl, in which the method
+/// `$item` decodes one item. The table has the standard resource/scope columns.
+macro_rules! decoder {
+    ($(#[$m:meta])* $name:ident($table:ty, $table_name:expr) {
+        names: [$request:literal, $resource:literal, $scope:literal $(,)?],
+        item: $item:ident $(,)?
+    }) => {
+        $(#[$m])*
+        #[derive(Default)]
+        pub struct $name {
+            pub table: $table,
+            pub stats: $crate::tables::Stats,
+            resource: $crate::tables::Resource,
+            scope: $crate::tables::Scope,
+            scratch: Vec<u8>,
         }
 
-        fn fill_resource(&mut self, n: usize) {
-            let (t, r) = (&mut self.table, &self.resource);
-            for _ in 0..n {
-                t.service_name.push(&r.service);
-                t.resource_attributes.push_row(&r.attrs);
-                t.resource_schema_url.push(&r.schema_url);
+        impl $crate::tables::ItemDecoder for $name {
+            const TABLE: &'static str = $table_name;
+            const NAMES: [&'static str; 3] = [$request, $resource, $scope];
+
+            fn decode(
+                &mut self,
+                body: &[u8],
+                limits: &$crate::tables::Limits,
+            ) -> $crate::error::Result<()> {
+                self.table.clear();
+                self.stats = $crate::tables::Stats::default();
+                $crate::tables::walk(self, body, limits)
             }
-        }
 
-        fn fill_scope(&mut self, n: usize) {
-            let (t, s) = (&mut self.table, &self.scope);
-            for _ in 0..n {
-                t.scope_name.push(&s.name);
-                t.scope_version.push(&s.version);
-                t.scope_attributes.push_row(&s.attrs);
-                t.scope_schema_url.push(&s.schema_url);
+            fn rows(&self) -> usize {
+                self.table.rows
+            }
+
+            fn item(
+                &mut self,
+                msg: &[u8],
+                limits: &$crate::tables::Limits,
+            ) -> $crate::error::Result<()> {
+                self.$item(msg, limits)
+            }
+
+            fn envelope(
+                &mut self,
+            ) -> (&mut $crate::tables::Resource, &mut $crate::tables::Scope, &mut Vec<u8>) {
+                (&mut self.resource, &mut self.scope, &mut self.scratch)
+            }
+
+            fn fill_resource(&mut self, n: usize) {
+                let (t, r) = (&mut self.table, &self.resource);
+                for _ in 0..n {
+                    t.service_name.push(&r.service);
+                    t.resource_attributes.push_row(&r.attrs);
+                    t.resource_schema_url.push(&r.schema_url);
+                }
+            }
+
+            fn fill_scope(&mut self, n: usize) {
+                let (t, s) = (&mut self.table, &self.scope);
+                for _ in 0..n {
+                    t.scope_name.push(&s.name);
+                    t.scope_version.push(&s.version);
+                    t.scope_attributes.push_row(&s.attrs);
+                    t.scope_schema_url.push(&s.schema_url);
+                }
+            }
+
+            fn take_stats(&mut self) -> $crate::tables::Stats {
+                std::mem::take(&mut self.stats)
+            }
+
+            fn encoded_len(&self) -> usize {
+                self.table.encoded_len()
+            }
+
+            fn encode_into(&self, buf: &mut [u8]) {
+                self.table.encode_into(buf)
             }
         }
     };
 }
-pub(crate) use envelope_columns;
+pub(crate) use decoder;
 
 /// Walks an `Export*ServiceRequest` (resource_* = 1) > `Resource*` (resource = 1, scope_* = 2,
 /// schema_url = 3) > `Scope*` (scope = 1, items = 2, schema_url = 3), in one pass.
@@ -333,9 +401,9 @@ fn read_scope(msg: &[u8], scope: &mut Scope, scratch: &mut Vec<u8>, limits: &Lim
                 .version
                 .extend_from_slice(v.str("InstrumentationScope.version")?),
             3 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("InstrumentationScope.attributes")?,
+                count.put(
+                    v,
+                    "InstrumentationScope.attributes",
                     &mut scope.attrs,
                     scratch,
                 )?;

@@ -1,9 +1,6 @@
 //! `ExportTraceServiceRequest` -> `otel_traces` rows, one per span.
 
-use super::{
-    check_id, envelope_columns, id, nanos, put_attr, table, walk, AttrCount, ItemDecoder, Limits,
-    Resource, Scope, Stats,
-};
+use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, PodCol, StringCol};
 use crate::otlp::wire::Reader;
@@ -51,14 +48,16 @@ table! {
     }
 }
 
-/// Decoder state reused across requests (thread-local in the bindings).
-#[derive(Default)]
-pub struct TracesDecoder {
-    pub table: TracesTable,
-    pub stats: Stats,
-    resource: Resource,
-    scope: Scope,
-    scratch: Vec<u8>,
+decoder! {
+    /// Decoder state reused across requests (thread-local in the bindings).
+    TracesDecoder(TracesTable, TABLE) {
+        names: [
+            "ExportTraceServiceRequest.resource_spans",
+            "ResourceSpans",
+            "ScopeSpans",
+        ],
+        item: span,
+    }
 }
 
 #[derive(Default)]
@@ -79,13 +78,6 @@ struct SpanFields<'a> {
 }
 
 impl TracesDecoder {
-    /// Decodes one request, appending rows to `self.table` (cleared first).
-    pub fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()> {
-        self.table.clear();
-        self.stats = Stats::default();
-        walk(self, body, limits)
-    }
-
     fn span(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
         let mut s = SpanFields::default();
         let mut bad: Option<String> = None;
@@ -175,9 +167,9 @@ impl TracesDecoder {
         while let Some((f, v)) = r.next()? {
             match f {
                 9 => {
-                    count.add()?;
-                    put_attr(
-                        v.bytes("Span.attributes")?,
+                    count.put(
+                        v,
+                        "Span.attributes",
                         &mut t.span_attributes,
                         &mut self.scratch,
                     )?;
@@ -213,9 +205,9 @@ fn event(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits
             1 => time = v.fixed64("Event.time_unix_nano")?,
             2 => name = v.str("Event.name")?,
             3 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Event.attributes")?,
+                count.put(
+                    v,
+                    "Event.attributes",
                     &mut t.events_attributes.inner,
                     scratch,
                 )?;
@@ -248,12 +240,7 @@ fn link(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits)
             2 => span_id = v.bytes("Link.span_id")?,
             3 => state = v.str("Link.trace_state")?,
             4 => {
-                count.add()?;
-                put_attr(
-                    v.bytes("Link.attributes")?,
-                    &mut t.links_attributes.inner,
-                    scratch,
-                )?;
+                count.put(v, "Link.attributes", &mut t.links_attributes.inner, scratch)?;
             }
             5 => dropped = v.uint32("Link.dropped_attributes_count")?,
             6 => flags = v.fixed32("Link.flags")?,
@@ -271,22 +258,4 @@ fn link(t: &mut TracesTable, msg: &[u8], scratch: &mut Vec<u8>, limits: &Limits)
     t.links_flags.inner.push(flags);
     t.links_dropped.inner.push(dropped);
     Ok(())
-}
-
-impl ItemDecoder for TracesDecoder {
-    const NAMES: [&'static str; 3] = [
-        "ExportTraceServiceRequest.resource_spans",
-        "ResourceSpans",
-        "ScopeSpans",
-    ];
-
-    fn rows(&self) -> usize {
-        self.table.rows
-    }
-
-    fn item(&mut self, msg: &[u8], limits: &Limits) -> Result<()> {
-        self.span(msg, limits)
-    }
-
-    envelope_columns!();
 }
