@@ -29,6 +29,7 @@ from otelingest import config as config_mod
 from otelingest import schema
 from otelingest.clickhouse.client import connect
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
+from otelingest.writer.inserter import insert_settings
 from otelingest.config import ClickHouseConfig
 from otelingest.errors import StorageError
 
@@ -223,7 +224,8 @@ def test_distributed_tables_read_and_write_across_two_shards(clients):
         f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, Duration) "
         "SELECT now64(9), unhex(lpad(hex(intDiv(number, 2) + 1), 32, '0')), unhex(lpad(hex(number + 1), 16, '0')), 'svc', 'op', 1000 "
         "FROM numbers(40)",
-        settings={"distributed_foreground_insert": 1},
+        # The writers' own settings: the INSERT answers only once the rows are on their shards.
+        settings=insert_settings("cluster-test", cluster=True),
     )
     local = [c.query(f"SELECT count() FROM {db}.otel_traces_local").result_rows[0][0] for c in clients]
     assert sum(local) == 40 and all(n > 0 for n in local), local

@@ -188,6 +188,9 @@ class MetricsConfig(Section):
 class SupervisorConfig(Section):
     # A worker whose heartbeat is older than this is hung: killed and replaced at the same index.
     heartbeat_timeout_s: PositiveFloat = 30.0
+    # Until its first heartbeat a new worker may take this long to boot (imports, binding, attaching
+    # rings), so a slow start on a loaded host is not mistaken for a hang.
+    boot_timeout_s: PositiveFloat = 60.0
 
 
 class LogConfig(Section):

@@ -440,7 +440,10 @@ class Supervisor:
                 code = proc.poll()
                 if code is None:
                     beat, _held = self.status.slot(child.slot)
-                    if now - beat > self.cfg.supervisor.heartbeat_timeout_s:
+                    limit = self.cfg.supervisor.heartbeat_timeout_s
+                    if beat < child.spawned_at:  # not one heartbeat of its own yet: still booting
+                        limit = max(limit, self.cfg.supervisor.boot_timeout_s)
+                    if now - beat > limit:
                         log.error("%s (pid %d) missed its heartbeat for %.0fs; killing it", child.name, proc.pid, now - beat)
                         self._count_restart(child.role, "hung")
                         proc.kill()

@@ -197,7 +197,7 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
 
     def listen() -> None:
         try:
-            engine.query(
+            engine.query(  # type: ignore[attr-defined]  # a C extension without stubs
                 f"SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; SELECT count() FROM file('{fifo}', 'RawBLOB')",
                 # The output format becomes the HTTP default; clickhouse-connect's handshake needs TSV.
                 "TabSeparated",

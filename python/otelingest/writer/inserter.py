@@ -43,14 +43,19 @@ class Stopped(Exception):
     """The writer is stopping: the batch stays in the ring for a replay."""
 
 
-def insert_settings(token: str) -> dict[str, object]:
-    return {
+def insert_settings(token: str, *, cluster: bool = False) -> dict[str, object]:
+    settings: dict[str, object] = {
         "insert_deduplication_token": token,
         "insert_deduplicate": 1,
         "deduplicate_blocks_in_dependent_materialized_views": 1,
         # Hourly partitions: a batch may span many of them.
         "max_partitions_per_insert_block": 0,
     }
+    if cluster:
+        # A Distributed table otherwise queues the rows locally and answers at once; the rings are
+        # released on this answer, so it must mean "on its shards".
+        settings["distributed_foreground_insert"] = 1
+    return settings
 
 
 def _compressor(kind: str) -> tuple[str | None, Callable[[bytes], bytes] | None]:
@@ -138,7 +143,7 @@ class Inserter:
             started = time.monotonic()
             try:
                 self._client().raw_insert(
-                    table, insert_block=payload, fmt="Native", settings=insert_settings(dedup_token),
+                    table, insert_block=payload, fmt="Native", settings=insert_settings(dedup_token, cluster=bool(self.cfg.clickhouse.cluster)),
                     compression=self.encoding,
                 )
             except Exception as e:  # noqa: BLE001 - classified right below
