@@ -72,9 +72,12 @@ fuzz:
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
 
+# Not part of `make test`: minutes of full load on the machine. Results land in bench/results/.
 bench: install
-	$(BIN)/otelingest bench native
-	$(BIN)/otelingest bench ingest
+	mkdir -p bench/results
+	$(BIN)/otelingest bench native --json bench/results/native.json
+	$(BIN)/otelingest bench ingest --json bench/results/ingest.json
+	$(BIN)/otelingest bench query --json bench/results/query.json
 	$(BIN)/otelingest bench query
 
 lint: install

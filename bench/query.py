@@ -1,9 +1,14 @@
 """Query service latency per query type over a loaded dataset (embedded ClickHouse, real HTTP).
 
-Starts an embedded ClickHouse in a temporary directory, loads a synthetic dataset straight into the
-schema's tables (traces across services, logs, gauges/counters/histograms over 12 hours at 15 s),
-serves the query app with uvicorn on a free port, and times each query type through HTTP with the
-result cache off, reporting p50/p95/p99. Run with ``otelingest bench query [--duration S] [--json PATH]``.
+Starts an embedded ClickHouse in a temporary directory, loads 24 hours of data (by default 10 million
+spans, 10 million log records and 5 million metric points; ``--scale`` loads a fraction) through the
+real hot path: the load generator's templates (bench/payloads.py) patched with fresh ids and
+timestamps spread evenly over the 24 hours, decoded by ``_native.decode_*`` into Native blocks and
+inserted with clickhouse-connect ``raw_insert`` (views fill the lookups and rollups as in production).
+Then serves the query app with uvicorn on a free port and times each query type through HTTP with
+the result cache off: the design's API, Grafana-style Prometheus ``query_range`` over 24 h, Loki,
+Jaeger search and trace by id. Reports p50/p95/p99.
+Run with ``otelingest bench query [--duration S] [--scale F] [--seed N] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -14,21 +19,24 @@ import random
 import socket
 import statistics
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
 
+from . import loadgen
+from .payloads import SEED
+
 NS = 1_000_000_000
-SERVICES = ["frontend", "checkout", "payments", "inventory", "shipping"]
-TRACES = 2_000
-SPANS_PER_TRACE = 8
-LOGS = 100_000
-SERIES_PER_METRIC = 20
-SCRAPE_S = 15
-HOURS = 12
+HOURS = 24
+FULL = {"traces": 10_000_000, "logs": 10_000_000, "metrics": 5_000_000}
+REQUESTS_PER_INSERT = 40  # 20,000 rows per INSERT, about a minute of the 24 hours each
+TRACE_IDS = 1000
+# Distinct requests per signal: each metrics template has its own resource (host), so a series gets a
+# point every TEMPLATES requests.
+TEMPLATES = 16
 
 
 def _free_port() -> int:
@@ -37,134 +45,144 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load(client: Any, db: str, now_ns: int) -> dict[str, Any]:
-    rnd = random.Random(7)
+def _load_signal(client: Any, db: str, signal: str, items: int, start: int, seed: int, trace_ids: list[str]) -> int:
+    """Send ``items`` of one signal through decode_* -> Native -> raw_insert, timestamps spread over HOURS."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from otelingest import _native
+
+    decode = getattr(_native, f"decode_{signal}")
+    templates = loadgen.build_templates(signal, n=TEMPLATES, seed=seed)
+    patcher = loadgen.Patcher(0x7000 + len(signal), seed)
+    requests = max(1, items // loadgen.ITEMS_PER_REQUEST)
+    every = max(1, requests // TRACE_IDS)
+    stored = 0
+    pending: dict[str, list[bytes]] = {}
+
+    def insert(table: str, blocks: list[bytes]) -> None:
+        client.raw_insert(f"{db}.{table}", insert_block=b"".join(blocks), fmt="Native")
+
+    with ThreadPoolExecutor(2) as pool:
+        futures = []
+        for k in range(requests):
+            body = patcher.render(templates[k % len(templates)], now_ns=start + k * HOURS * 3600 * NS // requests)
+            if signal == "traces" and k % every == 0:
+                req = ExportTraceServiceRequest.FromString(body)
+                trace_ids.append(req.resource_spans[0].scope_spans[0].spans[0].trace_id.hex())
+            d = decode(body)
+            stored += d.items
+            for table, _, block in d.blocks:
+                pending.setdefault(table, []).append(block)
+            if k % REQUESTS_PER_INSERT == REQUESTS_PER_INSERT - 1 or k == requests - 1:
+                futures += [pool.submit(insert, t, b) for t, b in pending.items()]
+                pending = {}
+                # At most a few inserts in flight: memory stays bounded, ClickHouse keeps up.
+                while len([f for f in futures if not f.done()]) > 2:
+                    time.sleep(0.005)
+        for f in futures:
+            f.result()
+    return stored
+
+
+def _load(client: Any, db: str, now_ns: int, scale: float, seed: int) -> dict[str, Any]:
     start = now_ns - HOURS * 3600 * NS
-    # Traces: a root in one service, children in the next ones.
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName",
-        "ResourceAttributes", "SpanAttributes", "Duration", "StatusCode")}
-    trace_ids = []
-    for t in range(TRACES):
-        tid = rnd.randbytes(16)
-        trace_ids.append(tid.hex())
-        ts = start + rnd.randrange(HOURS * 3600 * NS)
-        parent = b"\0" * 8
-        for s in range(SPANS_PER_TRACE):
-            sid = rnd.randbytes(8)
-            svc = SERVICES[s % len(SERVICES)]
-            cols["Timestamp"].append(ts + s * 1_000_000)
-            cols["TraceId"].append(tid)
-            cols["SpanId"].append(sid)
-            cols["ParentSpanId"].append(parent)
-            cols["SpanName"].append(f"op-{s % 4}")
-            cols["SpanKind"].append("SERVER" if s == 0 else "CLIENT")
-            cols["ServiceName"].append(svc)
-            cols["ResourceAttributes"].append({"service.name": svc, "host.name": f"h{t % 10}"})
-            cols["SpanAttributes"].append({"http.route": f"/r{s}", "user.id": str(t % 100)})
-            cols["Duration"].append(rnd.randrange(100_000, 500_000_000))
-            cols["StatusCode"].append("ERROR" if rnd.random() < 0.02 else "UNSET")
-            parent = sid
-    client.insert("otel_traces", list(cols.values()), column_names=list(cols), database=db, column_oriented=True)
-    # Logs.
-    lcols: dict[str, list[Any]] = {k: [] for k in (
-        "Timestamp", "SeverityText", "SeverityNumber", "ServiceName", "Body", "ResourceAttributes")}
-    sev = [("INFO", 9), ("WARN", 13), ("ERROR", 17), ("DEBUG", 5)]
-    for i in range(LOGS):
-        s_text, s_num = sev[i % 4]
-        svc = SERVICES[i % len(SERVICES)]
-        lcols["Timestamp"].append(start + rnd.randrange(HOURS * 3600 * NS))
-        lcols["SeverityText"].append(s_text)
-        lcols["SeverityNumber"].append(s_num)
-        lcols["ServiceName"].append(svc)
-        lcols["Body"].append(f"request {i} user={i % 997} status={200 if i % 13 else 500} took={i % 300}ms")
-        lcols["ResourceAttributes"].append({"service.name": svc})
-    client.insert("otel_logs", list(lcols.values()), column_names=list(lcols), database=db, column_oriented=True)
-    # Metrics: a gauge, a cumulative counter and a cumulative histogram, SERIES_PER_METRIC series each.
-    mcols: dict[str, list[Any]] = {k: [] for k in (
-        "TimeUnix", "StartTimeUnix", "MetricName", "MetricUnit", "MetricType", "AggregationTemporality",
-        "IsMonotonic", "ServiceName", "ResourceAttributes", "Attributes", "Value", "Count", "Sum", "BucketCounts",
-        "ExplicitBounds")}
-    points = HOURS * 3600 // SCRAPE_S
-    bounds = [5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0]
-    for series in range(SERIES_PER_METRIC):
-        svc = SERVICES[series % len(SERVICES)]
-        attrs = {"route": f"/r{series}"}
-        res = {"service.name": svc}
-        buckets = [0] * (len(bounds) + 1)
-        for i in range(points):
-            ts = start + i * SCRAPE_S * NS
-            for b in range(len(buckets)):
-                buckets[b] += rnd.randrange(0, 5)
-            for name, unit, mtype, temp, mono, value, count, total, bc, eb in (
-                ("system.memory.usage", "By", "Gauge", "Unspecified", False, float(rnd.randrange(1 << 20)), 0, None, [], []),
-                ("http.server.requests", "{request}", "Sum", "Cumulative", True, float(i * 10 + series), 0, None, [], []),
-                ("http.server.duration", "ms", "Histogram", "Cumulative", False, 0.0, sum(buckets),
-                 float(sum(buckets) * 40), list(buckets), bounds),
-            ):
-                for k, v in zip(mcols, (ts, start, name, unit, mtype, temp, mono, svc, res, attrs, value, count, total,
-                                        bc, eb)):
-                    mcols[k].append(v)
-    client.insert("otel_metrics", list(mcols.values()), column_names=list(mcols), database=db, column_oriented=True)
-    return {"start": start, "trace_ids": trace_ids}
+    trace_ids: list[str] = []
+    counts = {}
+    for i, (signal, n) in enumerate(FULL.items()):
+        t0 = time.perf_counter()
+        counts[signal] = _load_signal(client, db, signal, int(n * scale), start, seed + i, trace_ids)
+        print(f"loaded {counts[signal]:,} {signal} over {HOURS} h in {time.perf_counter() - t0:.1f} s", flush=True)
+    scrapes = max(1, counts["metrics"] // loadgen.ITEMS_PER_REQUEST)
+    return {"start": start, "trace_ids": trace_ids, "counts": counts, "scrape_s": HOURS * 3600 * TEMPLATES // scrapes}
 
 
-def _queries(data: dict[str, Any], now_ns: int) -> dict[str, tuple[str, str, dict[str, Any]]]:
+def _prom_names(http: httpx.Client) -> dict[str, str]:
+    """The Prometheus names the query service gives the generator's metrics (found, not assumed)."""
+    names = http.get("/api/v1/label/__name__/values").json()["data"]
+    pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
+    return {"counter": pick("http_server_requests"), "bucket": pick("http_server_duration", "_bucket"),
+            "gauge": pick("process_cpu_utilization")}
+
+
+def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """query type -> (method, path, params or JSON body)."""
     end_s = now_ns / NS
     hour = {"start": end_s - 3600, "end": end_s}
     day = {"start": data["start"] / NS, "end": end_s}
-    rnd = random.Random(3)
+    day_ns = {"start": str(data["start"]), "end": str(now_ns)}
+    c, b, g = prom["counter"], prom["bucket"], prom["gauge"]
+    # rate() needs two points of a series in its window: at a small --scale they are hours apart.
+    w = f"{max(300, 3 * data['scrape_s'])}s"
+    w1 = f"{max(60, 3 * data['scrape_s'])}s"
     return {
-        "prom_instant_rate": ("GET", "/api/v1/query", {"query": "sum by (service_name) (rate(http_server_requests_total[5m]))", "time": end_s}),
-        "prom_range_1h_15s": ("GET", "/api/v1/query_range", {"query": "rate(http_server_requests_total[1m])", **hour, "step": "15"}),
-        "prom_range_12h_5m": ("GET", "/api/v1/query_range", {"query": "sum(rate(http_server_requests_total[5m]))", **day, "step": "300"}),
-        "prom_histogram_quantile_12h": ("GET", "/api/v1/query_range", {"query": "histogram_quantile(0.99, sum by (le) (rate(http_server_duration_milliseconds_bucket[5m])))", **day, "step": "300"}),
+        "prom_instant_rate": ("GET", "/api/v1/query", {"query": f"sum by (service_name) (rate({c}[{w}]))", "time": end_s}),
+        "prom_range_1h_15s": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}{{instance=\"7\"}}[{w1}]))", **hour, "step": "15"}),
+        "prom_range_24h_5m": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}[{w}]))", **day, "step": "300"}),
+        "prom_gauge_avg_24h_1m": ("GET", "/api/v1/query_range", {"query": f"avg({g})", **day, "step": "60"}),
+        "prom_histogram_quantile_24h": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "300"}),
         "prom_labels": ("GET", "/api/v1/labels", hour),
         "jaeger_trace_by_id": ("GET", "/api/traces/{id}", {}),
-        "jaeger_search": ("GET", "/api/traces", {"service": "checkout", "start": int((now_ns - 12 * 3600 * NS) / 1000), "end": int(now_ns / 1000), "limit": 20}),
-        "jaeger_dependencies": ("GET", "/api/dependencies", {"endTs": int(now_ns / 1e6), "lookback": 12 * 3600 * 1000}),
-        "loki_line_filter": ("GET", "/loki/api/v1/query_range", {"query": '{service_name="frontend"} |= "status=500"', "start": str(now_ns - 12 * 3600 * NS), "end": str(now_ns), "limit": 100}),
-        "loki_count_by_level": ("GET", "/loki/api/v1/query_range", {"query": 'sum by (level) (count_over_time({service_name=~".+"}[5m]))', "start": str(now_ns - 12 * 3600 * NS), "end": str(now_ns), "step": "300s"}),
-        "api_logs": ("POST", "/api/v1/logs", {"service_name": "payments", "severity": "ERROR", "search_text": "status=500", "start_time": data["start"], "end_time": now_ns}),
-        "api_metrics_p99": ("POST", "/api/v1/metrics", {"metric_name": "system.memory.usage", "aggregation": "p99", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
+        "jaeger_search_24h": ("GET", "/api/traces", {"service": "checkout", "start": int(data["start"] / 1000), "end": int(now_ns / 1000), "limit": 20}),
+        "jaeger_search_1h_tags": ("GET", "/api/traces", {"service": "cart", "tags": json.dumps({"http.status_code": "500"}), "start": int((now_ns - 3600 * NS) / 1000), "end": int(now_ns / 1000), "limit": 20}),
+        "jaeger_dependencies": ("GET", "/api/dependencies", {"endTs": int(now_ns / 1e6), "lookback": HOURS * 3600 * 1000}),
+        "loki_line_filter_24h": ("GET", "/loki/api/v1/query_range", {"query": '{service_name="checkout"} |= "payment authorized"', **day_ns, "limit": 100}),
+        "loki_count_by_level_24h": ("GET", "/loki/api/v1/query_range", {"query": 'sum by (level) (count_over_time({service_name=~".+"}[5m]))', **day_ns, "step": "300s"}),
+        "api_traces_24h": ("POST", "/api/v1/traces", {"service_name": "payment", "min_duration": "40ms", "start_time": data["start"], "end_time": now_ns, "limit": 20}),
+        "api_trace_by_id": ("POST", "/api/v1/traces", {"trace_id": "{id}"}),
+        "api_logs_24h": ("POST", "/api/v1/logs", {"service_name": "cart", "severity": "ERROR", "search_text": "slow query", "start_time": data["start"], "end_time": now_ns}),
+        "api_metrics_p99_24h": ("POST", "/api/v1/metrics", {"metric_name": "process.cpu.utilization", "aggregation": "p99", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
+        "api_metrics_rate_24h": ("POST", "/api/v1/metrics", {"metric_name": "http.server.requests", "aggregation": "rate", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
         "api_services_stats": ("GET", "/api/v1/services/stats", {}),
-        "_trace_ids": ("", "", {"ids": [rnd.choice(data["trace_ids"]) for _ in range(1000)]}),
     }
+
+
+SERVE_QUERY_APP = """
+import uvicorn
+from otelingest import config
+from otelingest.query.app import create_app
+cfg = config.load(None)
+uvicorn.run(create_app(cfg), host="127.0.0.1", port=cfg.query.port, log_level="warning", loop="uvloop")
+"""
 
 
 @contextlib.contextmanager
 def _environment() -> Iterator[tuple[str, Any, str]]:
-    import uvicorn
+    """Embedded ClickHouse, the schema, and the query app in its own process (uvicorn), as in production."""
+    import os
+    import subprocess
+    import sys
 
     from otelingest import config as config_mod, schema
     from otelingest.clickhouse.client import connect
     from otelingest.clickhouse.embedded import EmbeddedClickHouse
     from otelingest.config import ClickHouseConfig
-    from otelingest.query.app import create_app
 
     with tempfile.TemporaryDirectory(prefix="otelingest-bench-query-") as tmp:
         ch = EmbeddedClickHouse(Path(tmp) / "ch", http_port=_free_port(), tcp_port=_free_port())
         ch.start()
         try:
             ch.wait_ready(timeout=120)
-            cfg = config_mod.load(None, overrides={
-                "data_dir": tmp, "clickhouse": {"url": ch.url, "database": "bench", "pool_min": 2, "pool_max": 8},
-                "query": {"port": _free_port(), "cache_ttl_s": 0},
-            }, environ={})
+            port = _free_port()
+            env = {"OTELINGEST_DATA_DIR": tmp, "OTELINGEST_CLICKHOUSE_URL": ch.url,
+                   "OTELINGEST_CLICKHOUSE_DATABASE": "bench", "OTELINGEST_CLICKHOUSE_POOL_MIN": "2",
+                   "OTELINGEST_CLICKHOUSE_POOL_MAX": "8", "OTELINGEST_QUERY_PORT": str(port),
+                   "OTELINGEST_QUERY_CACHE_TTL_S": "0"}
+            cfg = config_mod.load(None, environ=env)
             schema.migrate(cfg)
             client = connect(ClickHouseConfig(url=ch.url), with_database=False)
-            server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=cfg.query.port,
-                                                   log_level="warning", loop="uvloop"))
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
-            while not server.started:
-                time.sleep(0.05)
+            app = subprocess.Popen([sys.executable, "-c", SERVE_QUERY_APP], env={**os.environ, **env})
             try:
-                yield f"http://127.0.0.1:{cfg.query.port}", client, "bench"
+                deadline = time.monotonic() + 60
+                while True:
+                    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                        break
+                    if app.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"query app did not start (exit {app.poll()})")
+                    time.sleep(0.1)
+                yield f"http://127.0.0.1:{port}", client, "bench"
             finally:
-                server.should_exit = True
-                thread.join(timeout=10)
+                app.terminate()
+                app.wait(10)
                 client.close()
         finally:
             ch.stop()
@@ -176,36 +194,50 @@ def _percentile(xs: list[float], q: float) -> float:
 
 
 def main(args: Any) -> int:
-    duration = float(getattr(args, "duration", 3.0))
-    results: dict[str, dict[str, float]] = {}
+    duration = float(getattr(args, "duration", None) or 3.0)
+    scale = float(getattr(args, "scale", None) or 1.0)
+    seed = getattr(args, "seed", None) or SEED
+    results: dict[str, Any] = {}
     with _environment() as (url, client, db):
         now_ns = time.time_ns()
         t0 = time.perf_counter()
-        data = _load(client, db, now_ns)
-        print(f"loaded {TRACES * SPANS_PER_TRACE} spans, {LOGS} logs, "
-              f"{3 * SERIES_PER_METRIC * HOURS * 3600 // SCRAPE_S} metric points in {time.perf_counter() - t0:.1f}s")
-        queries = _queries(data, now_ns)
-        ids = queries.pop("_trace_ids")[2]["ids"]
-        with httpx.Client(base_url=url, timeout=60) as http:
+        data = _load(client, db, now_ns, scale, seed)
+        load_s = time.perf_counter() - t0
+        results["_dataset"] = {"hours": HOURS, "scale": scale, **data["counts"], "load_seconds": round(load_s, 1)}
+        ids = data["trace_ids"]
+        rnd = random.Random(seed)
+        rnd.shuffle(ids)
+        with httpx.Client(base_url=url, timeout=120) as http:
+            queries = _queries(data, now_ns, _prom_names(http))
             for name, (method, path, params) in queries.items():
                 lat: list[float] = []
                 deadline = time.perf_counter() + duration
                 i = 0
-                while time.perf_counter() < deadline or len(lat) < 5:
-                    p = path.replace("{id}", ids[i % len(ids)])
+                error = None
+                while error is None and (time.perf_counter() < deadline or len(lat) < 5):
+                    tid = ids[i % len(ids)]
+                    p = path.replace("{id}", tid)
+                    body = {k: (tid if v == "{id}" else v) for k, v in params.items()}
                     i += 1
                     t = time.perf_counter()
-                    r = http.post(p, json=params) if method == "POST" else http.get(p, params=params)
+                    r = http.post(p, json=body) if method == "POST" else http.get(p, params=params)
                     lat.append(time.perf_counter() - t)
                     if r.status_code != 200:
-                        raise SystemExit(f"{name}: HTTP {r.status_code}: {r.text[:300]}")
+                        error = f"HTTP {r.status_code}: {r.text[:300]}"
+                if error is not None:
+                    # Reported, not fatal: the other query types still get measured.
+                    results[name] = {"error": error, "seconds": round(lat[-1], 2)}
+                    print(f"{name:32s} FAILED after {lat[-1] * 1000:.0f} ms: {error}", flush=True)
+                    continue
                 results[name] = {
-                    "n": len(lat), "p50_ms": 1000 * statistics.median(lat),
-                    "p95_ms": 1000 * _percentile(lat, 0.95), "p99_ms": 1000 * _percentile(lat, 0.99),
+                    "n": len(lat), "p50_ms": round(1000 * statistics.median(lat), 1),
+                    "p95_ms": round(1000 * _percentile(lat, 0.95), 1), "p99_ms": round(1000 * _percentile(lat, 0.99), 1),
+                    "response_bytes": len(r.content),
                 }
                 row = results[name]
                 print(f"{name:32s} n={row['n']:5d}  p50={row['p50_ms']:8.1f} ms  p95={row['p95_ms']:8.1f} ms  "
-                      f"p99={row['p99_ms']:8.1f} ms")
+                      f"p99={row['p99_ms']:8.1f} ms  ({row['response_bytes']:,} B)", flush=True)
     if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(results, indent=2))
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -228,10 +228,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
-    p.add_argument("bench", choices=["native", "query"],
-                   help="native: decode+encode throughput vs a Python baseline; query: query API latency per query type")
-    p.add_argument("--duration", type=float, default=3.0, metavar="S", help="seconds per measurement (default 3)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("bench", choices=["ingest", "native", "query"],
+                   help="ingest: otelingest serve end to end under load vs a Python pipeline; native: decode+encode "
+                        "throughput vs a Python baseline; query: query API latency per query type")
+    p.add_argument("--duration", type=float, metavar="S",
+                   help="seconds measured (ingest: 60 after the warm-up; native/query: 3 per measurement)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON (ingest: default bench-ingest.json, "
+                                                  "and a PNG beside it)")
+    p.add_argument("--seed", type=int, metavar="N", help="payload generator seed (default: the fixed bench seed)")
+    g = p.add_argument_group("ingest")
+    g.add_argument("--rate", type=float, metavar="N", help="target items/s, open loop (default 100000; 0 = closed loop)")
+    g.add_argument("--warmup", type=float, default=5.0, metavar="S", help="seconds of load before measuring (default 5)")
+    g.add_argument("--connections", type=int, default=8, metavar="N", help="connections per sender process (default 8)")
+    g.add_argument("--senders", type=int, default=1, metavar="N", help="sender processes (default 1)")
+    g.add_argument("--transport", choices=["grpc", "http", "both"], default="both",
+                   help="OTLP transport; both = half the connections each (default)")
+    g.add_argument("--mix", metavar="SIGNAL:W,...", help="signals and weights, e.g. traces:2,logs:1,metrics:1 "
+                                                         "(default traces)")
+    g.add_argument("--receivers", type=int, default=2, metavar="N", help="daemon receiver processes (default 2)")
+    g.add_argument("--writers", type=int, default=1, metavar="N", help="daemon writer processes (default 1)")
+    g.add_argument("--baseline-seconds", type=float, default=15.0, metavar="S",
+                   help="seconds of the Python baseline pipeline (default 15)")
+    g.add_argument("--sample-rows", type=int, default=2_000_000, metavar="N",
+                   help="spans copied into both schemas for the storage comparison (default 2000000)")
+    g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="daemon config knob, passed as OTELINGEST_SECTION_KEY (e.g. writer.batch_max_items=50000)")
+    g.add_argument("--profile", action="store_true", help="py-spy the receivers and writers during the run")
+    g.add_argument("--keep", action="store_true", help="keep the daemon's temporary data dir")
+    g = p.add_argument_group("query")
+    g.add_argument("--scale", type=float, default=1.0, metavar="F",
+                   help="fraction of the full dataset (10M spans, 10M logs, 5M points over 24 h) to load (default 1)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -1,0 +1,613 @@
+"""OTLP load generator: pre-encoded realistic requests over gRPC and HTTP, open or closed loop.
+
+Cheap for the sender by construction: each sender process builds a few templates per signal with
+:mod:`bench.payloads` (protobuf, a few hundred items each) and records the byte offsets of every
+trace id and every nanosecond timestamp in them. A send copies a template and patches, with numpy,
+the first 8 bytes of every trace id (sender index and a per-process sequence number: ids never
+repeat across sends) and shifts every timestamp so the request's first item is "now". No SDK, no
+protobuf encoding in the hot path: HTTP is raw HTTP/1.1 keep-alive on asyncio (uvloop) streams, gRPC
+is grpc.aio with generic raw-bytes unary calls.
+
+Pacing: open loop at a target rate (items/s split evenly across processes and connections; a
+connection that falls behind sends at once and the report shows the shortfall) or closed loop
+(every connection sends back to back: the maximum sustainable rate). Refusals (HTTP 429/503 with
+Retry-After, gRPC RESOURCE_EXHAUSTED/UNAVAILABLE with a RetryInfo trailer) are counted and the same
+request is retried after the hinted delay, as an OTLP exporter does.
+
+Each process reports every :data:`REPORT_S` seconds to the parent, which prints a progress line
+and keeps a per-second timeline (rate, latency percentiles, refusals) for the report and plot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import queue
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .payloads import SEED, Generator
+
+REPORT_S = 0.5
+TEMPLATES_PER_SIGNAL = 32
+ITEMS_PER_REQUEST = 500
+REQUEST_TIMEOUT_S = 30.0
+MAX_RETRY_S = 5.0
+# A connection this far behind its schedule stops trying to catch up (the shortfall shows as rate).
+MAX_LAG_S = 1.0
+
+SIGNALS = {
+    # signal: (HTTP path, gRPC method)
+    "traces": ("/v1/traces", "/opentelemetry.proto.collector.trace.v1.TraceService/Export"),
+    "logs": ("/v1/logs", "/opentelemetry.proto.collector.logs.v1.LogsService/Export"),
+    "metrics": ("/v1/metrics", "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"),
+}
+
+
+# --- templates -------------------------------------------------------------------------------------
+
+@dataclass
+class Template:
+    signal: str
+    body: bytes
+    items: int
+    ts_index: np.ndarray  # (n, 8) byte positions of each fixed64 timestamp
+    ts_values: np.ndarray  # (n,) int64 original values
+    ts_base: int  # earliest item time: shifted to "now" per send
+    id_index: np.ndarray  # (m, 16) byte positions of each trace id occurrence
+    id_trace: np.ndarray  # (m,) which trace (0..traces-1) each occurrence belongs to
+    span_index: np.ndarray  # (k, 8) byte positions of each span id occurrence (span, parent, log record)
+    span_trace: np.ndarray  # (k,) the trace of each span id occurrence
+    span_values: np.ndarray  # (k,) uint64 original span ids
+    traces: int
+
+
+def _offsets(body: bytes, needle: bytes) -> list[int]:
+    out, i = [], body.find(needle)
+    while i >= 0:
+        out.append(i)
+        i = body.find(needle, i + len(needle))
+    return out
+
+
+def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[bytes, set[bytes]]]:
+    """Every timestamp value, the earliest item time (span start, log time, point time: not a counter's
+    start time), and trace id -> the span ids that belong to it (spans, parents, log records)."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    ts: set[int] = set()
+    first: list[int] = []
+    ids: dict[bytes, set[bytes]] = {}
+    if signal == "traces":
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    ts.update((s.start_time_unix_nano, s.end_time_unix_nano))
+                    first.append(s.start_time_unix_nano)
+                    ts.update(e.time_unix_nano for e in s.events)
+                    ids.setdefault(s.trace_id, set()).add(s.span_id)
+    elif signal == "logs":
+        for rl in ExportLogsServiceRequest.FromString(body).resource_logs:
+            for sl in rl.scope_logs:
+                for r in sl.log_records:
+                    ts.update((r.time_unix_nano, r.observed_time_unix_nano))
+                    first.append(r.time_unix_nano)
+                    ids.setdefault(r.trace_id, set()).add(r.span_id)
+    else:
+        for rm in ExportMetricsServiceRequest.FromString(body).resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    for p in getattr(m, m.WhichOneof("data")).data_points:
+                        ts.update((p.time_unix_nano, p.start_time_unix_nano))
+                        first.append(p.time_unix_nano)
+    ts.discard(0)
+    ids.pop(b"", None)
+    return ts, min(first, default=0), ids
+
+
+def make_template(signal: str, body: bytes, items: int) -> Template:
+    """Find the patch points by value: nanosecond timestamps and random ids do not occur by chance."""
+    ts, first, ids = _timestamps_and_ids(signal, body)
+    ts_pos: list[int] = []
+    ts_val: list[int] = []
+    for v in sorted(ts):
+        for off in _offsets(body, v.to_bytes(8, "little")):
+            ts_pos.append(off)
+            ts_val.append(v)
+    id_pos, id_trace, span_pos, span_trace, span_val = [], [], [], [], []
+    for n, (tid, spans) in enumerate(ids.items()):
+        for off in _offsets(body, tid):
+            id_pos.append(off)
+            id_trace.append(n)
+        for sid in spans:
+            for off in _offsets(body, sid):
+                span_pos.append(off)
+                span_trace.append(n)
+                span_val.append(int.from_bytes(sid, "little"))
+    r8, r16 = np.arange(8, dtype=np.int64), np.arange(16, dtype=np.int64)
+    return Template(
+        signal, body, items,
+        ts_index=np.asarray(ts_pos, dtype=np.int64).reshape(-1, 1) + r8,
+        ts_values=np.asarray(ts_val, dtype=np.int64),
+        ts_base=first,
+        id_index=np.asarray(id_pos, dtype=np.int64).reshape(-1, 1) + r16,
+        id_trace=np.asarray(id_trace, dtype=np.int64),
+        span_index=np.asarray(span_pos, dtype=np.int64).reshape(-1, 1) + r8,
+        span_trace=np.asarray(span_trace, dtype=np.int64),
+        span_values=np.asarray(span_val, dtype=np.uint64),
+        traces=len(ids),
+    )
+
+
+def build_templates(signal: str, n: int = TEMPLATES_PER_SIGNAL, seed: int = SEED) -> list[Template]:
+    g = Generator(seed)
+    out = []
+    for _ in range(n):
+        p = g.traces(ITEMS_PER_REQUEST) if signal == "traces" else (
+            g.logs(ITEMS_PER_REQUEST) if signal == "logs" else g.metrics(ITEMS_PER_REQUEST // 5))
+        out.append(make_template(signal, p.body, p.items))
+    return out
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """A bijection of uint64 (splitmix64's finalizer): distinct inputs give distinct, random-looking outputs."""
+    x = x * _GOLDEN
+    x ^= x >> np.uint64(31)
+    x = x * _MIX
+    x ^= x >> np.uint64(29)
+    return x
+
+
+class Patcher:
+    """Fresh ids, current timestamps and jittered durations for every send of a template.
+
+    Trace ids: 8 bytes from a bijection of (sender, send number, trace in request), so they never repeat,
+    and 8 more derived from them; span ids: the template's XOR a per-trace key, so parent links hold.
+    """
+
+    def __init__(self, sender: int, seed: int = SEED) -> None:
+        self.sender = sender
+        self.seq = 0
+        self.rng = np.random.default_rng(seed + sender)
+
+    def render(self, t: Template, now_ns: int | None = None) -> bytes:
+        self.seq += 1
+        buf = bytearray(t.body)
+        arr = np.frombuffer(buf, dtype=np.uint8)
+        if len(t.ts_values):
+            delta = (now_ns or time.time_ns()) - t.ts_base
+            jitter = self.rng.integers(0, 20_000, len(t.ts_values))  # < the shortest span (50 us)
+            arr[t.ts_index] = (t.ts_values + delta + jitter).view(np.uint8).reshape(-1, 8)
+        if t.traces:
+            base = np.uint64((self.sender & 0xFFFF) << 48 | (self.seq & 0xFFFF_FFFF) << 16)
+            with np.errstate(over="ignore"):
+                keys = _mix64(base + np.arange(t.traces, dtype=np.uint64))
+                hi = _mix64(keys ^ _MIX)
+            ids = np.stack([keys, hi], axis=1)[t.id_trace]
+            arr[t.id_index] = ids.view(np.uint8).reshape(-1, 16)
+            if len(t.span_values):
+                arr[t.span_index] = (t.span_values ^ hi[t.span_trace]).view(np.uint8).reshape(-1, 8)
+        return bytes(buf)
+
+
+# --- senders ---------------------------------------------------------------------------------------
+
+@dataclass
+class LoadSpec:
+    host: str = "127.0.0.1"
+    http_port: int | None = None
+    grpc_port: int | None = None
+    rate: float | None = 100_000  # items/s over all processes; None = closed loop
+    duration: float = 60.0
+    warmup: float = 5.0
+    connections: int = 8  # per process
+    processes: int = 1
+    mix: dict[str, int] = field(default_factory=lambda: {"traces": 1})
+    transport: str = "both"  # grpc | http | both
+    seed: int = SEED
+
+
+class Refused(Exception):
+    def __init__(self, retry_s: float) -> None:
+        self.retry_s = retry_s
+
+
+class HttpConn:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self, path: str, body: bytes) -> None:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/x-protobuf\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            self.writer.write(head)
+            self.writer.write(body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            lines = raw.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
+            n = int(headers.get("content-length", "0"))
+            if n:
+                await self.reader.readexactly(n)
+            if headers.get("connection", "").lower() == "close":
+                self.close()
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            raise
+        if status in (429, 503):
+            raise Refused(float(headers.get("retry-after", "1")))
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _retry_info_s(trailers: Any) -> float:
+    """Seconds from a google.rpc.RetryInfo trailer (Duration seconds, field 1 of field 1), else 1."""
+    for key, value in trailers or ():
+        if key == "google.rpc.retryinfo-bin" and isinstance(value, bytes) and len(value) >= 4 and value[2] == 0x08:
+            secs, shift = 0, 0
+            for b in value[3:]:
+                secs |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    return float(secs)
+    return 1.0
+
+
+class GrpcConn:
+    def __init__(self, host: str, port: int) -> None:
+        import grpc
+
+        self.grpc = grpc
+        # A local subchannel pool: each GrpcConn is its own TCP connection (SO_REUSEPORT spreads them).
+        self.channel = grpc.aio.insecure_channel(f"{host}:{port}", options=[
+            ("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 64 << 20)])
+        self.calls = {s: self.channel.unary_unary(m, request_serializer=None, response_deserializer=None)
+                      for s, (_, m) in SIGNALS.items()}
+
+    async def send(self, signal: str, body: bytes) -> None:
+        try:
+            await self.calls[signal](body, timeout=REQUEST_TIMEOUT_S)
+        except self.grpc.aio.AioRpcError as e:
+            if e.code() in (self.grpc.StatusCode.RESOURCE_EXHAUSTED, self.grpc.StatusCode.UNAVAILABLE):
+                raise Refused(_retry_info_s(e.trailing_metadata())) from None
+            raise RuntimeError(f"gRPC {e.code().name}") from None
+
+    def close(self) -> None:
+        pass
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.items: dict[str, int] = {}
+        self.requests = 0
+        self.refusals = 0
+        self.errors = 0
+        self.latencies: list[float] = []
+        self.lag = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        out = {"items": self.items, "requests": self.requests, "refusals": self.refusals, "errors": self.errors,
+               "latencies": self.latencies, "lag": self.lag}
+        self.reset()
+        return out
+
+
+async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[str, list[Template]],
+                      order: list[str], patcher: Patcher, stats: Stats, interval: float | None,
+                      start: float, stop_at: float, offset: int) -> None:
+    loop = asyncio.get_running_loop()
+    next_t = start
+    k = offset
+    while True:
+        now = loop.time()
+        if now >= stop_at:
+            break
+        if interval is not None:
+            if next_t > now:
+                await asyncio.sleep(next_t - now)
+            elif now - next_t > MAX_LAG_S:
+                stats.lag += now - next_t
+                next_t = now
+            next_t += interval
+        signal = order[k % len(order)]
+        t = templates[signal][k // len(order) % len(templates[signal])]
+        k += 1
+        body = patcher.render(t)
+        while True:
+            sent = time.perf_counter()  # uvloop's loop.time() has millisecond resolution
+            try:
+                if is_grpc:
+                    await conn.send(signal, body)
+                else:
+                    await conn.send(SIGNALS[signal][0], body)
+            except Refused as r:
+                stats.refusals += 1
+                if loop.time() + r.retry_s >= stop_at:
+                    break  # the run is over: this request is abandoned, never counted as accepted
+                await asyncio.sleep(min(r.retry_s, MAX_RETRY_S))
+                continue
+            except Exception:
+                stats.errors += 1
+                await asyncio.sleep(0.1)
+                break
+            stats.latencies.append((time.perf_counter() - sent) * 1000)
+            stats.requests += 1
+            stats.items[signal] = stats.items.get(signal, 0) + t.items
+            break
+    conn.close()
+
+
+async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
+    templates = {s: build_templates(s, seed=spec.seed + 1000 * index + i) for i, s in enumerate(spec.mix)}
+    order = [s for s, w in spec.mix.items() for _ in range(w)]
+    patcher = Patcher(index, spec.seed)
+    stats = Stats()
+    kinds = ["grpc"] * spec.connections if spec.transport == "grpc" else (
+        ["http"] * spec.connections if spec.transport == "http" else
+        ["grpc" if i % 2 else "http" for i in range(spec.connections)])
+    conns = [GrpcConn(spec.host, spec.grpc_port) if k == "grpc" else HttpConn(spec.host, spec.http_port)  # type: ignore[arg-type]
+             for k in kinds]
+    out.put(("ready", index, None))
+    loop = asyncio.get_running_loop()
+    # All processes start together at the wall-clock time the parent sets once every one is ready.
+    while go.value == 0.0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(max(0.0, go.value - time.time()))
+    start = loop.time()
+    stop_at = start + spec.warmup + spec.duration
+    interval = None
+    if spec.rate:
+        per_conn = spec.rate / spec.processes / spec.connections
+        interval = ITEMS_PER_REQUEST / per_conn
+    tasks = [asyncio.create_task(_connection(spec, c, k == "grpc", templates, order, patcher, stats, interval,
+                                             start + (interval or 0) * i / len(conns), stop_at, i))
+             for i, (c, k) in enumerate(zip(conns, kinds))]
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(REPORT_S)
+            out.put(("stats", index, stats.snapshot()))
+
+    reporter = asyncio.create_task(report())
+    await asyncio.gather(*tasks)
+    reporter.cancel()
+    out.put(("stats", index, stats.snapshot()))
+    for c in conns:
+        if isinstance(c, GrpcConn):
+            await c.channel.close()
+    out.put(("done", index, None))
+
+
+def _sender_entry(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        pass
+    asyncio.run(_sender_main(spec, index, out, go))
+
+
+# --- the parent: aggregation, progress, summary ---------------------------------------------------
+
+@dataclass
+class LoadResult:
+    spec: LoadSpec
+    accepted: dict[str, int]  # items accepted over the whole run (warm-up included): the loss baseline
+    measured: dict[str, int]  # items accepted after the warm-up
+    seconds: float  # measurement window
+    requests: int
+    refusals: int
+    errors: int
+    lag_s: float
+    latencies_ms: list[float]  # after warm-up
+    timeline: list[dict[str, float]]  # per second: t, items_per_s, p50_ms, p99_ms, refusals
+    started_at: float = 0.0  # wall-clock time the senders started (timeline t = 0)
+
+    @property
+    def items_per_s(self) -> float:
+        return sum(self.measured.values()) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "items_per_s": round(self.items_per_s),
+            "accepted": dict(self.accepted),
+            "requests": self.requests, "refusals": self.refusals, "errors": self.errors,
+            "schedule_lag_s": round(self.lag_s, 2),
+            "p50_ms": round(self.percentile(50), 2), "p99_ms": round(self.percentile(99), 2),
+            "max_ms": round(max(self.latencies_ms, default=0.0), 2),
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
+
+
+def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadResult:
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    go = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_sender_entry, args=(spec, i, out, go), daemon=True) for i in range(spec.processes)]
+    for p in procs:
+        p.start()
+    ready = 0
+    while ready < spec.processes:
+        kind, _, _ = out.get(timeout=120)
+        ready += kind == "ready"
+    go_at = time.time() + 0.3
+    go.value = go_at
+    accepted: dict[str, int] = {}
+    measured: dict[str, int] = {}
+    requests = refusals = errors = 0
+    lag = 0.0
+    latencies: list[float] = []
+    timeline: list[dict[str, float]] = []
+    bucket: dict[str, Any] = {"items": 0, "lat": [], "refusals": 0}
+    bucket_end = go_at + 1.0
+    done = 0
+    printed = 0.0
+
+    def flush_bucket(t_end: float) -> None:
+        nonlocal bucket
+        lat = bucket["lat"]
+        timeline.append({"t": round(t_end - go_at, 2), "items_per_s": bucket["items"],
+                         "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
+                         "refusals": bucket["refusals"]})
+        bucket = {"items": 0, "lat": [], "refusals": 0}
+
+    while done < spec.processes:
+        try:
+            kind, _, data = out.get(timeout=1.0)
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs):
+                break
+            continue
+        now = time.time()
+        while now >= bucket_end:
+            flush_bucket(bucket_end)
+            bucket_end += 1.0
+            if progress and timeline and bucket_end - printed >= 1.0:
+                printed = bucket_end
+                row = timeline[-1]
+                phase = "warm-up" if row["t"] <= spec.warmup else "measure"
+                print(f"[{label}] t={row['t']:5.0f}s {phase:7} {row['items_per_s']:>9,.0f} items/s  "
+                      f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  refusals {row['refusals']}",
+                      flush=True)
+        if kind == "done":
+            done += 1
+            continue
+        if kind != "stats":
+            continue
+        n = sum(data["items"].values())
+        for s, v in data["items"].items():
+            accepted[s] = accepted.get(s, 0) + v
+        in_window = now - go_at > spec.warmup + REPORT_S / 2
+        if in_window:
+            for s, v in data["items"].items():
+                measured[s] = measured.get(s, 0) + v
+            latencies.extend(data["latencies"])
+        requests += data["requests"]
+        refusals += data["refusals"]
+        errors += data["errors"]
+        lag += data["lag"]
+        bucket["items"] += n
+        bucket["lat"].extend(data["latencies"])
+        bucket["refusals"] += data["refusals"]
+    if bucket["items"] or bucket["lat"]:
+        flush_bucket(bucket_end)
+    for p in procs:
+        p.join(10)
+    ended = time.time()
+    seconds = max(1e-9, min(ended, go_at + spec.warmup + spec.duration) - (go_at + spec.warmup))
+    return LoadResult(spec, accepted, measured, seconds, requests, refusals, errors, lag, latencies, timeline, go_at)
+
+
+# --- a null sink: the sender's own ceiling --------------------------------------------------------
+
+def _null_sink_process(http_port: int, grpc_port: int, ready: Any) -> None:
+    import grpc
+    import uvloop
+
+    uvloop.install()
+
+    class Proto(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.t = transport
+            self.buf = b""
+            self.need = -1
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while True:
+                if self.need < 0:
+                    i = self.buf.find(b"\r\n\r\n")
+                    if i < 0:
+                        return
+                    head = self.buf[:i].lower()
+                    j = head.find(b"content-length:")
+                    n = int(head[j + 15:].split(b"\r\n", 1)[0]) if j >= 0 else 0
+                    self.buf = self.buf[i + 4:]
+                    self.need = n
+                if len(self.buf) < self.need:
+                    return
+                self.buf = self.buf[self.need:]
+                self.need = -1
+                self.t.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n")
+
+    async def main() -> None:
+        server = grpc.aio.server()
+
+        async def export(request: bytes, context: Any) -> bytes:
+            return b""
+
+        for _, method in SIGNALS.values():
+            service = method.split("/")[1]
+            handler = grpc.method_handlers_generic_handler(service, {"Export": grpc.unary_unary_rpc_method_handler(export)})
+            server.add_generic_rpc_handlers((handler,))
+        server.add_insecure_port(f"127.0.0.1:{grpc_port}")
+        await server.start()
+        loop = asyncio.get_running_loop()
+        await loop.create_server(Proto, "127.0.0.1", http_port)
+        ready.set()
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def sender_ceiling(spec: LoadSpec, seconds: float = 5.0) -> float:
+    """Closed-loop items/s of ``spec``'s senders against a null sink in its own process."""
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    hp, gp = free_port(), free_port()
+    sink = ctx.Process(target=_null_sink_process, args=(hp, gp, ready), daemon=True)
+    sink.start()
+    try:
+        if not ready.wait(60):
+            raise RuntimeError("null sink did not start")
+        null = LoadSpec(host="127.0.0.1", http_port=hp, grpc_port=gp, rate=None, duration=seconds, warmup=1.0,
+                        connections=spec.connections, processes=spec.processes, mix=spec.mix,
+                        transport=spec.transport, seed=spec.seed)
+        return run(null, progress=False, label="null sink").items_per_s
+    finally:
+        sink.terminate()
+        sink.join(5)
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else 0.0

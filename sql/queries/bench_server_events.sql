@@ -1,0 +1,2 @@
+-- otelingest bench ingest: the server's cumulative profile counters (sampled before and after the run).
+SELECT event, value FROM system.events
