@@ -162,7 +162,7 @@ class QueryConfig(Section):
     host: str = "0.0.0.0"
     port: Port = DEFAULT_QUERY_PORT
     cache_ttl_s: NonNegativeInt = int(DEFAULT_QUERY_CACHE_TTL_S)
-    max_rows: PositiveInt = 100_000
+    max_rows: PositiveInt = 1_000_000
     timeout_s: PositiveFloat = 30.0
     # Bytes a single ClickHouse query may return before it fails (max_result_bytes).
     max_result_bytes: PositiveInt = 256 * MIB
