@@ -84,15 +84,22 @@ def _titles(pid: int) -> dict[str, int]:
     return out
 
 
-def test_serve_supervises_clickhouse(tmp_path):
+def _serve_command(tmp_path, *extra: str) -> tuple[list[str], dict[str, int], dict[str, str]]:
+    """`otelingest serve` on free ports with its data under tmp_path, and a clean environment."""
     ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")}
     cmd = [
         sys.executable, "-m", "otelingest", "serve", "--data-dir", str(tmp_path / "data"),
         "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]),
         "--query-port", str(ports["query"]), "--metrics-port", str(ports["metrics"]),
         "--clickhouse-http-port", str(ports["ch_http"]), "--clickhouse-tcp-port", str(ports["ch_tcp"]),
+        *extra,
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELINGEST_")}
+    return cmd, ports, env
+
+
+def test_serve_supervises_clickhouse(tmp_path):
+    cmd, ports, env = _serve_command(tmp_path)
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -134,15 +141,7 @@ def test_serve_supervises_clickhouse(tmp_path):
 
 def test_clickhouse_stops_when_the_supervisor_is_killed(tmp_path):
     """SIGKILL of the supervisor leaves no orphan holding the data directory and the ports."""
-    ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")}
-    cmd = [
-        sys.executable, "-m", "otelingest", "serve", "--data-dir", str(tmp_path / "data"),
-        "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]),
-        "--query-port", str(ports["query"]), "--metrics-port", str(ports["metrics"]),
-        "--clickhouse-http-port", str(ports["ch_http"]), "--clickhouse-tcp-port", str(ports["ch_tcp"]),
-        "--receivers", "1",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTELINGEST_")}
+    cmd, ports, env = _serve_command(tmp_path, "--receivers", "1")
     with open(tmp_path / "serve.log", "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
