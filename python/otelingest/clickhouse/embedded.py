@@ -177,7 +177,9 @@ def _stop_with_parent() -> None:
     """SIGTERM this server when the process that started it dies, even by SIGKILL.
 
     Otherwise an orphan keeps the data directory locked and the ports bound, and the next
-    supervisor's server cannot start. SIGTERM takes the clean path (EOF to the FIFO).
+    supervisor's server cannot start. SIGTERM takes the clean path (EOF to the FIFO). The kernel
+    ties this to the *thread* that spawned the server, so spawn it from a thread that outlives it
+    (the supervisor's and the CLI's main thread do).
     """
     parent = os.getppid()
     try:
