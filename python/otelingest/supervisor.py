@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 
 from . import schema
-from .clickhouse.client import base_url, connect
+from .clickhouse.client import base_url
 from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
 from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError, SchemaError, StorageError
@@ -572,20 +572,6 @@ def _module_exists(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:  # the parent package is missing
         return False
-
-
-def check_storage(cfg: Config) -> bool:
-    """True when ClickHouse answers and the schema is current (for the CLI and tests)."""
-    try:
-        client = connect(cfg.clickhouse, with_database=False)
-    except StorageError:
-        return False
-    try:
-        return schema.is_current(client, cfg)
-    finally:
-        client.close()
-
-
 
 
 _RING_NAME = re.compile(r"^r(\d+)-w(\d+)\.ring$")

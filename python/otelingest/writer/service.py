@@ -117,6 +117,7 @@ class WriterService:
         self.index = index
         self.pause = pause
         self.heartbeat = heartbeat
+        self._last_beat = 0.0
         self.pool = ThreadPoolExecutor(cfg.writer.insert_workers, thread_name_prefix="insert")
         self.open = OpenBatch(cfg.writer.batch_max_items, cfg.writer.batch_timeout_s)
         self.inflight: deque[InFlight] = deque()
@@ -275,16 +276,19 @@ class WriterService:
                 self._seal()
         return taken
 
+    def _beat(self) -> None:
+        """Heartbeat to the supervisor, at most every HEARTBEAT_S."""
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_S:
+            self.heartbeat(self.held_bytes)
+            self._last_beat = now
+
     def run(self, stop: threading.Event, drain: threading.Event | None = None) -> None:
         """Run until ``stop``; on ``drain`` take everything left in the rings, store it, then return."""
         self.replay()
         self.start_replayer()
-        last_beat = 0.0
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_S:
-                self.heartbeat(self.held_bytes)
-                last_beat = now
+            self._beat()
             if drain is not None and drain.is_set():
                 self.drain(stop)
                 return
@@ -302,12 +306,8 @@ class WriterService:
         budget = sum(int(r.pending_bytes) for r in self.rings)
         taking = True
         start = self.taken_bytes
-        last_beat = 0.0
         while not stop.is_set():
-            now = time.monotonic()
-            if now - last_beat >= HEARTBEAT_S:
-                self.heartbeat(self.held_bytes)
-                last_beat = now
+            self._beat()
             taken = self.step(draining=True, take=taking)
             if taking and taken == 0 and not self._peeked and all(r.pending_bytes == 0 for r in self.rings):
                 taking = False  # the rings are empty
