@@ -85,18 +85,25 @@ def test_flush_at_batch_max_items(migrated: Config, make_config: Any, tmp_path: 
     assert w.stats["batches"] == 5
 
 
-def test_replay_after_crash_stores_each_row_once(cfg: Config, tmp_path: Path) -> None:
-    """A writer dies after its INSERT but before releasing the ring: the next one must not double."""
-    client = connect(cfg.clickhouse)
-    ring = make_ring(tmp_path / "r0", 1 << 20)
-    for n in range(4):
+def store_then_kill(cfg: Config, client, ring, *, requests: int):
+    """Push ``requests`` log requests, store them as one batch, then stop the writer as if killed:
+    its INSERT is done but the ring is not released and its ledger entry stays."""
+    for n in range(requests):
         assert ring.try_push(records.encode([("otel_logs", 2, log_block(client, n * 2, 2))]))
     first = make_writer(cfg, [ring], threading.Event())
     first._fill()
     first._seal()
     for f in first.inflight[0].futures:
         f.result(timeout=60)
-    first.pool.shutdown()  # "killed": stored, never released, ledger entry still pending
+    first.pool.shutdown()
+    return first
+
+
+def test_replay_after_crash_stores_each_row_once(cfg: Config, tmp_path: Path) -> None:
+    """A writer dies after its INSERT but before releasing the ring: the next one must not double."""
+    client = connect(cfg.clickhouse)
+    ring = make_ring(tmp_path / "r0", 1 << 20)
+    store_then_kill(cfg, client, ring, requests=4)  # stored, never released, ledger entry still pending
     assert client.query("SELECT count() FROM otel_logs").result_rows == [(8,)]
     # Two more requests arrive before the replacement starts.
     for n in range(4, 6):
@@ -135,15 +142,8 @@ def test_batch_stored_but_not_released_is_skipped_not_reinserted(cfg: Config, tm
     """The writer died after marking a batch done, before releasing the ring."""
     client = connect(cfg.clickhouse)
     ring = make_ring(tmp_path / "r0", 1 << 20)
-    for n in range(3):
-        assert ring.try_push(records.encode([("otel_logs", 2, log_block(client, n * 2, 2))]))
-    first = make_writer(cfg, [ring], threading.Event())
-    first._fill()
-    first._seal()
-    for f in first.inflight[0].futures:
-        f.result(timeout=60)
+    first = store_then_kill(cfg, client, ring, requests=3)
     first.ledger.mark_done(first.inflight[0].batch.seq)
-    first.pool.shutdown()
     # Deduplication would hide a re-insert; drop the rows so a re-insert would show.
     client.command("TRUNCATE TABLE otel_logs")
     second = make_writer(cfg, [make_ring(tmp_path / "r0", 0, attach=True, reuse=ring)], threading.Event())
