@@ -70,17 +70,23 @@ def expected_bodies(n: int) -> list[tuple[str, int]]:
     return [(f"line {k}", 1) for k in sorted(range(n), key=str)]
 
 
-def test_unreachable_clickhouse_spills_releases_the_ring_then_replay_stores_once(
-        cfg: Config, down: Config, tmp_path: Path) -> None:
-    client = connect(cfg.clickhouse)
-    ring = make_ring(tmp_path / "r0", 1 << 20)
-    push_logs(ring, client, 0, 5)
+def spill_everything(down: Config, ring):
+    """Drain the ring through a writer whose ClickHouse is unreachable: every batch goes to the spill."""
     w = writer(down, [ring], spill_queue(down))
     try:
         w.replay()
         w.drain(threading.Event())
     finally:
         w.close()
+    return w
+
+
+def test_unreachable_clickhouse_spills_releases_the_ring_then_replay_stores_once(
+        cfg: Config, down: Config, tmp_path: Path) -> None:
+    client = connect(cfg.clickhouse)
+    ring = make_ring(tmp_path / "r0", 1 << 20)
+    push_logs(ring, client, 0, 5)
+    w = spill_everything(down, ring)
     assert w.stats["spilled"] == 1 and w.stats["rows"] == 0
     assert ring.used_bytes == 0  # released: the batch is safe on disk
     assert client.query("SELECT count() FROM otel_logs").result_rows == [(0,)]
@@ -125,12 +131,7 @@ def test_crash_between_replay_insert_and_ack_is_deduplicated(cfg: Config, down: 
     client = connect(cfg.clickhouse)
     ring = make_ring(tmp_path / "r0", 1 << 20)
     push_logs(ring, client, 0, 3)
-    w = writer(down, [ring], spill_queue(down))
-    try:
-        w.replay()
-        w.drain(threading.Event())
-    finally:
-        w.close()
+    w = spill_everything(down, ring)
     # A replayer INSERTs the spilled batch and dies before its ack.
     q = spill_queue(cfg)
     batch = q.peek()
