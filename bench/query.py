@@ -146,7 +146,17 @@ uvicorn.run(create_app(cfg), host="127.0.0.1", port=cfg.query.port, log_level="w
 
 
 @contextlib.contextmanager
-def _environment() -> Iterator[tuple[str, Any, str]]:
+def _data_dir(keep: str | None) -> Iterator[str]:
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="otelingest-bench-query-") as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]]:
     """Embedded ClickHouse, the schema, and the query app in its own process (uvicorn), as in production."""
     import os
     import subprocess
@@ -157,7 +167,7 @@ def _environment() -> Iterator[tuple[str, Any, str]]:
     from otelingest.clickhouse.embedded import EmbeddedClickHouse
     from otelingest.config import ClickHouseConfig
 
-    with tempfile.TemporaryDirectory(prefix="otelingest-bench-query-") as tmp:
+    with _data_dir(keep) as tmp:
         ch = EmbeddedClickHouse(Path(tmp) / "ch", http_port=_free_port(), tcp_port=_free_port())
         ch.start()
         try:
@@ -179,7 +189,7 @@ def _environment() -> Iterator[tuple[str, Any, str]]:
                     if app.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"query app did not start (exit {app.poll()})")
                     time.sleep(0.1)
-                yield f"http://127.0.0.1:{port}", client, "bench"
+                yield f"http://127.0.0.1:{port}", client, "bench", Path(tmp)
             finally:
                 app.terminate()
                 app.wait(10)
@@ -198,11 +208,22 @@ def main(args: Any) -> int:
     scale = float(getattr(args, "scale", None) or 1.0)
     seed = getattr(args, "seed", None) or SEED
     results: dict[str, Any] = {}
-    with _environment() as (url, client, db):
-        now_ns = time.time_ns()
-        t0 = time.perf_counter()
-        data = _load(client, db, now_ns, scale, seed)
-        load_s = time.perf_counter() - t0
+    only = getattr(args, "only", None) or []
+    with _environment(getattr(args, "dataset", None)) as (url, client, db, tmp):
+        # A kept dataset (--dataset) is reused when it was loaded at the same scale and seed: its
+        # timestamps stay those of the first run, so "now" is that run's.
+        marker = tmp / "bench-query-dataset.json"
+        saved = json.loads(marker.read_text()) if marker.exists() else None
+        if saved and saved["scale"] == scale and saved["seed"] == seed:
+            now_ns, data, load_s = saved["now_ns"], saved["data"], saved["load_seconds"]
+            print(f"reusing the dataset in {tmp} ({data['counts']})", flush=True)
+        else:
+            now_ns = time.time_ns()
+            t0 = time.perf_counter()
+            data = _load(client, db, now_ns, scale, seed)
+            load_s = time.perf_counter() - t0
+            marker.write_text(json.dumps({"scale": scale, "seed": seed, "now_ns": now_ns, "data": data,
+                                          "load_seconds": round(load_s, 1)}))
         results["_dataset"] = {"hours": HOURS, "scale": scale, **data["counts"], "load_seconds": round(load_s, 1)}
         ids = data["trace_ids"]
         rnd = random.Random(seed)
@@ -210,6 +231,8 @@ def main(args: Any) -> int:
         with httpx.Client(base_url=url, timeout=120) as http:
             queries = _queries(data, now_ns, _prom_names(http))
             for name, (method, path, params) in queries.items():
+                if only and not any(o in name for o in only):
+                    continue
                 lat: list[float] = []
                 deadline = time.perf_counter() + duration
                 i = 0

@@ -258,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("query")
     g.add_argument("--scale", type=float, default=1.0, metavar="F",
                    help="fraction of the full dataset (10M spans, 10M logs, 5M points over 24 h) to load (default 1)")
+    g.add_argument("--dataset", metavar="DIR",
+                   help="keep the loaded ClickHouse data in DIR and reuse it on the next run (default: a temporary dir)")
+    g.add_argument("--only", metavar="SUBSTR", action="append",
+                   help="time only the query types whose name contains SUBSTR (repeatable)")
     p.set_defaults(func=cmd_bench)
     return parser
 
