@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 import promql_parser as pp
 
+from . import promql_sql
 from .errors import BadRequest, Unprocessable
 from .store import Store
 from .tables import BUCKET_S, choose_metrics_table
@@ -236,6 +237,8 @@ class Source:
     max_series: int = 10_000
     # Pre-aggregate samples per bucket in ClickHouse when steps/ranges are coarse (see bucketed()).
     use_buckets: bool = True
+    # Evaluate aggregations of the common shapes inside ClickHouse (promql_sql.py).
+    pushdown: bool = True
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
 
     def _p(self, **kw: Any) -> dict[str, Any]:
@@ -721,6 +724,10 @@ class Evaluator:
         return v
 
     async def aggregate(self, a: pp.AggregateExpr) -> Vector:
+        if self.source.pushdown:
+            pushed = await promql_sql.aggregate(self, a)
+            if pushed is not None:
+                return pushed
         op = str(a.op)
         v = await self._vector_arg(a.expr, op)
         by, labels = True, []
@@ -1150,18 +1157,21 @@ def _max_window(e: Any) -> int:
 
 
 def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
-                use_buckets: bool = True) -> Source:
+                use_buckets: bool = True, pushdown: bool = True) -> Source:
     table = choose_metrics_table(start_ns - _max_window(expr), end_ns, step_ns / NS)
     bucket = BUCKET_S[table] * NS
     return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request,
-                  use_buckets=use_buckets)
+                  use_buckets=use_buckets, pushdown=pushdown)
 
 
 async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
-                   *, use_buckets: bool = True) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
+                   *, use_buckets: bool = True, pushdown: bool | None = None
+                   ) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
     """Evaluate at each step in [start, end]; returns the value, the steps and the table read."""
     steps = np.arange(start_ns, end_ns + 1, step_ns, dtype=np.int64) if step_ns else np.array([start_ns], dtype=np.int64)
-    source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request, use_buckets)
+    # The reference path (use_buckets=False) evaluates everything from raw samples in Python.
+    source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request, use_buckets,
+                         use_buckets if pushdown is None else pushdown)
     ev = Evaluator(source, steps, step_ns)
     if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
         series, _, _ = await ev.range_samples(expr)

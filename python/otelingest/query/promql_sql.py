@@ -1,0 +1,173 @@
+"""PromQL aggregations evaluated inside ClickHouse.
+
+The shapes Grafana panels are made of: ``sum|avg|min|max|count [by|without (...)] (X)`` where X is a
+selector or ``rate|increase|delta|{sum,avg,min,max,count,last}_over_time(selector[range])``, also
+inside ``histogram_quantile``. For them the Python evaluator would fetch every series' samples (or
+per-bucket aggregates) and evaluate per series: over 24 hours that is a million rows moved and
+decoded for an answer of a few hundred points. Here the series catalog and the label matching stay
+in Python (promql.Source.series), which also gives each series its group; ClickHouse then evaluates
+the function per series and step and the aggregation per group and step
+(sql/queries/prom_agg_*.sql), with the Python evaluator's semantics: the same samples, running totals
+for delta temporality, Prometheus' extrapolated rate and 5-minute lookback, absent and NaN values
+skipped. tests/test_query_tables.py checks both give the same answers.
+
+Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families, min/max or
+*_over_time of ``_bucket`` series, windows much
+longer than the step) returns None and the Python evaluator answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import promql_parser as pp
+
+from .. import sqlfiles
+from .tables import BUCKET_S
+
+if TYPE_CHECKING:
+    from .promql import Evaluator, Labels, Vector
+
+AGGS = frozenset({"sum", "avg", "min", "max", "count"})
+RANGE_FUNCS = frozenset({"rate", "increase", "delta", "sum_over_time", "avg_over_time", "min_over_time",
+                         "max_over_time", "count_over_time", "last_over_time"})
+# A histogram's buckets travel as one array per point: element-wise sums only.
+BUCKET_AGGS = frozenset({"sum", "avg", "count"})
+BUCKET_FUNCS = frozenset({"", "rate", "increase", "delta"})
+# Each sample is copied to every step whose window holds it: beyond this many copies the Python
+# evaluator's per-bucket path moves fewer rows.
+MAX_COPIES = 64
+
+
+def _unwrap(e: Any) -> Any:
+    while isinstance(e, pp.ParenExpr):
+        e = e.expr
+    return e
+
+
+async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
+    """The aggregation evaluated in ClickHouse, or None when its shape is not one handled here."""
+    from . import promql
+
+    op = str(a.op)
+    if op not in AGGS:
+        return None
+    by, names = True, []
+    if a.modifier is not None:
+        by = "Without" not in str(a.modifier.type)
+        names = list(a.modifier.labels)
+    if "__name__" in names:
+        return None
+    inner = _unwrap(a.expr)
+    fn = ""
+    if isinstance(inner, pp.Call) and inner.func.name in RANGE_FUNCS and len(inner.args) == 1 \
+            and isinstance(inner.args[0], pp.MatrixSelector):
+        fn = inner.func.name
+        vs = inner.args[0].vector_selector
+        window = promql._td(inner.args[0].range)
+        if window <= 0:
+            return None
+        # As the Python evaluator does: a rollup window holds at least two of its buckets.
+        window = max(window, 2 * BUCKET_S[ev.source.table] * promql.NS)
+    elif isinstance(inner, pp.VectorSelector):
+        vs = inner
+        window = ev.source.lookback_ns
+    else:
+        return None
+    if vs.at is not None:
+        return None
+    matchers = promql.matchers_of(vs)
+    if any(m.name == "le" for m in matchers):
+        return None
+    step = ev.step_ns or 1
+    if ev.step_ns and window // ev.step_ns > MAX_COPIES:
+        return None
+    offset = promql._td(vs.offset)
+    e0 = int(ev.steps[0]) - offset
+    start, end = e0 - window, int(ev.steps[-1]) - offset
+    series = await ev.source.series(matchers, start, end)
+    kinds = {kind for _, _, kind, _ in series}
+    if len(kinds) > 1 or len({sid for sid, _, _, _ in series}) != len(series):
+        return None  # a histogram's families side by side: per-family handling in Python
+    if not series:
+        return promql.Vector([])
+    kind = kinds.pop()
+    if kind == "bucket" and (op not in BUCKET_AGGS or fn not in BUCKET_FUNCS):
+        return None
+
+    def group_of(lab: "Labels") -> "Labels":
+        if by:
+            return {k: lab[k] for k in names if k in lab}
+        return {k: v for k, v in lab.items() if k not in names and k != "__name__"}
+
+    le_grouped = kind == "bucket" and (("le" in names) if by else ("le" not in names))
+    groups: dict[tuple[tuple[str, str], ...], int] = {}
+    group_labels: list["Labels"] = []
+    sids, gids = [], []
+    for sid, _, _, lab in series:
+        g = group_of(lab)
+        key = promql._key(g)
+        if key not in groups:
+            groups[key] = len(group_labels)
+            group_labels.append(g)
+        sids.append(sid)
+        gids.append(groups[key])
+    raw = ev.source.table == "otel_metrics"
+    bucket = kind == "bucket"
+    params: dict[str, Any] = {
+        "names": sorted({info.otel_name for _, info, _, _ in series}), "series": sids, "groups": gids,
+        "start_ns": start, "end_ns": end, "e0_ns": e0, "step_ns": step, "steps": len(ev.steps),
+    }
+    if not raw:
+        params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
+    params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
+    samples = f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"
+    evaluation = f"prom_agg_{'range' if fn else 'instant'}{'_buckets' if bucket else ''}"
+    sql = sqlfiles.query(samples) + "\n" + sqlfiles.query(evaluation)
+    store, request = ev.source.store, ev.source.request
+    if not bucket:
+        rows = await store.rows(sql, params | {"kind": kind, "le_grouped": 0, "agg": op}, request=request)
+        values = _dense({(int(g), "", int(k)): v for g, _, k, v in rows}, len(ev.steps))
+    else:
+        check = f"prom_agg_bounds_{'raw' if raw else 'rollup'}"
+        changed, rows = await asyncio.gather(store.named(check, params, request=request),
+                                             store.rows(sql, params, request=request))
+        if changed[0][0]:
+            return None  # bounds changed within the window: each `le` followed across it in Python
+        values = _dense(_per_le(rows, op, le_grouped), len(ev.steps))
+    out = []
+    for (gid, le), arr in sorted(values.items()):
+        lab = dict(group_labels[gid])
+        if le_grouped:
+            lab["le"] = le
+        out.append((lab, arr))
+    return promql.Vector(out)
+
+
+def _dense(points: dict[tuple[int, str, int], float], steps: int) -> dict[tuple[int, str], np.ndarray]:
+    """(group, le, step) -> value as one array over the steps per (group, le), NaN where absent."""
+    out: dict[tuple[int, str], np.ndarray] = {}
+    for (gid, le, k), v in points.items():
+        arr = out.get((gid, le))
+        if arr is None:
+            arr = out[(gid, le)] = np.full(steps, np.nan)
+        arr[k] = v
+    return out
+
+
+def _per_le(rows: list[tuple[Any, ...]], op: str, le_grouped: bool) -> dict[tuple[int, str, int], float]:
+    """Element-wise sums per (group, bounds, step) combined per `le`: sum, avg or count."""
+    from .promql import format_le
+
+    acc: dict[tuple[int, str, int], list[float]] = {}  # series, sum
+    for gid, bounds, k, n, sums in rows:
+        les = [format_le(float(b)) for b in bounds] + ["+Inf"]
+        for le, total in zip(les, sums):
+            key = (int(gid), le if le_grouped else "", int(k))
+            a = acc.setdefault(key, [0.0, 0.0])
+            a[0] += n
+            a[1] += total
+    pick = {"count": lambda a: a[0], "sum": lambda a: a[1], "avg": lambda a: a[1] / a[0]}[op]
+    return {key: pick(a) for key, a in acc.items()}

@@ -1,0 +1,22 @@
+-- Fragment (CTE `samples`) for prom_agg_range_buckets.sql / prom_agg_instant_buckets.sql: a
+-- histogram's `_bucket` samples (sid, bounds, t, v) in (start, end] from raw points, v holding the
+-- cumulative count per bound (+Inf last), one `le` series per element. Points whose bucket counts
+-- do not match their bounds are skipped (no buckets rather than wrong ones). Delta points become a
+-- running total.
+WITH samples AS
+(
+    SELECT sid, bounds, t,
+           if(delta, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+    FROM
+    (
+        SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t, AggregationTemporality = 'Delta' AS delta,
+               ExplicitBounds AS bounds, arrayMap(c -> toFloat64(c), arrayCumSum(BucketCounts)) AS x
+        FROM otel_metrics
+        WHERE MetricName IN {names:Array(String)}
+          AND SeriesId IN {series:Array(UInt64)}
+          AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
+          AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+          AND length(BucketCounts) = length(ExplicitBounds) + 1
+    )
+)

@@ -1,0 +1,24 @@
+-- Fragment (CTE `samples`) for prom_agg_range.sql / prom_agg_instant.sql: samples (sid, le, t, v) of
+-- the selected series from a rollup table ({table} chosen by the service), one per bucket stamped at
+-- the bucket's end, as prom_points_rollup.sql gives them: the last value (cumulative) or the
+-- bucket's sum made a running total (delta), for {kind:String} = value | count | sum.
+WITH samples AS
+(
+    SELECT sid, le, t,
+           if(delta, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+    FROM
+    (
+        SELECT SeriesId AS sid, inf AS le,
+               toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
+               any(AggregationTemporality) = 'Delta' AS delta,
+               multiIf({kind:String} = 'value', if(delta, sum(ValueSum), argMaxMerge(ValueLast)),
+                       {kind:String} = 'count', toFloat64(if(delta, sum(CountSum), argMaxMerge(CountLast))),
+                       if(delta, sum(SumSum), argMaxMerge(SumLast))) AS x
+        FROM {table:Identifier}
+        WHERE MetricName IN {names:Array(String)}
+          AND SeriesId IN {series:Array(UInt64)}
+          AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
+          AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
+        GROUP BY SeriesId, TimeBucket
+    )
+)

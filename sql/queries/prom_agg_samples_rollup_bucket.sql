@@ -1,0 +1,25 @@
+-- Fragment (CTE `samples`) for prom_agg_range_buckets.sql / prom_agg_instant_buckets.sql: a
+-- histogram's `_bucket` samples (sid, bounds, t, v) from a rollup table ({table}), one per rollup
+-- bucket stamped at its end, v holding the cumulative count per bound (+Inf last): the last bucket
+-- counts (cumulative) or their sums made a running total (delta).
+WITH samples AS
+(
+    SELECT sid, bounds, t,
+           if(delta, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+                                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+    FROM
+    (
+        SELECT SeriesId AS sid, toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
+               any(AggregationTemporality) = 'Delta' AS delta,
+               arrayMap(c -> toFloat64(c), arrayCumSum(if(delta, sumForEachMerge(BucketCountsSum),
+                                                          argMaxMerge(BucketCountsLast)))) AS x,
+               any(ExplicitBounds) AS bounds
+        FROM {table:Identifier}
+        WHERE MetricName IN {names:Array(String)}
+          AND SeriesId IN {series:Array(UInt64)}
+          AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
+          AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
+        GROUP BY SeriesId, TimeBucket
+        HAVING length(x) = length(bounds) + 1
+    )
+)
