@@ -10,3 +10,4 @@ ALTER TABLE ${table:otel_metrics_5m} ${on_cluster} MODIFY TTL TimeBucket + toInt
 ALTER TABLE ${table:otel_metrics_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:metrics_1h});
 ALTER TABLE ${table:otel_span_stats_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:span_stats});
 ALTER TABLE ${table:otel_service_dependencies_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependencies});
+ALTER TABLE ${table:otel_service_dependency_hours} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependencies});

@@ -8,6 +8,7 @@ from otelingest.errors import SchemaError
 
 RAW_TABLES = {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_logs", "otel_metrics"}
 V2_TABLES = {"otel_span_stats_1h", "otel_service_dependencies_1h", "otel_metrics_5m", "otel_metrics_1h"}
+V4_TABLES = {"otel_service_dependency_hours"}
 
 
 def tables(ch_client, db):
@@ -28,10 +29,11 @@ def test_migrate_from_empty_creates_every_table(make_config, ch_client):
     assert applied == [m.version for m in schema.available_migrations()]
     assert changed == []
     db = cfg.clickhouse.database
-    assert RAW_TABLES | V2_TABLES | {"otelingest_schema_migrations"} <= tables(ch_client, db)
+    assert RAW_TABLES | V2_TABLES | V4_TABLES | {"otelingest_schema_migrations"} <= tables(ch_client, db)
     assert ttl_days(ch_client, db, "otel_traces") == 30
     assert ttl_days(ch_client, db, "otel_metrics_1h") == 365
     assert ttl_days(ch_client, db, "otel_metrics_5m") == 90
+    assert ttl_days(ch_client, db, "otel_service_dependency_hours") == 365
     # Idempotent: a second start applies nothing.
     assert schema.migrate(cfg) == ([], [])
     assert schema.is_current(ch_client, cfg)
@@ -48,8 +50,8 @@ def test_upgrade_from_previous_version(make_config, ch_client):
         f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 'svc', 'kept across upgrade')"
     )
     applied, _ = schema.migrate(cfg)
-    assert applied == [2, 3]
-    assert V2_TABLES <= tables(ch_client, db)
+    assert applied == [2, 3, 4]
+    assert V2_TABLES | V4_TABLES <= tables(ch_client, db)
     indexes = ch_client.query(
         "SELECT name, type FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'otel_logs'",
         parameters={"db": db},
@@ -57,7 +59,7 @@ def test_upgrade_from_previous_version(make_config, ch_client):
     assert ("idx_body", "tokenbf_v1") in indexes
     assert ch_client.query(f"SELECT Body FROM {db}.otel_logs").result_rows == [("kept across upgrade",)]
     versions = ch_client.query(f"SELECT version FROM {db}.otelingest_schema_migrations ORDER BY version").result_rows
-    assert versions == [(1,), (2,), (3,)]
+    assert versions == [(1,), (2,), (3,), (4,)]
     # 0003: the views' target tables deduplicate replayed blocks too.
     (create,), = ch_client.query("SELECT create_table_query FROM system.tables WHERE database = {db:String}"
                                  " AND name = 'otel_trace_index'", parameters={"db": db}).result_rows
@@ -68,13 +70,16 @@ def test_retention_change_applies_to_existing_tables(make_config, ch_client):
     cfg = make_config()
     schema.migrate(cfg)
     db = cfg.clickhouse.database
-    cfg2 = make_config(clickhouse={"database": db}, retention={"traces": 7, "metrics_1h": 730})
+    cfg2 = make_config(clickhouse={"database": db}, retention={"traces": 7, "metrics_1h": 730, "dependencies": 400})
     applied, changed = schema.migrate(cfg2)
     assert applied == []
-    assert set(changed) == {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_metrics_1h"}
+    assert set(changed) == {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_metrics_1h",
+                            "otel_service_dependencies_1h", "otel_service_dependency_hours"}
     assert ttl_days(ch_client, db, "otel_traces") == 7
     assert ttl_days(ch_client, db, "otel_trace_index") == 7
     assert ttl_days(ch_client, db, "otel_metrics_1h") == 730
+    # The record of computed hours expires with the rollup it describes.
+    assert ttl_days(ch_client, db, "otel_service_dependency_hours") == 400
     assert ttl_days(ch_client, db, "otel_logs") == 30
     assert schema.migrate(cfg2) == ([], [])
 
@@ -116,7 +121,7 @@ def test_cluster_ddl_is_accepted_by_clickhouse(ch_client):
         stmts += schema.render(mig.text, ctx)
     stmts += schema.retention_statements(ctx)
     distributed = [s for s in stmts if "ENGINE = Distributed(" in s.sql]
-    assert {s.table for s in distributed} >= RAW_TABLES | V2_TABLES
+    assert {s.table for s in distributed} >= RAW_TABLES | V2_TABLES | V4_TABLES
     for s in stmts:
         if s.sql.startswith(("CREATE", "ALTER")):
             assert "ON CLUSTER 'prod_cluster'" in s.sql, s.sql

@@ -178,6 +178,9 @@ class QueryConfig(Section):
     # Seconds between runs of the service-dependency rollup (last closed hours into
     # otel_service_dependencies_1h), run by the query process with the writing user; 0 disables.
     dependencies_rollup_interval_s: NonNegativeInt = 300
+    # Hours without a final computation (job not running then, bulk load) each run of that job
+    # computes, newest first; bounded so that catching up never hogs ClickHouse. 0 disables.
+    dependencies_backfill_hours: NonNegativeInt = 6
 
 
 class MetricsConfig(Section):

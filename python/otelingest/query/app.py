@@ -97,7 +97,8 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
         app.state.store = Store(p, cfg.query)
         app.state.cache = ResultCache(cfg.query)
         interval = cfg.query.dependencies_rollup_interval_s
-        task = asyncio.create_task(run_rollup_forever(cfg.clickhouse, interval)) if interval else None
+        backfill = cfg.query.dependencies_backfill_hours
+        task = asyncio.create_task(run_rollup_forever(cfg.clickhouse, interval, backfill)) if interval else None
         try:
             yield
         finally:
