@@ -5,11 +5,10 @@
 WITH samples AS
 (
     SELECT sid, le, t,
-           if(delta, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+           if({delta:UInt8}, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
         SELECT SeriesId AS sid, inf AS le, toUnixTimestamp64Nano(TimeUnix) AS t,
-               AggregationTemporality = 'Delta' AS delta,
                multiIf({kind:String} = 'value', Value, {kind:String} = 'count', toFloat64(Count), ifNull(Sum, 0)) AS x
         FROM otel_metrics
         WHERE MetricName IN {names:Array(String)}

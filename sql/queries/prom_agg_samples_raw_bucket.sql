@@ -6,11 +6,11 @@
 WITH samples AS
 (
     SELECT sid, bounds, t,
-           if(delta, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+           if({delta:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
-        SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t, AggregationTemporality = 'Delta' AS delta,
+        SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
                ExplicitBounds AS bounds, arrayMap(c -> toFloat64(c), arrayCumSum(BucketCounts)) AS x
         FROM otel_metrics
         WHERE MetricName IN {names:Array(String)}

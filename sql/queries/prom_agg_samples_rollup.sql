@@ -5,15 +5,14 @@
 WITH samples AS
 (
     SELECT sid, le, t,
-           if(delta, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+           if({delta:UInt8}, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
         SELECT SeriesId AS sid, inf AS le,
                toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
-               any(AggregationTemporality) = 'Delta' AS delta,
-               multiIf({kind:String} = 'value', if(delta, sum(ValueSum), argMaxMerge(ValueLast)),
-                       {kind:String} = 'count', toFloat64(if(delta, sum(CountSum), argMaxMerge(CountLast))),
-                       if(delta, sum(SumSum), argMaxMerge(SumLast))) AS x
+               multiIf({kind:String} = 'value', if({delta:UInt8}, sum(ValueSum), argMaxMerge(ValueLast)),
+                       {kind:String} = 'count', toFloat64(if({delta:UInt8}, sum(CountSum), argMaxMerge(CountLast))),
+                       if({delta:UInt8}, sum(SumSum), argMaxMerge(SumLast))) AS x
         FROM {table:Identifier}
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}

@@ -5,13 +5,12 @@
 WITH samples AS
 (
     SELECT sid, bounds, t,
-           if(delta, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+           if({delta:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
         SELECT SeriesId AS sid, toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
-               any(AggregationTemporality) = 'Delta' AS delta,
-               arrayMap(c -> toFloat64(c), arrayCumSum(if(delta, sumForEachMerge(BucketCountsSum),
+               arrayMap(c -> toFloat64(c), arrayCumSum(if({delta:UInt8}, sumForEachMerge(BucketCountsSum),
                                                           argMaxMerge(BucketCountsLast)))) AS x,
                any(ExplicitBounds) AS bounds
         FROM {table:Identifier}

@@ -91,6 +91,10 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     kinds = {kind for _, _, kind, _ in series}
     if len(kinds) > 1 or len({sid for sid, _, _, _ in series}) != len(series):
         return None  # a histogram's families side by side: per-family handling in Python
+    # One temporality per query, so ClickHouse computes running totals only for delta series.
+    deltas = {info.temporality == "Delta" for _, info, _, _ in series}
+    if len(deltas) > 1:
+        return None
     if not series:
         return promql.Vector([])
     kind = kinds.pop()
@@ -119,6 +123,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     params: dict[str, Any] = {
         "names": sorted({info.otel_name for _, info, _, _ in series}), "series": sids, "groups": gids,
         "start_ns": start, "end_ns": end, "e0_ns": e0, "step_ns": step, "steps": len(ev.steps),
+        "delta": int(deltas.pop()) if deltas else 0,
     }
     if not raw:
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
