@@ -217,6 +217,17 @@ def test_distributed_tables_read_and_write_across_two_shards(clients):
     clients[1].command(f"INSERT INTO {db}.otel_logs_local (Timestamp, ServiceName, Body) SELECT now64(9), 'b', toString(number) FROM numbers(2)")
     for c in clients:
         assert c.query(f"SELECT ServiceName, count() FROM {db}.otel_logs GROUP BY ServiceName ORDER BY ServiceName").result_rows == [("a", 3), ("b", 2)]
+    # Log records written through the Distributed table get their ResourceHash (migration 0005) on
+    # their shard, and the Distributed table reads it.
+    clients[0].command(
+        f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, ResourceAttributes, Body) "
+        "SELECT now64(9), 'c', map('host.name', toString(number % 2)), 'x' FROM numbers(10)",
+        settings=insert_settings("cluster-test-logs", cluster=True),
+    )
+    for c in clients:
+        rows = c.query(f"SELECT uniqExact(ResourceHash), countIf(ResourceHash = cityHash64(mapSort(ResourceAttributes))) "
+                       f"FROM {db}.otel_logs WHERE ServiceName = 'c'").result_rows
+        assert rows == [(2, 10)]
 
     # Spans written through the Distributed table on node 1: sharded by TraceId (a trace stays on
     # one shard), and the materialized views fill each shard's trace index.
