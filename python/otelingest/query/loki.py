@@ -62,8 +62,9 @@ def _window(params: dict[str, list[str]], cfg: Any) -> tuple[int, int]:
 
 async def _log_streams(request: Request, q: logql.LogQuery, start: int, end: int, limit: int, direction: str
                        ) -> list[dict[str, Any]]:
-    params = {**logql.filter_params(q), "start_ns": start, "end_ns": end, "limit": limit}
-    sql = _sql("loki_logs_select", "loki_filter", f"loki_order_{direction}")
+    f = logql.compile_filter(q)
+    params = {**f.params, "start_ns": start, "end_ns": end, "limit": limit}
+    sql = _sql("loki_logs_select", *f.fragments, f"loki_order_{direction}")
     rows = await store_of(request).rows(sql, params, request=request)
     streams: dict[tuple[Any, ...], dict[str, Any]] = {}
     for ts, service, severity, resource, body in rows:
@@ -124,9 +125,10 @@ class _Eval:
             raise BadRequest("range and step too fine for the time window")
         # Keys a `by (...)` needs that are not stream labels come from the parsed line.
         extra = [k for k in group_keys if k not in ("service_name", "severity_text", "level", "detected_level")]
-        params = {**logql.filter_params(e.query), "start_ns": origin, "end_ns": end, "origin_ns": origin,
-                  "bucket_ns": w, "group_keys": extra}
-        sql = _sql("loki_counts_select", "loki_filter", "loki_counts_group")
+        f = logql.compile_filter(e.query)
+        params = {**f.params, "start_ns": origin, "end_ns": end, "origin_ns": origin, "bucket_ns": w,
+                  "group_keys": extra}
+        sql = _sql("loki_counts_select", *f.fragments, "loki_counts_group")
         rows = await store_of(self.request).rows(sql, params, request=self.request)
         per: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray, np.ndarray]] = {}
         for service, severity, resource, extracted, bucket, n, nbytes in rows:
@@ -270,9 +272,10 @@ async def _streams(request: Request, params: dict[str, list[str]], selector: str
         if not isinstance(e, logql.LogQuery):
             raise BadRequest("expected a stream selector")
         q = e
-    sql = _sql("loki_streams_select", "loki_filter", "loki_streams_group")
+    f = logql.compile_filter(q)
     rows = await store_of(request).rows(
-        sql, {**logql.filter_params(q), "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
+        _sql("loki_streams_select", *f.fragments, "loki_streams_group"),
+        {**f.params, "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
     return [(stream_labels(s, sev, res), int(n), int(b)) for s, sev, res, n, b in rows]
 
 
