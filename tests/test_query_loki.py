@@ -332,6 +332,27 @@ def test_several_matchers_on_one_label(many):
     assert total('{service_name=~".+", host_name=~"h.", host_name!="h0", service_instance_id=""}') == MANY * 2 // 3
 
 
+def test_log_query_with_resource_matchers_and_streams(many):
+    http, t0, records = many
+    r = http.get("/loki/api/v1/query_range", params={
+        "query": '{service_name="web", host_name!="h0"} |= "code"', "start": str(t0 - qd.NS), "end": str(t0 + 600 * qd.NS),
+        "limit": "1000", "direction": "forward"})
+    got = lines(r)
+    want = [(ts, body) for ts, svc, sev, res, body, _ in records if svc == "web" and res["host.name"] != "h0" and "code" in body]
+    assert [(ts, body) for ts, body, _ in sorted(got, key=lambda e: e[0])] == want
+    assert {s for _, _, s in [(0, 0, tuple(sorted(e[2].items()))) for e in got]} == \
+        {tuple(sorted(stream_labels(svc, sev, res).items())) for ts, svc, sev, res, body, _ in records
+         if svc == "web" and res["host.name"] != "h0" and "code" in body}
+    w = {"start": str(t0 - qd.NS), "end": str(t0 + 600 * qd.NS)}  # the start is exclusive
+    series = http.get("/loki/api/v1/series", params={**w, "match[]": '{host_name="h1"}'}).json()["data"]
+    assert sorted(tuple(sorted(s.items())) for s in series) == sorted(
+        {tuple(sorted(stream_labels(svc, sev, res).items())) for _, svc, sev, res, _, _ in records if res["host.name"] == "h1"})
+    stats = http.get("/loki/api/v1/index/stats", params={**w, "query": '{service_name="api", host_name=~"h[01]"}'}).json()
+    chosen = [(body, sev, res) for _, svc, sev, res, body, _ in records if svc == "api" and res["host.name"] in ("h0", "h1")]
+    assert stats == {"streams": 2 * 2, "chunks": 2 * 2, "entries": len(chosen), "bytes": sum(len(b) for b, _, _ in chosen)}
+    assert http.get("/loki/api/v1/label/host_name/values", params={**w, "query": '{level="warn"}'}).json()["data"] == ["h0", "h1", "h2"]
+
+
 def test_filter_reads_body_only_for_line_and_label_filters():
     def fragments(q):
         return logql.compile_filter(logql.parse(q)).fragments
