@@ -26,12 +26,13 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from conftest import free_port
 
 from otelingest import config as config_mod
-from otelingest import schema
+from otelingest import schema, sqlfiles
 from otelingest.clickhouse.client import connect
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 from otelingest.writer.inserter import insert_settings
 from otelingest.config import ClickHouseConfig
 from otelingest.errors import StorageError
+from otelingest.query import logql
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 RETENTION = {k: 30 for k in ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")}
@@ -205,7 +206,7 @@ def test_replication_between_the_two_embedded_nodes(clients, replicated_schema):
     assert clients[1].query(f"SELECT Body FROM {db}.otel_logs_local").result_rows == [("replicated",)]
 
 
-def test_distributed_tables_read_and_write_across_two_shards(clients):
+def test_distributed_tables_read_and_write_across_two_shards(nodes, clients):
     """The rendered Distributed tables and materialized views over non-replicated local tables."""
     db = "otel_dist"
     for c in clients:
@@ -217,6 +218,37 @@ def test_distributed_tables_read_and_write_across_two_shards(clients):
     clients[1].command(f"INSERT INTO {db}.otel_logs_local (Timestamp, ServiceName, Body) SELECT now64(9), 'b', toString(number) FROM numbers(2)")
     for c in clients:
         assert c.query(f"SELECT ServiceName, count() FROM {db}.otel_logs GROUP BY ServiceName ORDER BY ServiceName").result_rows == [("a", 3), ("b", 2)]
+    # Log records written through the Distributed table get their ResourceHash (migration 0005) on
+    # their shard, and the Distributed table reads it.
+    clients[0].command(
+        f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, ResourceAttributes, Body) "
+        "SELECT now64(9), 'c', map('host.name', toString(number % 2)), 'x' FROM numbers(10)",
+        settings=insert_settings("cluster-test-logs", cluster=True),
+    )
+    for c in clients:
+        rows = c.query(f"SELECT uniqExact(ResourceHash), countIf(ResourceHash = cityHash64(mapSort(ResourceAttributes))) "
+                       f"FROM {db}.otel_logs WHERE ServiceName = 'c'").result_rows
+        assert rows == [(2, 10)]
+    # Loki's filters through the Distributed table: a resource matcher (GLOBAL IN subqueries, built
+    # once over both shards) and the streams' attributes read at one record each, whichever shard
+    # holds it.
+    clients[0].command(f"INSERT INTO {db}.otel_logs_local (Timestamp, ServiceName, ResourceAttributes, Body) "
+                       "SELECT now64(9), 'd', map('host.name', toString(number % 2)), 'x' FROM numbers(5)")
+    clients[1].command(f"INSERT INTO {db}.otel_logs_local (Timestamp, ServiceName, ResourceAttributes, Body) "
+                       "SELECT now64(9), 'd', map('host.name', '1'), 'x' FROM numbers(3)")
+    f = logql.compile_filter(logql.parse('{service_name="d", host_name="1"}'))
+    streams_sql = "\n".join(sqlfiles.query(n) for n in ["loki_streams_select", *f.fragments, "loki_streams_group"])
+    for node in nodes:
+        c = connect(ClickHouseConfig(url=node.url, database=db))
+        try:
+            ((service, _, h, first, n),) = c.query(
+                streams_sql, parameters={**f.params, "start_ns": 0, "end_ns": 2**62, "limit": 10}).result_rows
+            assert (service, n) == ("d", 5)
+            res = c.query(sqlfiles.query("loki_stream_resources"),
+                          parameters={"services": ["d"], "times": [first], "hashes": [h]}).result_rows
+            assert res == [(h, {"host.name": "1"})]
+        finally:
+            c.close()
 
     # Spans written through the Distributed table on node 1: sharded by TraceId (a trace stays on
     # one shard), and the materialized views fill each shard's trace index.

@@ -1,2 +1,3 @@
--- Fragment: grouping of loki_counts_select.sql.
-GROUP BY ServiceName, SeverityText, ResourceAttributes, extracted, bucket
+-- Fragment: grouping of loki_counts_select.sql by every selected column that is not an aggregate
+-- (stream, bucket and, with loki_counts_extracted.sql, the extracted values).
+GROUP BY ALL

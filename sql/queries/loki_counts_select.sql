@@ -1,13 +1,9 @@
--- Fragment: line counts and bytes per stream (plus the fields a `by (...)` groups on) per bucket of
--- {bucket_ns} nanoseconds counted from {origin_ns}; bucket b covers (origin + (b-1)w, origin + b*w].
--- Followed by loki_filter.sql and loki_counts_group.sql.
-SELECT ServiceName, SeverityText, ResourceAttributes,
-       arrayMap(k -> multiIf(
-            {parser:String} = 'json' AND JSONHas(Body, k),
-                if(JSONType(Body, k) = 'String', JSONExtractString(Body, k), JSONExtractRaw(Body, k)),
-            {parser:String} = 'logfmt' AND mapContains(extractKeyValuePairs(Body, '=', ' ', '"'), k),
-                extractKeyValuePairs(Body, '=', ' ', '"')[k],
-            mapContains(LogAttributes, k), LogAttributes[k], ''), {group_keys:Array(String)}) AS extracted,
+-- Fragment: lines per stream per bucket of {bucket_ns} nanoseconds counted from {origin_ns}; bucket b
+-- covers (origin + (b-1)w, origin + b*w]. A stream is (service, severity, ResourceHash); with
+-- per_stream false, ResourceHash reads as 0 and the streams of a service and severity are counted
+-- together (for a sum by those labels). first_ns: the time of one record of the stream, where
+-- loki_stream_resources.sql reads its attributes. Optionally followed by loki_bytes.sql and
+-- loki_counts_extracted.sql, then loki_filter*.sql and loki_counts_group.sql.
+SELECT ServiceName, SeverityText, if({per_stream:Bool}, ResourceHash, 0) AS stream,
        intDiv(toUnixTimestamp64Nano(Timestamp) - {origin_ns:Int64} + {bucket_ns:Int64} - 1, {bucket_ns:Int64}) AS bucket,
-       count(), sum(length(Body))
-FROM otel_logs
+       toUnixTimestamp64Nano(min(Timestamp)) AS first_ns, count() AS lines

@@ -1,42 +1,21 @@
--- Fragment: the WHERE conditions of a LogQL log query (appended after SELECT ... FROM otel_logs).
--- Stream labels: service_name, severity_text, level/detected_level (lower-case severity) and resource
--- attributes (host_name also matches host.name). Label filters after `| json` / `| logfmt` read the
--- parsed top-level field, else a log attribute, else a stream label. Matchers, line filters and label
--- filters arrive as arrays of bound values; regexes are RE2 (as in Loki), anchored by the caller.
+-- Fragment: FROM and the WHERE conditions every LogQL log query has (after a select fragment, before
+-- the optional loki_filter_* fragments and a grouping or order fragment): the window, and the stream
+-- matchers on service_name, severity_text and level/detected_level (lower-case severity) as plain
+-- predicates on the columns, which ClickHouse evaluates once per dictionary value of these
+-- LowCardinality columns. One matcher per label and operator has a slot here (all `!=` / `!~`
+-- together); an empty array or string is an unused slot, folded away as a constant. Regexes are
+-- RE2 (as in Loki), anchored by the caller, so a used regex slot is never empty.
+FROM otel_logs
 WHERE Timestamp > fromUnixTimestamp64Nano({start_ns:Int64})
   AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
-  AND arrayAll((val, o, v) -> multiIf(o = '=', val = v, o = '!=', val != v, o = '=~', match(val, v),
-                                       o = '!~', NOT match(val, v), false),
-        arrayMap(k -> multiIf(
-            k = 'service_name', toString(ServiceName),
-            k = 'severity_text', toString(SeverityText),
-            k IN ('level', 'detected_level'), lower(SeverityText),
-            mapContains(ResourceAttributes, k), ResourceAttributes[k],
-            ResourceAttributes[replaceAll(k, '_', '.')]), {m_k:Array(String)}),
-        {m_op:Array(String)}, {m_v:Array(String)})
-  AND arrayAll(s -> position(Body, s) > 0, {contains:Array(String)})
-  AND arrayAll(s -> position(Body, s) = 0, {not_contains:Array(String)})
-  AND arrayAll(r -> match(Body, r), {line_re:Array(String)})
-  AND arrayAll(r -> NOT match(Body, r), {line_nre:Array(String)})
-  AND arrayAll((val, o, v) -> multiIf(
-        o = '=',  val = v,
-        o = '!=', val != v,
-        o = '=~', match(val, v),
-        o = '!~', NOT match(val, v),
-        o = '>',  toFloat64OrNull(val) > toFloat64OrNull(v),
-        o = '>=', toFloat64OrNull(val) >= toFloat64OrNull(v),
-        o = '<',  toFloat64OrNull(val) < toFloat64OrNull(v),
-        o = '<=', toFloat64OrNull(val) <= toFloat64OrNull(v),
-        false),
-      arrayMap(k -> multiIf(
-            {parser:String} = 'json' AND JSONHas(Body, k),
-                if(JSONType(Body, k) = 'String', JSONExtractString(Body, k), JSONExtractRaw(Body, k)),
-            {parser:String} = 'logfmt' AND mapContains(extractKeyValuePairs(Body, '=', ' ', '"'), k),
-                extractKeyValuePairs(Body, '=', ' ', '"')[k],
-            mapContains(LogAttributes, k), LogAttributes[k],
-            k = 'service_name', toString(ServiceName),
-            k = 'severity_text', toString(SeverityText),
-            k IN ('level', 'detected_level'), lower(SeverityText),
-            mapContains(ResourceAttributes, k), ResourceAttributes[k],
-            ResourceAttributes[replaceAll(k, '_', '.')]), {lf_k:Array(String)}),
-      {lf_op:Array(String)}, {lf_v:Array(String)})
+  AND ServiceName NOT IN {service_ne:Array(String)}
+  AND match(ServiceName, {service_re:String})
+  AND (empty({service_nre:String}) OR NOT match(ServiceName, {service_nre:String}))
+  AND (empty({severity_eq:Array(String)}) OR SeverityText IN {severity_eq:Array(String)})
+  AND SeverityText NOT IN {severity_ne:Array(String)}
+  AND match(SeverityText, {severity_re:String})
+  AND (empty({severity_nre:String}) OR NOT match(SeverityText, {severity_nre:String}))
+  AND (empty({level_eq:Array(String)}) OR lower(SeverityText) IN {level_eq:Array(String)})
+  AND lower(SeverityText) NOT IN {level_ne:Array(String)}
+  AND match(lower(SeverityText), {level_re:String})
+  AND (empty({level_nre:String}) OR NOT match(lower(SeverityText), {level_nre:String}))

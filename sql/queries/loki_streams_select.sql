@@ -1,4 +1,5 @@
--- Fragment: streams (service, severity, resource) with their entry counts and bytes; followed by
--- loki_filter.sql and loki_streams_group.sql. Used by labels, label values, series and index stats.
-SELECT ServiceName, SeverityText, ResourceAttributes, count(), sum(length(Body))
-FROM otel_logs
+-- Fragment: streams (service, severity, ResourceHash) with the time of one of their records (where
+-- loki_stream_resources.sql reads their attributes) and their entry counts; optionally followed by
+-- loki_bytes.sql, then loki_filter*.sql and loki_streams_group.sql. Used by labels, label values,
+-- series and index stats.
+SELECT ServiceName, SeverityText, ResourceHash, toUnixTimestamp64Nano(min(Timestamp)), count()

@@ -303,23 +303,76 @@ def anchored(rx: str) -> str:
     return f"^(?:{rx})$"
 
 
-def filter_params(q: LogQuery | None) -> dict[str, Any]:
-    """Bound parameters for sql/queries/loki_filter.sql (every value as data, never SQL text)."""
-    p: dict[str, Any] = {
-        "m_k": [], "m_op": [], "m_v": [], "contains": [], "not_contains": [], "line_re": [], "line_nre": [],
-        "parser": q.parser if q else "", "lf_k": [], "lf_op": [], "lf_v": [],
-    }
+# Stream labels held in columns, and the loki_filter.sql slots of their matchers.
+_COLUMN_SLOTS = {"service_name": "service", "severity_text": "severity", "level": "level", "detected_level": "level"}
+
+
+@dataclass
+class Filter:
+    """A log query as SQL: the filter fragments (sql/queries/loki_filter*.sql, in order) and their
+    bound parameters (every value as data, never SQL text)."""
+
+    fragments: list[str]
+    params: dict[str, Any]
+
+
+def compile_filter(q: LogQuery | None) -> Filter:
+    """The filter of ``q`` (None: every record of the window).
+
+    Matchers on service, severity and level go to the plain predicates of loki_filter.sql (a
+    service_name="..." to loki_filter_service.sql, for the primary key), one per label and operator,
+    the rare rest to loki_filter_columns.sql; matchers on resource attributes to
+    loki_filter_resource.sql (evaluated once per resource). Line and label filters get their
+    fragments only when the query has some, so a query without them never reads Body.
+    """
+    p: dict[str, Any] = {"parser": q.parser if q else ""}
+    for column in ("service", "severity", "level"):
+        p.update({f"{column}_ne": [], f"{column}_re": "", f"{column}_nre": ""})
+    p.update(severity_eq=[], level_eq=[])  # service equality has its own fragment
+    fragments = ["loki_filter"]
     if q is None:
-        return p
+        return Filter(fragments, p)
+    columns: list[tuple[str, str, str]] = []  # matchers on the columns beyond their slots
+    resource: list[tuple[str, str, str]] = []
+    nre: dict[str, list[str]] = {}
     for name, op, value in q.matchers:
-        p["m_k"].append(name)
-        p["m_op"].append(op)
-        p["m_v"].append(anchored(value) if op in ("=~", "!~") else value)
-    for op, text in q.line_filters:
-        key = {"|=": "contains", "!=": "not_contains", "|~": "line_re", "!~": "line_nre"}[op]
-        p[key].append(text)
-    for name, op, value in q.label_filters:
-        p["lf_k"].append(name)
-        p["lf_op"].append("=" if op == "==" else op)
-        p["lf_v"].append(anchored(value) if op in ("=~", "!~") else value)
-    return p
+        slot = _COLUMN_SLOTS.get(name)
+        if slot is None:
+            resource.append((name, op, value))
+        elif op == "=" and slot == "service" and "service" not in p:
+            p["service"] = value
+            fragments.append("loki_filter_service")
+        elif op == "=" and slot != "service" and not p[f"{slot}_eq"]:
+            p[f"{slot}_eq"] = [value]
+        elif op == "=":  # a second `=` on the label (both must hold)
+            columns.append((name, op, value))
+        elif op == "!=":
+            p[f"{slot}_ne"].append(value)
+        elif op == "=~" and not p[f"{slot}_re"]:
+            p[f"{slot}_re"] = anchored(value)
+        elif op == "=~":
+            columns.append((name, op, value))
+        else:  # !~: none may match, i.e. not their alternation
+            nre.setdefault(slot, []).append(anchored(value))
+    for column, rxs in nre.items():
+        p[f"{column}_nre"] = "|".join(rxs)
+    for fragment, prefix, matchers in (("loki_filter_columns", "col", columns),
+                                       ("loki_filter_resource", "res", resource)):
+        if matchers:
+            fragments.append(fragment)
+            p[f"{prefix}_k"] = [n for n, _, _ in matchers]
+            p[f"{prefix}_op"] = [o for _, o, _ in matchers]
+            p[f"{prefix}_v"] = [anchored(v) if o in ("=~", "!~") else v for _, o, v in matchers]
+    if q.line_filters:
+        fragments.append("loki_filter_line")
+        for key in ("contains", "not_contains", "line_re", "line_nre"):
+            p[key] = []
+        for op, text in q.line_filters:
+            key = {"|=": "contains", "!=": "not_contains", "|~": "line_re", "!~": "line_nre"}[op]
+            p[key].append(text)
+    if q.label_filters:
+        fragments.append("loki_filter_labels")
+        p["lf_k"] = [name for name, _, _ in q.label_filters]
+        p["lf_op"] = ["=" if op == "==" else op for _, op, _ in q.label_filters]
+        p["lf_v"] = [anchored(v) if op in ("=~", "!~") else v for _, op, v in q.label_filters]
+    return Filter(fragments, p)

@@ -18,13 +18,15 @@ from starlette.routing import Route
 from .. import sqlfiles
 from . import logql, promql
 from .common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
-from .errors import BadRequest
+from .errors import BadRequest, Unavailable
 from .store import Timer
 from .timeparse import NS, duration_ns, loki_time_ns
 
 DEFAULT_LIMIT = 100
 DEFAULT_WINDOW_NS = 3600 * NS
 STREAMS_LIMIT = 10_000
+# Stream labels that come from the service and severity columns, not from resource attributes.
+COLUMN_LABELS = ("service_name", "severity_text", "level", "detected_level")
 
 
 def _sql(*fragments: str) -> str:
@@ -62,8 +64,9 @@ def _window(params: dict[str, list[str]], cfg: Any) -> tuple[int, int]:
 
 async def _log_streams(request: Request, q: logql.LogQuery, start: int, end: int, limit: int, direction: str
                        ) -> list[dict[str, Any]]:
-    params = {**logql.filter_params(q), "start_ns": start, "end_ns": end, "limit": limit}
-    sql = _sql("loki_logs_select", "loki_filter", f"loki_order_{direction}")
+    f = logql.compile_filter(q)
+    params = {**f.params, "start_ns": start, "end_ns": end, "limit": limit}
+    sql = _sql("loki_logs_select", *f.fragments, f"loki_order_{direction}")
     rows = await store_of(request).rows(sql, params, request=request)
     streams: dict[tuple[Any, ...], dict[str, Any]] = {}
     for ts, service, severity, resource, body in rows:
@@ -73,6 +76,21 @@ async def _log_streams(request: Request, q: logql.LogQuery, start: int, end: int
             s = streams[key] = {"stream": stream_labels(service, severity, resource), "values": []}
         s["values"].append([str(ts), body])
     return list(streams.values())
+
+
+async def _resources(request: Request, firsts: dict[int, tuple[str, int]]) -> dict[int, dict[str, str]]:
+    """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
+    hash to the service and time of a record that has it."""
+    if not firsts:
+        return {}
+    params = {"hashes": list(firsts), "services": sorted({s for s, _ in firsts.values()}),
+              "times": sorted({t for _, t in firsts.values()})}
+    rows = await store_of(request).rows(sqlfiles.query("loki_stream_resources"), params, request=request)
+    found = {int(h): res for h, res in rows}
+    if len(found) < len(firsts):
+        # The record was there a moment ago: dropped by retention (or a DELETE) in between.
+        raise Unavailable("log records were removed while the query ran; retry")
+    return found
 
 
 def _gcd_bucket(step: int, rng: int) -> int:
@@ -114,7 +132,14 @@ class _Eval:
             raise BadRequest("a log query cannot be used in a metric expression; use count_over_time(...)")
         raise BadRequest(f"unsupported expression {type(e).__name__}")
 
-    async def range_agg(self, e: logql.RangeAgg, group_keys: list[str]) -> promql.Vector:
+    async def _windows(self, e: logql.RangeAgg, extra: list[str], per_stream: bool
+                       ) -> list[tuple[dict[str, str], np.ndarray, np.ndarray]]:
+        """Lines and bytes in each step's window, per stream (labels, lines, bytes), exact integers.
+
+        With ``per_stream`` false the streams of one service and severity are added up in
+        ClickHouse and labelled by those columns only (for a sum by column labels). ``extra``: keys
+        a ``by (...)`` needs that are not stream labels; they come from the parsed line.
+        """
         rng = e.range_ns
         w = _gcd_bucket(self.step, rng) if self.step else rng
         origin = int(self.steps[0]) - rng
@@ -122,51 +147,90 @@ class _Eval:
         nb = (end - origin) // w
         if nb > 1_000_000:
             raise BadRequest("range and step too fine for the time window")
-        # Keys a `by (...)` needs that are not stream labels come from the parsed line.
-        extra = [k for k in group_keys if k not in ("service_name", "severity_text", "level", "detected_level")]
-        params = {**logql.filter_params(e.query), "start_ns": origin, "end_ns": end, "origin_ns": origin,
-                  "bucket_ns": w, "group_keys": extra}
-        sql = _sql("loki_counts_select", "loki_filter", "loki_counts_group")
-        rows = await store_of(self.request).rows(sql, params, request=self.request)
+        f = logql.compile_filter(e.query)
+        with_bytes = e.func.startswith("bytes")
+        params = {**f.params, "start_ns": origin, "end_ns": end, "origin_ns": origin, "bucket_ns": w,
+                  "per_stream": per_stream, "group_keys": extra}
+        select = ["loki_counts_select"] + (["loki_bytes"] if with_bytes else []) + \
+            (["loki_counts_extracted"] if extra else [])
+        rows = await store_of(self.request).rows(_sql(*select, *f.fragments, "loki_counts_group"), params,
+                                                 request=self.request)
+        # (service, severity, stream, extracted) -> bucket numbers, lines, bytes
+        acc: dict[tuple[Any, ...], tuple[list[int], list[int], list[int]]] = {}
+        firsts: dict[int, tuple[str, int]] = {}
+        for row in rows:
+            service, severity, stream, bucket, first, n = row[:6]
+            extracted = tuple(row[-1]) if extra else ()
+            buckets, lines, sizes = acc.setdefault((service, severity, stream, extracted), ([], [], []))
+            buckets.append(bucket)
+            lines.append(n)
+            sizes.append(row[6] if with_bytes else 0)
+            if per_stream and (stream not in firsts or first < firsts[stream][1]):
+                firsts[stream] = (service, first)
+        resources = await _resources(self.request, firsts)
+        # Streams whose labels come out the same (e.g. attributes differing only in service.name
+        # or in '.' vs '_') are one series, as in Loki.
         per: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray, np.ndarray]] = {}
-        for service, severity, resource, extracted, bucket, n, nbytes in rows:
-            lab = stream_labels(service, severity, resource)
+        for (service, severity, stream, extracted), (buckets, lines, sizes) in acc.items():
+            lab = stream_labels(service, severity, resources[stream] if per_stream else {})
             lab.update({k: v for k, v in zip(extra, extracted) if v})
             key = promql._key(lab)
             if key not in per:
                 per[key] = (lab, np.zeros(nb + 1), np.zeros(nb + 1))
-            b = int(bucket)
-            if 0 <= b <= nb:
-                per[key][1][b] += n
-                per[key][2][b] += nbytes
+            idx = np.asarray(buckets, dtype=np.int64)
+            inside = (idx >= 0) & (idx <= nb)
+            per[key][1][:] += np.bincount(idx[inside], np.asarray(lines, dtype=np.float64)[inside], nb + 1)
+            per[key][2][:] += np.bincount(idx[inside], np.asarray(sizes, dtype=np.float64)[inside], nb + 1)
         ratio, stride = rng // w, (self.step // w) if self.step else 0
+        # Step k ends at bucket ratio + k*stride and spans `ratio` buckets.
+        hi = ratio + stride * np.arange(len(self.steps))
         out = []
-        for lab, counts, sizes in per.values():
-            # Step k ends at bucket ratio + k*stride and spans `ratio` buckets.
-            hi = ratio + stride * np.arange(len(self.steps))
-            cum_n = np.concatenate([[0.0], np.cumsum(counts)])
-            lines = cum_n[hi + 1] - cum_n[hi + 1 - ratio]
-            if e.func.startswith("bytes"):
-                cum_b = np.concatenate([[0.0], np.cumsum(sizes)])
-                vals = cum_b[hi + 1] - cum_b[hi + 1 - ratio]
-            else:
-                vals = lines
-            if e.func in ("rate", "bytes_rate"):
-                vals = vals / (rng / NS)
-            out.append((lab, np.where(lines == 0, np.nan, vals)))
-        return promql.Vector(out)
+        for lab, per_lines, per_bytes in per.values():
+            cum_n = np.concatenate([[0.0], np.cumsum(per_lines)])
+            cum_b = np.concatenate([[0.0], np.cumsum(per_bytes)])
+            out.append((lab, cum_n[hi + 1] - cum_n[hi + 1 - ratio], cum_b[hi + 1] - cum_b[hi + 1 - ratio]))
+        return out
+
+    @staticmethod
+    def _values(e: logql.RangeAgg, lines: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+        """The value of ``e`` from a window's lines and bytes; no value where there are no lines."""
+        vals = nbytes if e.func.startswith("bytes") else lines
+        if e.func in ("rate", "bytes_rate"):
+            vals = vals / (e.range_ns / NS)
+        return np.where(lines == 0, np.nan, vals)
+
+    async def range_agg(self, e: logql.RangeAgg, group_keys: list[str]) -> promql.Vector:
+        extra = [k for k in group_keys if k not in COLUMN_LABELS]
+        windows = await self._windows(e, extra, per_stream=True)
+        return promql.Vector([(lab, self._values(e, lines, nbytes)) for lab, lines, nbytes in windows])
 
     async def vector_agg(self, e: logql.VectorAgg) -> promql.Vector:
         keys = e.labels if e.by else []
-        inner = await self.range_agg(e.expr, keys) if isinstance(e.expr, logql.RangeAgg) else await self.eval(e.expr)
-        if not isinstance(inner, promql.Vector):
-            raise BadRequest(f"{e.op}() needs a vector")
 
         def group(lab: dict[str, str]) -> dict[str, str]:
             if e.by:
                 return {k: (lab.get("level", "") if k == "detected_level" else lab.get(k, "")) for k in e.labels
                         if (lab.get("level") if k == "detected_level" else lab.get(k))}
             return {k: v for k, v in lab.items() if k not in e.labels}
+
+        if e.op == "sum" and e.by and isinstance(e.expr, logql.RangeAgg) and all(k in COLUMN_LABELS for k in keys):
+            # A sum by service/severity labels: the lines (or bytes) of a group are the sum of its
+            # streams', so ClickHouse adds them up without telling streams apart, and a rate is
+            # that sum divided once (exact, where a sum of per-stream rates is off in the last bit).
+            sums: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray, np.ndarray]] = {}
+            for lab, lines, nbytes in await self._windows(e.expr, [], per_stream=False):
+                g = group(lab)
+                k = promql._key(g)
+                if k in sums:
+                    sums[k][1][:] += lines
+                    sums[k][2][:] += nbytes
+                else:
+                    sums[k] = (g, lines.copy(), nbytes.copy())
+            return promql.Vector([(g, self._values(e.expr, lines, nbytes)) for g, lines, nbytes in sums.values()])
+
+        inner = await self.range_agg(e.expr, keys) if isinstance(e.expr, logql.RangeAgg) else await self.eval(e.expr)
+        if not isinstance(inner, promql.Vector):
+            raise BadRequest(f"{e.op}() needs a vector")
 
         groups: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[np.ndarray]]] = {}
         for lab, vals in inner.series:
@@ -260,8 +324,9 @@ async def query(request: Request) -> JSONResponse:
         return _ok({"resultType": "vector", "result": result, "stats": {}})
 
 
-async def _streams(request: Request, params: dict[str, list[str]], selector: str | None
+async def _streams(request: Request, params: dict[str, list[str]], selector: str | None, with_bytes: bool = False
                    ) -> list[tuple[dict[str, str], int, int]]:
+    """(labels, entries, bytes) of the streams in the window; bytes only ``with_bytes`` (else 0)."""
     cfg = request.app.state.cfg.query
     start, end = _window(params, cfg)
     q = None
@@ -270,10 +335,18 @@ async def _streams(request: Request, params: dict[str, list[str]], selector: str
         if not isinstance(e, logql.LogQuery):
             raise BadRequest("expected a stream selector")
         q = e
-    sql = _sql("loki_streams_select", "loki_filter", "loki_streams_group")
+    f = logql.compile_filter(q)
+    select = ["loki_streams_select"] + (["loki_bytes"] if with_bytes else [])
     rows = await store_of(request).rows(
-        sql, {**logql.filter_params(q), "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
-    return [(stream_labels(s, sev, res), int(n), int(b)) for s, sev, res, n, b in rows]
+        _sql(*select, *f.fragments, "loki_streams_group"),
+        {**f.params, "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
+    firsts: dict[int, tuple[str, int]] = {}
+    for s, _, h, first, *_ in rows:
+        if h not in firsts or first < firsts[h][1]:
+            firsts[h] = (s, first)
+    resources = await _resources(request, firsts)
+    return [(stream_labels(s, sev, resources[h]), int(n), int(rest[0]) if rest else 0)
+            for s, sev, h, _, n, *rest in rows]
 
 
 async def labels(request: Request) -> JSONResponse:
@@ -308,7 +381,7 @@ async def series(request: Request) -> JSONResponse:
 async def index_stats(request: Request) -> JSONResponse:
     with Timer("loki_index_stats"):
         params = await form_params(request)
-        streams = await _streams(request, params, first(params, "query"))
+        streams = await _streams(request, params, first(params, "query"), with_bytes=True)
         return JSONResponse({"streams": len(streams), "chunks": len(streams),
                              "entries": sum(n for _, n, _ in streams), "bytes": sum(b for _, _, b in streams)})
 
