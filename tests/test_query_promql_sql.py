@@ -127,6 +127,14 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
         return out
 
     monkeypatch.setattr(promql_sql, "aggregate", counting)
+    used: set[str] = set()
+    real_query = promql_sql.sqlfiles.query
+
+    def recording(name: str) -> str:
+        used.add(name)
+        return real_query(name)
+
+    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
 
     async def both(q: str, start: int, end: int, step: int) -> tuple[promql.Vector, promql.Vector]:
         expr = promql.parse(q)
@@ -165,3 +173,5 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("moved" in d for d in declined)
     assert not [d for d in declined if "moved" not in d and "_over_time" not in d]
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
+    if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
+        assert {"prom_agg_range_pairs", "prom_agg_range_buckets_pairs"} <= used

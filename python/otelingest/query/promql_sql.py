@@ -36,6 +36,7 @@ RANGE_FUNCS = frozenset({"rate", "increase", "delta", "sum_over_time", "avg_over
 # A histogram's buckets travel as one array per point: element-wise sums only.
 BUCKET_AGGS = frozenset({"sum", "avg", "count"})
 BUCKET_FUNCS = frozenset({"", "rate", "increase", "delta"})
+PAIR_FUNCS = frozenset({"rate", "increase", "delta"})
 # Each sample is copied to every step whose window holds it: beyond this many copies the Python
 # evaluator's per-bucket path moves fewer rows.
 MAX_COPIES = 64
@@ -130,6 +131,10 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
     samples = f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"
     evaluation = f"prom_agg_{'range' if fn else 'instant'}{'_buckets' if bucket else ''}"
+    if fn in PAIR_FUNCS and not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
+        # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
+        # before, so the previous row is all a step needs (no aggregation per series and step).
+        evaluation = f"prom_agg_range{'_buckets' if bucket else ''}_pairs"
     sql = sqlfiles.query(samples) + "\n" + sqlfiles.query(evaluation)
     store, request = ev.source.store, ev.source.request
     if not bucket:
