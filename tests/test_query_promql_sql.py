@@ -175,3 +175,24 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
         assert {"prom_agg_range_pairs", "prom_agg_range_buckets_pairs"} <= used
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdown):
+    """A delta counter's running total starts at the window's edge, not at zero: rate() must not
+    extrapolate to that edge, or an instant query and a range query disagree at the same time."""
+    store, t0 = metrics_db
+    at = t0 + 5400 * NS + 7 * NS
+
+    async def value(q: str, start: int, end: int, step: int) -> dict[tuple, float]:
+        v, steps, _ = await promql.evaluate(store, promql.parse(q), start, end, step, pushdown=pushdown)
+        assert isinstance(v, promql.Vector)
+        i = int(np.searchsorted(steps, at))
+        return {promql._key(lab): float(vals[i]) for lab, vals in v.series}
+
+    for q in ("sum by (host) (rate(jobs_total[5m]))", "sum by (le) (increase(size_bytes_bucket[5m]))"):
+        instant = anyio.run(value, q, at, at, 0)
+        ranged = anyio.run(value, q, at - 1800 * NS, at, 60 * NS)
+        assert instant and instant.keys() == ranged.keys()
+        for k in instant:
+            assert instant[k] == pytest.approx(ranged[k], rel=1e-9), (q, k)

@@ -18,7 +18,7 @@ FROM
            v1 - v0 + if({fn:String} = 'delta', 0, resets) AS growth,
            sampled / greatest(n - 1, 1) AS avg_between,
            (t0 - (ek - {range_ns:Int64})) / 1e9 AS to_window_start,
-           if({fn:String} != 'delta' AND growth > 0 AND v0 >= 0 AND sampled * (v0 / growth) < to_window_start,
+           if({fn:String} != 'delta' AND NOT {delta:UInt8} AND growth > 0 AND v0 >= 0 AND sampled * (v0 / growth) < to_window_start,
               sampled * (v0 / growth), to_window_start) AS to_start,
            (ek - t1) / 1e9 AS to_end,
            sampled + if(to_start < avg_between * 1.1, to_start, avg_between / 2)

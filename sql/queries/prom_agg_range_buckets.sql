@@ -22,7 +22,7 @@ FROM
            if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) AS per,
            sampled + if(to_window_start < avg_between * 1.1, to_window_start, avg_between / 2) AS with_start,
            if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS end_part,
-           if(counter AND arrayMin(v0 * sampled - growth * to_window_start) < 0,
+           if(counter AND NOT {delta:UInt8} AND arrayMin(v0 * sampled - growth * to_window_start) < 0,
               arrayMap((a0, g) -> g * ((sampled
                                         + if((if(g > 0 AND a0 >= 0 AND sampled * (a0 / g) < to_window_start,
                                                  sampled * (a0 / g), to_window_start) AS to_start) < avg_between * 1.1,

@@ -3,7 +3,8 @@
 -- 2 x bucket). Such a window holds at most two samples, the last and the one before it, so no
 -- per-window aggregation is needed: each sample is the last of the steps ending from its time until
 -- the next sample (or its window's end), and the previous sample (lagInFrame) is the first when it
--- lies in that step's window. Same arithmetic as prom_agg_range_buckets.sql.
+-- lies in that step's window. Same arithmetic as prom_agg_range_buckets.sql. Delta samples arrive
+-- as they are ({running} = 0): the growth between the two is the last one.
 SELECT gid, any(bounds), k, count(), sumForEach(x)
 FROM
 (
@@ -15,11 +16,11 @@ FROM
            (t0 - (ek - {range_ns:Int64})) / 1e9 AS to_window_start,
            (ek - t1) / 1e9 AS to_end,
            {fn:String} != 'delta' AS counter,
-           v1 - v0 + arrayMap((a, b) -> if(a < b, b, 0), v1, v0) * counter AS growth,
+           if({delta:UInt8}, v1, v1 - v0 + arrayMap((a, b) -> if(a < b, b, 0), v1, v0) * counter) AS growth,
            if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) AS per,
            sampled + if(to_window_start < avg_between * 1.1, to_window_start, avg_between / 2) AS with_start,
            if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS end_part,
-           if(counter AND arrayMin(v0 * sampled - growth * to_window_start) < 0,
+           if(counter AND NOT {delta:UInt8} AND arrayMin(v0 * sampled - growth * to_window_start) < 0,
               arrayMap((a0, g) -> g * ((sampled
                                         + if((if(g > 0 AND a0 >= 0 AND sampled * (a0 / g) < to_window_start,
                                                  sampled * (a0 / g), to_window_start) AS to_start) < avg_between * 1.1,

@@ -2,6 +2,7 @@
 -- over a rollup whose samples sit at bucket ends, at least a bucket apart, and a window of two
 -- buckets ({range_ns} = 2 x bucket): as prom_agg_range_buckets_pairs.sql, such a window holds at
 -- most the last sample and the one before it, so the previous row (lagInFrame) is all a step needs.
+-- Delta samples arrive as they are ({running} = 0): the growth between the two is the last one.
 SELECT gid, gle, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value
@@ -12,9 +13,9 @@ FROM
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            (t1 - t0) / 1e9 AS sampled,
            sampled AS avg_between,
-           v1 - v0 + if({fn:String} = 'delta' OR v1 >= v0, 0, v0) AS growth,
+           if({delta:UInt8}, v1, v1 - v0 + if({fn:String} = 'delta' OR v1 >= v0, 0, v0)) AS growth,
            (t0 - (ek - {range_ns:Int64})) / 1e9 AS to_window_start,
-           if({fn:String} != 'delta' AND growth > 0 AND v0 >= 0 AND sampled * (v0 / growth) < to_window_start,
+           if({fn:String} != 'delta' AND NOT {delta:UInt8} AND growth > 0 AND v0 >= 0 AND sampled * (v0 / growth) < to_window_start,
               sampled * (v0 / growth), to_window_start) AS to_start,
            (ek - t1) / 1e9 AS to_end,
            sampled + if(to_start < avg_between * 1.1, to_start, avg_between / 2)

@@ -5,7 +5,7 @@
 WITH samples AS
 (
     SELECT sid, bounds, t,
-           if({delta:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+           if({running:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (

@@ -224,6 +224,9 @@ class Samples:
     times: np.ndarray  # int64 ns, ascending
     values: np.ndarray  # float64
     counter: bool
+    # Delta temporality: values are a running total from the window's start, not from the series'
+    # start, so rate() must not extrapolate to a zero point that is only the window's edge.
+    delta: bool = False
 
 
 @dataclass
@@ -328,11 +331,11 @@ class Source:
             delta = info.temporality == "Delta"
             if kind == "value":
                 vals = np.fromiter((p[2] for p in pts), dtype=np.float64, count=len(pts))
-                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, info.prom_type == "counter"))
+                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, info.prom_type == "counter", delta))
             elif kind in ("count", "sum"):
                 col = 3 if kind == "count" else 4
                 vals = np.fromiter((float(p[col]) for p in pts), dtype=np.float64, count=len(pts))
-                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, True))
+                out.append(Samples(labels, times, np.cumsum(vals) if delta else vals, True, delta))
             else:
                 out.extend(_bucket_series(labels, times, pts, delta, fns))
         return out
@@ -357,6 +360,7 @@ class Buckets:
     v_max: np.ndarray
     resets: np.ndarray
     exact_stats: bool  # sum/min/max are of the exposed values (not of deltas or histogram arrays)
+    delta: bool = False  # as Samples.delta
 
 
 async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: int, end_ns: int, w: int
@@ -416,7 +420,7 @@ async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: in
             before = np.concatenate([[0.0], prefix[:-1]])
             v_first, v_last = before + v_first, prefix.copy()
             resets = np.zeros(nb + 1)
-        out.append(Buckets(labels, n, t_first, t_last, v_first, v_last, v_sum, v_min, v_max, resets, exact))
+        out.append(Buckets(labels, n, t_first, t_last, v_first, v_last, v_sum, v_min, v_max, resets, exact, delta))
     return out
 
 
@@ -457,7 +461,7 @@ def _bucketed_le(labels: dict[str, str], pts: list[tuple[Any, ...]], idx: np.nda
         lab = {**labels, "le": format_le(b)}
         if labels_match(lab, fns):
             out.append(Buckets(lab, n, t_first, t_last, first[:, j], last[:, j], nan, nan, nan, np.zeros(nb + 1),
-                               False))
+                               False, delta))
     return out
 
 
@@ -486,7 +490,7 @@ def _bucket_series(labels: dict[str, str], times: np.ndarray, pts: list[tuple[An
             continue
         col = matrix[:, j]
         keep = ~np.isnan(col)
-        out.append(Samples(lab, times[keep], col[keep], True))
+        out.append(Samples(lab, times[keep], col[keep], True, delta))
     return out
 
 
@@ -974,7 +978,7 @@ def _combine_buckets(name: str, b: Buckets, lo: np.ndarray, hi: np.ndarray, star
             bd = np.concatenate([[0.0], np.cumsum(np.nan_to_num(boundary))])
             resets = (r_in[hi + 1] - r_in[lo + 1]) + (bd[hi + 1] - bd[fi + 1])
         return _extrapolate(name, b.v_first[fi], b.v_last[li], b.t_first[fi], b.t_last[li], count, resets,
-                            starts, ends, some)
+                            starts, ends, some, from_zero=not b.delta)
     if name == "count_over_time":
         return np.where(some, count, np.nan)
     if name == "last_over_time":
@@ -994,8 +998,11 @@ def _combine_buckets(name: str, b: Buckets, lo: np.ndarray, hi: np.ndarray, star
 
 
 def _extrapolate(name: str, v0: np.ndarray, v1: np.ndarray, t0: np.ndarray, t1: np.ndarray, n: np.ndarray,
-                 resets: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Prometheus' extrapolatedRate (promql/functions.go), vectorized over steps."""
+                 resets: np.ndarray, starts: np.ndarray, ends: np.ndarray, valid: np.ndarray, *,
+                 from_zero: bool = True) -> np.ndarray:
+    """Prometheus' extrapolatedRate (promql/functions.go), vectorized over steps. ``from_zero``: a
+    counter may be extrapolated back to its zero point (not for running totals of deltas, which
+    start at the window's edge, not at the series' start)."""
     two = valid & (n >= 2)
     counter_fn = name != "delta"
     result = v1 - v0 + (resets if counter_fn else 0.0)
@@ -1005,7 +1012,7 @@ def _extrapolate(name: str, v0: np.ndarray, v1: np.ndarray, t0: np.ndarray, t1: 
         to_start = (t0 - starts) / NS
         to_end = (ends - t1) / NS
         avg_between = sampled / np.maximum(n - 1, 1)
-        if counter_fn:
+        if counter_fn and from_zero:
             to_zero = sampled * (v0 / result)
             use_zero = (result > 0) & (v0 >= 0) & (to_zero < to_start)
             to_start = np.where(use_zero, to_zero, to_start)
@@ -1037,7 +1044,8 @@ def _range_vectorized(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, sta
             # Counter resets: a drop between samples j and j+1 adds back the value before it.
             drops = np.concatenate([[0.0], np.cumsum(np.where(v[1:] < v[:-1], v[:-1], 0.0))])
             resets = drops[last_i] - drops[first_i]
-        return _extrapolate(name, v[first_i], v[last_i], t[first_i], t[last_i], n, resets, starts, ends, two)
+        return _extrapolate(name, v[first_i], v[last_i], t[first_i], t[last_i], n, resets, starts, ends, two,
+                            from_zero=not s.delta)
     if name == "irate":
         two = n >= 2
         a, b = np.where(two, hi - 2, 0), np.where(two, hi - 1, 0)

@@ -126,6 +126,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         "start_ns": start, "end_ns": end, "e0_ns": e0, "step_ns": step, "steps": len(ev.steps),
         "delta": int(deltas.pop()) if deltas else 0,
     }
+    params["running"] = params["delta"]
     if not raw:
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
@@ -135,6 +136,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
         # before, so the previous row is all a step needs (no aggregation per series and step).
         evaluation = f"prom_agg_range{'_buckets' if bucket else ''}_pairs"
+        params["running"] = 0  # the pair's growth is the last delta: no running total needed
     sql = sqlfiles.query(samples) + "\n" + sqlfiles.query(evaluation)
     store, request = ev.source.store, ev.source.request
     if not bucket:
