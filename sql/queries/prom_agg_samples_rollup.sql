@@ -1,7 +1,8 @@
--- Fragment (CTE `samples`) for prom_agg_range.sql / prom_agg_instant.sql: samples (sid, le, t, v) of
+-- Fragment (CTE `samples`) for prom_agg_range*.sql / prom_agg_instant.sql: samples (sid, le, t, v) of
 -- the selected series from a rollup table ({table} chosen by the service), one per bucket stamped at
 -- the bucket's end, as prom_points_rollup.sql gives them: the last value (cumulative) or the
--- bucket's sum made a running total (delta), for {kind:String} = value | count | sum.
+-- bucket's sum, made a running total when {running} (delta), for {kind:String} = value | count | sum.
+-- FINAL merges a bucket's partial rows in key order, cheaper than a GROUP BY over every bucket.
 WITH samples AS
 (
     SELECT sid, le, t,
@@ -10,14 +11,13 @@ WITH samples AS
     (
         SELECT SeriesId AS sid, inf AS le,
                toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
-               multiIf({kind:String} = 'value', if({delta:UInt8}, sum(ValueSum), argMaxMerge(ValueLast)),
-                       {kind:String} = 'count', toFloat64(if({delta:UInt8}, sum(CountSum), argMaxMerge(CountLast))),
-                       if({delta:UInt8}, sum(SumSum), argMaxMerge(SumLast))) AS x
-        FROM {table:Identifier}
+               multiIf({kind:String} = 'value', if({delta:UInt8}, ValueSum, finalizeAggregation(ValueLast)),
+                       {kind:String} = 'count', toFloat64(if({delta:UInt8}, CountSum, finalizeAggregation(CountLast))),
+                       if({delta:UInt8}, SumSum, finalizeAggregation(SumLast))) AS x
+        FROM {table:Identifier} FINAL
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
           AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
-        GROUP BY SeriesId, TimeBucket
     )
 )

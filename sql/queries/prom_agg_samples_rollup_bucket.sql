@@ -1,7 +1,8 @@
--- Fragment (CTE `samples`) for prom_agg_range_buckets.sql / prom_agg_instant_buckets.sql: a
+-- Fragment (CTE `samples`) for prom_agg_range_buckets*.sql / prom_agg_instant_buckets.sql: a
 -- histogram's `_bucket` samples (sid, bounds, t, v) from a rollup table ({table}), one per rollup
 -- bucket stamped at its end, v holding the cumulative count per bound (+Inf last): the last bucket
--- counts (cumulative) or their sums made a running total (delta).
+-- counts (cumulative) or their sums, made a running total when {running} (delta). FINAL merges a
+-- bucket's partial rows in key order, cheaper than a GROUP BY over every bucket.
 WITH samples AS
 (
     SELECT sid, bounds, t,
@@ -10,15 +11,14 @@ WITH samples AS
     FROM
     (
         SELECT SeriesId AS sid, toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
-               arrayMap(c -> toFloat64(c), arrayCumSum(if({delta:UInt8}, sumForEachMerge(BucketCountsSum),
-                                                          argMaxMerge(BucketCountsLast)))) AS x,
-               any(ExplicitBounds) AS bounds
-        FROM {table:Identifier}
+               arrayMap(c -> toFloat64(c), arrayCumSum(if({delta:UInt8}, finalizeAggregation(BucketCountsSum),
+                                                          finalizeAggregation(BucketCountsLast)))) AS x,
+               ExplicitBounds AS bounds
+        FROM {table:Identifier} FINAL
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
           AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
-        GROUP BY SeriesId, TimeBucket
-        HAVING length(x) = length(bounds) + 1
     )
+    WHERE length(x) = length(bounds) + 1
 )
