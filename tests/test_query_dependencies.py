@@ -229,3 +229,28 @@ def test_hours_older_than_every_span_come_from_the_rollup_without_a_record(env):
                       column_names=["TimeBucket", "Parent", "Child", "CallCount", "ErrorCount"])
     start, end = old - HOUR, h(3)
     assert env.query(start, end) == sorted(expected(env.calls, start, end) + [("legacy", "svc", 7, 1)])
+
+
+def test_backfill_finds_utc_hours_when_the_server_zone_is_not_a_whole_hour_off(migrated: Config):
+    """otel_span_stats_1h buckets at the server zone's hours: on +05:30 they start at :30 UTC, and
+    the backfill must still name every UTC hour that holds spans."""
+    client = connect(migrated.clickhouse)
+    try:
+        h0 = base_hour()
+        calls = [Call(h0 + 10 * MINUTE, h0 + 11 * MINUTE, "frontend", "checkout"),
+                 Call(h0 + 50 * MINUTE, h0 + 51 * MINUTE, "frontend", "checkout")]
+        # The views run in the inserting session's zone, as they would on a +05:30 server.
+        kolkata = connect(migrated.clickhouse)
+        kolkata.set_client_setting("session_timezone", "Asia/Kolkata")
+        insert_calls(kolkata, migrated.clickhouse.database, calls)
+        kolkata.close()
+        buckets = client.query("SELECT DISTINCT toUnixTimestamp(TimeBucket) % 3600 FROM otel_span_stats_1h").result_rows
+        assert buckets == [(1800,)]  # the setup worked: buckets start at :30 UTC
+        now = h0 + 2 * HOUR + FINAL_AFTER
+        # Both UTC hours each bucket overlaps; the one after h0 holds no span (computing it finds
+        # nothing, and records it).
+        assert dependencies.pending_hours(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
+        assert dependencies.backfill(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
+        assert dependencies.pending_hours(client, limit=100, now_ns=now) == []
+    finally:
+        client.close()

@@ -10,6 +10,9 @@ bucket (count, first, last, sum, min, max, counter-reset corrections: prom_bucke
 range moves one row per series and step, and the result is exactly what the raw samples give. The
 functions, aggregations and operators then evaluate per step with Prometheus' semantics (5m
 lookback, extrapolated rate, bucketQuantile). On rollups a range window is at least two buckets.
+Aggregations of the shapes Grafana panels use run whole in ClickHouse instead (promql_sql.py); this
+evaluator answers everything else and is their reference. Delta temporality is exposed as a running
+total from the fetched window's start; rate() does not extrapolate such a total to zero.
 
 Supported: selectors with = != =~ !~ and offset; rate, irate, increase, delta, {avg,sum,min,max,
 count,last}_over_time, histogram_quantile, abs/ceil/floor/round/sqrt/exp/ln/log2/log10, clamp_min,

@@ -9,11 +9,11 @@ in Python (promql.Source.series), which also gives each series its group; ClickH
 the function per series and step and the aggregation per group and step
 (sql/queries/prom_agg_*.sql), with the Python evaluator's semantics: the same samples, running totals
 for delta temporality, Prometheus' extrapolated rate and 5-minute lookback, absent and NaN values
-skipped. tests/test_query_tables.py checks both give the same answers.
+skipped. tests/test_query_promql_sql.py checks both give the same answers.
 
-Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families, min/max or
-*_over_time of ``_bucket`` series, windows much
-longer than the step) returns None and the Python evaluator answers.
+Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families or
+temporalities, min/max or ``*_over_time`` of ``_bucket`` series, a histogram whose bounds change in
+the window, windows much longer than the step) returns None and the Python evaluator answers.
 """
 
 from __future__ import annotations
