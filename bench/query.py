@@ -124,6 +124,8 @@ def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[st
         "prom_range_24h_5m": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}[{w}]))", **day, "step": "300"}),
         "prom_gauge_avg_24h_1m": ("GET", "/api/v1/query_range", {"query": f"avg({g})", **day, "step": "60"}),
         "prom_histogram_quantile_24h": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "300"}),
+        # The same at the step Grafana picks for a wide 24 h panel: raw points, every histogram bound.
+        "prom_histogram_quantile_24h_1m": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "60"}),
         "prom_labels": ("GET", "/api/v1/labels", hour),
         "jaeger_trace_by_id": ("GET", "/api/traces/{id}", {}),
         "jaeger_search_24h": ("GET", "/api/traces", {"service": "checkout", "start": int(data["start"] / 1000), "end": int(now_ns / 1000), "limit": 20}),
