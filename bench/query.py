@@ -122,6 +122,7 @@ def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[st
         "prom_instant_rate": ("GET", "/api/v1/query", {"query": f"sum by (service_name) (rate({c}[{w}]))", "time": end_s}),
         "prom_range_1h_15s": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}{{instance=\"7\"}}[{w1}]))", **hour, "step": "15"}),
         "prom_range_24h_5m": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}[{w}]))", **day, "step": "300"}),
+        "prom_range_24h_1m": ("GET", "/api/v1/query_range", {"query": f"sum by (http_route) (rate({c}[{w}]))", **day, "step": "60"}),
         "prom_gauge_avg_24h_1m": ("GET", "/api/v1/query_range", {"query": f"avg({g})", **day, "step": "60"}),
         "prom_histogram_quantile_24h": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "300"}),
         # The same at the step Grafana picks for a wide 24 h panel: raw points, every histogram bound.

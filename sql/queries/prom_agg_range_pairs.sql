@@ -3,13 +3,13 @@
 -- buckets ({range_ns} = 2 x bucket): as prom_agg_range_buckets_pairs.sql, such a window holds at
 -- most the last sample and the one before it, so the previous row (lagInFrame) is all a step needs.
 -- Delta samples arrive as they are ({running} = 0): the growth between the two is the last one.
-SELECT gid, gle, k,
+SELECT gid, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value
 FROM
 (
     SELECT transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
-           if({le_grouped:UInt8}, le, inf) AS gle, k,
+           k,
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            (t1 - t0) / 1e9 AS sampled,
            sampled AS avg_between,
@@ -23,7 +23,7 @@ FROM
            growth * (extrapolated / sampled) / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) AS x
     FROM
     (
-        SELECT sid, le, t AS t1, v AS v1, t_prev AS t0, v_prev AS v0,
+        SELECT sid, t AS t1, v AS v1, t_prev AS t0, v_prev AS v0,
                arrayJoin(range(
                    toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
                    toUInt32(least({steps:UInt32}, greatest(0,
@@ -31,15 +31,15 @@ FROM
                               {step_ns:Int64})))))) AS k
         FROM
         (
-            SELECT sid, le, t, v,
+            SELECT sid, t, v,
                    lagInFrame(t, 1, toInt64(-9e18)) OVER w AS t_prev, lagInFrame(v, 1, v) OVER w AS v_prev,
                    leadInFrame(t, 1, toInt64(9e18)) OVER w AS t_next
             FROM samples
-            WINDOW w AS (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)
+            WINDOW w AS (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)
         )
         -- The previous sample must exist and be in the window: rate needs two samples.
         WHERE t_prev > toInt64(-9e18)
     )
 )
 WHERE NOT isNaN(x)
-GROUP BY gid, gle, k
+GROUP BY gid, k

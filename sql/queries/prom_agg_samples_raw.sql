@@ -1,14 +1,14 @@
 -- Fragment (CTE `samples`) for prom_agg_range.sql / prom_agg_instant.sql: the exposed samples
--- (sid, le, t, v) of the selected series in (start, end] from raw points, for a gauge/counter value
+-- (sid, t, v) of the selected series in (start, end] from raw points, for a gauge/counter value
 -- or a histogram's Count or Sum ({kind:String} = value | count | sum). Delta points become a running
 -- total from the window's start, as the Python evaluator does.
 WITH samples AS
 (
-    SELECT sid, le, t,
-           if({running:UInt8}, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+    SELECT sid, t,
+           if({running:UInt8}, sum(x) OVER (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
-        SELECT SeriesId AS sid, inf AS le, toUnixTimestamp64Nano(TimeUnix) AS t,
+        SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
                multiIf({kind:String} = 'value', Value, {kind:String} = 'count', toFloat64(Count), ifNull(Sum, 0)) AS x
         FROM otel_metrics
         WHERE MetricName IN {names:Array(String)}

@@ -1,15 +1,15 @@
--- Fragment (CTE `samples`) for prom_agg_range*.sql / prom_agg_instant.sql: samples (sid, le, t, v) of
+-- Fragment (CTE `samples`) for prom_agg_range*.sql / prom_agg_instant.sql: samples (sid, t, v) of
 -- the selected series from a rollup table ({table} chosen by the service), one per bucket stamped at
 -- the bucket's end, as prom_points_rollup.sql gives them: the last value (cumulative) or the
 -- bucket's sum, made a running total when {running} (delta), for {kind:String} = value | count | sum.
 -- FINAL merges a bucket's partial rows in key order, cheaper than a GROUP BY over every bucket.
 WITH samples AS
 (
-    SELECT sid, le, t,
-           if({running:UInt8}, sum(x) OVER (PARTITION BY sid, le ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
+    SELECT sid, t,
+           if({running:UInt8}, sum(x) OVER (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
-        SELECT SeriesId AS sid, inf AS le,
+        SELECT SeriesId AS sid,
                toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
                multiIf({kind:String} = 'value', if({delta:UInt8}, ValueSum, finalizeAggregation(ValueLast)),
                        {kind:String} = 'count', toFloat64(if({delta:UInt8}, CountSum, finalizeAggregation(CountLast))),

@@ -131,7 +131,8 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
     samples = f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"
-    evaluation = f"prom_agg_{'range' if fn else 'instant'}{'_buckets' if bucket else ''}"
+    evaluation = f"prom_agg_{'instant' if not fn else 'range' if fn in PAIR_FUNCS else 'over_time'}"
+    evaluation += "_buckets" if bucket else ""
     if fn in PAIR_FUNCS and not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
         # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
         # before, so the previous row is all a step needs (no aggregation per series and step).
@@ -140,8 +141,8 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     sql = sqlfiles.query(samples) + "\n" + sqlfiles.query(evaluation)
     store, request = ev.source.store, ev.source.request
     if not bucket:
-        rows = await store.rows(sql, params | {"kind": kind, "le_grouped": 0, "agg": op}, request=request)
-        values = _dense({(int(g), "", int(k)): v for g, _, k, v in rows}, len(ev.steps))
+        rows = await store.rows(sql, params | {"kind": kind, "agg": op}, request=request)
+        values = _dense({(int(g), "", int(k)): v for g, k, v in rows}, len(ev.steps))
     else:
         check = f"prom_agg_bounds_{'raw' if raw else 'rollup'}"
         changed, rows = await asyncio.gather(store.named(check, params, request=request),
