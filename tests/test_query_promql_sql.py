@@ -80,7 +80,7 @@ def metrics_db(clickhouse, tmp_path_factory):
     qd.insert_rows(client, db, "otel_metrics", qd.METRIC_COLUMNS, _rows(t0))
     pool = ClientPool(cfg.clickhouse)
     try:
-        yield Store(pool, cfg.query), t0
+        yield Store(pool, cfg.query), t0, db
     finally:
         pool.close()
         client.close()
@@ -113,7 +113,7 @@ def _nonempty(v: promql.Vector) -> dict[tuple, np.ndarray]:
 
 @pytest.mark.parametrize("table", ["otel_metrics", "otel_metrics_5m", "otel_metrics_1h"])
 def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
-    store, t0 = metrics_db
+    store, t0, _ = metrics_db
     bucket_ns = promql.BUCKET_S[table] * NS
     ranges = {"otel_metrics": ["1m", "7m"], "otel_metrics_5m": ["10m", "15m"], "otel_metrics_1h": ["2h"]}[table]
     steps = {"otel_metrics": [60, 150, 0], "otel_metrics_5m": [300, 600, 0], "otel_metrics_1h": [3600, 0]}[table]
@@ -181,7 +181,7 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
 def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdown):
     """A delta counter's running total starts at the window's edge, not at zero: rate() must not
     extrapolate to that edge, or an instant query and a range query disagree at the same time."""
-    store, t0 = metrics_db
+    store, t0, _ = metrics_db
     at = t0 + 5400 * NS + 7 * NS
 
     async def value(q: str, start: int, end: int, step: int) -> dict[tuple, float]:
@@ -196,3 +196,35 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
         assert instant and instant.keys() == ranged.keys()
         for k in instant:
             assert instant[k] == pytest.approx(ranged[k], rel=1e-9), (q, k)
+
+
+def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeypatch):
+    """Evaluations share a metric catalog read moments ago for the same window; a metric that
+    appears after it is read afresh instead of answering empty."""
+    store, t0, db = metrics_db
+    start, end = t0 + 3600 * NS, t0 + 7200 * NS
+    catalog_reads = []
+    real = store.named
+
+    async def counting(name, params=None, **kw):
+        if name.startswith("prom_catalog"):
+            catalog_reads.append(name)
+        return await real(name, params, **kw)
+
+    monkeypatch.setattr(store, "named", counting)
+
+    async def run(q: str) -> promql.Vector:
+        v, _, _ = await promql.evaluate(store, promql.parse(q), start, end, 60 * NS)
+        assert isinstance(v, promql.Vector)
+        return v
+
+    anyio.run(run, "sum(temp_celsius)")
+    anyio.run(run, "max(temp_celsius)")
+    assert len(catalog_reads) == 1  # the second evaluation reused the catalog
+    client = connect(ClickHouseConfig(url=clickhouse.url), with_database=False)
+    qd.insert_rows(client, db, "otel_metrics", qd.METRIC_COLUMNS,
+                   [qd.metric_row(start + 600 * NS, t0, "fresh.gauge", "", "Gauge", "Unspecified", False, {}, value=7.0)])
+    client.close()
+    v = anyio.run(run, "sum(fresh_gauge)")
+    assert len(catalog_reads) == 2
+    assert [float(x) for x in v.series[0][1] if not np.isnan(x)][:1] == [7.0]

@@ -39,6 +39,9 @@ from .tables import BUCKET_S, choose_metrics_table
 from .timeparse import NS
 
 LOOKBACK_NS = 5 * 60 * NS
+# Evaluations reuse a metric catalog read for a window within the same minutes for this long.
+CATALOG_TTL_S = 10.0
+CATALOG_GRAIN_NS = 60 * NS
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
@@ -245,7 +248,13 @@ class Source:
     use_buckets: bool = True
     # Evaluate aggregations of the common shapes inside ClickHouse (promql_sql.py).
     pushdown: bool = True
+    # Reuse the metric catalog other queries of the last CATALOG_TTL_S read for about the same window
+    # (Store.remember): a 24-hour catalog scans every point's name and type, and a dashboard's panels
+    # ask for it again and again. A selector whose metric is missing from a reused catalog reads it
+    # afresh, so a new metric is never hidden.
+    reuse_catalog: bool = False
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
+    _reused: bool = False
 
     def _p(self, **kw: Any) -> dict[str, Any]:
         if self.table != "otel_metrics":
@@ -255,13 +264,23 @@ class Source:
     def _kind(self) -> str:
         return "raw" if self.table == "otel_metrics" else "rollup"
 
-    async def catalog(self, start_ns: int, end_ns: int) -> list[MetricInfo]:
+    async def catalog(self, start_ns: int, end_ns: int, *, fresh: bool = False) -> list[MetricInfo]:
         key = (start_ns, end_ns)
-        if key not in self._catalog:
-            rows = await self.store.named(f"prom_catalog_{self._kind()}",
-                                          self._p(start_ns=start_ns, end_ns=end_ns), request=self.request)
-            self._catalog[key] = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
-        return self._catalog[key]
+        if key in self._catalog and not fresh:
+            return self._catalog[key]
+        shared = ("prom_catalog", self.table, start_ns // CATALOG_GRAIN_NS, end_ns // CATALOG_GRAIN_NS)
+        hit = self.store.recall(shared) if self.reuse_catalog and not fresh else None
+        if hit is not None:
+            self._reused = True
+            self._catalog[key] = hit
+            return list(hit)
+        rows = await self.store.named(f"prom_catalog_{self._kind()}",
+                                      self._p(start_ns=start_ns, end_ns=end_ns), request=self.request)
+        infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+        self._catalog[key] = infos
+        if self.reuse_catalog:
+            self.store.remember(shared, infos, CATALOG_TTL_S)
+        return infos
 
     async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]
                          ) -> list[tuple[str, Callable[[str], bool]]]:
@@ -280,14 +299,9 @@ class Source:
     async def series(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int
                      ) -> list[tuple[int, MetricInfo, str, dict[str, str]]]:
         """(series id, metric, family kind, labels incl. __name__) matching the selector."""
-        catalog = [(info, prom_name, kind) for info in await self.catalog(start_ns, end_ns)
-                   for prom_name, kind in info.families().items()]
-        name_matchers = [m for m in matchers if m.name == "__name__"]
-        name_fns = await self.predicates(name_matchers, [{"__name__": n} for _, n, _ in catalog])
-        wanted: dict[str, list[tuple[MetricInfo, str, str]]] = {}
-        for info, prom_name, kind in catalog:
-            if all(f(prom_name) for _, f in name_fns):
-                wanted.setdefault(info.otel_name, []).append((info, prom_name, kind))
+        wanted = await self._wanted(matchers, start_ns, end_ns, fresh=False)
+        if not wanted and self._reused:
+            wanted = await self._wanted(matchers, start_ns, end_ns, fresh=True)
         if not wanted:
             return []
         rows = await self.store.named(
@@ -308,6 +322,19 @@ class Source:
         if len(out) > self.max_series:
             raise Unprocessable(f"selector matches more than {self.max_series} series")
         return out
+
+    async def _wanted(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int, *, fresh: bool
+                      ) -> dict[str, list[tuple[MetricInfo, str, str]]]:
+        """OTel metric name -> (metric, Prometheus name, family kind) the name matchers select."""
+        catalog = [(info, prom_name, kind) for info in await self.catalog(start_ns, end_ns, fresh=fresh)
+                   for prom_name, kind in info.families().items()]
+        name_matchers = [m for m in matchers if m.name == "__name__"]
+        name_fns = await self.predicates(name_matchers, [{"__name__": n} for _, n, _ in catalog])
+        wanted: dict[str, list[tuple[MetricInfo, str, str]]] = {}
+        for info, prom_name, kind in catalog:
+            if all(f(prom_name) for _, f in name_fns):
+                wanted.setdefault(info.otel_name, []).append((info, prom_name, kind))
+        return wanted
 
     async def samples(self, matchers: list[LabelMatcher], start_ns: int, end_ns: int) -> list[Samples]:
         """Samples in (start, end] of every series the selector matches."""
@@ -1183,6 +1210,7 @@ async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns:
     # The reference path (use_buckets=False) evaluates everything from raw samples in Python.
     source = make_source(store, expr, start_ns, end_ns, step_ns or 1, request, use_buckets,
                          use_buckets if pushdown is None else pushdown)
+    source.reuse_catalog = True
     ev = Evaluator(source, steps, step_ns)
     if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
         series, _, _ = await ev.range_samples(expr)

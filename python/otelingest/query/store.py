@@ -39,6 +39,7 @@ _TOO_BIG_CODES = {158, 396, 307}  # TOO_MANY_ROWS, TOO_MANY_ROWS_OR_BYTES, TOO_M
 _BAD_INPUT_CODES = {427, 36, 69}  # CANNOT_COMPILE_REGEXP, BAD_ARGUMENTS, ARGUMENT_OUT_OF_BOUND
 _READONLY_CODE = 164  # READONLY: a readonly=1 user may not set max_execution_time & co.
 _DISCONNECT_POLL_S = 0.1
+MEMO_MAX = 256
 
 
 class Store:
@@ -47,6 +48,21 @@ class Store:
     def __init__(self, pool: ClientPool, cfg: QueryConfig) -> None:
         self.pool = pool
         self.cfg = cfg
+        # Short-lived lookups shared by this process's requests: key -> (expiry on the monotonic clock, value).
+        self._memo: dict[Any, tuple[float, Any]] = {}
+
+    def recall(self, key: Any) -> Any:
+        """What :meth:`remember` stored under ``key``, or None once it expired."""
+        hit = self._memo.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def remember(self, key: Any, value: Any, ttl_s: float) -> None:
+        now = time.monotonic()
+        if len(self._memo) >= MEMO_MAX:
+            self._memo = {k: v for k, v in self._memo.items() if v[0] > now}
+            while len(self._memo) >= MEMO_MAX:  # all alive: drop the oldest entries
+                self._memo.pop(next(iter(self._memo)))
+        self._memo[key] = (now + ttl_s, value)
 
     def _settings(self, max_rows: int | None) -> dict[str, Any]:
         return {
