@@ -174,7 +174,7 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert not [d for d in declined if "moved" not in d and "_over_time" not in d]
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
-        assert {"prom_agg_range_pairs", "prom_agg_range_buckets_pairs"} <= used
+        assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])

@@ -1,12 +1,11 @@
--- Fragment after a prom_agg_samples_*_bucket CTE: `{agg} by (group) ({fn}(x_bucket[range]))` for
--- {fn} = rate | increase | delta, with a histogram's buckets kept as one array per point (an element
--- per `le`) so a histogram moves one row, not one per bound. Per series and step, as in
--- prom_agg_range.sql: count, first/last sample, the reset correction per element; then Prometheus'
--- extrapolatedRate per element. Its interval factor is the same for every element unless the
--- extrapolation stops at the counter's zero point (to_zero < to_window_start), which only an element
--- with a small first value relative to its growth hits: only those rows pay for a per-element lambda.
--- Then per group, bounds and step: the number of series and the element-wise sum, which the service
--- combines per `le` (series with other bounds may share an `le`).
+-- Fragment after a `windows` CTE (prom_agg_windows_buckets.sql or prom_agg_windows_buckets_pairs.sql):
+-- `{agg} by (group) ({fn}(x_bucket[range]))` for {fn} = rate | increase | delta, with a histogram's
+-- buckets kept as one array per point (an element per `le`) so a histogram moves one row, not one
+-- per bound: Prometheus' extrapolatedRate per element. Its interval factor is the same for every
+-- element unless the extrapolation stops at the counter's zero point (to_zero < to_window_start),
+-- which only an element with a small first value relative to its growth hits: only those rows pay
+-- for a per-element lambda. Then per group, bounds and step: the number of series and the
+-- element-wise sum, which the service combines per `le` (series with other bounds may share an `le`).
 SELECT gid, any(bounds), k, count(), sumForEach(x)
 FROM
 (
@@ -30,24 +29,7 @@ FROM
                                         + end_part) / sampled) / per,
                        v0, growth),
               growth * ((with_start + end_part) / sampled / per)) AS x
-    FROM
-    (
-        SELECT sid, bounds, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
-               sumForEach(dropped) - argMin(dropped, t) AS resets
-        FROM
-        (
-            SELECT sid, bounds, t, v, arrayMap((a, b) -> if(a < b, b, 0), v, prev) AS dropped,
-                   arrayJoin(range(
-                       toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
-                       toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
-            FROM
-            (
-                SELECT sid, bounds, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid, bounds ORDER BY t ASC) AS prev
-                FROM samples
-            )
-        )
-        GROUP BY sid, bounds, k
-    )
+    FROM windows
     -- Two samples a moment apart, as in Prometheus.
     WHERE n >= 2 AND t1 > t0
 )

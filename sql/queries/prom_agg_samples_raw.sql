@@ -1,7 +1,8 @@
--- Fragment (CTE `samples`) for prom_agg_range.sql / prom_agg_instant.sql: the exposed samples
--- (sid, t, v) of the selected series in (start, end] from raw points, for a gauge/counter value
--- or a histogram's Count or Sum ({kind:String} = value | count | sum). Delta points become a running
--- total from the window's start, as the Python evaluator does.
+-- Fragment (CTE `samples`) for prom_agg_windows*.sql, prom_agg_over_time.sql or
+-- prom_agg_instant.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
+-- raw points, for a gauge/counter value or a histogram's Count or Sum ({kind:String} = value |
+-- count | sum). Delta points become a running total from the window's start, as the Python
+-- evaluator does.
 WITH samples AS
 (
     SELECT sid, t,

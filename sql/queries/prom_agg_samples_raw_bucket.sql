@@ -1,4 +1,4 @@
--- Fragment (CTE `samples`) for prom_agg_range_buckets.sql / prom_agg_instant_buckets.sql: a
+-- Fragment (CTE `samples`) for prom_agg_windows_buckets*.sql or prom_agg_instant_buckets.sql: a
 -- histogram's `_bucket` samples (sid, bounds, t, v) in (start, end] from raw points, v holding the
 -- cumulative count per bound (+Inf last), one `le` series per element. Points whose bucket counts
 -- do not match their bounds are skipped (no buckets rather than wrong ones). Delta points become a

@@ -130,15 +130,20 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     if not raw:
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
-    samples = f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"
-    evaluation = f"prom_agg_{'instant' if not fn else 'range' if fn in PAIR_FUNCS else 'over_time'}"
-    evaluation += "_buckets" if bucket else ""
-    if fn in PAIR_FUNCS and not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
+    arrays = "_buckets" if bucket else ""
+    fragments = [f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"]
+    if not fn:
+        fragments.append(f"prom_agg_instant{arrays}")
+    elif fn not in PAIR_FUNCS:
+        fragments.append("prom_agg_over_time")
+    elif not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
         # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
         # before, so the previous row is all a step needs (no aggregation per series and step).
-        evaluation = f"prom_agg_range{'_buckets' if bucket else ''}_pairs"
+        fragments += [f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
-    sql = sqlfiles.query(samples) + "\n" + sqlfiles.query(evaluation)
+    else:
+        fragments += [f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
+    sql = "\n".join(sqlfiles.query(f) for f in fragments)
     store, request = ev.source.store, ev.source.request
     if not bucket:
         rows = await store.rows(sql, params | {"kind": kind, "agg": op}, request=request)
