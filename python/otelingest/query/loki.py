@@ -78,6 +78,12 @@ async def _log_streams(request: Request, q: logql.LogQuery, start: int, end: int
     return list(streams.values())
 
 
+def _keep_earliest(firsts: dict[int, tuple[str, int]], stream: int, service: str, time_ns: int) -> None:
+    """Note a record of ``stream`` (service, time) for _resources, keeping the stream's earliest."""
+    if stream not in firsts or time_ns < firsts[stream][1]:
+        firsts[stream] = (service, time_ns)
+
+
 async def _resources(request: Request, firsts: dict[int, tuple[str, int]]) -> dict[int, dict[str, str]]:
     """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
     hash to the service and time of a record that has it."""
@@ -165,8 +171,8 @@ class _Eval:
             buckets.append(bucket)
             lines.append(n)
             sizes.append(row[6] if with_bytes else 0)
-            if per_stream and (stream not in firsts or first < firsts[stream][1]):
-                firsts[stream] = (service, first)
+            if per_stream:
+                _keep_earliest(firsts, stream, service, first)
         resources = await _resources(self.request, firsts)
         # Streams whose labels come out the same (e.g. attributes differing only in service.name
         # or in '.' vs '_') are one series, as in Loki.
@@ -342,8 +348,7 @@ async def _streams(request: Request, params: dict[str, list[str]], selector: str
         {**f.params, "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
     firsts: dict[int, tuple[str, int]] = {}
     for s, _, h, first, *_ in rows:
-        if h not in firsts or first < firsts[h][1]:
-            firsts[h] = (s, first)
+        _keep_earliest(firsts, h, s, first)
     resources = await _resources(request, firsts)
     return [(stream_labels(s, sev, resources[h]), int(n), int(rest[0]) if rest else 0)
             for s, sev, h, _, n, *rest in rows]
