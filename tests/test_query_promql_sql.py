@@ -175,6 +175,8 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
         assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
+    if table != "otel_metrics_1h":  # delta histograms, windows of several steps: the edges path
+        assert "prom_agg_edges_buckets" in used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])

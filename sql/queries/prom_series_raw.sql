@@ -1,5 +1,8 @@
--- Series of the given metrics in a window, with their labels' sources (raw points).
-SELECT SeriesId, MetricName, ServiceName, any(ResourceAttributes), any(Attributes)
+-- Series of the given metrics in a window, with their labels' sources (raw points),
+-- and whether a histogram series changed its bucket bounds in it (compared by hash: a tenth of
+-- the cost of comparing the arrays).
+SELECT SeriesId, MetricName, ServiceName, any(ResourceAttributes), any(Attributes),
+       uniqExact(cityHash64(ExplicitBounds)) > 1
 FROM otel_metrics
 WHERE MetricName IN {names:Array(String)}
   AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})

@@ -255,6 +255,8 @@ class Source:
     reuse_catalog: bool = False
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
     _reused: bool = False
+    # Histogram series whose bucket bounds changed in a window series() read.
+    bounds_changed: set[int] = field(default_factory=set)
 
     def _p(self, **kw: Any) -> dict[str, Any]:
         if self.table != "otel_metrics":
@@ -309,7 +311,9 @@ class Source:
             self._p(names=sorted(wanted), start_ns=start_ns, end_ns=end_ns), request=self.request,
         )
         candidates = []
-        for sid, metric, service, resource, attrs in rows:
+        for sid, metric, service, resource, attrs, changed in rows:
+            if changed:
+                self.bounds_changed.add(int(sid))
             base = series_labels(service, resource, attrs)
             for info, prom_name, kind in wanted.get(metric, []):
                 candidates.append((int(sid), info, kind, {"__name__": prom_name, **base}))

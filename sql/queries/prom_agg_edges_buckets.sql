@@ -1,0 +1,63 @@
+-- Fragment after a prom_agg_samples_*_bucket CTE, instead of prom_agg_windows_buckets.sql +
+-- prom_agg_range_buckets.sql (same result rows): `{agg} by (group) ({fn}(x_bucket[range]))` for
+-- samples whose growth needs no per-element decision (running totals of delta points, or {fn} =
+-- delta), used when a window spans several steps. The general path copies each sample to every
+-- step whose window holds it (range / step copies of an array) and aggregates per series and step;
+-- here a step reads only its window's edges. Prometheus' extrapolatedRate is then growth * factor,
+-- the factor made of the window's times and sample count alone, so a step's value is
+-- factor * last - factor * first: the sample that is last for a step adds its term, the one that is
+-- first subtracts its own, and the two rows are never paired. A sample is the last one for the
+-- steps from it to the next sample, and the first one for the steps whose window start lies
+-- between the previous sample and it: two rows per series and step, whatever the range. The other
+-- edge's time and the count come from the sample's neighbours within a range (window frames over
+-- milliseconds: RANGE offsets are 32-bit, {range_ms} >= the range; exact comparisons follow).
+-- Samples sharing a timestamp (a retried export) count in n and share the edge: each adds its
+-- share of the term.
+, edges AS
+(
+    SELECT sid, bounds, t, v,
+           arraySort(groupArray(t) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+                                         RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
+           arraySort(groupArray(t) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+                                         RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING)) AS after_t
+    FROM samples
+)
+SELECT gid, any(bounds), k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
+FROM
+(
+    SELECT gid, bounds, bh, peers, ks.1 AS k, ks.2 AS sign,
+           {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
+           ek - {range_ns:Int64} AS lb,
+           if(sign > 0, arrayCount(x -> x > lb AND x <= ek, before_t), arrayCount(x -> x > lb AND x <= ek, after_t)) AS n,
+           if(sign > 0, arrayFirst(x -> x > lb, before_t), t) AS t0,
+           if(sign > 0, t, arrayLast(x -> x <= ek, after_t)) AS t1,
+           (t1 - t0) / 1e9 AS sampled,
+           sampled / greatest(n - 1, 1) AS avg_between,
+           (t0 - lb) / 1e9 AS to_start,
+           (ek - t1) / 1e9 AS to_end,
+           sampled + if(to_start < avg_between * 1.1, to_start, avg_between / 2)
+                   + if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS extrapolated,
+           v * (sign * extrapolated / sampled / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) / peers) AS term
+    FROM
+    (
+        SELECT sid, bounds, t, v, before_t, after_t, countEqual(after_t, t) AS peers,
+               transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
+               cityHash64(bounds) AS bh,
+               ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,
+               ifNull(arrayFirstOrNull(x -> x > t, after_t), toInt64(9e18)) AS t_next,
+               arrayJoin(arrayConcat(
+                   -- last sample of the windows ending in [t, next sample), while they still hold it
+                   arrayMap(k -> (k, toInt8(1)), range(
+                       toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
+                       toUInt32(least({steps:UInt32}, greatest(0, intDiv(least(t_next, t + {range_ns:Int64}) - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))),
+                   -- first sample of the windows starting in [previous sample, t) that reach it
+                   arrayMap(k -> (k, toInt8(-1)), range(
+                       toUInt32(if(greatest(t, t_prev + {range_ns:Int64}) <= {e0_ns:Int64}, 0,
+                                   intDiv(greatest(t, t_prev + {range_ns:Int64}) - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
+                       toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))))) AS ks
+        FROM edges
+    )
+    -- Two samples a moment apart, as in Prometheus.
+    WHERE n >= 2 AND t1 > t0
+)
+GROUP BY gid, bh, k
