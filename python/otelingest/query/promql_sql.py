@@ -147,10 +147,14 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # before, so the previous row is all a step needs (no aggregation per series and step).
         fragments += [f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
-    elif bucket and (params["delta"] or fn == "delta") and window >= EDGES_MIN_COPIES * step \
-            and window <= EDGES_MAX_RANGE_MS * 1_000_000:
-        # No per-element decision in the growth: each step needs only its window's edges.
-        fragments.append("prom_agg_edges_buckets")
+    elif bucket and window >= EDGES_MIN_COPIES * step and window <= EDGES_MAX_RANGE_MS * 1_000_000:
+        # Each step needs only its window's edges. With no per-element decision in the growth (running
+        # totals, or delta()) the edges' terms are summed unpaired; otherwise each window's first
+        # sample reads the last one.
+        if params["delta"] or fn == "delta":
+            fragments.append("prom_agg_edges_buckets")
+        else:
+            fragments += ["prom_agg_windows_buckets_edges", "prom_agg_range_buckets"]
         params["range_ms"] = -(-window // 1_000_000)
     else:
         fragments += [f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
