@@ -15,17 +15,17 @@
 -- share of the term.
 , edges AS
 (
-    SELECT sid, bounds, t, v,
-           arraySort(groupArray(t) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+    SELECT sid, t, v,
+           arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
                                          RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
-           arraySort(groupArray(t) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+           arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
                                          RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING)) AS after_t
     FROM samples
 )
-SELECT gid, any(bounds), k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
+SELECT gid, bid, k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
 FROM
 (
-    SELECT gid, bounds, bh, peers, ks.1 AS k, ks.2 AS sign,
+    SELECT gid, bid, peers, ks.1 AS k, ks.2 AS sign,
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            ek - {range_ns:Int64} AS lb,
            if(sign > 0, arrayCount(x -> x > lb AND x <= ek, before_t), arrayCount(x -> x > lb AND x <= ek, after_t)) AS n,
@@ -40,9 +40,9 @@ FROM
            v * (sign * extrapolated / sampled / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) / peers) AS term
     FROM
     (
-        SELECT sid, bounds, t, v, before_t, after_t, countEqual(after_t, t) AS peers,
+        SELECT sid, t, v, before_t, after_t, countEqual(after_t, t) AS peers,
                transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
-               cityHash64(bounds) AS bh,
+               transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
                ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,
                ifNull(arrayFirstOrNull(x -> x > t, after_t), toInt64(9e18)) AS t_next,
                arrayJoin(arrayConcat(
@@ -60,4 +60,4 @@ FROM
     -- Two samples a moment apart, as in Prometheus.
     WHERE n >= 2 AND t1 > t0
 )
-GROUP BY gid, bh, k
+GROUP BY gid, bid, k

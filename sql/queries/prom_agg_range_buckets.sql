@@ -6,11 +6,11 @@
 -- which only an element with a small first value relative to its growth hits: only those rows pay
 -- for a per-element lambda. Then per group, bounds and step: the number of series and the
 -- element-wise sum, which the service combines per `le` (series with other bounds may share an `le`).
-SELECT gid, any(bounds), k, count(), sumForEach(x)
+SELECT gid, bid, k, count(), sumForEach(x)
 FROM
 (
     SELECT transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
-           bounds, cityHash64(bounds) AS bh, k,
+           transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid, k,
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            (t1 - t0) / 1e9 AS sampled,
            sampled / greatest(n - 1, 1) AS avg_between,
@@ -33,4 +33,4 @@ FROM
     -- Two samples a moment apart, as in Prometheus.
     WHERE n >= 2 AND t1 > t0
 )
-GROUP BY gid, bh, k
+GROUP BY gid, bid, k

@@ -1,17 +1,18 @@
 -- Fragment (CTE `samples`) for prom_agg_windows_buckets*.sql or prom_agg_instant_buckets.sql: a
--- histogram's `_bucket` samples (sid, bounds, t, v) in (start, end] from raw points, v holding the
+-- histogram's `_bucket` samples (sid, t, v) in (start, end] from raw points, v holding the
 -- cumulative count per bound (+Inf last), one `le` series per element. Points whose bucket counts
 -- do not match their bounds are skipped (no buckets rather than wrong ones). Delta points become a
--- running total.
+-- running total. A series' bounds are the same throughout the window (the service checked, in
+-- prom_series_*.sql, and read them there), so results name them by an id ({bids}, per series).
 WITH samples AS
 (
-    SELECT sid, bounds, t,
-           if({running:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+    SELECT sid, t,
+           if({running:UInt8}, sumForEach(x) OVER (PARTITION BY sid ORDER BY t ASC
                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
         SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
-               ExplicitBounds AS bounds, arrayMap(c -> toFloat64(c), arrayCumSum(BucketCounts)) AS x
+               arrayMap(c -> toFloat64(c), arrayCumSum(BucketCounts)) AS x
         FROM otel_metrics
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}

@@ -1,24 +1,25 @@
 -- Fragment (CTE `samples`) for prom_agg_windows_buckets*.sql or prom_agg_instant_buckets.sql: a
--- histogram's `_bucket` samples (sid, bounds, t, v) from a rollup table ({table}), one per rollup
+-- histogram's `_bucket` samples (sid, t, v) from a rollup table ({table}), one per rollup
 -- bucket stamped at its end, v holding the cumulative count per bound (+Inf last): the last bucket
 -- counts (cumulative) or their sums, made a running total when {running} (delta). FINAL merges a
--- bucket's partial rows in key order, cheaper than a GROUP BY over every bucket.
+-- bucket's partial rows in key order, cheaper than a GROUP BY over every bucket. Bounds as in
+-- prom_agg_samples_raw_bucket.sql.
 WITH samples AS
 (
-    SELECT sid, bounds, t,
-           if({running:UInt8}, sumForEach(x) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+    SELECT sid, t,
+           if({running:UInt8}, sumForEach(x) OVER (PARTITION BY sid ORDER BY t ASC
                                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), x) AS v
     FROM
     (
         SELECT SeriesId AS sid, toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
                arrayMap(c -> toFloat64(c), arrayCumSum(if({delta:UInt8}, finalizeAggregation(BucketCountsSum),
                                                           finalizeAggregation(BucketCountsLast)))) AS x,
-               ExplicitBounds AS bounds
+               length(ExplicitBounds) AS nb
         FROM {table:Identifier} FINAL
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
           AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
     )
-    WHERE length(x) = length(bounds) + 1
+    WHERE length(x) = nb + 1
 )

@@ -4,19 +4,19 @@
 -- element.
 , windows AS
 (
-    SELECT sid, bounds, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
+    SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
            sumForEach(dropped) - argMin(dropped, t) AS resets
     FROM
     (
-        SELECT sid, bounds, t, v, arrayMap((a, b) -> if(a < b, b, 0), v, prev) AS dropped,
+        SELECT sid, t, v, arrayMap((a, b) -> if(a < b, b, 0), v, prev) AS dropped,
                arrayJoin(range(
                    toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
                    toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
         FROM
         (
-            SELECT sid, bounds, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid, bounds ORDER BY t ASC) AS prev
+            SELECT sid, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid ORDER BY t ASC) AS prev
             FROM samples
         )
     )
-    GROUP BY sid, bounds, k
+    GROUP BY sid, k
 )

@@ -11,21 +11,21 @@
 -- per-element decision, takes prom_agg_edges_buckets.sql.)
 , corrected AS
 (
-    SELECT sid, bounds, t, v,
-           v + sumForEach(arrayMap((a, b) -> if(a < b, b, 0), v, prev)) OVER (PARTITION BY sid, bounds ORDER BY t ASC
+    SELECT sid, t, v,
+           v + sumForEach(arrayMap((a, b) -> if(a < b, b, 0), v, prev)) OVER (PARTITION BY sid ORDER BY t ASC
                                                                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS g
     FROM
     (
-        SELECT sid, bounds, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid, bounds ORDER BY t ASC) AS prev
+        SELECT sid, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid ORDER BY t ASC) AS prev
         FROM samples
     )
 )
 , windows AS
 (
-    SELECT sid, bounds, k, n, t AS t0, after_t[i] AS t1, v AS v0, v1, v1 - v1 AS resets
+    SELECT sid, k, n, t AS t0, after_t[i] AS t1, v AS v0, v1, v1 - v1 AS resets
     FROM
     (
-        SELECT sid, bounds, t, v, g, after_t, after_g,
+        SELECT sid, t, v, g, after_t, after_g,
                ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,
                arrayJoin(range(
                    toUInt32(if(greatest(t, t_prev + {range_ns:Int64}) <= {e0_ns:Int64}, 0,
@@ -37,15 +37,15 @@
                v + (after_g[i] - g) AS v1
         FROM
         (
-            SELECT sid, bounds, t, v, g, u, before_t, after.1 AS after_t, after.3 AS after_g
+            SELECT sid, t, v, g, u, before_t, after.1 AS after_t, after.3 AS after_g
             FROM
             (
-                SELECT sid, bounds, t, v, g, u,
-                       arraySort(groupArray(t) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+                SELECT sid, t, v, g, u,
+                       arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
                                                      RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
-                       arraySort(groupArray((t, u, g)) OVER (PARTITION BY sid, bounds ORDER BY intDiv(t, 1000000) ASC
+                       arraySort(groupArray((t, u, g)) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
                                                              RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING)) AS after
-                FROM (SELECT sid, bounds, t, v, g, rowNumberInAllBlocks() AS u FROM corrected)
+                FROM (SELECT sid, t, v, g, rowNumberInAllBlocks() AS u FROM corrected)
             )
             WHERE arrayCount(x -> x.1 = t AND x.2 > u, after) = 0
         )

@@ -5,15 +5,15 @@
 -- ({running} = 0): the growth between the two is the last one, given as v1 over v0 = 0.
 , windows AS
 (
-    SELECT sid, bounds, k, 2 AS n, t_prev AS t0, t AS t1, if({delta:UInt8}, v_prev * 0, v_prev) AS v0, v AS v1,
+    SELECT sid, k, 2 AS n, t_prev AS t0, t AS t1, if({delta:UInt8}, v_prev * 0, v_prev) AS v0, v AS v1,
            if({delta:UInt8}, v_prev * 0, arrayMap((a, b) -> if(a < b, b, 0), v, v_prev)) AS resets
     FROM
     (
-        SELECT sid, bounds, t, v,
+        SELECT sid, t, v,
                lagInFrame(t, 1, toInt64(-9e18)) OVER w AS t_prev, lagInFrame(v, 1, v) OVER w AS v_prev,
                leadInFrame(t, 1, toInt64(9e18)) OVER w AS t_next
         FROM samples
-        WINDOW w AS (PARTITION BY sid, bounds ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)
+        WINDOW w AS (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND 1 FOLLOWING)
     )
     ARRAY JOIN range(
         toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),

@@ -255,8 +255,9 @@ class Source:
     reuse_catalog: bool = False
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
     _reused: bool = False
-    # Histogram series whose bucket bounds changed in a window series() read.
+    # Histogram series whose bucket bounds changed in a window series() read, and each series' bounds.
     bounds_changed: set[int] = field(default_factory=set)
+    bounds_of: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
     def _p(self, **kw: Any) -> dict[str, Any]:
         if self.table != "otel_metrics":
@@ -311,9 +312,10 @@ class Source:
             self._p(names=sorted(wanted), start_ns=start_ns, end_ns=end_ns), request=self.request,
         )
         candidates = []
-        for sid, metric, service, resource, attrs, changed in rows:
+        for sid, metric, service, resource, attrs, changed, bounds in rows:
             if changed:
                 self.bounds_changed.add(int(sid))
+            self.bounds_of[int(sid)] = tuple(bounds)
             base = series_labels(service, resource, attrs)
             for info, prom_name, kind in wanted.get(metric, []):
                 candidates.append((int(sid), info, kind, {"__name__": prom_name, **base}))

@@ -11,6 +11,11 @@ the function per series and step and the aggregation per group and step
 for delta temporality, Prometheus' extrapolated rate and 5-minute lookback, absent and NaN values
 skipped. tests/test_query_promql_sql.py checks both give the same answers.
 
+A histogram's rate over a window of several steps (Grafana's `rate(x_bucket[5m])` at a one-minute
+step) would copy each point's array to every window holding it: there each step reads its window's
+edges instead (prom_agg_edges_buckets.sql, prom_agg_windows_buckets_edges.sql), 24 hours of raw
+points at a one-minute step in 0.6-1.0 s of SQL instead of 7 s.
+
 Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families or
 temporalities, min/max or ``*_over_time`` of ``_bucket`` series, a histogram whose bounds change in
 the window, windows much longer than the step) returns None and the Python evaluator answers.
@@ -127,11 +132,16 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         gids.append(groups[key])
     raw = ev.source.table == "otel_metrics"
     bucket = kind == "bucket"
+    # Bounds travel as an id per series (the same throughout the window: checked above).
+    bound_ids: dict[tuple[float, ...], int] = {}
+    bids = [bound_ids.setdefault(ev.source.bounds_of.get(sid, ()), len(bound_ids)) for sid in sids] if bucket else []
     params: dict[str, Any] = {
         "names": sorted({info.otel_name for _, info, _, _ in series}), "series": sids, "groups": gids,
         "start_ns": start, "end_ns": end, "e0_ns": e0, "step_ns": step, "steps": len(ev.steps),
         "delta": int(deltas.pop()) if deltas else 0,
     }
+    if bucket:
+        params["bids"] = bids
     params["running"] = params["delta"]
     if not raw:
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
@@ -165,7 +175,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         values = _dense({(int(g), "", int(k)): v for g, k, v in rows}, len(ev.steps))
     else:
         rows = await store.rows(sql, params, request=request)
-        values = _dense(_per_le(rows, op, le_grouped), len(ev.steps))
+        values = _dense(_per_le(rows, list(bound_ids), op, le_grouped), len(ev.steps))
     out = []
     for (gid, le), arr in sorted(values.items()):
         lab = dict(group_labels[gid])
@@ -186,13 +196,15 @@ def _dense(points: dict[tuple[int, str, int], float], steps: int) -> dict[tuple[
     return out
 
 
-def _per_le(rows: list[tuple[Any, ...]], op: str, le_grouped: bool) -> dict[tuple[int, str, int], float]:
-    """Element-wise sums per (group, bounds, step) combined per `le`: sum, avg or count."""
+def _per_le(rows: list[tuple[Any, ...]], bounds_by_id: list[tuple[float, ...]], op: str, le_grouped: bool
+            ) -> dict[tuple[int, str, int], float]:
+    """Element-wise sums per (group, bounds id, step) combined per `le`: sum, avg or count."""
     from .promql import format_le
 
+    les_by_id = [[format_le(float(b)) for b in bounds] + ["+Inf"] for bounds in bounds_by_id]
     acc: dict[tuple[int, str, int], list[float]] = {}  # series, sum
-    for gid, bounds, k, n, sums in rows:
-        les = [format_le(float(b)) for b in bounds] + ["+Inf"]
+    for gid, bid, k, n, sums in rows:
+        les = les_by_id[bid]
         for le, total in zip(les, sums):
             key = (int(gid), le if le_grouped else "", int(k))
             a = acc.setdefault(key, [0.0, 0.0])
