@@ -16,10 +16,11 @@
 , edges AS
 (
     SELECT sid, t, v,
-           arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                         RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
-           arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                         RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING)) AS after_t
+           -- a frame holds the millisecond's other samples too
+           arrayFilter(x -> x <= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
+                                         RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW))) AS before_t,
+           arrayFilter(x -> x >= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
+                                         RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING))) AS after_t
     FROM samples
 )
 SELECT gid, bid, k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
@@ -28,9 +29,11 @@ FROM
     SELECT gid, bid, peers, ks.1 AS k, ks.2 AS sign,
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            ek - {range_ns:Int64} AS lb,
-           if(sign > 0, arrayCount(x -> x > lb AND x <= ek, before_t), arrayCount(x -> x > lb AND x <= ek, after_t)) AS n,
-           if(sign > 0, arrayFirst(x -> x > lb, before_t), t) AS t0,
-           if(sign > 0, t, arrayLast(x -> x <= ek, after_t)) AS t1,
+           -- before_t: the samples in [t - range, t] (and a little before), after_t: those in
+           -- [t, t + range] (and a little after), sorted
+           if(sign > 0, arrayCount(x -> x > lb, before_t), arrayCount(x -> x <= ek, after_t)) AS n,
+           if(sign > 0, before_t[length(before_t) - n + 1], t) AS t0,
+           if(sign > 0, t, after_t[n]) AS t1,
            (t1 - t0) / 1e9 AS sampled,
            sampled / greatest(n - 1, 1) AS avg_between,
            (t0 - lb) / 1e9 AS to_start,
