@@ -9,18 +9,22 @@
 -- first subtracts its own, and the two rows are never paired. A sample is the last one for the
 -- steps from it to the next sample, and the first one for the steps whose window start lies
 -- between the previous sample and it: two rows per series and step, whatever the range. The other
--- edge's time and the count come from the sample's neighbours within a range (window frames over
--- milliseconds: RANGE offsets are 32-bit, {range_ms} >= the range; exact comparisons follow).
--- Samples sharing a timestamp (a retried export) count in n and share the edge: each adds its
--- share of the term.
+-- edge's time and the count come from the sample's neighbours within a range: window frames
+-- ordered by {unit_ns} (RANGE offsets are 32-bit: microseconds up to a 71-minute range, then
+-- milliseconds; {range_units} >= the range, exact comparisons follow). Delta points ({delta}) are
+-- made running totals here, in the frames' sort, rather than in the samples CTE ({running} = 0):
+-- samples of one series less than a unit apart are added in either order. Samples sharing a
+-- timestamp (a retried export) count in n and share the edge: each adds its share of the term.
 , edges AS
 (
-    SELECT sid, t, v,
-           -- a frame holds the millisecond's other samples too
-           arrayFilter(x -> x <= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                         RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW))) AS before_t,
-           arrayFilter(x -> x >= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                         RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING))) AS after_t
+    SELECT sid, t,
+           if({delta:UInt8}, sumForEach(v) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), v) AS total,
+           -- a frame holds the unit's other samples too
+           arrayFilter(x -> x <= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                         RANGE BETWEEN {range_units:UInt32} PRECEDING AND CURRENT ROW))) AS before_t,
+           arrayFilter(x -> x >= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                         RANGE BETWEEN CURRENT ROW AND {range_units:UInt32} FOLLOWING))) AS after_t
     FROM samples
 )
 SELECT gid, bid, k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
@@ -40,10 +44,10 @@ FROM
            (ek - t1) / 1e9 AS to_end,
            sampled + if(to_start < avg_between * 1.1, to_start, avg_between / 2)
                    + if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS extrapolated,
-           v * (sign * extrapolated / sampled / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) / peers) AS term
+           total * (sign * extrapolated / sampled / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) / peers) AS term
     FROM
     (
-        SELECT sid, t, v, before_t, after_t, countEqual(after_t, t) AS peers,
+        SELECT sid, t, total, before_t, after_t, countEqual(after_t, t) AS peers,
                transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
                transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
                ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,

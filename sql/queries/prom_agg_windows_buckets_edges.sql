@@ -41,10 +41,10 @@
             FROM
             (
                 SELECT sid, t, v, g, u,
-                       arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                                     RANGE BETWEEN {range_ms:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
-                       arraySort(groupArray((t, u, g)) OVER (PARTITION BY sid ORDER BY intDiv(t, 1000000) ASC
-                                                             RANGE BETWEEN CURRENT ROW AND {range_ms:UInt32} FOLLOWING)) AS after
+                       arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                                     RANGE BETWEEN {range_units:UInt32} PRECEDING AND CURRENT ROW)) AS before_t,
+                       arraySort(groupArray((t, u, g)) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                                             RANGE BETWEEN CURRENT ROW AND {range_units:UInt32} FOLLOWING)) AS after
                 FROM (SELECT sid, t, v, g, rowNumberInAllBlocks() AS u FROM corrected)
             )
             WHERE arrayCount(x -> x.1 = t AND x.2 > u, after) = 0

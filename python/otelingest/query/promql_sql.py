@@ -48,7 +48,7 @@ MAX_COPIES = 64
 # beats copying: measured over 24 h of raw points, rate[5m] at a one-minute step took 0.6 s that way
 # and 6.5 s copying; at a five-minute step (one or two copies) copying is as fast.
 EDGES_MIN_COPIES = 3
-EDGES_MAX_RANGE_MS = 2**32 - 1  # window frames take 32-bit RANGE offsets
+EDGES_MAX_RANGE_MS = 2**32 - 1  # window frames take 32-bit RANGE offsets (in milliseconds at most)
 
 
 def _unwrap(e: Any) -> Any:
@@ -161,11 +161,13 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # Each step needs only its window's edges. With no per-element decision in the growth (running
         # totals, or delta()) the edges' terms are summed unpaired; otherwise each window's first
         # sample reads the last one.
+        unit = 1_000 if window // 1_000 < 2**32 else 1_000_000
+        params |= {"unit_ns": unit, "range_units": -(-window // unit)}
         if params["delta"] or fn == "delta":
             fragments.append("prom_agg_edges_buckets")
+            params["running"] = 0  # the running totals are made in the frames' sort
         else:
             fragments += ["prom_agg_windows_buckets_edges", "prom_agg_range_buckets"]
-        params["range_ms"] = -(-window // 1_000_000)
     else:
         fragments += [f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
