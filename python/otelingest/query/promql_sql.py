@@ -13,7 +13,7 @@ skipped. tests/test_query_promql_sql.py checks both give the same answers.
 
 A histogram's rate over a window of several steps (Grafana's `rate(x_bucket[5m])` at a one-minute
 step) would copy each point's array to every window holding it: there each step reads its window's
-edges instead (prom_agg_edges_buckets.sql, prom_agg_windows_buckets_edges.sql), 24 hours of raw
+edges instead (prom_agg_edges_buckets.sql, prom_agg_windows_edges.sql), 24 hours of raw
 points at a one-minute step in 0.6-1.0 s of SQL instead of 7 s.
 
 Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families or
@@ -167,7 +167,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
             fragments.append("prom_agg_edges_buckets")
             params["running"] = 0  # the running totals are made in the frames' sort
         else:
-            fragments += ["prom_agg_windows_buckets_edges", "prom_agg_range_buckets"]
+            fragments += ["prom_agg_edges_corrected_buckets", "prom_agg_windows_edges", "prom_agg_range_buckets"]
     else:
         fragments += [f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
