@@ -50,6 +50,9 @@ def _rows(t0: int) -> list[list]:
                 counters[h] = rnd.randrange(0, 5)  # a reset
             rows.append(qd.metric_row(ts, t0, "reqs", "{request}", "Sum", "Cumulative", True, attrs,
                                       value=counters[h]))
+            for _ in range(2 if i % 5 == 0 else 1):  # the same, some points sent twice (a retried export)
+                rows.append(qd.metric_row(ts, t0, "retried", "{request}", "Sum", "Cumulative", True, attrs,
+                                          value=counters[h]))
             rows.append(qd.metric_row(ts, t0, "jobs", "1", "Sum", "Delta", True, attrs, value=rnd.randrange(0, 9)))
             step = [rnd.randrange(0, 6) for _ in range(len(BOUNDS) + 1)]
             hist[h] = [a + b for a, b in zip(hist[h], step)]
@@ -58,6 +61,11 @@ def _rows(t0: int) -> list[list]:
             rows.append(qd.metric_row(ts, t0, "lat", "ms", "Histogram", "Cumulative", False, attrs,
                                       count=sum(hist[h]), total=float(sum(hist[h])) * 2.5,
                                       buckets=hist[h], bounds=BOUNDS))
+            # The same under another name, some points sent twice (a retried export).
+            for _ in range(2 if i % 5 == 0 else 1):
+                rows.append(qd.metric_row(ts, t0, "again", "ms", "Histogram", "Cumulative", False, attrs,
+                                          count=sum(hist[h]), total=float(sum(hist[h])) * 2.5,
+                                          buckets=hist[h], bounds=BOUNDS))
             rows.append(qd.metric_row(ts, t0, "size", "By", "Histogram", "Delta", False, attrs,
                                       count=sum(step), total=float(sum(step)), buckets=step, bounds=BOUNDS))
             bounds = BOUNDS if i < HOURS * 3600 // EVERY_S // 2 else [2.0, 5.0, 10.0]
@@ -198,6 +206,41 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
         assert instant and instant.keys() == ranged.keys()
         for k in instant:
             assert instant[k] == pytest.approx(ranged[k], rel=1e-9), (q, k)
+
+
+def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
+    """A retried export stores a histogram point twice: a window's edges and counts must not double
+    (each step reads its window's edges: a duplicated edge shares its term, counts once)."""
+    store, t0, _ = metrics_db
+    used: set[str] = set()
+    real_query = promql_sql.sqlfiles.query
+
+    def recording(name: str) -> str:
+        used.add(name)
+        return real_query(name)
+
+    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
+
+    async def run(q: str, step_s: int, pushdown: bool) -> dict[tuple, np.ndarray]:
+        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 1800 * NS, t0 + 9000 * NS, step_s * NS,
+                                        use_buckets=False, pushdown=pushdown)
+        assert isinstance(v, promql.Vector)
+        return {promql._key({k: x for k, x in lab.items() if k != "__name__"}): vals for lab, vals in v.series}
+
+    cases = [(shape.format(fn=fn, m="{m}", r=r), m1, m2)
+             for fn, r in [("rate", "7m"), ("increase", "7m"), ("rate", "1m"), ("delta", "7m")]
+             for shape in ("sum by (le) ({fn}({m}[{r}]))", "count by (le, zone) ({fn}({m}[{r}]))")
+             for m1, m2 in [("lat_milliseconds_bucket", "again_milliseconds_bucket")]]
+    cases += [(f"sum by (zone) ({fn}({{m}}[{r}]))", "reqs_total", "retried_total")
+              for fn in ("rate", "increase") for r in ("1m", "7m")]
+    for shape, m1, m2 in cases:
+        for pushdown in (True, False):
+            once = anyio.run(run, shape.format(m=m1), 60, pushdown)
+            twice = anyio.run(run, shape.format(m=m2), 60, pushdown)
+            assert once.keys() == twice.keys() and once
+            for k in once:
+                assert np.allclose(once[k], twice[k], rtol=1e-9, equal_nan=True), (fn, r, shape, k, pushdown)
+    assert {"prom_agg_edges_buckets", "prom_agg_windows_edges", "prom_agg_windows_buckets"} <= used
 
 
 def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeypatch):

@@ -13,18 +13,21 @@
 -- ordered by {unit_ns} (RANGE offsets are 32-bit: microseconds up to a 71-minute range, then
 -- milliseconds; {range_units} >= the range, exact comparisons follow). Delta points ({delta}) are
 -- made running totals here, in the frames' sort, rather than in the samples CTE ({running} = 0):
--- samples of one series less than a unit apart are added in either order. Samples sharing a
--- timestamp (a retried export) count in n and share the edge: each adds its share of the term.
+-- samples of one series less than a unit apart are added in either order. A point stored twice (a
+-- retried export) is one sample in n, and its copies share the edge: each adds its share of the
+-- term.
 , edges AS
 (
     SELECT sid, t,
            if({delta:UInt8}, sumForEach(v) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
                                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), v) AS total,
-           -- a frame holds the unit's other samples too
-           arrayFilter(x -> x <= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
-                                         RANGE BETWEEN {range_units:UInt32} PRECEDING AND CURRENT ROW))) AS before_t,
-           arrayFilter(x -> x >= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
-                                         RANGE BETWEEN CURRENT ROW AND {range_units:UInt32} FOLLOWING))) AS after_t
+           -- a frame holds the unit's other samples too; a timestamp counts once
+           arrayDistinct(arrayFilter(x -> x <= t, arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                         RANGE BETWEEN {range_units:UInt32} PRECEDING AND CURRENT ROW)))) AS before_t,
+           arraySort(groupArray(t) OVER (PARTITION BY sid ORDER BY intDiv(t, {unit_ns:UInt64}) ASC
+                                         RANGE BETWEEN CURRENT ROW AND {range_units:UInt32} FOLLOWING)) AS after_all,
+           arrayDistinct(arrayFilter(x -> x >= t, after_all)) AS after_t,
+           countEqual(after_all, t) AS peers
     FROM samples
 )
 SELECT gid, bid, k, toUInt64(round(sumIf(1 / peers, sign > 0))), sumForEach(term)
@@ -47,7 +50,7 @@ FROM
            total * (sign * extrapolated / sampled / if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) / peers) AS term
     FROM
     (
-        SELECT sid, t, total, before_t, after_t, countEqual(after_t, t) AS peers,
+        SELECT sid, t, total, before_t, after_t, peers,
                transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
                transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
                ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,

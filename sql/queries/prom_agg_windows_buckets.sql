@@ -14,9 +14,12 @@
                    toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
         FROM
         (
-            SELECT sid, t, v, lagInFrame(v, 1, v) OVER (PARTITION BY sid ORDER BY t ASC) AS prev
+            SELECT sid, t, v, lagInFrame(v, 1, v) OVER w AS prev, t = lagInFrame(t, 1, toInt64(-9e18)) OVER w AS again
             FROM samples
+            WINDOW w AS (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
         )
+        -- a point sent twice (a retried export) is one sample
+        WHERE NOT again
     )
     GROUP BY sid, k
 )

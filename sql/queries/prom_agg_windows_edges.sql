@@ -5,8 +5,8 @@
 -- prom_agg_edges_buckets.sql for which steps a sample starts): it reads the window's last sample
 -- and the count from its following samples within a range. Growth is read from g: the row's v1 is
 -- v0 + g1 - g0 and its resets zero, so the range fragment sees the corrected growth and the raw
--- first value its zero-point decision needs. Samples sharing a timestamp count in n; the last of
--- them in the stream starts the windows. (Written for arrays and scalars alike, but for scalars,
+-- first value its zero-point decision needs. A point stored twice (a retried export) is one sample
+-- in n; the last copy in the stream starts the windows. (Written for arrays and scalars alike, but for scalars,
 -- cheap to copy, it measured no faster than prom_agg_windows.sql.)
 , windows AS
 (
@@ -25,8 +25,10 @@
                v + (after_g[n] - g) AS v1
         FROM
         (
-            -- a frame holds the unit's other samples too
-            SELECT sid, t, v, g, u, before_t, arrayFilter(x -> x.1 >= t, after) AS later, later.1 AS after_t, later.3 AS after_g
+            -- a frame holds the unit's other samples too; a timestamp counts once
+            SELECT sid, t, v, g, u, before_t, arrayFilter(x -> x.1 >= t, after) AS later,
+                   arrayFilter((x, i) -> i = 1 OR x.1 != later[i - 1].1, later, arrayEnumerate(later)) AS once,
+                   once.1 AS after_t, once.3 AS after_g
             FROM
             (
                 SELECT sid, t, v, g, u,

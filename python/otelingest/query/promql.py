@@ -363,6 +363,8 @@ class Source:
             pts = by_sid.get(sid, [])
             if not pts:
                 continue
+            # A point stored twice (a retried export) is one sample, as in Prometheus.
+            pts = [p for i, p in enumerate(pts) if i == 0 or p[1] != pts[i - 1][1]]
             times = np.fromiter((p[1] for p in pts), dtype=np.int64, count=len(pts))
             delta = info.temporality == "Delta"
             if kind == "value":
