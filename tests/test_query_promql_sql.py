@@ -273,3 +273,38 @@ def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeyp
     v = anyio.run(run, "sum(fresh_gauge)")
     assert len(catalog_reads) == 2
     assert [float(x) for x in v.series[0][1] if not np.isnan(x)][:1] == [7.0]
+
+
+def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, monkeypatch):
+    """A series id is a hash of its labels: they are read the first time the series is seen, not on
+    every evaluation; a full cache drops its oldest half and answers stay the same."""
+    store, t0, _ = metrics_db
+    from otelingest.query import store as store_mod
+
+    store.series_labels.clear()
+    label_reads = []
+    real = store.named
+
+    async def counting(name, params=None, **kw):
+        if name.startswith("prom_series_labels"):
+            label_reads.append(len(params["series"]))
+        return await real(name, params, **kw)
+
+    monkeypatch.setattr(store, "named", counting)
+
+    async def run(q: str) -> dict[tuple, np.ndarray]:
+        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS)
+        assert isinstance(v, promql.Vector)
+        return {promql._key(lab): vals for lab, vals in v.series}
+
+    first = anyio.run(run, "sum by (host, zone) (temp_celsius)")
+    assert label_reads == [len(HOSTS)] and len(first) == len(HOSTS)
+    assert anyio.run(run, "max by (host, zone) (temp_celsius)").keys() == first.keys()
+    assert label_reads == [len(HOSTS)]  # known series: no second read
+    monkeypatch.setattr(store_mod, "SERIES_LABELS_MAX", 3)
+    store.series_labels.clear()
+    again = anyio.run(run, "sum by (host, zone) (temp_celsius)")
+    assert again.keys() == first.keys()
+    for k in first:
+        assert np.allclose(first[k], again[k], equal_nan=True)
+    assert len(store.series_labels) <= 3 + len(HOSTS)

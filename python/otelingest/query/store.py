@@ -40,6 +40,8 @@ _BAD_INPUT_CODES = {427, 36, 69}  # CANNOT_COMPILE_REGEXP, BAD_ARGUMENTS, ARGUME
 _READONLY_CODE = 164  # READONLY: a readonly=1 user may not set max_execution_time & co.
 _DISCONNECT_POLL_S = 0.1
 MEMO_MAX = 256
+# Label sources kept per metric series id (see Store.series_labels).
+SERIES_LABELS_MAX = 200_000
 
 
 class Store:
@@ -50,6 +52,9 @@ class Store:
         self.cfg = cfg
         # Short-lived lookups shared by this process's requests: key -> (expiry on the monotonic clock, value).
         self._memo: dict[Any, tuple[float, Any]] = {}
+        # Metric series id -> (resource attributes, point attributes). The id is a hash of these maps
+        # (and of the metric and service), so an entry never goes stale; it is only bounded.
+        self.series_labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
 
     def recall(self, key: Any) -> Any:
         """What :meth:`remember` stored under ``key``, or None once it expired."""
@@ -63,6 +68,14 @@ class Store:
             while len(self._memo) >= MEMO_MAX:  # all alive: drop the oldest entries
                 self._memo.pop(next(iter(self._memo)))
         self._memo[key] = (now + ttl_s, value)
+
+    def keep_series_labels(self, rows: list[tuple[Any, ...]]) -> None:
+        """Remember (series id, resource attributes, attributes) rows; the oldest half goes when full."""
+        if len(self.series_labels) + len(rows) > SERIES_LABELS_MAX:
+            keep = list(self.series_labels.items())[len(self.series_labels) // 2:]
+            self.series_labels = dict(keep)
+        for sid, resource, attrs in rows:
+            self.series_labels[int(sid)] = (resource, attrs)
 
     def _settings(self, max_rows: int | None) -> dict[str, Any]:
         return {
