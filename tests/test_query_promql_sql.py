@@ -308,3 +308,32 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
     for k in first:
         assert np.allclose(first[k], again[k], equal_nan=True)
     assert len(store.series_labels) <= 3 + len(HOSTS)
+
+
+def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
+    """Past its time a shared catalog still answers while a fresh one is read in the background."""
+    store, t0, _ = metrics_db
+    monkeypatch.setattr(promql, "CATALOG_TTL_S", 0.0)
+    reads: list[bool] = []
+    real = store.named
+
+    async def counting(name, params=None, **kw):
+        if name.startswith("prom_catalog"):
+            reads.append(kw.get("request") is None)
+        return await real(name, params, **kw)
+
+    monkeypatch.setattr(store, "named", counting)
+    start, end = t0 + 3960 * NS, t0 + 7260 * NS  # minutes no other test read a catalog for
+
+    async def scenario() -> None:
+        first, _, _ = await promql.evaluate(store, promql.parse("sum(temp_celsius)"), start, end, 60 * NS)
+        second, _, _ = await promql.evaluate(store, promql.parse("sum(temp_celsius)"), start, end, 60 * NS)
+        for _ in range(100):  # the background read
+            if len(reads) == 2:
+                break
+            await anyio.sleep(0.05)
+        assert isinstance(first, promql.Vector) and isinstance(second, promql.Vector)
+        assert np.allclose(first.series[0][1], second.series[0][1], equal_nan=True)
+
+    anyio.run(scenario)
+    assert len(reads) == 2 and reads[1]  # the second read ran in the background, for no request

@@ -71,3 +71,6 @@ FROM
     WHERE n >= 2 AND t1 > t0
 )
 GROUP BY gid, bid, k
+-- Blocks of a quarter the default size keep the copied bucket arrays in cache (0.44 -> 0.41 s for
+-- 24 h at a one-minute step; the service's users may change settings: readonly = 2).
+SETTINGS max_block_size = 16384

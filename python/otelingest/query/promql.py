@@ -41,6 +41,9 @@ from .timeparse import NS
 LOOKBACK_NS = 5 * 60 * NS
 # Evaluations reuse a metric catalog read for a window within the same minutes for this long.
 CATALOG_TTL_S = 10.0
+# Past its time a shared catalog is still served for this long while another is read in the
+# background (a selected metric missing from it is read afresh at once).
+CATALOG_STALE_S = 300.0
 CATALOG_GRAIN_NS = 60 * NS
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
@@ -249,9 +252,10 @@ class Source:
     # Evaluate aggregations of the common shapes inside ClickHouse (promql_sql.py).
     pushdown: bool = True
     # Reuse the metric catalog other queries of the last CATALOG_TTL_S read for about the same window
-    # (Store.remember): a 24-hour catalog scans every point's name and type, and a dashboard's panels
-    # ask for it again and again. A selector whose metric is missing from a reused catalog reads it
-    # afresh, so a new metric is never hidden.
+    # (Store.remember; past that, for CATALOG_STALE_S more while it is read again in the background):
+    # a 24-hour catalog scans every point's name and type, and a dashboard's panels ask for it again
+    # and again. A selector whose metric is missing from a reused catalog reads it afresh, so a new
+    # metric is never hidden.
     reuse_catalog: bool = False
     _catalog: dict[tuple[int, int], list[MetricInfo]] = field(default_factory=dict)
     _reused: bool = False
@@ -272,17 +276,27 @@ class Source:
         if key in self._catalog and not fresh:
             return self._catalog[key]
         shared = ("prom_catalog", self.table, start_ns // CATALOG_GRAIN_NS, end_ns // CATALOG_GRAIN_NS)
+
+        async def read(request: Any = None) -> list[MetricInfo]:
+            rows = await self.store.named(f"prom_catalog_{self._kind()}",
+                                          self._p(start_ns=start_ns, end_ns=end_ns), request=request)
+            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+            if self.reuse_catalog:
+                self.store.remember(shared, infos, CATALOG_TTL_S, CATALOG_STALE_S)
+            return infos
+
         hit = self.store.recall(shared) if self.reuse_catalog and not fresh else None
+        if hit is None and self.reuse_catalog and not fresh:
+            # Served a while past its time while a fresh one is read in the background.
+            hit = self.store.recall(shared, stale=True)
+            if hit is not None:
+                self.store.refresh(shared, read)
         if hit is not None:
             self._reused = True
             self._catalog[key] = hit
             return list(hit)
-        rows = await self.store.named(f"prom_catalog_{self._kind()}",
-                                      self._p(start_ns=start_ns, end_ns=end_ns), request=self.request)
-        infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+        infos = await read(self.request)
         self._catalog[key] = infos
-        if self.reuse_catalog:
-            self.store.remember(shared, infos, CATALOG_TTL_S)
         return infos
 
     async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]

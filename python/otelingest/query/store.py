@@ -9,9 +9,11 @@ ClickHouse stops working for nobody.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -51,23 +53,44 @@ class Store:
         self.pool = pool
         self.cfg = cfg
         # Short-lived lookups shared by this process's requests: key -> (expiry on the monotonic clock, value).
-        self._memo: dict[Any, tuple[float, Any]] = {}
+        self._memo: dict[Any, tuple[float, float, Any]] = {}  # key -> (fresh until, stale until, value)
+        self._refreshing: set[Any] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         # Metric series id -> (resource attributes, point attributes). The id is a hash of these maps
         # (and of the metric and service), so an entry never goes stale; it is only bounded.
         self.series_labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
 
-    def recall(self, key: Any) -> Any:
-        """What :meth:`remember` stored under ``key``, or None once it expired."""
+    def recall(self, key: Any, *, stale: bool = False) -> Any:
+        """What :meth:`remember` stored under ``key``, or None once it expired (with ``stale``: once
+        its stale time is over too)."""
         hit = self._memo.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+        return hit[2] if hit is not None and hit[1 if stale else 0] > time.monotonic() else None
 
-    def remember(self, key: Any, value: Any, ttl_s: float) -> None:
+    def remember(self, key: Any, value: Any, ttl_s: float, stale_s: float = 0.0) -> None:
         now = time.monotonic()
         if len(self._memo) >= MEMO_MAX:
-            self._memo = {k: v for k, v in self._memo.items() if v[0] > now}
+            self._memo = {k: v for k, v in self._memo.items() if v[1] > now}
             while len(self._memo) >= MEMO_MAX:  # all alive: drop the oldest entries
                 self._memo.pop(next(iter(self._memo)))
-        self._memo[key] = (now + ttl_s, value)
+        self._memo[key] = (now + ttl_s, now + ttl_s + stale_s, value)
+
+    def refresh(self, key: Any, read: Callable[[], Awaitable[object]]) -> None:
+        """Run ``read`` (which remembers ``key`` afresh) in the background, unless it already runs."""
+        if key in self._refreshing:
+            return
+        self._refreshing.add(key)
+
+        async def run() -> None:
+            try:
+                await read()
+            except Exception as e:  # the stale value stays; the next request tries again
+                log.warning("background refresh of %s failed: %s", key, e)
+            finally:
+                self._refreshing.discard(key)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def keep_series_labels(self, rows: list[tuple[Any, ...]]) -> None:
         """Remember (series id, resource attributes, attributes) rows; the oldest half goes when full."""
