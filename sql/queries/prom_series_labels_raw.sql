@@ -1,7 +1,7 @@
 -- The label sources of the given series (raw points in a window that holds them). A SeriesId is a
 -- hash of its metric, service and attribute maps, so its labels never change: the service keeps
 -- them and asks only for series it has not seen.
-SELECT SeriesId, any(ResourceAttributes), any(Attributes)
+SELECT SeriesId, any(ServiceName), any(ResourceAttributes), any(Attributes)
 FROM otel_metrics
 WHERE MetricName IN {names:Array(String)}
   AND SeriesId IN {series:Array(UInt64)}

@@ -1,5 +1,5 @@
 -- prom_series_labels_raw.sql from a rollup table ({table}).
-SELECT SeriesId, any(ResourceAttributes), any(Attributes)
+SELECT SeriesId, any(ServiceName), any(ResourceAttributes), any(Attributes)
 FROM {table:Identifier}
 WHERE MetricName IN {names:Array(String)}
   AND SeriesId IN {series:Array(UInt64)}

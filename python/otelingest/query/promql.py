@@ -329,19 +329,18 @@ class Source:
         known = {int(r[0]): cached[int(r[0])] for r in rows if int(r[0]) in cached}
         unseen = sorted({int(r[0]) for r in rows} - known.keys())
         if unseen:
-            fetched = await self.store.named(
-                f"prom_series_labels_{self._kind()}",
-                self._p(names=names, series=unseen, start_ns=start_ns, end_ns=end_ns), request=self.request,
-            )
+            fetched = {int(sid): series_labels(service, resource, attrs)
+                       for sid, service, resource, attrs in await self.store.named(
+                           f"prom_series_labels_{self._kind()}",
+                           self._p(names=names, series=unseen, start_ns=start_ns, end_ns=end_ns), request=self.request)}
             self.store.keep_series_labels(fetched)
-            known |= {int(sid): (resource, attrs) for sid, resource, attrs in fetched}
+            known |= fetched
         candidates = []
         for sid, metric, service, changed, bounds in rows:
             if changed:
                 self.bounds_changed.add(int(sid))
             self.bounds_of[int(sid)] = tuple(bounds)
-            resource, attrs = known[int(sid)]  # both read the same window: every series has its labels
-            base = series_labels(service, resource, attrs)
+            base = known[int(sid)]  # both read the same window: every series has its labels
             for info, prom_name, kind in wanted.get(metric, []):
                 candidates.append((int(sid), info, kind, {"__name__": prom_name, **base}))
         # `le` is matched per bucket bound later, once the bounds are read.

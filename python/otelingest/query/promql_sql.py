@@ -177,7 +177,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         values = _dense({(int(g), "", int(k)): v for g, k, v in rows}, len(ev.steps))
     else:
         rows = await store.rows(sql, params, request=request)
-        values = _dense(_per_le(rows, list(bound_ids), op, le_grouped), len(ev.steps))
+        values = _per_le(rows, list(bound_ids), op, le_grouped, len(ev.steps))
     out = []
     for (gid, le), arr in sorted(values.items()):
         lab = dict(group_labels[gid])
@@ -198,19 +198,32 @@ def _dense(points: dict[tuple[int, str, int], float], steps: int) -> dict[tuple[
     return out
 
 
-def _per_le(rows: list[tuple[Any, ...]], bounds_by_id: list[tuple[float, ...]], op: str, le_grouped: bool
-            ) -> dict[tuple[int, str, int], float]:
-    """Element-wise sums per (group, bounds id, step) combined per `le`: sum, avg or count."""
+def _per_le(rows: list[tuple[Any, ...]], bounds_by_id: list[tuple[float, ...]], op: str, le_grouped: bool,
+            steps: int) -> dict[tuple[int, str], np.ndarray]:
+    """Element-wise sums per (group, bounds id, step) combined per `le` (sum, avg or count), as one
+    array over the steps per (group, le), NaN where absent."""
     from .promql import format_le
 
     les_by_id = [[format_le(float(b)) for b in bounds] + ["+Inf"] for bounds in bounds_by_id]
-    acc: dict[tuple[int, str, int], list[float]] = {}  # series, sum
+    # Per (group, bounds id): each step's series count and element-wise sums, filled row by row.
+    per: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
     for gid, bid, k, n, sums in rows:
-        les = les_by_id[bid]
-        for le, total in zip(les, sums):
-            key = (int(gid), le if le_grouped else "", int(k))
-            a = acc.setdefault(key, [0.0, 0.0])
-            a[0] += n
-            a[1] += total
-    pick = {"count": lambda a: a[0], "sum": lambda a: a[1], "avg": lambda a: a[1] / a[0]}[op]
-    return {key: pick(a) for key, a in acc.items()}
+        key = (int(gid), int(bid))
+        if key not in per:
+            per[key] = (np.zeros(steps), np.zeros((steps, len(les_by_id[key[1]]))))
+        per[key][0][k] += n
+        per[key][1][k] += sums
+    # Then per (group, le): series with other bounds may share an `le`.
+    acc: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    for (gid, bid), (counts, sums_) in per.items():
+        for j, le in enumerate(les_by_id[bid]):
+            key2 = (gid, le if le_grouped else "")
+            if key2 not in acc:
+                acc[key2] = (np.zeros(steps), np.zeros(steps))
+            acc[key2][0][:] += counts
+            acc[key2][1][:] += sums_[:, j]
+    out = {}
+    for key2, (n_, total) in acc.items():
+        value = {"count": n_, "sum": total, "avg": total / np.where(n_ > 0, n_, 1)}[op].astype(np.float64)
+        out[key2] = np.where(n_ > 0, value, np.nan)
+    return out

@@ -56,9 +56,9 @@ class Store:
         self._memo: dict[Any, tuple[float, float, Any]] = {}  # key -> (fresh until, stale until, value)
         self._refreshing: set[Any] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Metric series id -> (resource attributes, point attributes). The id is a hash of these maps
-        # (and of the metric and service), so an entry never goes stale; it is only bounded.
-        self.series_labels: dict[int, tuple[dict[str, str], dict[str, str]]] = {}
+        # Metric series id -> its Prometheus labels but the name. The id is a hash of the maps they
+        # come from (and of the metric and service), so an entry never goes stale; it is only bounded.
+        self.series_labels: dict[int, dict[str, str]] = {}
 
     def recall(self, key: Any, *, stale: bool = False) -> Any:
         """What :meth:`remember` stored under ``key``, or None once it expired (with ``stale``: once
@@ -92,13 +92,12 @@ class Store:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def keep_series_labels(self, rows: list[tuple[Any, ...]]) -> None:
-        """Remember (series id, resource attributes, attributes) rows; the oldest half goes when full."""
-        if len(self.series_labels) + len(rows) > SERIES_LABELS_MAX:
+    def keep_series_labels(self, labels: dict[int, dict[str, str]]) -> None:
+        """Remember series' labels; the oldest half goes when full."""
+        if len(self.series_labels) + len(labels) > SERIES_LABELS_MAX:
             keep = list(self.series_labels.items())[len(self.series_labels) // 2:]
             self.series_labels = dict(keep)
-        for sid, resource, attrs in rows:
-            self.series_labels[int(sid)] = (resource, attrs)
+        self.series_labels.update(labels)
 
     def _settings(self, max_rows: int | None) -> dict[str, Any]:
         return {
