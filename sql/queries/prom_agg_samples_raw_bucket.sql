@@ -12,7 +12,7 @@ WITH samples AS
     FROM
     (
         SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
-               arrayMap(c -> toFloat64(c), arrayCumSum(BucketCounts)) AS x
+               CAST(arrayCumSum(BucketCounts), 'Array(Float64)') AS x
         FROM otel_metrics
         WHERE MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}

@@ -12,8 +12,8 @@ WITH samples AS
     FROM
     (
         SELECT SeriesId AS sid, toInt64(toUnixTimestamp(TimeBucket) + {bucket_s:UInt32}) * 1000000000 AS t,
-               arrayMap(c -> toFloat64(c), arrayCumSum(if({delta:UInt8}, finalizeAggregation(BucketCountsSum),
-                                                          finalizeAggregation(BucketCountsLast)))) AS x,
+               CAST(arrayCumSum(if({delta:UInt8}, finalizeAggregation(BucketCountsSum),
+                                   finalizeAggregation(BucketCountsLast))), 'Array(Float64)') AS x,
                length(ExplicitBounds) AS nb
         FROM {table:Identifier} FINAL
         WHERE MetricName IN {names:Array(String)}
