@@ -247,6 +247,7 @@ def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeyp
     """Evaluations share a metric catalog read moments ago for the same window; a metric that
     appears after it is read afresh instead of answering empty."""
     store, t0, db = metrics_db
+    store._memo.clear()  # no catalog another test shared
     start, end = t0 + 3600 * NS, t0 + 7200 * NS
     catalog_reads = []
     real = store.named
@@ -323,7 +324,8 @@ def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
         return await real(name, params, **kw)
 
     monkeypatch.setattr(store, "named", counting)
-    start, end = t0 + 3960 * NS, t0 + 7260 * NS  # minutes no other test read a catalog for
+    store._memo.clear()  # no catalog another test shared
+    start, end = t0 + 3960 * NS, t0 + 7260 * NS
 
     async def scenario() -> None:
         first, _, _ = await promql.evaluate(store, promql.parse("sum(temp_celsius)"), start, end, 60 * NS)

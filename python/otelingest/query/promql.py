@@ -39,12 +39,14 @@ from .tables import BUCKET_S, choose_metrics_table
 from .timeparse import NS
 
 LOOKBACK_NS = 5 * 60 * NS
-# Evaluations reuse a metric catalog read for a window within the same minutes for this long.
+# Evaluations reuse a metric catalog read for a window starting and ending in the same hours for
+# this long (a dashboard's sliding window keeps its key; a selected metric missing from the catalog
+# is read afresh at once, one only in the window's older minutes answers nothing).
 CATALOG_TTL_S = 10.0
 # Past its time a shared catalog is still served for this long while another is read in the
-# background (a selected metric missing from it is read afresh at once).
-CATALOG_STALE_S = 300.0
-CATALOG_GRAIN_NS = 60 * NS
+# background.
+CATALOG_STALE_S = 60.0
+CATALOG_GRAIN_NS = 3600 * NS
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
