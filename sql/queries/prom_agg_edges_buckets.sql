@@ -53,8 +53,8 @@ FROM
         SELECT sid, t, total, before_t, after_t, peers,
                transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
                transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
-               ifNull(arrayLastOrNull(x -> x < t, before_t), toInt64(-9e18)) AS t_prev,
-               ifNull(arrayFirstOrNull(x -> x > t, after_t), toInt64(9e18)) AS t_next,
+               if(length(before_t) > 1, before_t[-2], toInt64(-9e18)) AS t_prev,
+               if(length(after_t) > 1, after_t[2], toInt64(9e18)) AS t_next,
                arrayJoin(arrayConcat(
                    -- last sample of the windows ending in [t, next sample), while they still hold it
                    arrayMap(k -> (k, toInt8(1)), range(
