@@ -1,4 +1,5 @@
--- Fragment after a `windows` CTE (prom_agg_windows_buckets.sql or prom_agg_windows_buckets_pairs.sql):
+-- Fragment after a `windows` CTE (prom_agg_windows_buckets*.sql or prom_agg_windows_edges.sql: per series
+-- and step n, t0, t1, the first value v0 and the growth, reset-corrected unless {fn} = delta):
 -- `{agg} by (group) ({fn}(x_bucket[range]))` for {fn} = rate | increase | delta, with a histogram's
 -- buckets kept as one array per point (an element per `le`) so a histogram moves one row, not one
 -- per bound: Prometheus' extrapolatedRate per element. Its interval factor is the same for every
@@ -17,7 +18,6 @@ FROM
            (t0 - (ek - {range_ns:Int64})) / 1e9 AS to_window_start,
            (ek - t1) / 1e9 AS to_end,
            {fn:String} != 'delta' AS counter,
-           v1 - v0 + resets * counter AS growth,
            if({fn:String} = 'rate', {range_ns:Int64} / 1e9, 1) AS per,
            sampled + if(to_window_start < avg_between * 1.1, to_window_start, avg_between / 2) AS with_start,
            if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS end_part,

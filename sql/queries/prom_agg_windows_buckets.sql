@@ -1,9 +1,12 @@
 -- Fragment (CTE `windows`) after a prom_agg_samples_*_bucket CTE, before prom_agg_range_buckets.sql:
 -- prom_agg_windows.sql for a histogram's `_bucket` series kept as one array per point (an element per
--- `le`): per series, bounds and step the count, first/last sample arrays and the reset correction per
--- element.
+-- `le`): per series and step the count, first sample array and growth, reset-corrected per element
+-- (the value before each drop) unless {fn} = delta.
 , windows AS
 (
+    SELECT sid, k, n, t0, t1, v0, if({fn:String} = 'delta', v1 - v0, v1 - v0 + resets) AS growth
+    FROM
+    (
     SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
            sumForEach(dropped) - argMin(dropped, t) AS resets
     FROM
@@ -22,4 +25,5 @@
         WHERE NOT again
     )
     GROUP BY sid, k
+    )
 )

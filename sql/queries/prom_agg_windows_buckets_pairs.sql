@@ -2,11 +2,12 @@
 -- prom_agg_range_buckets.sql: prom_agg_windows_pairs.sql for a histogram's `_bucket` series kept as
 -- one array per point. A two-bucket window over a rollup holds at most the last sample and the one
 -- before it (lagInFrame), so no per-window aggregation is needed. Delta samples arrive as they are
--- ({running} = 0): the growth between the two is the last one, given as v1 over v0 = 0.
+-- ({running} = 0): the growth between the two is the last one.
 , windows AS
 (
-    SELECT sid, k, 2 AS n, t_prev AS t0, t AS t1, if({delta:UInt8}, v_prev * 0, v_prev) AS v0, v AS v1,
-           if({delta:UInt8}, v_prev * 0, arrayMap((a, b) -> if(a < b, b, 0), v, v_prev)) AS resets
+    SELECT sid, k, 2 AS n, t_prev AS t0, t AS t1, v_prev AS v0,
+           multiIf({delta:UInt8}, v, {fn:String} = 'delta', v - v_prev,
+                   v - v_prev + arrayMap((a, b) -> if(a < b, b, 0), v, v_prev)) AS growth
     FROM
     (
         SELECT sid, t, v,
