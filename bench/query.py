@@ -36,6 +36,8 @@ from .payloads import SEED
 NS = 1_000_000_000
 HOURS = 24
 FULL = {"traces": 10_000_000, "logs": 10_000_000, "metrics": 5_000_000}
+# The generator's delta histogram, copied as a cumulative one after loading (not in the counts above).
+CUMULATIVE_HISTOGRAM = "http.server.latency"
 REQUESTS_PER_INSERT = 40  # 20,000 rows per INSERT, about a minute of the 24 hours each
 TRACE_IDS = 1000
 # Distinct requests per signal: each metrics template has its own resource (host), so a series gets a
@@ -105,7 +107,7 @@ def _prom_names(http: httpx.Client) -> dict[str, str]:
     names = http.get("/api/v1/label/__name__/values").json()["data"]
     pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
     return {"counter": pick("http_server_requests"), "bucket": pick("http_server_duration", "_bucket"),
-            "gauge": pick("process_cpu_utilization")}
+            "gauge": pick("process_cpu_utilization"), "cumulative_bucket": pick("http_server_latency", "_bucket")}
 
 
 def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[str, tuple[str, str, dict[str, Any]]]:
@@ -127,6 +129,8 @@ def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[st
         "prom_histogram_quantile_24h": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "300"}),
         # The same at the step Grafana picks for a wide 24 h panel: raw points, every histogram bound.
         "prom_histogram_quantile_24h_1m": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({b}[{w}])))", **day, "step": "60"}),
+        # The same histogram exported cumulative, the SDKs' default: counter resets and zero points per bound.
+        "prom_histogram_quantile_24h_1m_cumulative": ("GET", "/api/v1/query_range", {"query": f"histogram_quantile(0.99, sum by (le) (rate({prom['cumulative_bucket']}[{w}])))", **day, "step": "60"}),
         "prom_labels": ("GET", "/api/v1/labels", hour),
         "jaeger_trace_by_id": ("GET", "/api/traces/{id}", {}),
         "jaeger_search_24h": ("GET", "/api/traces", {"service": "checkout", "start": int(data["start"] / 1000), "end": int(now_ns / 1000), "limit": 20}),
@@ -233,6 +237,21 @@ def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
     return {"hours": hours, "seconds": round(seconds, 1)}
 
 
+def _cumulative_histogram(client: Any, db: str) -> dict[str, Any]:
+    """The delta histogram again as a cumulative one (the SDKs' default), once per dataset."""
+    from otelingest import sqlfiles
+
+    points = lambda: client.query(sqlfiles.query("bench_metric_points"),  # noqa: E731
+                                  parameters={"db": db, "name": CUMULATIVE_HISTOGRAM}).result_rows[0][0]
+    t0 = time.perf_counter()
+    if not points():
+        client.command(sqlfiles.query("bench_cumulative_histogram"),
+                       parameters={"db": db, "source": "http.server.duration", "target": CUMULATIVE_HISTOGRAM})
+    n, seconds = points(), time.perf_counter() - t0
+    print(f"cumulative histogram: {n:,} points ({seconds:.1f} s)", flush=True)
+    return {"points": n, "seconds": round(seconds, 1)}
+
+
 def _percentile(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
@@ -261,6 +280,7 @@ def main(args: Any) -> int:
                                           "load_seconds": round(load_s, 1)}))
         results["_dataset"] = {"hours": HOURS, "scale": scale, **data["counts"], "load_seconds": round(load_s, 1)}
         results["_dependencies_backfill"] = _backfill_dependencies(client, db)
+        results["_cumulative_histogram"] = _cumulative_histogram(client, db)
         ids = data["trace_ids"]
         rnd = random.Random(seed)
         rnd.shuffle(ids)

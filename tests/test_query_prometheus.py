@@ -133,6 +133,10 @@ def test_labels_series_metadata(http, env):
         "http_server_duration_milliseconds_count"])
     labels = http.get("/api/v1/labels", params=window).json()["data"]
     assert labels == sorted(["__name__", "state", "service_name", "job", "instance", "http_method", "le"])
+    # Without match[] both come from the catalog and attribute keys, not from every series: the same.
+    everything = {**window, "match[]": '{__name__=~".+"}'}
+    assert http.get("/api/v1/labels", params=everything).json()["data"] == labels
+    assert http.get("/api/v1/label/__name__/values", params=everything).json()["data"] == names
     vals = http.get("/api/v1/label/http_method/values", params=window).json()["data"]
     assert vals == ["GET", "POST"]
     r = http.get("/api/v1/series", params={**window, "match[]": "http_server_requests_total"})

@@ -186,6 +186,20 @@ async def labels(request: Request) -> JSONResponse:
     with Timer("prom_labels"):
         params = await form_params(request)
         names: set[str] = set()
+        if not params.get("match[]"):
+            # Every label name in the window, from the attribute keys: no series needed.
+            start, end = await _window(params)
+            source = _source(request, start, end)
+            exposed = [info for info in await source.catalog(start, end, fresh=True) if info.families()]
+            if exposed:
+                names = {"__name__", "service_name", "job"}
+                if any("bucket" in info.families().values() for info in exposed):
+                    names.add("le")
+                [(keys, instance)] = await source.label_keys(sorted({info.otel_name for info in exposed}), start, end)
+                names.update(promql.label_name(k) for k in keys)
+                if instance:
+                    names.add("instance")
+            return _ok(sorted(names))
         for s in await _matching_series(request, params, with_buckets=False):
             names.update(s)
         return _ok(sorted(names))
@@ -195,6 +209,12 @@ async def label_values(request: Request) -> JSONResponse:
     with Timer("prom_label_values"):
         params = await form_params(request)
         name = request.path_params["name"]
+        if name == "__name__" and not params.get("match[]"):
+            # Every metric name with points in the window: the catalog has them, no series needed.
+            start, end = await _window(params)
+            names = {n for info in await _source(request, start, end).catalog(start, end, fresh=True)
+                     for n in info.families()}
+            return _ok(sorted(names))
         values = {s[name] for s in await _matching_series(request, params, with_buckets=name == "le") if s.get(name)}
         return _ok(sorted(values))
 

@@ -47,6 +47,8 @@ CATALOG_TTL_S = 10.0
 # background.
 CATALOG_STALE_S = 60.0
 CATALOG_GRAIN_NS = 3600 * NS
+# Series whose labels one query reads (their ids are a bound parameter).
+LABELS_CHUNK = 4000
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
@@ -301,6 +303,11 @@ class Source:
         self._catalog[key] = infos
         return infos
 
+    async def label_keys(self, names: list[str], start_ns: int, end_ns: int) -> list[tuple[Any, ...]]:
+        """[(point attribute keys, whether a resource has service.instance.id)] of the metrics in a window."""
+        return await self.store.named(f"prom_label_keys_{self._kind()}",
+                                      self._p(names=names, start_ns=start_ns, end_ns=end_ns), request=self.request)
+
     async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]
                          ) -> list[tuple[str, Callable[[str], bool]]]:
         """Matchers as predicates over the given label sets' values (regexes run in ClickHouse)."""
@@ -330,11 +337,13 @@ class Source:
         cached = self.store.series_labels
         known = {int(r[0]): cached[int(r[0])] for r in rows if int(r[0]) in cached}
         unseen = sorted({int(r[0]) for r in rows} - known.keys())
-        if unseen:
+        # In chunks: ClickHouse takes a bound parameter of up to 128 KiB (~6,000 ids).
+        for i in range(0, len(unseen), LABELS_CHUNK):
             fetched = {int(sid): series_labels(service, resource, attrs)
                        for sid, service, resource, attrs in await self.store.named(
                            f"prom_series_labels_{self._kind()}",
-                           self._p(names=names, series=unseen, start_ns=start_ns, end_ns=end_ns), request=self.request)}
+                           self._p(names=names, series=unseen[i:i + LABELS_CHUNK], start_ns=start_ns, end_ns=end_ns),
+                           request=self.request)}
             self.store.keep_series_labels(fetched)
             known |= fetched
         candidates = []
