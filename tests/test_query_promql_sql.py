@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from typing import Any
 
 import anyio
 import numpy as np
@@ -340,3 +341,22 @@ def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
 
     anyio.run(scenario)
     assert len(reads) == 2 and reads[1]  # the second read ran in the background, for no request
+
+
+@pytest.mark.parametrize("pushdown", [True, False])
+def test_more_series_than_a_query_parameter_holds_is_a_clear_error(metrics_db, monkeypatch, pushdown):
+    """Series ids are bound as one parameter (ClickHouse takes 128 KiB): beyond that, a 422 that says
+    so, not a storage error."""
+    from otelingest.query.errors import Unprocessable
+
+    store, t0, _ = metrics_db
+    monkeypatch.setattr(promql, "MAX_BOUND_SERIES", len(HOSTS) - 1)
+    async def run(q: str) -> Any:
+        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS,
+                                        pushdown=pushdown)
+        return v
+
+    with pytest.raises(Unprocessable, match="narrow it with label matchers"):
+        anyio.run(run, "sum(rate(reqs_total[5m]))")
+    v = anyio.run(run, 'sum(rate(reqs_total{host!="h1"}[5m]))')
+    assert isinstance(v, promql.Vector) and v.series

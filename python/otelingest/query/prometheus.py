@@ -280,7 +280,7 @@ async def exemplars(request: Request) -> JSONResponse:
                 continue
             rows = await source.store.named("prom_exemplars", {
                 "names": sorted({info.otel_name for _, info, _, _ in series}),
-                "series": sorted({sid for sid, _, _, _ in series}),
+                "series": promql.bound_series(sid for sid, _, _, _ in series),
                 "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS}, request=request)
             by_sid: dict[int, list[tuple[Any, ...]]] = {}
             for r in rows:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import promql_parser as pp
@@ -49,6 +49,17 @@ CATALOG_STALE_S = 60.0
 CATALOG_GRAIN_NS = 3600 * NS
 # Series whose labels one query reads (their ids are a bound parameter).
 LABELS_CHUNK = 4000
+# ClickHouse takes a bound parameter of up to 128 KiB: this many series ids (~21 bytes each).
+MAX_BOUND_SERIES = 6000
+
+
+def bound_series(ids: Iterable[int]) -> list[int]:
+    """Series ids for a query parameter, sorted; too many for one is a clear 422, not a storage error."""
+    out = sorted(set(ids))
+    if len(out) > MAX_BOUND_SERIES:
+        raise Unprocessable(f"selector matches {len(out)} series; at most {MAX_BOUND_SERIES} are evaluated "
+                            "at once: narrow it with label matchers")
+    return out
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
@@ -383,7 +394,7 @@ class Source:
         if not series:
             return []
         names = sorted({info.otel_name for _, info, _, _ in series})
-        ids = sorted({sid for sid, _, _, _ in series})
+        ids = bound_series(sid for sid, _, _, _ in series)
         bucket_s = BUCKET_S[self.table]
         params = self._p(names=names, series=ids, start_ns=start_ns, end_ns=end_ns)
         if bucket_s:
@@ -448,7 +459,7 @@ async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: in
     if not series:
         return []
     names = sorted({info.otel_name for _, info, _, _ in series})
-    ids = sorted({sid for sid, _, _, _ in series})
+    ids = bound_series(sid for sid, _, _, _ in series)
     rows = await source.store.named("prom_buckets_raw", {
         "names": names, "series": ids, "origin_ns": origin_ns, "end_ns": end_ns, "bucket_ns": w,
     }, request=source.request)

@@ -130,6 +130,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
             group_labels.append(g)
         sids.append(sid)
         gids.append(groups[key])
+    promql.bound_series(sids)  # a clear 422 beyond what one query parameter holds
     raw = ev.source.table == "otel_metrics"
     bucket = kind == "bucket"
     # Bounds travel as an id per series (the same throughout the window: checked above).
