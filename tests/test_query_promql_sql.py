@@ -116,6 +116,19 @@ QUERIES = [
 ]
 
 
+def _fragments_used(monkeypatch) -> set[str]:
+    """The names of the sql/ fragments the PromQL pushdown reads from now on."""
+    used: set[str] = set()
+    real_query = promql_sql.sqlfiles.query
+
+    def recording(name: str) -> str:
+        used.add(name)
+        return real_query(name)
+
+    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
+    return used
+
+
 def _nonempty(v: promql.Vector) -> dict[tuple, np.ndarray]:
     return {promql._key(lab): vals for lab, vals in v.series if not np.all(np.isnan(vals))}
 
@@ -136,14 +149,7 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
         return out
 
     monkeypatch.setattr(promql_sql, "aggregate", counting)
-    used: set[str] = set()
-    real_query = promql_sql.sqlfiles.query
-
-    def recording(name: str) -> str:
-        used.add(name)
-        return real_query(name)
-
-    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
+    used = _fragments_used(monkeypatch)
 
     async def both(q: str, start: int, end: int, step: int) -> tuple[promql.Vector, promql.Vector]:
         expr = promql.parse(q)
@@ -213,14 +219,7 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
     """A retried export stores a histogram point twice: a window's edges and counts must not double
     (each step reads its window's edges: a duplicated edge shares its term, counts once)."""
     store, t0, _ = metrics_db
-    used: set[str] = set()
-    real_query = promql_sql.sqlfiles.query
-
-    def recording(name: str) -> str:
-        used.add(name)
-        return real_query(name)
-
-    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
+    used = _fragments_used(monkeypatch)
 
     async def run(q: str, step_s: int, pushdown: bool) -> dict[tuple, np.ndarray]:
         v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 1800 * NS, t0 + 9000 * NS, step_s * NS,

@@ -1,5 +1,5 @@
--- Fragment (CTE `samples`) for prom_agg_windows*.sql, prom_agg_over_time.sql or
--- prom_agg_instant.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
+-- Fragment (CTE `samples`) for prom_agg_ordered.sql, prom_agg_pairs.sql, prom_agg_latest.sql or
+-- prom_agg_over_time.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
 -- raw points, for a gauge/counter value or a histogram's Count or Sum ({kind:String} = value |
 -- count | sum). Delta points become a running total from the window's start, as the Python
 -- evaluator does.

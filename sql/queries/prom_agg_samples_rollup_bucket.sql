@@ -1,4 +1,4 @@
--- Fragment (CTE `samples`) for prom_agg_windows_buckets*.sql or prom_agg_instant_buckets.sql: a
+-- Fragment (CTE `samples`) for the bucket variants of the prom_agg fragments (windows, pairs, latest): a
 -- histogram's `_bucket` samples (sid, t, v) from a rollup table ({table}), one per rollup
 -- bucket stamped at its end, v holding the cumulative count per bound (+Inf last): the last bucket
 -- counts (cumulative) or their sums, made a running total when {running} (delta). FINAL merges a

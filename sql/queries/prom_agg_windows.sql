@@ -1,9 +1,8 @@
--- Fragment (CTE `windows`) after prom_agg_samples_raw.sql / prom_agg_samples_rollup.sql, before
--- prom_agg_range.sql: each series' samples in each step's window. Step k ends at e_k = {e0_ns} +
--- k * {step_ns} (the offset already applied); its window is (e_k - {range_ns}, e_k]. Each sample is
--- copied to the steps whose window holds it; per series and step: count, first/last sample and the
--- counter-reset correction (the value before each drop, after the window's first sample). A point
--- stored twice (a retried export) is one sample, as in Prometheus.
+-- Fragment (CTE `windows`) after prom_agg_ordered.sql, before prom_agg_range.sql: each series' samples
+-- in each step's window. Step k ends at e_k = {e0_ns} + k * {step_ns} (the offset already applied);
+-- its window is (e_k - {range_ns}, e_k]. Each sample is copied to the steps whose window holds it;
+-- per series and step: count, first/last sample and the counter-reset correction (the value before
+-- each drop, after the window's first sample).
 , windows AS
 (
     SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
@@ -14,14 +13,7 @@
                arrayJoin(range(
                    toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
                    toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
-        FROM
-        (
-            SELECT sid, t, v, lagInFrame(v, 1, v) OVER w AS prev, t = lagInFrame(t, 1, toInt64(-9e18)) OVER w AS again
-            FROM samples
-            WINDOW w AS (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
-        )
-        -- a point sent twice (a retried export) is one sample
-        WHERE NOT again
+        FROM ordered
     )
     GROUP BY sid, k
 )

@@ -1,29 +1,22 @@
--- Fragment (CTE `windows`) after a prom_agg_samples_*_bucket CTE, before prom_agg_range_buckets.sql:
--- prom_agg_windows.sql for a histogram's `_bucket` series kept as one array per point (an element per
--- `le`): per series and step the count, first sample array and growth, reset-corrected per element
--- (the value before each drop) unless {fn} = delta.
+-- Fragment (CTE `windows`) after prom_agg_ordered.sql over a prom_agg_samples_*_bucket CTE, before
+-- prom_agg_range_buckets.sql: prom_agg_windows.sql for a histogram's `_bucket` series kept as one
+-- array per point (an element per `le`): per series and step the count, first sample array and
+-- growth, reset-corrected per element (the value before each drop) unless {fn} = delta.
 , windows AS
 (
     SELECT sid, k, n, t0, t1, v0, if({fn:String} = 'delta', v1 - v0, v1 - v0 + resets) AS growth
     FROM
     (
-    SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
-           sumForEach(dropped) - argMin(dropped, t) AS resets
-    FROM
-    (
-        SELECT sid, t, v, arrayMap((a, b) -> if(a < b, b, 0), v, prev) AS dropped,
-               arrayJoin(range(
-                   toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
-                   toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
+        SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
+               sumForEach(dropped) - argMin(dropped, t) AS resets
         FROM
         (
-            SELECT sid, t, v, lagInFrame(v, 1, v) OVER w AS prev, t = lagInFrame(t, 1, toInt64(-9e18)) OVER w AS again
-            FROM samples
-            WINDOW w AS (PARTITION BY sid ORDER BY t ASC ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
+            SELECT sid, t, v, arrayMap((a, b) -> if(a < b, b, 0), v, prev) AS dropped,
+                   arrayJoin(range(
+                       toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
+                       toUInt32(least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
+            FROM ordered
         )
-        -- a point sent twice (a retried export) is one sample
-        WHERE NOT again
-    )
-    GROUP BY sid, k
+        GROUP BY sid, k
     )
 )

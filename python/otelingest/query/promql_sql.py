@@ -150,13 +150,13 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     arrays = "_buckets" if bucket else ""
     fragments = [f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"]
     if not fn:
-        fragments.append(f"prom_agg_instant{arrays}")
+        fragments += ["prom_agg_latest", f"prom_agg_instant{arrays}"]
     elif fn not in PAIR_FUNCS:
         fragments.append("prom_agg_over_time")
     elif not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
         # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
         # before, so the previous row is all a step needs (no aggregation per series and step).
-        fragments += [f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
+        fragments += ["prom_agg_pairs", f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
     elif bucket and window >= EDGES_MIN_COPIES * step and window <= EDGES_MAX_RANGE_MS * 1_000_000:
         # Each step needs only its window's edges. With no per-element decision in the growth (running
@@ -170,7 +170,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         else:
             fragments += ["prom_agg_edges_corrected_buckets", "prom_agg_windows_edges", "prom_agg_range_buckets"]
     else:
-        fragments += [f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
+        fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
     store, request = ev.source.store, ev.source.request
     if not bucket:
