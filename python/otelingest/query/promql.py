@@ -51,6 +51,9 @@ CATALOG_GRAIN_NS = 3600 * NS
 LABELS_CHUNK = 4000
 # ClickHouse takes a bound parameter of up to 128 KiB: this many series ids (~21 bytes each).
 MAX_BOUND_SERIES = 6000
+# Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
+MIN_BUCKET_NS = 60 * NS
+MAX_REGEX_LEN = 1024
 
 
 def bound_series(ids: Iterable[int]) -> list[int]:
@@ -60,9 +63,7 @@ def bound_series(ids: Iterable[int]) -> list[int]:
         raise Unprocessable(f"selector matches {len(out)} series; at most {MAX_BOUND_SERIES} are evaluated "
                             "at once: narrow it with label matchers")
     return out
-# Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
-MIN_BUCKET_NS = 60 * NS
-MAX_REGEX_LEN = 1024
+
 
 # --- OTel -> Prometheus naming (OpenTelemetry "Prometheus and OpenMetrics compatibility" spec) ---
 

@@ -52,8 +52,9 @@ class Store:
     def __init__(self, pool: ClientPool, cfg: QueryConfig) -> None:
         self.pool = pool
         self.cfg = cfg
-        # Short-lived lookups shared by this process's requests: key -> (expiry on the monotonic clock, value).
-        self._memo: dict[Any, tuple[float, float, Any]] = {}  # key -> (fresh until, stale until, value)
+        # Short-lived lookups shared by this process's requests: key -> (fresh until, stale until, value),
+        # on the monotonic clock.
+        self._memo: dict[Any, tuple[float, float, Any]] = {}
         self._refreshing: set[Any] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # Metric series id -> its Prometheus labels but the name. The id is a hash of the maps they
