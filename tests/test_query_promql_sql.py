@@ -37,6 +37,7 @@ def _rows(t0: int) -> list[list]:
     rows = []
     counters = {h: 0.0 for h in HOSTS}
     hist = {h: [0] * (len(BOUNDS) + 1) for h in HOSTS}
+    fresh = {h: [0] * (len(BOUNDS) + 1) for h in HOSTS}
     for i in range(HOURS * 3600 // EVERY_S):
         ts = t0 + i * EVERY_S * NS + rnd.randrange(1000) * 1_000_000
         for n, h in enumerate(HOSTS):
@@ -67,6 +68,11 @@ def _rows(t0: int) -> list[list]:
                 rows.append(qd.metric_row(ts, t0, "again", "ms", "Histogram", "Cumulative", False, attrs,
                                           count=sum(hist[h]), total=float(sum(hist[h])) * 2.5,
                                           buckets=hist[h], bounds=BOUNDS))
+            if i >= 150:  # a histogram that starts inside the windows, its lowest bucket empty at first:
+                # Prometheus stops the extrapolation at the zero point, per bucket (windows evaluated whole)
+                fresh[h] = [a + (b if j or i >= 170 else 0) for j, (a, b) in enumerate(zip(fresh[h], step))]
+                rows.append(qd.metric_row(ts, t0, "fresh", "ms", "Histogram", "Cumulative", False, attrs,
+                                          count=sum(fresh[h]), total=1.0, buckets=fresh[h], bounds=BOUNDS))
             rows.append(qd.metric_row(ts, t0, "size", "By", "Histogram", "Delta", False, attrs,
                                       count=sum(step), total=float(sum(step)), buckets=step, bounds=BOUNDS))
             bounds = BOUNDS if i < HOURS * 3600 // EVERY_S // 2 else [2.0, 5.0, 10.0]
@@ -112,6 +118,7 @@ QUERIES = [
     "sum(rate(lat_milliseconds_bucket[{r}]))", "avg by (le) (delta(size_bytes_bucket[{r}]))",
     "count without (host) (rate(lat_milliseconds_bucket[{r}]))", "sum by (le) (lat_milliseconds_bucket)",
     "sum by (le) (rate(moved_milliseconds_bucket[{r}]))", "sum(rate(lat_milliseconds_count[{r}]))",
+    "sum by (le) (increase(fresh_milliseconds_bucket[{r}]))",
     "sum by (zone) (lat_milliseconds_sum)", "sum(rate(size_bytes_sum[{r}]))",
 ]
 
@@ -190,8 +197,8 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
         assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
-    if table != "otel_metrics_1h":  # delta histograms, windows of several steps: the edges path
-        assert {"prom_agg_edges_buckets", "prom_agg_windows_edges"} <= used
+    if table != "otel_metrics_1h":  # histograms, windows of several steps: their increments summed
+        assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets"} <= used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])
@@ -216,8 +223,8 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
 
 
 def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
-    """A retried export stores a histogram point twice: a window's edges and counts must not double
-    (each step reads its window's edges: a duplicated edge shares its term, counts once)."""
+    """A retried export stores a histogram point twice: a window's growth and counts must not double
+    (a duplicated delta point adds half from each copy; a cumulative copy's increment is zero)."""
     store, t0, _ = metrics_db
     used = _fragments_used(monkeypatch)
 
@@ -240,7 +247,7 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
             assert once.keys() == twice.keys() and once
             for k in once:
                 assert np.allclose(once[k], twice[k], rtol=1e-9, equal_nan=True), (fn, r, shape, k, pushdown)
-    assert {"prom_agg_edges_buckets", "prom_agg_windows_edges", "prom_agg_windows_buckets"} <= used
+    assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets", "prom_agg_windows_buckets"} <= used
 
 
 def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeypatch):
