@@ -197,8 +197,10 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
         assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
-    if table != "otel_metrics_1h":  # histograms, windows of several steps: their increments summed
+    if table == "otel_metrics":  # histograms, windows of many samples: their increments summed
         assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets"} <= used
+    if table == "otel_metrics_5m":  # windows of several steps but few samples: the first read with a lag
+        assert {"prom_agg_range_lagged_delta_buckets", "prom_agg_range_lagged_buckets"} <= used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])

@@ -1,5 +1,5 @@
--- Fragment after a `windows` CTE (prom_agg_windows_buckets*.sql or prom_agg_windows_edges.sql: per series
--- and step n, t0, t1, the first value v0 and the growth, reset-corrected unless {fn} = delta):
+-- Fragment after a `windows` CTE (prom_agg_windows_buckets*.sql: per series and step n, t0, t1,
+-- the first value v0 and the growth, reset-corrected unless {fn} = delta):
 -- `{agg} by (group) ({fn}(x_bucket[range]))` for {fn} = rate | increase | delta, with a histogram's
 -- buckets kept as one array per point (an element per `le`) so a histogram moves one row, not one
 -- per bound: Prometheus' extrapolatedRate per element. Its interval factor is the same for every

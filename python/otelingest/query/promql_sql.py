@@ -51,6 +51,9 @@ MAX_COPIES = 64
 # copying is as fast.
 INCREMENTS_MIN_COPIES = 3
 FRAME_MAX_RANGE_MS = 2**32 - 1  # window frames take 32-bit RANGE offsets (in milliseconds at most)
+# A metric whose windows hold more samples than the lagged path reads takes the increments path
+# directly for this long.
+DENSE_TTL_S = 600.0
 
 
 def _unwrap(e: Any) -> Any:
@@ -161,12 +164,27 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         fragments += ["prom_agg_pairs", f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
     elif bucket and window >= INCREMENTS_MIN_COPIES * step and window <= FRAME_MAX_RANGE_MS * 1_000_000:
-        # A step's growth is the sum of its window's increments (each sample's since the one before):
-        # no array is copied per window. Windows whose counter may hit its zero point per element
-        # (cumulative rate/increase) are evaluated whole where a sample says they might be.
+        # A window spanning several steps: copying each sample's array to every window holding it
+        # is what costs. Few samples per window (the usual panel): each window's first sample is
+        # read with a lag (prom_agg_lags_buckets.sql); otherwise a window's growth is the sum of its
+        # samples' increments, each sample adding its own to the windows holding it and its
+        # predecessor, and cumulative windows that may stop at the zero point are evaluated whole.
         unit = 1_000 if window // 1_000 < 2**32 else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
-        linear = params["delta"] or fn == "delta"
+        delta = bool(params["delta"])
+        dense_key = ("prom_dense", tuple(params["names"]), window)
+        if not ev.source.store.recall(dense_key):
+            lagged = fragments + ["prom_agg_lags_buckets",
+                                  "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
+                                  "prom_agg_lagged_spans_buckets",
+                                  "prom_agg_range_lagged_delta_buckets" if delta else "prom_agg_range_lagged_buckets"]
+            rows = await ev.source.store.rows("\n".join(sqlfiles.query(f) for f in lagged), params,
+                                              request=ev.source.request)
+            if all(int(r[2]) < len(ev.steps) for r in rows):  # no window the lags could not see whole
+                return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
+            # Remembered a while: the next panel refresh goes straight to the increments path.
+            ev.source.store.remember(dense_key, True, DENSE_TTL_S)
+        linear = delta or fn == "delta"
         fragments += ["prom_agg_neighbours_buckets",
                       "prom_agg_linear_windows_buckets" if linear else "prom_agg_whole_windows_buckets",
                       "prom_agg_increments_buckets",
@@ -180,7 +198,18 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         values = _dense({(int(g), "", int(k)): v for g, k, v in rows}, len(ev.steps))
     else:
         rows = await store.rows(sql, params, request=request)
-        values = _per_le(rows, list(bound_ids), op, le_grouped, len(ev.steps))
+        return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
+    return _vector(values, group_labels, le_grouped)
+
+
+def _bucket_vector(rows: list[tuple[Any, ...]], bounds_by_id: list[tuple[float, ...]], op: str, le_grouped: bool,
+                   steps: int, group_labels: list["Labels"]) -> "Vector":
+    return _vector(_per_le(rows, bounds_by_id, op, le_grouped, steps), group_labels, le_grouped)
+
+
+def _vector(values: dict[tuple[int, str], np.ndarray], group_labels: list["Labels"], le_grouped: bool) -> "Vector":
+    from . import promql
+
     out = []
     for (gid, le), arr in sorted(values.items()):
         lab = dict(group_labels[gid])
