@@ -158,6 +158,9 @@ class EmbeddedClickHouse:
 # --- the server process ---------------------------------------------------------------------------
 
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+
+
 def _release(fifo: Path, done: threading.Event) -> None:
     """Write EOF to the FIFO the listening query reads, which ends it."""
     while not done.is_set():
@@ -218,6 +221,10 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
     failure: list[BaseException] = []
 
     def listen() -> None:
+        # Stop signals go to the main thread, which ends the query: the engine's threads, started
+        # from this one, inherit the mask. Otherwise the kernel may hand SIGTERM to one of them, and
+        # a main thread blocked in wait() never runs its handler (an orphan ignoring SIGTERM).
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             engine.query(  # type: ignore[attr-defined]  # a C extension without stubs
                 f"SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; SELECT count() FROM file('{fifo}', 'RawBLOB')",
@@ -231,11 +238,12 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
             done.set()
             stop.set()
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in STOP_SIGNALS:
         signal.signal(sig, lambda *_: stop.set())
     thread = threading.Thread(target=listen, name="clickhouse", daemon=True)
     thread.start()
-    stop.wait()
+    while not stop.wait(1.0):  # wakes to run a handler whichever thread the signal reached
+        pass
     if not done.is_set():
         _release(fifo, done)
     thread.join()
