@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 import querydata as qd
-from otelingest.query import logql
+from otelingest.query import logql, promql
 from otelingest.query.loki import stream_labels
 from otelingest.query.promql import format_value
 from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
@@ -282,6 +282,18 @@ def test_per_stream_counts_exact_over_unaligned_windows(many):
             cur = want.setdefault(g, {})
             cur[t] = max(cur.get(t, 0), int(v))
     assert matrix(r) == {g: [[t, str(v)] for t, v in sorted(pts.items())] for g, pts in want.items()}
+
+
+def test_streams_beyond_a_query_parameter_are_read_in_chunks(many, monkeypatch):
+    """Stream resources are read by hash, bound as one parameter (ClickHouse takes 128 KiB): more
+    streams than it holds are read a chunk per query, with the same answer."""
+    http, t0, records = many
+    monkeypatch.setattr(promql, "MAX_BOUND_SERIES", 2)
+    start, end, step = t0 + 67_000_000_111, t0 + 593 * qd.NS, 40 * qd.NS
+    r = http.get("/loki/api/v1/query_range", params={
+        "query": 'count_over_time({deployment_environment="prod"}[1m])', "start": str(start), "end": str(end), "step": "40s"})
+    want = brute(records, lambda *_: True, 60 * qd.NS, start, end, step, "count")
+    assert len(want) == 12 and matrix(r) == want  # streams: service x its two severities x host
 
 
 def test_parsed_labels_and_resource_matchers_exact(many):

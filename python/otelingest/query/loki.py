@@ -87,12 +87,15 @@ def _keep_earliest(firsts: dict[int, tuple[str, int]], stream: int, service: str
 async def _resources(request: Request, firsts: dict[int, tuple[str, int]]) -> dict[int, dict[str, str]]:
     """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
     hash to the service and time of a record that has it."""
-    if not firsts:
-        return {}
-    params = {"hashes": list(firsts), "services": sorted({s for s, _ in firsts.values()}),
-              "times": sorted({t for _, t in firsts.values()})}
-    rows = await store_of(request).rows(sqlfiles.query("loki_stream_resources"), params, request=request)
-    found = {int(h): res for h, res in rows}
+    found: dict[int, dict[str, str]] = {}
+    items = list(firsts.items())
+    # A chunk per query: ClickHouse takes a bound parameter of up to 128 KiB (~6,000 ids).
+    for lo in range(0, len(items), promql.MAX_BOUND_SERIES):
+        part = dict(items[lo:lo + promql.MAX_BOUND_SERIES])
+        params = {"hashes": list(part), "services": sorted({s for s, _ in part.values()}),
+                  "times": sorted({t for _, t in part.values()})}
+        rows = await store_of(request).rows(sqlfiles.query("loki_stream_resources"), params, request=request)
+        found |= {int(h): res for h, res in rows}
     if len(found) < len(firsts):
         # The record was there a moment ago: dropped by retention (or a DELETE) in between.
         raise Unavailable("log records were removed while the query ran; retry")

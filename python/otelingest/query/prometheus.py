@@ -278,10 +278,13 @@ async def exemplars(request: Request) -> JSONResponse:
             series = await source.series(promql.matchers_of(vs), start, end)
             if not series:
                 continue
-            rows = await source.store.named("prom_exemplars", {
-                "names": sorted({info.otel_name for _, info, _, _ in series}),
-                "series": promql.bound_series(sid for sid, _, _, _ in series),
-                "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS}, request=request)
+            rows: list[tuple[Any, ...]] = []
+            for ids in promql.series_chunks(sid for sid, _, _, _ in series):
+                rows += await source.store.named("prom_exemplars", {
+                    "names": sorted({info.otel_name for _, info, _, _ in series}), "series": ids,
+                    "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS - len(rows)}, request=request)
+                if len(rows) >= MAX_EXEMPLARS:
+                    break
             by_sid: dict[int, list[tuple[Any, ...]]] = {}
             for r in rows:
                 by_sid.setdefault(int(r[0]), []).append(r)

@@ -56,13 +56,11 @@ MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
 
 
-def bound_series(ids: Iterable[int]) -> list[int]:
-    """Series ids for a query parameter, sorted; too many for one is a clear 422, not a storage error."""
+def series_chunks(ids: Iterable[int]) -> list[list[int]]:
+    """Series ids as query parameters, sorted, in chunks one parameter holds: a selector of more
+    series is read a chunk per query (Source.max_series bounds how many)."""
     out = sorted(set(ids))
-    if len(out) > MAX_BOUND_SERIES:
-        raise Unprocessable(f"selector matches {len(out)} series; at most {MAX_BOUND_SERIES} are evaluated "
-                            "at once: narrow it with label matchers")
-    return out
+    return [out[i:i + MAX_BOUND_SERIES] for i in range(0, len(out), MAX_BOUND_SERIES)] or [[]]
 
 
 # --- OTel -> Prometheus naming (OpenTelemetry "Prometheus and OpenMetrics compatibility" spec) ---
@@ -395,12 +393,13 @@ class Source:
         if not series:
             return []
         names = sorted({info.otel_name for _, info, _, _ in series})
-        ids = bound_series(sid for sid, _, _, _ in series)
         bucket_s = BUCKET_S[self.table]
-        params = self._p(names=names, series=ids, start_ns=start_ns, end_ns=end_ns)
+        params = self._p(names=names, start_ns=start_ns, end_ns=end_ns)
         if bucket_s:
             params["bucket_s"] = bucket_s
-        rows = await self.store.named(f"prom_points_{self._kind()}", params, request=self.request)
+        rows: list[tuple[Any, ...]] = []
+        for ids in series_chunks(sid for sid, _, _, _ in series):
+            rows += await self.store.named(f"prom_points_{self._kind()}", params | {"series": ids}, request=self.request)
         by_sid: dict[int, list[tuple[Any, ...]]] = {}
         for r in rows:
             by_sid.setdefault(int(r[0]), []).append(r)
@@ -460,10 +459,11 @@ async def bucketed(source: "Source", matchers: list[LabelMatcher], origin_ns: in
     if not series:
         return []
     names = sorted({info.otel_name for _, info, _, _ in series})
-    ids = bound_series(sid for sid, _, _, _ in series)
-    rows = await source.store.named("prom_buckets_raw", {
-        "names": names, "series": ids, "origin_ns": origin_ns, "end_ns": end_ns, "bucket_ns": w,
-    }, request=source.request)
+    rows: list[tuple[Any, ...]] = []
+    for ids in series_chunks(sid for sid, _, _, _ in series):
+        rows += await source.store.named("prom_buckets_raw", {
+            "names": names, "series": ids, "origin_ns": origin_ns, "end_ns": end_ns, "bucket_ns": w,
+        }, request=source.request)
     by_sid: dict[int, list[tuple[Any, ...]]] = {}
     for r in rows:
         by_sid.setdefault(int(r[0]), []).append(r)

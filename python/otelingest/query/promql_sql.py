@@ -136,7 +136,6 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
             group_labels.append(g)
         sids.append(sid)
         gids.append(groups[key])
-    promql.bound_series(sids)  # a clear 422 beyond what one query parameter holds
     raw = ev.source.table == "otel_metrics"
     bucket = kind == "bucket"
     # Bounds travel as an id per series (the same throughout the window: checked above).
@@ -179,8 +178,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
                                   "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
                                   "prom_agg_lagged_spans_buckets",
                                   "prom_agg_range_lagged_delta_buckets" if delta else "prom_agg_range_lagged_buckets"]
-            rows = await ev.source.store.rows("\n".join(sqlfiles.query(f) for f in lagged), params,
-                                              request=ev.source.request)
+            rows = await _chunked(ev, "\n".join(sqlfiles.query(f) for f in lagged), params)
             if all(int(r[2]) < len(ev.steps) for r in rows):  # no window the lags could not see whole
                 return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
             # Remembered a while: the next panel refresh goes straight to the increments path.
@@ -193,14 +191,45 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     else:
         fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
-    store, request = ev.source.store, ev.source.request
-    if not bucket:
-        rows = await store.rows(sql, params | {"kind": kind, "agg": op}, request=request)
-        values = _dense({(int(g), "", int(k)): v for g, k, v in rows}, len(ev.steps))
-    else:
-        rows = await store.rows(sql, params, request=request)
+    if bucket:
+        rows = await _chunked(ev, sql, params)
         return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
-    return _vector(values, group_labels, le_grouped)
+    params["kind"] = kind
+    if len(sids) <= promql.MAX_BOUND_SERIES:
+        points = {(int(g), "", int(k)): v for g, k, v in await _chunked(ev, sql, params | {"agg": op})}
+    else:  # a group's value from its parts in each chunk of series (an average from sums and counts)
+        parts = {o: _combined(await _chunked(ev, sql, params | {"agg": o}), o)
+                 for o in (("sum", "count") if op == "avg" else (op,))}
+        points = parts[op] if op != "avg" else {key: v / parts["count"][key] for key, v in parts["sum"].items()}
+    return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
+
+
+async def _chunked(ev: "Evaluator", sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` over every series, a query per chunk of the series ids one parameter holds
+    (ClickHouse takes 128 KiB): per group, bounds and step, a chunk's rows are the aggregation over
+    its series."""
+    from . import promql
+
+    rows: list[tuple[Any, ...]] = []
+    n = promql.MAX_BOUND_SERIES
+    for lo in range(0, len(params["series"]), n):
+        part = {k: (v[lo:lo + n] if k in ("series", "groups", "bids") else v) for k, v in params.items()}
+        rows += await ev.source.store.rows(sql, part, request=ev.source.request)
+    return rows
+
+
+def _combined(rows: list[tuple[Any, ...]], op: str) -> dict[tuple[int, str, int], float]:
+    """(group, step) values of one aggregation over several chunks' rows."""
+    out: dict[tuple[int, str, int], float] = {}
+    for g, k, v in rows:
+        key = (int(g), "", int(k))
+        if key not in out:
+            out[key] = v
+        elif op in ("sum", "count"):
+            out[key] += v
+        else:
+            out[key] = min(out[key], v) if op == "min" else max(out[key], v)
+    return out
 
 
 def _bucket_vector(rows: list[tuple[Any, ...]], bounds_by_id: list[tuple[float, ...]], op: str, le_grouped: bool,
