@@ -172,7 +172,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         unit = 1_000 if window // 1_000 < 2**32 else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
         delta = bool(params["delta"])
-        dense_key = ("prom_dense", tuple(params["names"]), window)
+        dense_key = ("prom_dense", ev.source.table, tuple(params["names"]), window)
         if not ev.source.store.recall(dense_key):
             lagged = fragments + ["prom_agg_lags_buckets",
                                   "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
