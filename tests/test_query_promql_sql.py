@@ -200,7 +200,7 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     if table == "otel_metrics":  # histograms, windows of many samples: their increments summed
         assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets"} <= used
     if table == "otel_metrics_5m":  # windows of several steps but few samples: the first read with a lag
-        assert {"prom_agg_range_lagged_delta_buckets", "prom_agg_range_lagged_buckets"} <= used
+        assert {"prom_agg_lagged_firsts_delta_buckets", "prom_agg_lagged_firsts_buckets", "prom_agg_lagged_windows_buckets"} <= used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])

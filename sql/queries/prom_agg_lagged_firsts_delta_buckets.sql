@@ -1,10 +1,11 @@
 -- Fragment (CTE `firsts`) after prom_agg_lags_buckets.sql for delta points: per sample, each of the
 -- samples before it that is the first of a window it ends (j = how many samples after that one),
--- with the growth since it, the sum of the delta points after it. No first value: the counter's
--- zero point is not used for running totals.
+-- with the growth since it, the sum of the delta points after it. No first value (an empty v0): the
+-- counter's zero point is not used for running totals.
 , firsts AS
 (
-    SELECT t, t_next, gid, bid, bad, jj.1 AS j, jj.2 AS t0, jj.3 AS t_before, jj.4 AS growth
+    SELECT t, t_next, gid, bid, bad, jj.1 AS j, jj.2 AS t0, jj.3 AS t_before, jj.4 AS growth,
+           CAST([], 'Array(Float64)') AS v0
     FROM
     (
         SELECT t, t_next, gid, bid, bad,

@@ -1,10 +1,13 @@
 -- Fragment (CTE `windows`) after prom_agg_ordered.sql over a prom_agg_samples_*_bucket CTE, before
--- prom_agg_range_buckets.sql: prom_agg_windows.sql for a histogram's `_bucket` series kept as one
+-- prom_agg_extrapolation_buckets.sql: prom_agg_windows.sql for a histogram's `_bucket` series kept as one
 -- array per point (an element per `le`): per series and step the count, first sample array and
--- growth, reset-corrected per element (the value before each drop) unless {fn} = delta.
+-- growth, reset-corrected per element (the value before each drop) unless {fn} = delta; with the
+-- series' group and bounds id, for windows of two samples a moment apart (as in Prometheus).
 , windows AS
 (
-    SELECT sid, k, n, t0, t1, v0, if({fn:String} = 'delta', v1 - v0, v1 - v0 + resets) AS growth
+    SELECT transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
+           transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
+           k, n, t0, t1, v0, if({fn:String} = 'delta', v1 - v0, v1 - v0 + resets) AS growth
     FROM
     (
         SELECT sid, k, count() AS n, min(t) AS t0, max(t) AS t1, argMin(v, t) AS v0, argMax(v, t) AS v1,
@@ -19,4 +22,5 @@
         )
         GROUP BY sid, k
     )
+    WHERE n >= 2 AND t1 > t0
 )

@@ -154,6 +154,11 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
     arrays = "_buckets" if bucket else ""
     fragments = [f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"]
+    # A histogram's windows end in their extrapolation, per element only where a window's counter may
+    # start inside it (cumulative rate/increase).
+    ranged = (["prom_agg_extrapolation_buckets",
+               "prom_agg_range_linear_buckets" if params["delta"] or fn == "delta" else "prom_agg_range_buckets"]
+              if bucket else ["prom_agg_range"])
     if not fn:
         fragments += ["prom_agg_latest", f"prom_agg_instant{arrays}"]
     elif fn not in PAIR_FUNCS:
@@ -161,7 +166,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     elif not raw and window == 2 * BUCKET_S[ev.source.table] * promql.NS:
         # Rollup samples are a bucket apart: a two-bucket window holds the last sample and the one
         # before, so the previous row is all a step needs (no aggregation per series and step).
-        fragments += ["prom_agg_pairs", f"prom_agg_windows{arrays}_pairs", f"prom_agg_range{arrays}"]
+        fragments += ["prom_agg_pairs", f"prom_agg_windows{arrays}_pairs", *ranged]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
     elif bucket and window >= INCREMENTS_MIN_COPIES * step and window <= FRAME_MAX_RANGE_MS * 1_000_000:
         # A window spanning several steps: copying each sample's array to every window holding it
@@ -176,8 +181,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         if not ev.source.store.recall(dense_key):
             lagged = fragments + ["prom_agg_lags_buckets",
                                   "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
-                                  "prom_agg_lagged_spans_buckets",
-                                  "prom_agg_range_lagged_delta_buckets" if delta else "prom_agg_range_lagged_buckets"]
+                                  "prom_agg_lagged_windows_buckets", *ranged]
             rows = await _chunked(ev, "\n".join(sqlfiles.query(f) for f in lagged), params)
             if all(int(r[2]) < len(ev.steps) for r in rows):  # no window the lags could not see whole
                 return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
@@ -189,7 +193,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
                       "prom_agg_increments_buckets",
                       "prom_agg_range_increments_buckets" if linear else "prom_agg_range_whole_buckets"]
     else:
-        fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", f"prom_agg_range{arrays}"]
+        fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", *ranged]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
     if bucket:
         rows = await _chunked(ev, sql, params)
