@@ -307,7 +307,7 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
         assert isinstance(v, promql.Vector)
         return {promql._key(lab): vals for lab, vals in v.series}
 
-    monkeypatch.setattr(promql, "LABELS_CHUNK", 3)  # ids are a bound parameter: read in chunks
+    monkeypatch.setattr(promql, "MAX_BOUND_SERIES", 3)  # ids are a bound parameter: read in chunks
     first = anyio.run(run, "sum by (host, zone) (temp_celsius)")
     assert label_reads == [3, len(HOSTS) - 3] and len(first) == len(HOSTS)
     assert anyio.run(run, "max by (host, zone) (temp_celsius)").keys() == first.keys()

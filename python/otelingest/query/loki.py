@@ -88,11 +88,9 @@ async def _resources(request: Request, firsts: dict[int, tuple[str, int]]) -> di
     """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
     hash to the service and time of a record that has it."""
     found: dict[int, dict[str, str]] = {}
-    items = list(firsts.items())
-    # A chunk per query: ClickHouse takes a bound parameter of up to 128 KiB (~6,000 ids).
-    for lo in range(0, len(items), promql.MAX_BOUND_SERIES):
-        part = dict(items[lo:lo + promql.MAX_BOUND_SERIES])
-        params = {"hashes": list(part), "services": sorted({s for s, _ in part.values()}),
+    for hashes in promql.series_chunks(firsts):  # ids are a bound parameter: a chunk per query
+        part = {h: firsts[h] for h in hashes}
+        params = {"hashes": hashes, "services": sorted({s for s, _ in part.values()}),
                   "times": sorted({t for _, t in part.values()})}
         rows = await store_of(request).rows(sqlfiles.query("loki_stream_resources"), params, request=request)
         found |= {int(h): res for h, res in rows}

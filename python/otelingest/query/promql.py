@@ -47,8 +47,6 @@ CATALOG_TTL_S = 10.0
 # background.
 CATALOG_STALE_S = 60.0
 CATALOG_GRAIN_NS = 3600 * NS
-# Series whose labels one query reads (their ids are a bound parameter).
-LABELS_CHUNK = 4000
 # ClickHouse takes a bound parameter of up to 128 KiB: this many series ids (~21 bytes each).
 MAX_BOUND_SERIES = 6000
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
@@ -60,7 +58,7 @@ def series_chunks(ids: Iterable[int]) -> list[list[int]]:
     """Series ids as query parameters, sorted, in chunks one parameter holds: a selector of more
     series is read a chunk per query (Source.max_series bounds how many)."""
     out = sorted(set(ids))
-    return [out[i:i + MAX_BOUND_SERIES] for i in range(0, len(out), MAX_BOUND_SERIES)] or [[]]
+    return [out[i:i + MAX_BOUND_SERIES] for i in range(0, len(out), MAX_BOUND_SERIES)]
 
 
 # --- OTel -> Prometheus naming (OpenTelemetry "Prometheus and OpenMetrics compatibility" spec) ---
@@ -346,13 +344,11 @@ class Source:
         )
         cached = self.store.series_labels
         known = {int(r[0]): cached[int(r[0])] for r in rows if int(r[0]) in cached}
-        unseen = sorted({int(r[0]) for r in rows} - known.keys())
-        # In chunks: ClickHouse takes a bound parameter of up to 128 KiB (~6,000 ids).
-        for i in range(0, len(unseen), LABELS_CHUNK):
+        for unseen in series_chunks({int(r[0]) for r in rows} - known.keys()):
             fetched = {int(sid): series_labels(service, resource, attrs)
                        for sid, service, resource, attrs in await self.store.named(
                            f"prom_series_labels_{self._kind()}",
-                           self._p(names=names, series=unseen[i:i + LABELS_CHUNK], start_ns=start_ns, end_ns=end_ns),
+                           self._p(names=names, series=unseen, start_ns=start_ns, end_ns=end_ns),
                            request=self.request)}
             self.store.keep_series_labels(fetched)
             known |= fetched
