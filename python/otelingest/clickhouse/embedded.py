@@ -216,7 +216,9 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
     import chdb._chdb as engine
 
     os.chdir(etc)
-    stop = threading.Event()
+    # Set by the signal handler, which must take no lock: it runs in the main thread between any two
+    # bytecodes, possibly while that thread holds the very lock an Event.set() would take.
+    stopping: list[int] = []
     done = threading.Event()
     failure: list[BaseException] = []
 
@@ -236,13 +238,12 @@ def serve(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> int
             failure.append(e)
         finally:
             done.set()
-            stop.set()
 
     for sig in STOP_SIGNALS:
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     thread = threading.Thread(target=listen, name="clickhouse", daemon=True)
     thread.start()
-    while not stop.wait(1.0):  # wakes to run a handler whichever thread the signal reached
+    while not stopping and not done.wait(0.2):  # wakes often to see a signal's flag
         pass
     if not done.is_set():
         _release(fifo, done)
