@@ -69,6 +69,10 @@ def test_upgrade_from_previous_version(make_config, ch_client):
     # background MATERIALIZE COLUMN has written it).
     row = ch_client.query(f"SELECT ResourceHash = cityHash64(mapSort(ResourceAttributes)) FROM {db}.otel_logs").result_rows
     assert row == [(1,)]
+    # 0006: histogram bucket counts are stored with T64 + LZ4.
+    codecs = ch_client.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String}"
+                             " AND table = 'otel_metrics' AND name LIKE '%BucketCounts'", parameters={"db": db}).result_rows
+    assert sorted(codecs) == [(n, "CODEC(T64, LZ4)") for n in ("BucketCounts", "NegativeBucketCounts", "PositiveBucketCounts")]
 
 
 def test_log_resource_hash_ignores_attribute_order(migrated, ch_client):
