@@ -49,6 +49,10 @@ def test_upgrade_from_previous_version(make_config, ch_client):
     ch_client.command(
         f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 'svc', 'kept across upgrade')"
     )
+    ch_client.command(
+        f"INSERT INTO {db}.otel_metrics (TimeUnix, MetricName, MetricType, BucketCounts, ExplicitBounds)"
+        " VALUES (now64(9), 'h', 'Histogram', [1, 2, 3], [0.5, 1.0])"
+    )
     applied, _ = schema.migrate(cfg)
     later = [m.version for m in schema.available_migrations() if m.version > 1]
     assert applied == later
@@ -73,6 +77,9 @@ def test_upgrade_from_previous_version(make_config, ch_client):
     codecs = ch_client.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String}"
                              " AND table = 'otel_metrics' AND name LIKE '%BucketCounts'", parameters={"db": db}).result_rows
     assert sorted(codecs) == [(n, "CODEC(T64, LZ4)") for n in ("BucketCounts", "NegativeBucketCounts", "PositiveBucketCounts")]
+    # 0007: a point stored before it has its bounds hash too.
+    row = ch_client.query(f"SELECT BoundsHash = cityHash64([0.5, 1.0]), BucketCounts FROM {db}.otel_metrics").result_rows
+    assert row == [(1, [1, 2, 3])]
 
 
 def test_log_resource_hash_ignores_attribute_order(migrated, ch_client):
