@@ -1,9 +1,10 @@
--- Fragment after a `windows` CTE (prom_agg_windows.sql or prom_agg_windows_pairs.sql): `{agg} by
--- (group) ({fn}(selector[range]))` for {fn} = rate | increase | delta, one row per group and step:
--- Prometheus' extrapolatedRate (promql/functions.go) per series and step, then the aggregation over
--- the series of a group ({groups} gives each of {series} its group). Absent and NaN values are
--- skipped, as the Python evaluator does; delta series ({delta}) are running totals that start at
--- the window's edge, so they are not extrapolated to a zero point.
+-- Fragment after a `windows` CTE (prom_agg_windows.sql, prom_agg_windows_pairs.sql or
+-- prom_agg_lagged_windows.sql): `{agg} by (group) ({fn}(selector[range]))` for {fn} = rate |
+-- increase | delta, one row per group and step: Prometheus' extrapolatedRate (promql/functions.go)
+-- per series and step, then the aggregation over the series of a group ({groups} gives each of
+-- {series} its group). Absent and NaN values are skipped, as the Python evaluator does; delta series
+-- ({delta}) are running totals that start at the window's edge, so they are not extrapolated to a
+-- zero point.
 SELECT gid, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value
@@ -27,3 +28,6 @@ FROM
 )
 WHERE NOT isNaN(x)
 GROUP BY gid, k
+-- Lazily evaluated `if` branches recompute the window's columns they use once per branch: 0.85 s
+-- instead of 0.2 s over a million counter points on the lagged path (nothing here can throw).
+SETTINGS short_circuit_function_evaluation = 'disable'

@@ -17,6 +17,9 @@ five samples, each window's first sample is read with a lag from its last one
 (prom_agg_lags_buckets.sql): 24 hours of raw points at a one-minute step in 0.3 s (delta) or 0.44 s
 (cumulative) of SQL instead of 3-7 s. Denser windows sum each sample's increment into the windows
 holding it and its predecessor (prom_agg_neighbours_buckets.sql, prom_agg_increments_buckets.sql).
+A counter's or gauge's windows of up to eight samples are read with lags the same way
+(prom_agg_lags.sql): 0.2 s instead of 0.25 s for `sum by (x) (rate(c[414s]))` at a one-minute step
+over a million points; denser ones copy each sample to the windows holding it (prom_agg_windows.sql).
 
 Anything else (irate, topk, ``le`` matchers, selections mixing a histogram's families or
 temporalities, min/max or ``*_over_time`` of ``_bucket`` series, a histogram whose bounds change in
@@ -153,6 +156,8 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
     arrays = "_buckets" if bucket else ""
+    # A metric found too dense for the lagged paths below goes straight to the others a while.
+    dense_key = ("prom_dense", ev.source.table, tuple(params["names"]), kind, window)
     fragments = [f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"]
     # A histogram's windows end in their extrapolation, per element only where a window's counter may
     # start inside it (cumulative rate/increase).
@@ -177,7 +182,6 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         unit = 1_000 if window // 1_000 < 2**32 else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
         delta = bool(params["delta"])
-        dense_key = ("prom_dense", ev.source.table, tuple(params["names"]), window)
         if not ev.source.store.recall(dense_key):
             lagged = fragments + ["prom_agg_lags_buckets",
                                   "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
@@ -192,20 +196,37 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
                       "prom_agg_linear_windows_buckets" if linear else "prom_agg_whole_windows_buckets",
                       "prom_agg_increments_buckets",
                       "prom_agg_range_increments_buckets" if linear else "prom_agg_range_whole_buckets"]
+    elif not bucket and window >= INCREMENTS_MIN_COPIES * step:
+        # The same for a counter or gauge: each window's first sample read with a lag
+        # (prom_agg_lags.sql) instead of each sample copied to every window holding it, unless a
+        # window holds more samples than the lags reach.
+        if not ev.source.store.recall(dense_key):
+            lagged = fragments + ["prom_agg_lags", "prom_agg_lagged_windows", *ranged]
+            points = await _points(ev, "\n".join(sqlfiles.query(f) for f in lagged), params | {"kind": kind}, op)
+            if all(k < len(ev.steps) for _, _, k in points):
+                return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
+            ev.source.store.remember(dense_key, True, DENSE_TTL_S)
+        fragments += ["prom_agg_ordered", "prom_agg_windows", *ranged]
     else:
         fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", *ranged]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
     if bucket:
         rows = await _chunked(ev, sql, params)
         return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
-    params["kind"] = kind
-    if len(sids) <= promql.MAX_BOUND_SERIES:
-        points = {(int(g), "", int(k)): v for g, k, v in await _chunked(ev, sql, params | {"agg": op})}
-    else:  # a group's value from its parts in each chunk of series (an average from sums and counts)
-        parts = {o: _combined(await _chunked(ev, sql, params | {"agg": o}), o)
-                 for o in (("sum", "count") if op == "avg" else (op,))}
-        points = parts[op] if op != "avg" else {key: v / parts["count"][key] for key, v in parts["sum"].items()}
+    points = await _points(ev, sql, params | {"kind": kind}, op)
     return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
+
+
+async def _points(ev: "Evaluator", sql: str, params: dict[str, Any], op: str) -> dict[tuple[int, str, int], float]:
+    """(group, step) values of a counter's or gauge's aggregation ``op``."""
+    from . import promql
+
+    if len(params["series"]) <= promql.MAX_BOUND_SERIES:
+        return {(int(g), "", int(k)): v for g, k, v in await _chunked(ev, sql, params | {"agg": op})}
+    # A group's value from its parts in each chunk of series (an average from sums and counts).
+    parts = {o: _combined(await _chunked(ev, sql, params | {"agg": o}), o)
+             for o in (("sum", "count") if op == "avg" else (op,))}
+    return parts[op] if op != "avg" else {key: v / parts["count"][key] for key, v in parts["sum"].items()}
 
 
 async def _chunked(ev: "Evaluator", sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
