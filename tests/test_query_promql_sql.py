@@ -157,6 +157,7 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
         return out
 
     monkeypatch.setattr(promql_sql, "aggregate", counting)
+    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)  # a few series here: the lagged paths too
     used = _fragments_used(monkeypatch)
 
     async def both(q: str, start: int, end: int, step: int) -> tuple[promql.Vector, promql.Vector]:
@@ -230,6 +231,7 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
     """A retried export stores a histogram point twice: a window's growth and counts must not double
     (a duplicated delta point adds half from each copy; a cumulative copy's increment is zero)."""
     store, t0, _ = metrics_db
+    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)
     used = _fragments_used(monkeypatch)
 
     async def run(q: str, step_s: int, pushdown: bool) -> dict[tuple, np.ndarray]:
