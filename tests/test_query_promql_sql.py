@@ -227,6 +227,27 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
             assert instant[k] == pytest.approx(ranged[k], rel=1e-9), (q, k)
 
 
+def test_windows_longer_than_half_an_hour(metrics_db, monkeypatch):
+    """Dense windows' frames are ordered by microseconds, whose RANGE offsets ClickHouse takes up to
+    2^31 (35.8 minutes): a 40-minute window switches to milliseconds, with the same answers."""
+    store, t0, _ = metrics_db
+    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)
+    used = _fragments_used(monkeypatch)
+
+    async def run(q: str, pushdown: bool) -> dict[tuple, np.ndarray]:
+        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 9000 * NS, 60 * NS,
+                                        use_buckets=False, pushdown=pushdown)
+        assert isinstance(v, promql.Vector)
+        return _nonempty(v)
+
+    for q in ("sum by (le) (rate(lat_milliseconds_bucket[40m]))", "sum by (zone) (increase(reqs_total[40m]))"):
+        fast, slow = anyio.run(run, q, True), anyio.run(run, q, False)
+        assert fast.keys() == slow.keys() and fast, q
+        for k in fast:
+            assert np.allclose(fast[k], slow[k], rtol=1e-6, atol=1e-9, equal_nan=True), (q, k)
+    assert {"prom_agg_neighbours_buckets", "prom_agg_windows"} <= used
+
+
 def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
     """A retried export stores a histogram point twice: a window's growth and counts must not double
     (a duplicated delta point adds half from each copy; a cumulative copy's increment is zero)."""

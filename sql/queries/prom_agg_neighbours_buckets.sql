@@ -5,7 +5,7 @@
 -- its series' samples within a range before it (before_t, itself last) and after it (after_t,
 -- itself first), sorted. A step's growth is then the sum of the increments of its window's samples
 -- but the first (prom_agg_increments_buckets.sql), so no array is copied to pair a window's edges.
--- Frames are ordered by {unit_ns} (RANGE offsets are 32-bit: microseconds up to a 71-minute range,
+-- Frames are ordered by {unit_ns} (RANGE offsets are below 2^31: microseconds up to a 35-minute range,
 -- then milliseconds; {range_units} >= the range, exact comparisons follow). A point stored twice
 -- (a retried export) is one time here and counts once: peers is its number of copies (a delta
 -- copy adds its share; a cumulative copy's increment over its twin is zero).

@@ -55,7 +55,7 @@ MAX_COPIES = 64
 # copying: measured over 24 h of raw points, rate[5m] at a one-minute step took 0.3 s either way and
 # 6.5 s copying; at a five-minute step (one or two copies) copying is as fast.
 INCREMENTS_MIN_COPIES = 3
-FRAME_MAX_RANGE_MS = 2**32 - 1  # window frames take 32-bit RANGE offsets (in milliseconds at most)
+FRAME_MAX_RANGE_MS = 2**31 - 1  # window frames take RANGE offsets below 2^31 (in milliseconds at most)
 # A counter's lagged path takes 20 ms more to plan than the copying path (more expressions): it pays
 # from a few hundred thousand windows (series x steps) on. rate(c[414s]) over points 138 s apart,
 # whole evaluation, lagged vs copying: 16 series x 1,441 steps 70 vs 49 ms; 1,600 x 61 75 vs 57;
@@ -185,7 +185,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # read with a lag (prom_agg_lags_buckets.sql); otherwise a window's growth is the sum of its
         # samples' increments, each sample adding its own to the windows holding it and its
         # predecessor, and cumulative windows that may stop at the zero point are evaluated whole.
-        unit = 1_000 if window // 1_000 < 2**32 else 1_000_000
+        unit = 1_000 if -(-window // 1_000) <= FRAME_MAX_RANGE_MS else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
         delta = bool(params["delta"])
         if not ev.source.store.recall(dense_key):
