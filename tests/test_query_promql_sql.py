@@ -75,6 +75,9 @@ def _rows(t0: int) -> list[list]:
                                           count=sum(fresh[h]), total=1.0, buckets=fresh[h], bounds=BOUNDS))
             rows.append(qd.metric_row(ts, t0, "size", "By", "Histogram", "Delta", False, attrs,
                                       count=sum(step), total=float(sum(step)), buckets=step, bounds=BOUNDS))
+            for _ in range(2 if i % 5 == 0 else 1):  # the same, some points sent twice
+                rows.append(qd.metric_row(ts, t0, "resent", "By", "Histogram", "Delta", False, attrs,
+                                          count=sum(step), total=float(sum(step)), buckets=step, bounds=BOUNDS))
             bounds = BOUNDS if i < HOURS * 3600 // EVERY_S // 2 else [2.0, 5.0, 10.0]
             rows.append(qd.metric_row(ts, t0, "moved", "ms", "Histogram", "Cumulative", False, attrs,
                                       count=sum(hist[h]), total=1.0, buckets=hist[h], bounds=bounds))
@@ -199,8 +202,8 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
         assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
-    if table == "otel_metrics":  # windows of many samples: histograms' increments summed, samples copied
-        assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets", "prom_agg_windows"} <= used
+    if table == "otel_metrics":  # windows of many samples: histograms' two ends paired, samples copied
+        assert {"prom_agg_prefix_windows_buckets", "prom_agg_windows"} <= used
     if table != "otel_metrics_1h":  # windows of several steps but few samples: the first read with a lag
         assert {"prom_agg_lagged_firsts_delta_buckets", "prom_agg_lagged_firsts_buckets",
                 "prom_agg_lagged_windows_buckets", "prom_agg_lagged_windows"} <= used
@@ -228,8 +231,9 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
 
 
 def test_windows_longer_than_half_an_hour(metrics_db, monkeypatch):
-    """Dense windows' frames are ordered by microseconds, whose RANGE offsets ClickHouse takes up to
-    2^31 (35.8 minutes): a 40-minute window switches to milliseconds, with the same answers."""
+    """The increments path's frames are ordered by microseconds, whose RANGE offsets ClickHouse takes
+    up to 2^31 (35.8 minutes): a 40-minute window switches to milliseconds, with the same answers.
+    (Delta points stored twice take that path; the others pair each window's two ends.)"""
     store, t0, _ = metrics_db
     monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)
     used = _fragments_used(monkeypatch)
@@ -240,12 +244,13 @@ def test_windows_longer_than_half_an_hour(metrics_db, monkeypatch):
         assert isinstance(v, promql.Vector)
         return _nonempty(v)
 
-    for q in ("sum by (le) (rate(lat_milliseconds_bucket[40m]))", "sum by (zone) (increase(reqs_total[40m]))"):
+    for q in ("sum by (le) (rate(resent_bytes_bucket[40m]))", "sum by (le) (rate(lat_milliseconds_bucket[40m]))",
+              "sum by (zone) (increase(reqs_total[40m]))"):
         fast, slow = anyio.run(run, q, True), anyio.run(run, q, False)
         assert fast.keys() == slow.keys() and fast, q
         for k in fast:
             assert np.allclose(fast[k], slow[k], rtol=1e-6, atol=1e-9, equal_nan=True), (q, k)
-    assert {"prom_agg_neighbours_buckets", "prom_agg_windows"} <= used
+    assert {"prom_agg_neighbours_buckets", "prom_agg_prefix_windows_buckets", "prom_agg_windows"} <= used
 
 
 def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
@@ -261,10 +266,14 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
         assert isinstance(v, promql.Vector)
         return {promql._key({k: x for k, x in lab.items() if k != "__name__"}): vals for lab, vals in v.series}
 
+    # Windows of a step or two copy each sample (1m), of several steps read lags (3m), of many samples
+    # pair their ends (7m); delta copies take the increments path from the last two.
     cases = [(shape.format(fn=fn, m="{m}", r=r), m1, m2)
-             for fn, r in [("rate", "7m"), ("increase", "7m"), ("rate", "1m"), ("delta", "7m")]
-             for shape in ("sum by (le) ({fn}({m}[{r}]))", "count by (le, zone) ({fn}({m}[{r}]))")
-             for m1, m2 in [("lat_milliseconds_bucket", "again_milliseconds_bucket")]]
+             for m1, m2, windows in [("lat_milliseconds_bucket", "again_milliseconds_bucket",
+                                      [("rate", "7m"), ("increase", "7m"), ("rate", "1m"), ("rate", "3m"), ("delta", "7m")]),
+                                     ("size_bytes_bucket", "resent_bytes_bucket", [("rate", "3m"), ("increase", "7m")])]
+             for fn, r in windows
+             for shape in ("sum by (le) ({fn}({m}[{r}]))", "count by (le, zone) ({fn}({m}[{r}]))")]
     cases += [(f"sum by (zone) ({fn}({{m}}[{r}]))", "reqs_total", "retried_total")
               for fn in ("rate", "increase") for r in ("1m", "3m", "7m")]
     for shape, m1, m2 in cases:
@@ -273,8 +282,10 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
             twice = anyio.run(run, shape.format(m=m2), 60, pushdown)
             assert once.keys() == twice.keys() and once
             for k in once:
-                assert np.allclose(once[k], twice[k], rtol=1e-9, equal_nan=True), (fn, r, shape, k, pushdown)
-    assert {"prom_agg_range_increments_buckets", "prom_agg_range_whole_buckets", "prom_agg_windows_buckets"} <= used
+                assert np.allclose(once[k], twice[k], rtol=1e-9, equal_nan=True), (shape, k, pushdown)
+    # Cumulative copies pair windows' ends; delta copies (added twice to a running total) are shared
+    # between them by the increments path.
+    assert {"prom_agg_prefix_windows_buckets", "prom_agg_range_increments_buckets", "prom_agg_windows_buckets"} <= used
 
 
 def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeypatch):

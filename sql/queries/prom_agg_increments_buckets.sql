@@ -1,20 +1,18 @@
--- Fragment (CTE `terms`) after an `increments` CTE (prom_agg_linear_windows_buckets.sql or
--- prom_agg_whole_windows_buckets.sql): a row per sample and step whose window holds the sample and
--- the one before it (so not as its first), with that window's count n, first and last times t0/t1
--- and Prometheus' extrapolatedRate factor parts: the window's growth is the sum of its rows' inc.
--- A sample that may start a window evaluated whole (whole) also makes a row for each window it
--- starts (first), carrying its value; `exact` marks every row of such a window.
+-- Fragment (CTE `terms`) after prom_agg_neighbours_buckets.sql: a row per sample and step whose
+-- window holds the sample and the one before it (so not as its first), with that window's count n,
+-- first and last times t0/t1 and Prometheus' extrapolatedRate factor parts: the window's growth is
+-- the sum of its rows' inc. Only delta points reach it (a window's value is its growth times a
+-- factor of its times and count alone), so no window needs its first value.
 , terms AS
 (
-    SELECT sid, gid, bid, k, first, t, v, inc, peers,
+    SELECT sid, gid, bid, k, t, v, inc, peers,
            {e0_ns:Int64} + toInt64(k) * {step_ns:Int64} AS ek,
            ek - {range_ns:Int64} AS lb,
            arrayCount(x -> x <= lb, before_t) AS i0,
            arrayCount(x -> x <= ek, after_t) AS c1,
-           if(first, c1, length(before_t) - i0 + c1 - 1) AS n,
-           if(first, t, before_t[i0 + 1]) AS t0,
+           length(before_t) - i0 + c1 - 1 AS n,
+           before_t[i0 + 1] AS t0,
            after_t[c1] AS t1,
-           first OR has(whole_before, t0) AS exact,
            (t1 - t0) / 1e9 AS sampled,
            sampled / greatest(n - 1, 1) AS avg_between,
            (t0 - lb) / 1e9 AS to_start,
@@ -24,21 +22,14 @@
                    + if(to_end < avg_between * 1.1, to_end, avg_between / 2) AS extrapolated
     FROM
     (
-        SELECT sid, t, v, inc, before_t, after_t, peers, whole_before,
+        SELECT sid, t, v, inc, before_t, after_t, peers,
                transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
                transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
-               -- the steps whose window ends in [t, previous sample + range): holding both; then,
-               -- shifted by {steps}, those whose window starts in [previous sample, t) and reaches t
-               arrayJoin(arrayConcat(
-                   range(toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
-                         toUInt32(least({steps:UInt32}, greatest(0, intDiv(t_prev + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))))),
-                   if(whole, range(
-                       toUInt32({steps:UInt32} + if(greatest(t, t_prev + {range_ns:Int64}) <= {e0_ns:Int64}, 0,
-                                   intDiv(greatest(t, t_prev + {range_ns:Int64}) - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
-                       toUInt32({steps:UInt32} + least({steps:UInt32}, greatest(0, intDiv(t + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))))), []))) AS kk,
-               kk >= {steps:UInt32} AS first,
-               kk - if(first, {steps:UInt32}, 0) AS k
-        FROM increments
+               -- the steps whose window ends in [t, previous sample + range): holding both
+               arrayJoin(range(
+                   toUInt32(if(t <= {e0_ns:Int64}, 0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))),
+                   toUInt32(least({steps:UInt32}, greatest(0, intDiv(t_prev + {range_ns:Int64} - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})))))) AS k
+        FROM neighbours
     )
     -- Two samples a moment apart, as in Prometheus.
     WHERE n >= 2 AND t1 > t0
