@@ -110,7 +110,10 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     if any(m.name == "le" for m in matchers):
         return None
     step = ev.step_ns or 1
-    if ev.step_ns and window // ev.step_ns > MAX_COPIES:
+    # Copying paths copy each sample to every window holding it: beyond MAX_COPIES they decline (the
+    # lagged and prefix paths of rate/increase/delta copy nothing).
+    copies = window // ev.step_ns if ev.step_ns else 1
+    if copies > MAX_COPIES and fn not in PAIR_FUNCS:
         return None
     offset = promql._td(vs.offset)
     e0 = int(ev.steps[0]) - offset
@@ -182,7 +185,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # before, so the previous row is all a step needs (no aggregation per series and step).
         fragments += ["prom_agg_pairs", f"prom_agg_windows{arrays}_pairs", *ranged]
         params["running"] = 0  # the pair's growth is the last delta: no running total needed
-    elif bucket and window >= INCREMENTS_MIN_COPIES * step and window <= FRAME_MAX_RANGE_MS * 1_000_000:
+    elif bucket and copies >= INCREMENTS_MIN_COPIES and window <= FRAME_MAX_RANGE_MS * 1_000_000:
         # A window spanning several steps: copying each sample's array to every window holding it
         # is what costs. Few samples per window (the usual panel): each window's first sample is
         # read with a lag (prom_agg_lags_buckets.sql); more: each window's two ends are paired
@@ -210,8 +213,11 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
                 return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
             # Delta points stored twice: the increments path shares them between their copies.
             ev.source.store.remember(twins_key, True, DENSE_TTL_S)
+        if copies > MAX_COPIES:
+            return None
         fragments += ["prom_agg_neighbours_buckets", "prom_agg_increments_buckets", "prom_agg_range_increments_buckets"]
-    elif not bucket and window >= INCREMENTS_MIN_COPIES * step and len(sids) * len(ev.steps) >= LAGGED_MIN_WINDOWS:
+    elif not bucket and copies >= INCREMENTS_MIN_COPIES and (len(sids) * len(ev.steps) >= LAGGED_MIN_WINDOWS
+                                                             or copies > MAX_COPIES):
         # The same for a counter or gauge: each window's first sample read with a lag
         # (prom_agg_lags.sql) instead of each sample copied to every window holding it, unless a
         # window holds more samples than the lags reach.
@@ -221,7 +227,19 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
             if all(k < len(ev.steps) for _, _, k in points):
                 return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
             ev.source.store.remember(dense_key, True, DENSE_TTL_S)
+        # Denser windows: each window's two ends paired (prom_agg_prefix_windows.sql).
+        twins_key = ("prom_delta_twins", *dense_key[1:])
+        if not ev.source.store.recall(twins_key):
+            prefix = fragments + ["prom_agg_prefix_windows", *ranged]
+            points = await _points(ev, "\n".join(sqlfiles.query(f) for f in prefix), params | {"kind": kind}, op)
+            if all(k < len(ev.steps) for _, _, k in points):
+                return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
+            ev.source.store.remember(twins_key, True, DENSE_TTL_S)
+        if copies > MAX_COPIES:
+            return None
         fragments += ["prom_agg_ordered", "prom_agg_windows", *ranged]
+    elif copies > MAX_COPIES:
+        return None
     else:
         fragments += ["prom_agg_ordered", f"prom_agg_windows{arrays}", *ranged]
     sql = "\n".join(sqlfiles.query(f) for f in fragments)
