@@ -32,7 +32,8 @@ the window, windows much longer than the step) returns None and the Python evalu
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import promql_parser as pp
@@ -42,6 +43,8 @@ from .tables import BUCKET_S
 
 if TYPE_CHECKING:
     from .promql import Evaluator, Labels, Vector
+
+T = TypeVar("T")
 
 AGGS = frozenset({"sum", "avg", "min", "max", "count"})
 RANGE_FUNCS = frozenset({"rate", "increase", "delta", "sum_over_time", "avg_over_time", "min_over_time",
@@ -64,8 +67,8 @@ FRAME_MAX_RANGE_MS = 2**31 - 1  # window frames take RANGE offsets below 2^31 (i
 # whole evaluation, lagged vs copying: 16 series x 1,441 steps 70 vs 49 ms; 1,600 x 61 75 vs 57;
 # 160 x 1,441 100 vs 95; 1,600 x 241 93 vs 117; 1,600 x 361 129 vs 129; 1,600 x 1,441 233 vs 282.
 LAGGED_MIN_WINDOWS = 300_000
-# A metric whose windows hold more samples than the lagged path reads takes the increments path
-# directly for this long.
+# A metric whose windows hold more samples than the lagged path reads (or with delta points stored
+# twice) takes the path after it directly for this long.
 DENSE_TTL_S = 600.0
 
 
@@ -168,8 +171,10 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         params |= {"table": ev.source.table, "bucket_s": BUCKET_S[ev.source.table]}
     params |= {"fn": fn, "range_ns": window} if fn else {"lookback_ns": window}
     arrays = "_buckets" if bucket else ""
-    # A metric found too dense for the lagged paths below goes straight to the others a while.
+    # A metric found too dense for the lagged paths below, or with delta points stored twice, goes
+    # straight to the paths after them a while.
     dense_key = ("prom_dense", ev.source.table, tuple(params["names"]), kind, window)
+    twins_key = ("prom_delta_twins", *dense_key[1:])
     fragments = [f"prom_agg_samples_{'raw' if raw else 'rollup'}{'_bucket' if bucket else ''}"]
     # A histogram's windows end in their extrapolation, per element only where a window's counter may
     # start inside it (cumulative rate/increase).
@@ -194,47 +199,32 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         unit = 1_000 if -(-window // 1_000) <= FRAME_MAX_RANGE_MS else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
         delta = bool(params["delta"])
-        if not ev.source.store.recall(dense_key):
-            lagged = fragments + ["prom_agg_lags_buckets",
-                                  "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
-                                  "prom_agg_lagged_windows_buckets", *ranged]
-            rows = await _chunked(ev, "\n".join(sqlfiles.query(f) for f in lagged), params)
-            if all(int(r[2]) < len(ev.steps) for r in rows):  # no window the lags could not see whole
-                return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
-            # Remembered a while: the next panel refresh goes straight to the prefix path.
-            ev.source.store.remember(dense_key, True, DENSE_TTL_S)
-        # Denser windows: each window's last value minus its first (plus the values before resets
-        # inside it), about five rows per sample however long the window.
-        twins_key = ("prom_delta_twins", *dense_key[1:])
-        if not ev.source.store.recall(twins_key):
-            prefix = fragments + ["prom_agg_prefix_windows_buckets", *ranged]
-            rows = await _chunked(ev, "\n".join(sqlfiles.query(f) for f in prefix), params | {"running": int(delta)})
-            if all(int(r[2]) < len(ev.steps) for r in rows):
-                return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
-            # Delta points stored twice: the increments path shares them between their copies.
-            ev.source.store.remember(twins_key, True, DENSE_TTL_S)
+        rows = await _first_whole(ev, [
+            (dense_key, ["prom_agg_lags_buckets",
+                         "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
+                         "prom_agg_lagged_windows_buckets"], params),
+            # Denser windows: each window's last value minus its first (plus the values before
+            # resets inside it), about five rows per sample however long the window.
+            (twins_key, ["prom_agg_prefix_ends", "prom_agg_prefix_windows_buckets"], params | {"running": int(delta)}),
+        ], fragments, ranged, lambda sql, p: _chunked(ev, sql, p), lambda rows: (int(r[2]) for r in rows))
+        if rows is not None:
+            return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
+        # Delta points stored twice: the increments path shares them between their copies.
         if copies > MAX_COPIES:
             return None
         fragments += ["prom_agg_neighbours_buckets", "prom_agg_increments_buckets", "prom_agg_range_increments_buckets"]
     elif not bucket and copies >= INCREMENTS_MIN_COPIES and (len(sids) * len(ev.steps) >= LAGGED_MIN_WINDOWS
                                                              or copies > MAX_COPIES):
         # The same for a counter or gauge: each window's first sample read with a lag
-        # (prom_agg_lags.sql) instead of each sample copied to every window holding it, unless a
-        # window holds more samples than the lags reach.
-        if not ev.source.store.recall(dense_key):
-            lagged = fragments + ["prom_agg_lags", "prom_agg_lagged_windows", *ranged]
-            points = await _points(ev, "\n".join(sqlfiles.query(f) for f in lagged), params | {"kind": kind}, op)
-            if all(k < len(ev.steps) for _, _, k in points):
-                return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
-            ev.source.store.remember(dense_key, True, DENSE_TTL_S)
-        # Denser windows: each window's two ends paired (prom_agg_prefix_windows.sql).
-        twins_key = ("prom_delta_twins", *dense_key[1:])
-        if not ev.source.store.recall(twins_key):
-            prefix = fragments + ["prom_agg_prefix_windows", *ranged]
-            points = await _points(ev, "\n".join(sqlfiles.query(f) for f in prefix), params | {"kind": kind}, op)
-            if all(k < len(ev.steps) for _, _, k in points):
-                return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
-            ev.source.store.remember(twins_key, True, DENSE_TTL_S)
+        # (prom_agg_lags.sql), or its two ends paired (prom_agg_prefix_windows.sql), instead of each
+        # sample copied to every window holding it.
+        p = params | {"kind": kind}
+        points = await _first_whole(ev, [(dense_key, ["prom_agg_lags", "prom_agg_lagged_windows"], p),
+                                         (twins_key, ["prom_agg_prefix_ends", "prom_agg_prefix_windows"], p)],
+                                    fragments, ranged, lambda sql, q: _points(ev, sql, q, op),
+                                    lambda points: (k for _, _, k in points))
+        if points is not None:
+            return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
         if copies > MAX_COPIES:
             return None
         fragments += ["prom_agg_ordered", "prom_agg_windows", *ranged]
@@ -248,6 +238,22 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         return _bucket_vector(rows, list(bound_ids), op, le_grouped, len(ev.steps), group_labels)
     points = await _points(ev, sql, params | {"kind": kind}, op)
     return _vector(_dense(points, len(ev.steps)), group_labels, le_grouped)
+
+
+async def _first_whole(ev: "Evaluator", attempts: list[tuple[tuple[Any, ...], list[str], dict[str, Any]]],
+                       head: list[str], tail: list[str], run: Callable[[str, dict[str, Any]], Awaitable[T]],
+                       steps_of: Callable[[T], Iterable[int]]) -> T | None:
+    """The result of the first of ``attempts`` (the key that remembers it failed, its fragments
+    between ``head`` and ``tail``, its parameters) whose query has no row at step {steps}: such a
+    row says a window was more than that path reads, and the key skips the path for DENSE_TTL_S."""
+    for key, fragments, params in attempts:
+        if ev.source.store.recall(key):
+            continue
+        out = await run("\n".join(sqlfiles.query(f) for f in head + fragments + tail), params)
+        if all(k < len(ev.steps) for k in steps_of(out)):
+            return out
+        ev.source.store.remember(key, True, DENSE_TTL_S)
+    return None
 
 
 async def _points(ev: "Evaluator", sql: str, params: dict[str, Any], op: str) -> dict[tuple[int, str, int], float]:
