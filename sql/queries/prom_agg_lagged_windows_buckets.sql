@@ -3,7 +3,9 @@
 -- first sample at t0, its last at t, j + 1 samples); a row at step {steps} per sample that is `bad`.
 , windows AS
 (
-    SELECT gid, bid, k, j + 1 AS n, t0, t AS t1, v0, growth
+    SELECT transform(sid, {series:Array(UInt64)}, {groups:Array(UInt32)}, toUInt32(0)) AS gid,
+           transform(sid, {series:Array(UInt64)}, {bids:Array(UInt32)}, toUInt32(0)) AS bid,
+           k, j + 1 AS n, t0, t AS t1, v0, growth
     FROM
     (
         SELECT *, arrayJoin(if(bad, [toUInt32({steps:UInt32})], range(

@@ -1,16 +1,17 @@
--- Fragment (CTE `lagged`) after a prom_agg_samples_* CTE, before prom_agg_lagged_windows.sql: the
--- lagged path for `{fn}(x[range])` of a counter or gauge when a window spans several steps (as the
--- bucket version, prom_agg_lags_buckets.sql). A sample is the last one of the windows ending between
--- it and the next sample, and their first sample is one of the seven before it: read with
--- lagInFrame, so no sample is copied to every window holding it and no aggregation per series and
--- step is needed. The copying path (prom_agg_ordered.sql ...) answers instead when `bad`: a window
--- of this query holding more than eight samples, or a time stored twice (a retried export, which the
--- lags would count twice).
+-- Fragment (CTE `lagged`) after a prom_agg_samples_* CTE ({running} = 0 for a histogram's buckets):
+-- the lagged path for `{fn}(x[range])` when a window spans several steps but holds few samples, as
+-- the usual Grafana panel's does (rate(x[$__rate_interval]) spans four scrapes). A sample is the
+-- last one of the windows ending between it and the next sample, and their first sample is one of
+-- the {lags} before it: read with lagInFrame (times T1..T8 and values V1..V7, of which a consumer
+-- reads its {lags}: 4 for a histogram's arrays, prom_agg_lagged_firsts_*buckets.sql, 7 for a
+-- counter or gauge, prom_agg_lagged_windows.sql), so no sample is copied to every window holding
+-- it. Another path answers instead when `bad`: a window of this query holding more than {lags} + 1
+-- samples, or a time stored twice (a retried export, which the lags would count twice).
 , lagged AS
 (
     SELECT *,
            T1 = t OR greatest(0, intDiv(t - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64}))
-                     < least({steps:UInt32}, intDiv(least(t_next, T8 + {range_ns:Int64}) - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})) AS bad
+                     < least({steps:UInt32}, intDiv(least(t_next, multiIf({lags:UInt8} = 4, T5, T8) + {range_ns:Int64}) - {e0_ns:Int64} + {step_ns:Int64} - 1, {step_ns:Int64})) AS bad
     FROM
     (
         SELECT sid, t, v,

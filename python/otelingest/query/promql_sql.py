@@ -14,14 +14,14 @@ skipped. tests/test_query_promql_sql.py checks both give the same answers.
 A histogram's rate over a window of several steps (Grafana's `rate(x_bucket[5m])` at a one-minute
 step) would copy each point's array to every window holding it. Instead, when windows hold at most
 five samples, each window's first sample is read with a lag from its last one
-(prom_agg_lags_buckets.sql): 24 hours of raw points at a one-minute step in 0.25 s (delta) or 0.33 s
+(prom_agg_lags.sql): 24 hours of raw points at a one-minute step in 0.25 s (delta) or 0.33 s
 (cumulative) of SQL instead of 3-7 s. Denser windows pair each window's last sample with its first
 (prom_agg_prefix_windows_buckets.sql: `rate(x_bucket[1h])` at a one-minute step over 24 h in about
 0.5 s instead of 7-8 s); delta points stored twice sum each sample's increment into the windows
 holding it and its predecessor, sharing a point between its copies (prom_agg_neighbours_buckets.sql,
 prom_agg_increments_buckets.sql).
 A counter's or gauge's windows of up to eight samples are read with lags the same way when there
-are enough windows to pay for its planning (prom_agg_lags.sql): 0.2 s instead of 0.25 s for
+are enough windows to pay for its planning: 0.2 s instead of 0.25 s for
 `sum by (x) (rate(c[414s]))` at a one-minute step over a million points; denser or fewer windows
 copy each sample to the windows holding it (prom_agg_windows.sql).
 
@@ -57,7 +57,7 @@ PAIR_FUNCS = frozenset({"rate", "increase", "delta"})
 # evaluator's per-bucket path moves fewer rows.
 MAX_COPIES = 64
 # From this many copies of each sample on, reading each window's first sample with a lag
-# (prom_agg_lags_buckets.sql) or pairing its ends (prom_agg_prefix_windows_buckets.sql) beats
+# (prom_agg_lags.sql) or pairing its ends (prom_agg_prefix_windows_buckets.sql) beats
 # copying: measured over 24 h of raw points, rate[5m] at a one-minute step took 0.3 s either way and
 # 6.5 s copying; at a five-minute step (one or two copies) copying is as fast.
 INCREMENTS_MIN_COPIES = 3
@@ -193,16 +193,16 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
     elif bucket and copies >= INCREMENTS_MIN_COPIES and window <= FRAME_MAX_RANGE_MS * 1_000_000:
         # A window spanning several steps: copying each sample's array to every window holding it
         # is what costs. Few samples per window (the usual panel): each window's first sample is
-        # read with a lag (prom_agg_lags_buckets.sql); more: each window's two ends are paired
+        # read with a lag (prom_agg_lags.sql); more: each window's two ends are paired
         # (prom_agg_prefix_windows_buckets.sql); delta points stored twice: each sample's increment
         # is added to the windows holding it and its predecessor (prom_agg_increments_buckets.sql).
         unit = 1_000 if -(-window // 1_000) <= FRAME_MAX_RANGE_MS else 1_000_000
         params |= {"unit_ns": unit, "range_units": -(-window // unit), "running": 0}
         delta = bool(params["delta"])
         rows = await _first_whole(ev, [
-            (dense_key, ["prom_agg_lags_buckets",
+            (dense_key, ["prom_agg_lags",
                          "prom_agg_lagged_firsts_delta_buckets" if delta else "prom_agg_lagged_firsts_buckets",
-                         "prom_agg_lagged_windows_buckets"], params),
+                         "prom_agg_lagged_windows_buckets"], params | {"lags": 4}),
             # Denser windows: each window's last value minus its first (plus the values before
             # resets inside it), about five rows per sample however long the window.
             (twins_key, ["prom_agg_prefix_ends", "prom_agg_prefix_windows_buckets"], params | {"running": int(delta)}),
@@ -219,7 +219,7 @@ async def aggregate(ev: "Evaluator", a: pp.AggregateExpr) -> "Vector | None":
         # (prom_agg_lags.sql), or its two ends paired (prom_agg_prefix_windows.sql), instead of each
         # sample copied to every window holding it.
         p = params | {"kind": kind}
-        points = await _first_whole(ev, [(dense_key, ["prom_agg_lags", "prom_agg_lagged_windows"], p),
+        points = await _first_whole(ev, [(dense_key, ["prom_agg_lags", "prom_agg_lagged_windows"], p | {"lags": 7}),
                                          (twins_key, ["prom_agg_prefix_ends", "prom_agg_prefix_windows"], p)],
                                     fragments, ranged, lambda sql, q: _points(ev, sql, q, op),
                                     lambda points: (k for _, _, k in points))
