@@ -1,4 +1,4 @@
--- Fragment (CTE `samples`) for the bucket variants of the prom_agg fragments (windows, edges, latest): a
+-- Fragment (CTE `samples`) for the bucket variants of the prom_agg fragments (windows, lags, ends, latest): a
 -- histogram's `_bucket` samples (sid, t, v) in (start, end] from raw points, v holding the
 -- cumulative count per bound (+Inf last), one `le` series per element. Points whose bucket counts
 -- do not match their bounds are skipped (no buckets rather than wrong ones). Delta points become a
