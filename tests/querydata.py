@@ -179,8 +179,9 @@ class QueryEnv:
     client: Any
 
 
-def make_env(clickhouse: Any, tmp_path: Any, **query_overrides: Any):
-    """Migrated fresh database, loaded data set, query app served on a free port (context manager)."""
+def make_env(clickhouse: Any, tmp_path: Any, retention: dict[str, int] | None = None, **query_overrides: Any):
+    """Migrated fresh database, loaded data set, query app served on a free port (context manager);
+    ``retention`` overrides ``[retention]`` days."""
     import contextlib
     import uuid
 
@@ -197,6 +198,7 @@ def make_env(clickhouse: Any, tmp_path: Any, **query_overrides: Any):
             "data_dir": str(tmp_path / "data"),
             "clickhouse": {"url": clickhouse.url, "database": db, "pool_min": 1, "pool_max": 8},
             "query": {"port": free_port(), **query_overrides},
+            "retention": retention or {},
         }, environ={})
         schema.migrate(cfg)
         client = connect(ClickHouseConfig(url=clickhouse.url), with_database=False)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 import querydata as qd
-from otelingest.config import QueryConfig
+from otelingest.config import QueryConfig, RetentionConfig
 from otelingest.query.cache import ResultCache
 from otelingest.query.errors import Unavailable
 from otelingest.query.pool import ClientPool
@@ -39,6 +39,45 @@ def ns(seconds: float) -> int:
 def test_choose_metrics_table(age_days, span_days, step_s, table):
     start = NOW - age_days * DAY
     assert choose_metrics_table(ns(start), ns(start + span_days * DAY), step_s, now_s=NOW) == table
+
+
+@pytest.mark.parametrize("age_days,metrics,metrics_5m,table", [
+    (6, 7, 90, "otel_metrics"),
+    (8, 7, 90, "otel_metrics_5m"),  # past the raw table's retention
+    (31, 60, 90, "otel_metrics"),  # raw kept longer than the default 30 days
+    (15, 7, 14, "otel_metrics_1h"),  # past the 5-minute rollup's too
+])
+def test_choose_metrics_table_follows_retention(age_days, metrics, metrics_5m, table):
+    start = NOW - age_days * DAY
+    retention = RetentionConfig(metrics=metrics, metrics_5m=metrics_5m)
+    assert choose_metrics_table(ns(start), ns(start + 3600), 60, retention, now_s=NOW) == table
+
+
+def test_query_past_short_raw_retention_reads_the_rollup(clickhouse, tmp_path):
+    """retention.metrics = 7: points ten days old are gone from the raw table (its TTL, applied by a
+    merge) but kept in the rollups, and a Prometheus query over them is answered from the rollup."""
+    with qd.make_env(clickhouse, tmp_path, retention={"metrics": 7}, cache_ttl_s=0) as e:
+        hour = 3600 * qd.NS
+        base = (time.time_ns() // hour) * hour - 10 * 24 * hour
+        rows = [qd.metric_row(base + i * 600 * qd.NS, base, "short.gauge", "1", "Gauge", "Unspecified", False,
+                              {"k": "v"}, value=20.0 + i) for i in range(6)]
+        qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, rows)
+        e.client.command(f"OPTIMIZE TABLE {e.data.db}.otel_metrics FINAL")
+        assert e.client.command(
+            f"SELECT count() FROM {e.data.db}.otel_metrics WHERE MetricName = 'short.gauge'") == 0
+        with httpx.Client(base_url=e.url, timeout=30) as http:
+            r = http.get("/api/v1/query_range", params={
+                "query": "max_over_time(short_gauge_ratio[10m])", "start": base / qd.NS,
+                "end": (base + hour) / qd.NS, "step": "5m"})
+            assert r.status_code == 200, r.text
+            (series,) = r.json()["data"]["result"]
+            assert max(float(v[1]) for v in series["values"]) == 25.0
+            r = http.post("/api/v1/metrics", json={"metric_name": "short.gauge", "aggregation": "max", "step": "10m",
+                                                   "start_time": base, "end_time": base + hour})
+            assert r.status_code == 200, r.text
+            body = r.json()
+            assert body["table"] == "otel_metrics_5m"
+            assert [p[1] for p in body["series"][0]["points"]] == [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]
 
 
 def test_cache_ttl_bounded_for_recent_windows():

@@ -189,7 +189,7 @@ async def metrics(request: Request) -> JSONResponse:
         step_s = step_ns // NS
         if (end - start) // step_ns > request.app.state.cfg.query.max_points:
             raise BadRequest("too many points: increase step or shorten the window", field="step")
-        table = choose_metrics_table(start, end, step_s)
+        table = choose_metrics_table(start, end, step_s, request.app.state.cfg.retention)
         step_s = max(step_s, BUCKET_S[table])
         params: dict[str, Any] = {
             "metric": req.metric_name, "service": req.service_name or "", "start_ns": start, "end_ns": end,

@@ -94,7 +94,7 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
         p = pool or ClientPool(cfg.clickhouse, read_only=True)
         p.open()
         app.state.cfg = cfg
-        app.state.store = Store(p, cfg.query)
+        app.state.store = Store(p, cfg.query, cfg.retention)
         app.state.cache = ResultCache(cfg.query)
         interval = cfg.query.dependencies_rollup_interval_s
         backfill = cfg.query.dependencies_backfill_hours

@@ -144,7 +144,8 @@ async def _window(params: dict[str, list[str]]) -> tuple[int, int]:
 
 
 def _source(request: Request, start: int, end: int) -> promql.Source:
-    return promql.Source(store=store_of(request), table=choose_metrics_table(start, end, 0),
+    store = store_of(request)
+    return promql.Source(store=store, table=choose_metrics_table(start, end, 0, store.retention),
                          lookback_ns=promql.LOOKBACK_NS, request=request)
 
 

@@ -1247,7 +1247,7 @@ def _max_window(e: Any) -> int:
 
 def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
                 use_buckets: bool = True, pushdown: bool = True) -> Source:
-    table = choose_metrics_table(start_ns - _max_window(expr), end_ns, step_ns / NS)
+    table = choose_metrics_table(start_ns - _max_window(expr), end_ns, step_ns / NS, store.retention)
     bucket = BUCKET_S[table] * NS
     return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request,
                   use_buckets=use_buckets, pushdown=pushdown)

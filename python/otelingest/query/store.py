@@ -23,7 +23,7 @@ from starlette.requests import Request
 
 from .. import sqlfiles
 from ..clickhouse.client import as_storage_error, error_code
-from ..config import QueryConfig
+from ..config import QueryConfig, RetentionConfig
 from .errors import BadRequest, QueryError, Unavailable, Unprocessable
 from .pool import ClientPool
 
@@ -49,9 +49,11 @@ SERIES_LABELS_MAX = 200_000
 class Store:
     """The query service's access to ClickHouse."""
 
-    def __init__(self, pool: ClientPool, cfg: QueryConfig) -> None:
+    def __init__(self, pool: ClientPool, cfg: QueryConfig, retention: RetentionConfig | None = None) -> None:
         self.pool = pool
         self.cfg = cfg
+        # Which metrics table still holds a time range (raw, 5-minute or hourly rollup).
+        self.retention = retention or RetentionConfig()
         # Short-lived lookups shared by this process's requests: key -> (fresh until, stale until, value),
         # on the monotonic clock.
         self._memo: dict[Any, tuple[float, float, Any]] = {}
