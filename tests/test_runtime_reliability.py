@@ -250,19 +250,3 @@ def test_sighup_reloads_and_rolls_every_worker_without_losing_data(tmp_path: Pat
     finally:
         sender.stop()
         d.stop()
-
-
-def test_a_worker_that_cannot_boot_stops_the_daemon_instead_of_looping(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
-    import socket
-
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db)
-    with socket.socket() as taken:
-        taken.bind(("0.0.0.0", d.http_port))  # no SO_REUSEPORT: the receivers cannot share it
-        taken.listen()
-        d.start(wait_ready=False)
-        assert d.proc is not None
-        assert d.proc.wait(60) == 3  # EXIT_BOOT
-    log = d.log_text()
-    assert "failed to boot" in log and "stopping instead of restarting" in log
-    assert "restarting in" not in log

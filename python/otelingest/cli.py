@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import EXIT_BOOT, EXIT_CONFIG, ConfigError, SchemaError, StorageError
+from .errors import EXIT_BOOT, EXIT_CONFIG, BootError, ConfigError, SchemaError, StorageError
 
 DEFAULT_CONFIG_FILE = "otelingest.toml"
 SECRET_KEYS = frozenset({
@@ -167,15 +167,16 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    from . import logs
+    from . import logs, preflight
     from .health import prepare_multiprocess_dir
 
-    # Before anything imports prometheus_client: every process writes its metrics here.
-    prepare_multiprocess_dir(cfg.data_path / "run" / "metrics")
-    logs.configure("supervisor", cfg.log.format, cfg.log.level)
-    from .supervisor import Supervisor
+    with preflight.run(cfg):  # the data-directory lock, held until the daemon has stopped
+        # Before anything imports prometheus_client: every process writes its metrics here.
+        prepare_multiprocess_dir(cfg.data_path / "run" / "metrics")
+        logs.configure("supervisor", cfg.log.format, cfg.log.level)
+        from .supervisor import Supervisor
 
-    return Supervisor(cfg, reload=lambda: load_config(args)).run()
+        return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -274,6 +275,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"otelingest: config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except BootError as e:
+        print(f"otelingest: cannot boot: {e}", file=sys.stderr)
+        return EXIT_BOOT
     except (StorageError, SchemaError) as e:
         print(f"otelingest: {e}", file=sys.stderr)
         return EXIT_BOOT

@@ -22,13 +22,20 @@ class StorageError(OtelingestError):
     or never will (unknown table or column, type mismatch).
     """
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, code: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        # ClickHouse's error code when it answered with one.
+        self.code = code
 
 
 class SchemaError(OtelingestError):
     """Migrations could not be rendered or applied."""
+
+
+class BootError(OtelingestError):
+    """The daemon (or one worker) cannot start: the message is one line naming the cause and the
+    config key or flag to change. Exit EXIT_BOOT, never a restart loop."""
 
 
 # Process exit codes, so a supervisor (ours or systemd) tells a bad config from a crash and does

@@ -5,6 +5,7 @@
     run/rings/r<i>-w<j>.ring the ring from receiver i to writer j (owned by the supervisor)
     run/writer-<j>.ledger    writer j's batch ledger (:mod:`otelingest.writer.ledger`)
     run/metrics/             prometheus-client multiprocess files
+    run/boot-failure         why a worker could not boot (one line), read by the supervisor
 
 Rings live in the data directory rather than /dev/shm so that records still unstored when the
 daemon stops (ClickHouse down at shutdown) are found by the next start.
@@ -31,6 +32,10 @@ class Layout:
     @property
     def status_path(self) -> Path:
         return self.run_dir / "status"
+
+    @property
+    def boot_failure_path(self) -> Path:
+        return self.run_dir / "boot-failure"
 
     def ring_path(self, receiver: int, writer: int) -> Path:
         return self.run_dir / "rings" / f"r{receiver}-w{writer}.ring"

@@ -196,8 +196,11 @@ class Migrator:
                     log.warning("migration %04d_%s changed since it was applied; not re-run", mig.version, mig.name)
                 continue
             log.info("applying migration %04d_%s", mig.version, mig.name)
-            for stmt in render(mig.text, self.ctx):
-                self._run(stmt)
+            try:
+                for stmt in render(mig.text, self.ctx):
+                    self._run(stmt)
+            except SchemaError as e:
+                raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
                 f"{self.ctx.database}.{MIGRATIONS_TABLE}",
                 [[mig.version, mig.name, mig.checksum]],

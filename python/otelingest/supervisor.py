@@ -23,6 +23,12 @@ ClickHouse's status from its own handle.
 The supervisor creates (or, after a restart, re-attaches) the rings, one per receiver->writer
 pair in ``run/rings``, so a replaced writer resumes from the release cursor and a replaced
 receiver produces into the same rings.
+
+Boot fails fast: until the daemon is first ready, an embedded ClickHouse that exits, a migration
+that cannot be applied, credentials ClickHouse refuses, a worker that cannot boot, or ClickHouse
+still unreachable (or migrations still failing) after ``supervisor.boot_timeout_s`` stop everything
+and :meth:`Supervisor.run` raises :class:`~otelingest.errors.BootError` with one line naming the
+cause. After the first ready, outages are ridden out (restarts, retries, spill) as before.
 """
 
 from __future__ import annotations
@@ -48,10 +54,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import msgspec
 
 from . import schema
-from .clickhouse.client import base_url
+from .clickhouse.client import CREDENTIAL_CODES, base_url
 from .clickhouse.embedded import EmbeddedClickHouse
 from .config import Config
-from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError, SchemaError, StorageError
+from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError, SchemaError, StorageError
 from .health import HealthServer
 
 if TYPE_CHECKING:
@@ -168,6 +174,9 @@ class Supervisor:
         self._wake_r, self._wake_w = os.pipe()
         self.health: HealthServer | None = None
         self.exit_code = EXIT_OK
+        # Why boot failed (one line), once it has; raised from run() after everything stopped.
+        self.boot_failure: str | None = None
+        self._started_at = time.monotonic()
         self.children: list[Child] = []
         self.rings: list[Any] = []
         self.status: Any = None
@@ -178,6 +187,12 @@ class Supervisor:
     # --- lifecycle ---------------------------------------------------------------------------------
 
     def run(self) -> int:
+        """Run until stopped; returns the exit code.
+
+        Raises:
+            BootError: the daemon could not boot (everything it started is stopped first).
+        """
+        self._started_at = time.monotonic()
         set_process_title(PROCESS_TITLE)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._install_signals()
@@ -211,7 +226,28 @@ class Supervisor:
             self._loop()
         finally:
             self._shutdown()
+        if self.boot_failure is not None:
+            raise BootError(self.boot_failure)
         return self.exit_code
+
+    @property
+    def booted(self) -> bool:
+        return self._ready_notified
+
+    def fail_boot(self, cause: str) -> None:
+        """Stop everything with EXIT_BOOT; ``cause`` becomes the daemon's last line."""
+        if self.boot_failure is None:
+            self.boot_failure = " ".join(cause.split())  # one line, even with SQL or a traceback in it
+            log.error("cannot boot: %s; stopping", cause)
+        self.exit_code = EXIT_BOOT
+        self._stopping.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _boot_overdue(self) -> bool:
+        return not self.booted and time.monotonic() - self._started_at > self.cfg.supervisor.boot_timeout_s
 
     def _print_listeners(self) -> None:
         c = self.cfg
@@ -312,6 +348,11 @@ class Supervisor:
         if ch.alive():
             return
         now = time.monotonic()
+        if not self.booted:
+            code = ch.proc.returncode if ch.proc else None
+            self.fail_boot(f"the embedded ClickHouse exited (code {code}) before the daemon was ready: "
+                           f"{ch.stderr_tail(2) or 'no output'} (its log: {ch.root / 'log'})")
+            return
         if self._ch_restart_at is None:
             delay = self._ch_backoff.next_delay()
             log.error(
@@ -348,6 +389,11 @@ class Supervisor:
             self.storage.reachable = reachable
             if not reachable:
                 self.storage.reason = "ClickHouse unreachable"
+                if self._boot_overdue():
+                    self.fail_boot(f"ClickHouse at {base_url(self.cfg.clickhouse)} did not answer within "
+                                   f"{self.cfg.supervisor.boot_timeout_s:g}s; check clickhouse.url (--clickhouse-url) "
+                                   "or raise supervisor.boot_timeout_s")
+                    return
             elif not self.storage.schema_current:
                 try:
                     applied, changed = schema.migrate(self.cfg)
@@ -360,6 +406,12 @@ class Supervisor:
                 except (StorageError, SchemaError) as e:
                     self.storage.reason = f"schema migration failed: {e}"
                     log.error("schema migration failed: %s", e)
+                    if not self.booted:
+                        cause = _boot_cause(e, self.cfg)
+                        if cause is not None or self._boot_overdue():
+                            self.fail_boot(cause or f"schema migration still failing after "
+                                                    f"{self.cfg.supervisor.boot_timeout_s:g}s: {e}")
+                            return
                     self._stopping.wait(backoff.next_delay())
                     continue
             self._stopping.wait(STORAGE_CHECK_INTERVAL_S)
@@ -380,6 +432,7 @@ class Supervisor:
         (run_dir / "rings").mkdir(parents=True, exist_ok=True)
         receivers, writers = _cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
         self.layout = Layout(run_dir, receivers, writers)
+        self.layout.boot_failure_path.unlink(missing_ok=True)
         self.status = StatusPage.create(self.layout.status_path, self.layout.slots)
         self.rings = self._open_rings()
         self.worker_file = write_worker_file(run_dir, self.cfg, self.layout)
@@ -488,6 +541,12 @@ class Supervisor:
         if code in (EXIT_CONFIG, EXIT_BOOT):
             what = "a config it cannot use" if code == EXIT_CONFIG else "it failed to boot"
             log.error("%s exited with code %d (%s); stopping instead of restarting", child.name, code, what)
+            if code == EXIT_BOOT:
+                try:
+                    cause = self.layout.boot_failure_path.read_text().strip()
+                except OSError:
+                    cause = f"{child.name} failed to boot (its error is logged above)"
+                self.fail_boot(cause)
             self.exit_code = code
             self._stopping.set()
 
@@ -565,6 +624,17 @@ class Supervisor:
         if self.health is not None:
             self.health.stop()
         log.info("stopped")
+
+
+def _boot_cause(e: StorageError | SchemaError, cfg: Config) -> str | None:
+    """The boot-stopping line for a migration failure no retry will fix; None if retrying may help."""
+    if isinstance(e, StorageError) and e.code in CREDENTIAL_CODES:
+        ch = cfg.clickhouse
+        return (f"ClickHouse at {base_url(ch)} refused the credentials of user {ch.user!r} ({e}); "
+                "check clickhouse.user and clickhouse.password / password_file")
+    if isinstance(e, SchemaError) or not e.retryable:
+        return f"the schema cannot be applied: {e}; see `otelingest migrate`"
+    return None
 
 
 def _module_exists(name: str) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import logs
-from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, ConfigError
+from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
 from .runtime import Layout, read_worker_file
 from .status import StatusPage
 from .supervisor import set_process_title
@@ -49,10 +49,6 @@ def ring_class() -> Any:
     except ImportError:
         from ._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
     return Ring
-
-
-class BootError(Exception):
-    """The worker cannot start (exit EXIT_BOOT: the supervisor stops rather than loops)."""
 
 
 def attach(layout: Layout, pairs: list[tuple[int, int]]) -> tuple[StatusPage, list[Any]]:
@@ -109,11 +105,16 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
                             max_concurrent=rc.max_concurrent_requests, auth=auth, ssl=ssl_ctx)
         try:
             await http.start()
+        except OSError as e:
+            raise BootError(f"cannot listen on {rc.host}:{rc.http_port} for OTLP/HTTP ({e.strerror or e}); "
+                            "change receiver.http_port (--http-port)") from e
+        try:
             grpc_rx = GrpcReceiver(intake, host=rc.host, port=rc.grpc_port, max_message_bytes=rc.max_decompressed_bytes,
                                    threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls)
             grpc_rx.start()
         except OSError as e:
-            raise BootError(f"cannot listen: {e}") from e
+            raise BootError(f"cannot listen on {rc.host}:{rc.grpc_port} for OTLP/gRPC ({e}); "
+                            "change receiver.grpc_port (--grpc-port)") from e
         log.info("receiver %d listening: OTLP/gRPC %s:%d, OTLP/HTTP %s:%d", index, rc.host, rc.grpc_port, rc.host, rc.http_port)
 
         def beat() -> None:
@@ -268,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         return ROLES[role](index, cfg, layout)
     except BootError as e:
         log.error("%s %d failed to boot: %s", role, index, e)
+        try:  # the supervisor names the cause in its last line
+            layout.boot_failure_path.write_text(f"{title.removeprefix('otelingest: ')}: {e}")
+        except OSError:
+            pass
         return EXIT_BOOT
     except Exception:
         log.exception("%s %d crashed", role, index)

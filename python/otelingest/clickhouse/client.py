@@ -32,8 +32,11 @@ NON_RETRYABLE_CODES = frozenset({
     117,  # INCORRECT_DATA
     349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
     192,  # UNKNOWN_USER
+    194,  # REQUIRED_PASSWORD
     516,  # AUTHENTICATION_FAILED
 })
+# The server refused who we are: a boot stops with the credentials' keys named.
+CREDENTIAL_CODES = frozenset({192, 194, 516})  # UNKNOWN_USER, REQUIRED_PASSWORD, AUTHENTICATION_FAILED
 
 
 def base_url(cfg: ClickHouseConfig) -> str:
@@ -105,4 +108,4 @@ def as_storage_error(exc: BaseException) -> StorageError:
     elif not isinstance(exc, (ClickHouseError, DatabaseError, OSError)):
         retryable = True
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return StorageError(first_line[:500], retryable=retryable)
+    return StorageError(first_line[:500], retryable=retryable, code=code)
