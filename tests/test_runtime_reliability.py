@@ -188,7 +188,9 @@ def test_hung_receiver_is_killed_and_replaced_at_the_same_index(tmp_path: Path, 
 def test_starts_and_accepts_before_clickhouse_is_up(tmp_path: Path) -> None:
     ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
     env = {"OTELINGEST_WRITER_RETRY_INITIAL_S": "0.1", "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
-           "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1", "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5"}
+           "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1", "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
+           # ClickHouse comes up only after the sending below: a loaded machine must not make that a failed boot.
+           "OTELINGEST_SUPERVISOR_BOOT_TIMEOUT_S": "600"}
     d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)
     d.start(wait_ready=False)
     try:
