@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from conftest import free_port
+from conftest import free_port, http_request
 
 PORT_NAMES = ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")
 
@@ -47,13 +46,7 @@ class Daemon:
 
 
 def get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
+    return http_request(url, timeout=timeout)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:

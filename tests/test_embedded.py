@@ -6,12 +6,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import free_port, http_request
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 from otelingest.config import ClickHouseConfig
 from otelingest.clickhouse.client import connect
@@ -56,13 +55,7 @@ def test_data_dir_is_exclusive(clickhouse, tmp_path):
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
+    return http_request(url, timeout=2)
 
 
 def _wait(pred, timeout: float) -> bool:

@@ -13,13 +13,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, http_request
 from load import traces_json
 from test_boot import assert_nothing_left
 
@@ -74,17 +72,6 @@ def test_the_wheel_installs_the_unit_and_its_documentation(installed: Path) -> N
         assert (installed / "share" / "otelingest" / "systemd" / name).read_text() == (UNIT.parent / name).read_text()
 
 
-def _get(url: str, body: bytes | None = None, content_type: str = "application/json") -> tuple[int, bytes]:
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type} if body else {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-    except OSError:
-        return 0, b""
-
-
 @pytest.mark.timeout(900)
 def test_the_installed_wheel_serves_stores_answers_and_stops(installed: Path, tmp_path: Path) -> None:
     env = _clean_env()
@@ -106,13 +93,13 @@ def test_the_installed_wheel_serves_stores_answers_and_stops(installed: Path, tm
                                 stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
-        while _get(f"http://127.0.0.1:{ports['metrics']}/ready")[0] != 200:
+        while http_request(f"http://127.0.0.1:{ports['metrics']}/ready")[0] != 200:
             assert proc.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, log_path.read_text()
             time.sleep(0.2)
         body = traces_json("installed", 1, 25)
         deadline = time.monotonic() + 60
-        while (status := _get(f"http://127.0.0.1:{ports['http']}/v1/traces", body)[0]) != 200:
+        while (status := http_request(f"http://127.0.0.1:{ports['http']}/v1/traces", body)[0]) != 200:
             assert time.monotonic() < deadline, (status, log_path.read_text())
             time.sleep(0.2)  # receivers still binding
         now = time.time_ns()
@@ -121,7 +108,7 @@ def test_the_installed_wheel_serves_stores_answers_and_stops(installed: Path, tm
         spans, answer = 0, b""
         deadline = time.monotonic() + 60
         while spans < 25 and time.monotonic() < deadline:
-            status, answer = _get(f"http://127.0.0.1:{ports['query']}/api/v1/traces", query)
+            status, answer = http_request(f"http://127.0.0.1:{ports['query']}/api/v1/traces", query)
             if status == 200:
                 spans = sum(len(t["spans"]) for t in json.loads(answer)["traces"])
             time.sleep(0.3)
