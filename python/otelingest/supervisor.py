@@ -176,6 +176,9 @@ class Supervisor:
         self.exit_code = EXIT_OK
         # Why boot failed (one line), once it has; raised from run() after everything stopped.
         self.boot_failure: str | None = None
+        # Set by the storage watcher before /ready can first answer 200, so no check sees "ready"
+        # while still judging failures as boot failures.
+        self._booted = False
         self._started_at = time.monotonic()
         self.children: list[Child] = []
         self.rings: list[Any] = []
@@ -232,7 +235,8 @@ class Supervisor:
 
     @property
     def booted(self) -> bool:
-        return self._ready_notified
+        """Ready once (ClickHouse answered and the schema is current); from then on failures are outages."""
+        return self._booted
 
     def fail_boot(self, cause: str) -> None:
         """Stop everything with EXIT_BOOT; ``cause`` becomes the daemon's last line."""
@@ -401,6 +405,7 @@ class Supervisor:
                         log.info("schema migrated to version %d", max(applied))
                     if changed:
                         log.info("retention changed on %s", ", ".join(changed))
+                    self._booted = True
                     self.storage.schema_current = True
                     backoff = Backoff()
                 except (StorageError, SchemaError) as e:
