@@ -178,16 +178,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run a benchmark from the source checkout's ``bench`` package (two levels above this package)."""
+BENCH_EXTRA_HINT = "pip install 'otelingest[bench]'"
+
+
+def _import_bench(name: str) -> Any:
+    """``otelingest.bench.<name>``; None (after saying which module is missing) without the bench extra."""
     import importlib
 
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "bench" / "__init__.py").exists():
-        print(f"otelingest: no bench package under {root} (benchmarks run from a source checkout)", file=sys.stderr)
+    try:
+        return importlib.import_module(f"otelingest.bench.{name}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "otelingest":
+            raise
+        print(f"otelingest: the benchmarks need the bench extra ({BENCH_EXTRA_HINT}): no module named {e.name!r}",
+              file=sys.stderr)
+        return None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark of the installed package (``otelingest.bench.<name>``)."""
+    module = _import_bench(args.bench)
+    if module is None:
         return EXIT_CONFIG
-    sys.path.insert(0, str(root))
-    return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
+    return int(module.main(args) or 0)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -227,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, ports=True)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
+    p = sub.add_parser("bench", help=f"run a benchmark (needs the bench extra: {BENCH_EXTRA_HINT})")
     p.add_argument("bench", choices=["ingest", "native", "query"],
                    help="ingest: otelingest serve end to end under load vs a Python pipeline; native: decode+encode "
                         "throughput vs a Python baseline; query: query API latency per query type")

@@ -1,7 +1,7 @@
 """OTLP load generator: pre-encoded realistic requests over gRPC and HTTP, open or closed loop.
 
 Cheap for the sender by construction: each sender process builds a few templates per signal with
-:mod:`bench.payloads` (protobuf, a few hundred items each) and records the byte offsets of every
+:mod:`otelingest.bench.payloads` (protobuf, a few hundred items each) and records the byte offsets of every
 trace id and every nanosecond timestamp in them. A send copies a template and patches, with numpy,
 the first 8 bytes of every trace id (sender index and a per-process sequence number: ids never
 repeat across sends) and shifts every timestamp so the request's first item is "now". No SDK, no
@@ -275,7 +275,7 @@ def _retry_info_s(trailers: Any) -> float:
 
 class GrpcConn:
     def __init__(self, host: str, port: int) -> None:
-        import grpc
+        import grpc  # type: ignore[import-untyped]
 
         self.grpc = grpc
         # A local subchannel pool: each GrpcConn is its own TCP connection (SO_REUSEPORT spreads them).
@@ -534,7 +534,7 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
 # --- a null sink: the sender's own ceiling --------------------------------------------------------
 
 def _null_sink_process(http_port: int, grpc_port: int, ready: Any) -> None:
-    import grpc
+    import grpc  # type: ignore[import-untyped]
     import uvloop
 
     uvloop.install()

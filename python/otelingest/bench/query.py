@@ -2,7 +2,7 @@
 
 Starts an embedded ClickHouse in a temporary directory, loads 24 hours of data (by default 10 million
 spans, 10 million log records and 5 million metric points; ``--scale`` loads a fraction) through the
-real hot path: the load generator's templates (bench/payloads.py) patched with fresh ids and
+real hot path: the load generator's templates (otelingest/bench/payloads.py) patched with fresh ids and
 timestamps spread evenly over the 24 hours, decoded by ``_native.decode_*`` into Native blocks and
 inserted with clickhouse-connect ``raw_insert`` (views fill the lookups and rollups as in production).
 Then runs the service-dependency rollup's backfill to completion and prints how long it took: that

@@ -650,17 +650,33 @@ def main(args: Any) -> int:
         else:
             results["workdir"] = str(workdir)
     results["timeline"] = load.timeline
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    if sampler is not None:
-        plot(png_path, load, sampler.samples, load_t0,
-             f"otelingest bench ingest: target {rate or 'closed loop'} items/s, {spec.processes}x{spec.connections} "
+    title = (f"otelingest bench ingest: target {rate or 'closed loop'} items/s, {spec.processes}x{spec.connections} "
              f"connections ({spec.transport}), load avg {results.get('load_average', 0)}")
-    print(render_summary(results, json_path, png_path))
+    png_note = write_results(results, json_path, png_path, load, sampler.samples if sampler else [], load_t0, title)
+    print(render_summary(results, json_path, png_path if png_note is None else None))
+    if png_note is not None:
+        print(png_note)
     return 0
 
 
-def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
+def write_results(results: dict[str, Any], json_path: Path, png_path: Path, load: loadgen.LoadResult,
+                  samples: list[dict[str, Any]], offset: float, title: str) -> str | None:
+    """The JSON first, then the PNG: no plotting failure can lose the run's figures.
+
+    Returns None if the PNG was written, else the one line that says it was not and why.
+    """
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    try:
+        plot(png_path, load, samples, offset, title)
+    except ImportError as e:
+        return f"[ingest] PNG not written: matplotlib is not installed ({e}); pip install 'otelingest[bench]'"
+    except Exception as e:  # noqa: BLE001 - any plotting failure: the JSON is already written
+        return f"[ingest] PNG not written: plotting failed: {type(e).__name__}: {e}"
+    return None
+
+
+def render_summary(r: dict[str, Any], json_path: Path, png_path: Path | None) -> str:
     same = r.get("storage", {}).get("same_spans_optimized", {})
     lines = [
         "",
@@ -687,5 +703,5 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
             lines.append(f"  {k.replace('_', ' '):28} {r[k]} (live parts as they are)")
     for title, p in r.get("processes", {}).items():
         lines.append(f"    {title:40} {p['cpu_percent']:6.1f}% CPU  {p['rss_mb_max']:8.1f} MB RSS  {p['pss_mb_max']:8.1f} MB PSS")
-    lines.append(f"  wrote {json_path} and {png_path}")
+    lines.append(f"  wrote {json_path} and {png_path}" if png_path else f"  wrote {json_path}")
     return "\n".join(lines)
