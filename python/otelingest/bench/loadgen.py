@@ -74,6 +74,34 @@ def _offsets(body: bytes, needle: bytes) -> list[int]:
     return out
 
 
+class _Finder:
+    """:func:`_offsets` for many needles of 8 bytes or more in one body: the little-endian uint64 at every
+    offset, sorted once, so each needle is a binary search (thousands of ``bytes.find`` scans took
+    about 0.2 s per template)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        a = np.frombuffer(body, dtype=np.uint8)
+        words = (np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(a, 8)).view("<u8").ravel()
+                 if len(a) >= 8 else np.empty(0, dtype=np.uint64))
+        self.order = np.argsort(words, kind="stable")
+        self.words = words[self.order]
+
+    def offsets(self, needle: bytes) -> list[int]:
+        """Non-overlapping occurrences, leftmost first: what :func:`_offsets` returns."""
+        if len(needle) < 8:
+            return _offsets(self.body, needle)
+        key = np.uint64(int.from_bytes(needle[:8], "little"))
+        lo, hi = np.searchsorted(self.words, key, "left"), np.searchsorted(self.words, key, "right")
+        out: list[int] = []
+        after = 0
+        for c in sorted(self.order[lo:hi].tolist()):
+            if c >= after and self.body[c:c + len(needle)] == needle:
+                out.append(c)
+                after = c + len(needle)
+        return out
+
+
 def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[bytes, set[bytes]]]:
     """Every timestamp value, the earliest item time (span start, log time, point time: not a counter's
     start time), and trace id -> the span ids that belong to it (spans, parents, log records)."""
@@ -114,19 +142,20 @@ def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[b
 def make_template(signal: str, body: bytes, items: int) -> Template:
     """Find the patch points by value: nanosecond timestamps and random ids do not occur by chance."""
     ts, first, ids = _timestamps_and_ids(signal, body)
+    find = _Finder(body)
     ts_pos: list[int] = []
     ts_val: list[int] = []
     for v in sorted(ts):
-        for off in _offsets(body, v.to_bytes(8, "little")):
+        for off in find.offsets(v.to_bytes(8, "little")):
             ts_pos.append(off)
             ts_val.append(v)
     id_pos, id_trace, span_pos, span_trace, span_val = [], [], [], [], []
     for n, (tid, spans) in enumerate(ids.items()):
-        for off in _offsets(body, tid):
+        for off in find.offsets(tid):
             id_pos.append(off)
             id_trace.append(n)
         for sid in spans:
-            for off in _offsets(body, sid):
+            for off in find.offsets(sid):
                 span_pos.append(off)
                 span_trace.append(n)
                 span_val.append(int.from_bytes(sid, "little"))
