@@ -203,6 +203,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return int(module.main(args) or 0)
 
 
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    """The benchmark's load generator against any OTLP endpoint (``otelingest.bench.target``)."""
+    module = _import_bench("target")
+    if module is None:
+        return EXIT_CONFIG
+    return int(module.main(args) or 0)
+
+
+def _add_loadgen_parser(sub: Any) -> None:
+    p = sub.add_parser("loadgen", help="the benchmark's OTLP load generator against any endpoint "
+                                       f"(needs the bench extra: {BENCH_EXTRA_HINT})")
+    p.add_argument("--endpoint", required=True, metavar="HOST:PORT", help="OTLP receiver to load (e.g. 127.0.0.1:4317)")
+    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc",
+                   help="OTLP/gRPC or OTLP/HTTP protobuf (default grpc)")
+    p.add_argument("--rate", type=float, metavar="N",
+                   help="target items/s over all connections, open loop (default 10000; 0 = closed loop)")
+    p.add_argument("--duration", type=float, metavar="S", help="seconds of load (default 30)")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="S",
+                   help="seconds of load before the measured window, on top of --duration (default 0)")
+    p.add_argument("--signals", default="traces", metavar="SIGNAL[:W],...",
+                   help="signals sent in turn, optionally weighted: traces,logs,metrics (default traces)")
+    p.add_argument("--connections", type=int, default=4, metavar="N", help="connections per process (default 4)")
+    p.add_argument("--processes", type=int, default=1, metavar="N", help="sender processes (default 1)")
+    p.add_argument("--headers", action="append", metavar="KEY=VALUE",
+                   help="header (gRPC metadata) on every request, e.g. authorization='Bearer T' (repeatable)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--insecure", action="store_true", help="plain TCP, no TLS (the default)")
+    tls.add_argument("--ca", metavar="FILE", help="TLS, verifying the server's certificate with this CA (PEM)")
+    p.add_argument("--json", metavar="PATH", help="write the summary (per signal accepted/refused/failed, latency "
+                                                  "p50/p95/p99, per-second timeline) as JSON")
+    p.add_argument("--seed", type=int, metavar="N", help="payload generator seed (default: the fixed bench seed)")
+    p.set_defaults(func=cmd_loadgen)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from . import overview
 
@@ -276,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--only", metavar="SUBSTR", action="append",
                    help="time only the query types whose name contains SUBSTR (repeatable)")
     p.set_defaults(func=cmd_bench)
+
+    _add_loadgen_parser(sub)
     return parser
 
 

@@ -535,20 +535,10 @@ def plot(path: Path, load: loadgen.LoadResult, samples: list[dict[str, Any]], of
 
 # --- the command -----------------------------------------------------------------------------------
 
-def parse_mix(text: str) -> dict[str, int]:
-    out = {}
-    for part in text.split(","):
-        name, _, w = part.partition(":")
-        if name not in TABLES:
-            raise SystemExit(f"--mix: unknown signal {name!r} (traces, logs, metrics)")
-        out[name] = int(w or 1)
-    return out
-
-
 def main(args: Any) -> int:
     duration = float(args.duration if args.duration is not None else 60.0)
     rate = None if args.rate == 0 else float(args.rate or 100_000)
-    mix = parse_mix(args.mix or "traces")
+    mix = loadgen.parse_mix(args.mix or "traces")
     signals = list(mix)
     json_path = Path(args.json or "bench-ingest.json").resolve()
     png_path = json_path.with_suffix(".png")
