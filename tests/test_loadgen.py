@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import grpc
 import pytest
 
-from conftest import free_port
+from conftest import free_port, self_signed_cert
 from daemon import Daemon
 
 from otelingest.bench import loadgen
@@ -77,13 +77,8 @@ def test_accepted_is_what_the_daemon_stored(daemon: Daemon, tmp_path: Path, prot
 
 @pytest.fixture(scope="module")
 def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon, Path]]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
     d = tmp_path_factory.mktemp("loadgen-tls")
-    key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    key, cert = self_signed_cert(d)
     config = (f'[auth]\nreceiver_bearer_tokens = ["{TOKEN}"]\n'
               f'[tls]\nreceiver_cert_file = "{cert}"\nreceiver_key_file = "{key}"\n')
     with Daemon(d, config=config) as daemon:
