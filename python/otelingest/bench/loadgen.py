@@ -462,6 +462,11 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
         if now >= stop_at:
             break
         if interval is not None:
+            if next_t >= stop_at:
+                # The next send is due after the run: none (it was one extra per connection), and the
+                # run still lasts its duration, which the rate is measured over.
+                await asyncio.sleep(stop_at - now)
+                break
             if next_t > now:
                 await asyncio.sleep(next_t - now)
             elif now - next_t > MAX_LAG_S:
