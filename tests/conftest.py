@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -10,15 +9,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from otelingest import config as config_mod
+from otelingest.bench.ports import free_port, free_ports  # noqa: F401  (the tests import them from here)
 from otelingest.clickhouse.client import connect
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 from otelingest.config import Config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def self_signed_cert(directory: Path) -> tuple[Path, Path]:
@@ -38,7 +32,8 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedClickHouse]:
     """The session's embedded ClickHouse server."""
-    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=free_port(), tcp_port=free_port())
+    http_port, tcp_port = free_ports(2)
+    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=http_port, tcp_port=tcp_port)
     ch.start()
     try:
         ch.wait_ready(timeout=120)

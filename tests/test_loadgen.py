@@ -28,7 +28,7 @@ from typing import Any, Iterator
 import grpc
 import pytest
 
-from conftest import free_port, self_signed_cert
+from conftest import free_ports, self_signed_cert
 from daemon import Daemon
 
 from otelingest.bench import loadgen
@@ -270,7 +270,7 @@ def _otelcol() -> str | None:
 @pytest.fixture(params=["otelcol", "rotel"])
 def collector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, int, Any]]:
     """(gRPC port, HTTP port, counts()) of a third-party OTLP receiver running on free ports."""
-    grpc_port, http_port = free_port(), free_port()
+    grpc_port, http_port = free_ports(2)
     log = tmp_path / f"{request.param}.log"
     if request.param == "otelcol":
         exe = _otelcol()

@@ -45,6 +45,7 @@ from otelingest.schema import Migrator, RenderContext, render
 from . import loadgen
 from .native import _attrs, _render  # noqa: F401  (the Python baseline's attribute rendering)
 from .payloads import SEED
+from .ports import free_ports
 
 TABLES = {"traces": "otel_traces", "logs": "otel_logs", "metrics": "otel_metrics"}
 DB = "otel"
@@ -56,12 +57,6 @@ BASELINE_BATCH = 10_000
 SAMPLE_ROWS = 2_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- the daemon ------------------------------------------------------------------------------------
 
 class Serve:
@@ -69,8 +64,8 @@ class Serve:
 
     def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str]) -> None:
         self.dir = workdir
-        self.grpc_port, self.http_port, self.query_port, self.metrics_port = (free_port() for _ in range(4))
-        self.ch_http_port, self.ch_tcp_port = free_port(), free_port()
+        (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
+         self.ch_http_port, self.ch_tcp_port) = free_ports(6)
         self.log_path = workdir / "daemon.log"
         self.env = dict(os.environ)
         self.env["OTELINGEST_WRITER_BATCH_TIMEOUT_S"] = BATCH_TIMEOUT_S

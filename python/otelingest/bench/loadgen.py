@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from .payloads import SEED, Generator
+from .ports import free_ports
 
 REPORT_S = 0.5
 TEMPLATES_PER_SIGNAL = 32
@@ -745,16 +746,9 @@ def _null_sink_process(http_port: int, grpc_port: int, ready: Any) -> None:
 
 def sender_ceiling(spec: LoadSpec, seconds: float = 5.0) -> float:
     """Closed-loop items/s of ``spec``'s senders against a null sink in its own process."""
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     ctx = mp.get_context("fork")
     ready = ctx.Event()
-    hp, gp = free_port(), free_port()
+    hp, gp = free_ports(2)
     sink = ctx.Process(target=_null_sink_process, args=(hp, gp, ready), daemon=True)
     sink.start()
     try:
