@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import urllib.error
 import urllib.request
 import uuid
@@ -12,15 +11,24 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from otelingest import config as config_mod
+from otelingest.bench.ports import free_port, free_ports  # noqa: F401  (the tests import them from here)
 from otelingest.clickhouse.client import connect
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 from otelingest.config import Config
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def self_signed_cert(directory: Path) -> tuple[Path, Path]:
+    """(key.pem, cert.pem) in ``directory``, for localhost and 127.0.0.1, valid a day; skips without openssl."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return key, cert
 
 
 def http_request(url: str, body: bytes | None = None, *, content_type: str = "application/json",
@@ -39,7 +47,8 @@ def http_request(url: str, body: bytes | None = None, *, content_type: str = "ap
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedClickHouse]:
     """The session's embedded ClickHouse server."""
-    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=free_port(), tcp_port=free_port())
+    http_port, tcp_port = free_ports(2)
+    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=http_port, tcp_port=tcp_port)
     ch.start()
     try:
         ch.wait_ready(timeout=120)

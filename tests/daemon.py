@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port
+from conftest import free_ports
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 120.0
@@ -46,8 +46,8 @@ class Daemon:
     ) -> None:
         self.dir = Path(tmp_path)
         self.data_dir = self.dir / "data"
-        self.grpc_port, self.http_port, self.query_port, self.metrics_port = (free_port() for _ in range(4))
-        self.ch_http_port, self.ch_tcp_port = free_port(), free_port()
+        (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
+         self.ch_http_port, self.ch_tcp_port) = free_ports(6)
         self.clickhouse_url = clickhouse_url or f"http://127.0.0.1:{self.ch_http_port}"
         self.receivers, self.writers = receivers, writers
         self.log_path = self.dir / "daemon.log"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from conftest import free_port, http_request
+from conftest import free_ports, http_request
 
 PORT_NAMES = ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")
 
@@ -69,7 +69,7 @@ def serve(
     tmp_path: Path, *, env: dict[str, str] | None = None, ready: bool = True, extra_args: tuple[str, ...] = ()
 ) -> Iterator[Daemon]:
     """Start ``otelingest serve`` (embedded ClickHouse) and wait for /ready; SIGTERM it on exit."""
-    ports = {k: free_port() for k in PORT_NAMES}
+    ports = dict(zip(PORT_NAMES, free_ports(len(PORT_NAMES))))
     d = Daemon(None, ports, tmp_path / "data", tmp_path / "serve.log")  # type: ignore[arg-type]
     cmd = [sys.executable, "-m", "otelingest", "serve", *d.args, *extra_args]
     with open(d.log_path, "wb") as out:

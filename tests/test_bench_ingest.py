@@ -1,4 +1,5 @@
-"""The ingest benchmark harness itself keeps working: a short, low-rate run end to end.
+"""The ingest benchmark harness itself keeps working: a short, low-rate run end to end, and its
+results reach disk as JSON even when the PNG cannot be drawn.
 
 Not a speed test: it checks what the harness reports is complete and consistent (every key, every
 acknowledged span stored), at a rate any machine sustains.
@@ -10,6 +11,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 KEYS = {
     "accepted_spans_per_s", "stored_spans_per_s", "baseline_spans_per_s", "ratio", "loss", "p50_ms", "p99_ms",
@@ -39,3 +43,46 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     assert r["baseline_stored"] == r["baseline_sent"] > 0
     assert {"otelingest: receiver 0", "otelingest: writer 0"} <= r["processes"].keys()
     assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+def _tiny_load() -> Any:
+    from otelingest.bench import loadgen
+
+    timeline = [{"t": 1.0, "items_per_s": 500, "p50_ms": 1.0, "p99_ms": 2.0, "refusals": 0, "errors": 0}]
+    return loadgen.LoadResult(loadgen.LoadSpec(rate=500, duration=1, warmup=0), {"traces": 500}, {"traces": 500}, 1.0,
+                              1, 0, 0, 0.0, [1.0], timeline)
+
+
+def test_json_is_written_when_matplotlib_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otelingest.bench import ingest
+
+    # None in sys.modules makes `import matplotlib` raise ImportError, as on an install without the extra.
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "r.json"
+    note = ingest.write_results({"loss": 0}, out, out.with_suffix(".png"), _tiny_load(), [], 0.0, "t")
+    assert json.loads(out.read_text()) == {"loss": 0}
+    assert not out.with_suffix(".png").exists()
+    assert note is not None and "PNG not written" in note and "matplotlib" in note and "\n" not in note
+
+
+def test_json_is_written_when_plotting_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from otelingest.bench import ingest
+
+    def broken(*_: object) -> None:
+        raise ValueError("no room on the canvas")
+
+    monkeypatch.setattr(ingest, "plot", broken)
+    out = tmp_path / "r.json"
+    note = ingest.write_results({"loss": 0}, out, out.with_suffix(".png"), _tiny_load(), [], 0.0, "t")
+    assert json.loads(out.read_text()) == {"loss": 0}
+    assert note == "[ingest] PNG not written: plotting failed: ValueError: no room on the canvas"
+
+
+def test_png_is_written_with_matplotlib(tmp_path: Path) -> None:
+    from otelingest.bench import ingest
+
+    out = tmp_path / "r.json"
+    assert ingest.write_results({"loss": 0}, out, out.with_suffix(".png"), _tiny_load(), [], 0.0, "t") is None
+    assert out.with_suffix(".png").stat().st_size > 1000

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import free_port
+from conftest import free_port, free_ports
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 
 BOOT_TIMEOUT_S = 120
@@ -30,7 +30,8 @@ class Boot:
         self.dir = tmp_path
         self.data_dir = tmp_path / "data"
         tmp_path.mkdir(parents=True, exist_ok=True)
-        self.ports = {name: free_port() for name in ("grpc", "http", "query", "metrics", "clickhouse-http", "clickhouse-tcp")}
+        names = ("grpc", "http", "query", "metrics", "clickhouse-http", "clickhouse-tcp")
+        self.ports = dict(zip(names, free_ports(len(names))))
         self.argv = [sys.executable, "-m", "otelingest", "serve", "--data-dir", str(self.data_dir),
                      "--receivers", "1", "--writers", "1"]
         for name in ("grpc", "http", "query", "metrics"):
@@ -115,7 +116,8 @@ def test_a_data_directory_in_use_stops_the_boot(tmp_path: Path) -> None:
 def test_an_embedded_clickhouse_that_cannot_start_stops_the_boot(tmp_path: Path) -> None:
     """Its data directory is held by another ClickHouse process (`otelingest clickhouse` left running)."""
     boot = Boot(tmp_path)
-    other = EmbeddedClickHouse(boot.data_dir / "clickhouse", http_port=free_port(), tcp_port=free_port())
+    http_port, tcp_port = free_ports(2)
+    other = EmbeddedClickHouse(boot.data_dir / "clickhouse", http_port=http_port, tcp_port=tcp_port)
     other.start()
     try:
         other.wait_ready()

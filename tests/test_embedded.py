@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from conftest import free_port, http_request
+from conftest import free_ports, http_request
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 from otelingest.config import ClickHouseConfig
 from otelingest.clickhouse.client import connect
@@ -18,7 +18,8 @@ from otelingest.errors import StorageError
 
 
 def test_start_stop_restart_keeps_data(tmp_path):
-    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    http_port, tcp_port = free_ports(2)
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=http_port, tcp_port=tcp_port)
     ch.start()
     ch.wait_ready(timeout=60)
     client = connect(ClickHouseConfig(url=ch.url), with_database=False)
@@ -46,7 +47,8 @@ def test_native_tcp_listener_is_up(clickhouse):
 
 def test_data_dir_is_exclusive(clickhouse, tmp_path):
     """A second server on a data directory in use fails with a clear error instead of corrupting it."""
-    other = EmbeddedClickHouse(clickhouse.root, http_port=free_port(), tcp_port=free_port())
+    http_port, tcp_port = free_ports(2)
+    other = EmbeddedClickHouse(clickhouse.root, http_port=http_port, tcp_port=tcp_port)
     other.start()
     with pytest.raises(StorageError, match="exited|did not answer"):
         other.wait_ready(timeout=20)
@@ -79,7 +81,8 @@ def _titles(pid: int) -> dict[str, int]:
 
 def _serve_command(tmp_path, *extra: str) -> tuple[list[str], dict[str, int], dict[str, str]]:
     """`otelingest serve` on free ports with its data under tmp_path, and a clean environment."""
-    ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")}
+    names = ("grpc", "http", "query", "metrics", "ch_http", "ch_tcp")
+    ports = dict(zip(names, free_ports(len(names))))
     cmd = [
         sys.executable, "-m", "otelingest", "serve", "--data-dir", str(tmp_path / "data"),
         "--grpc-port", str(ports["grpc"]), "--http-port", str(ports["http"]),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port, http_request
+from conftest import free_ports, http_request
 from load import traces_json
 from test_boot import assert_nothing_left
 
@@ -79,7 +79,8 @@ def test_the_installed_wheel_serves_stores_answers_and_stops(installed: Path, tm
                          env=env, cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith(str(installed)), out.stdout  # not the checkout's package
 
-    ports = {k: free_port() for k in ("grpc", "http", "query", "metrics", "ch-http", "ch-tcp")}
+    names = ("grpc", "http", "query", "metrics", "ch-http", "ch-tcp")
+    ports = dict(zip(names, free_ports(len(names))))
     data = tmp_path / "var" / "lib" / "otelingest"
     argv = _exec_start(installed) + [
         "--data-dir", str(data), "--receivers", "1", "--writers", "1",

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from conftest import free_port
+from conftest import free_port, free_ports
 
 from otelingest import config as config_mod
 from otelingest import schema, sqlfiles
@@ -99,8 +99,8 @@ def _node_xml(index: int, zk_port: int, tcp_ports: list[int]) -> str:
 
 @pytest.fixture(scope="module")
 def nodes(zookeeper: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmbeddedClickHouse]]:
-    http = [free_port(), free_port()]
-    tcp = [free_port(), free_port()]
+    ports = free_ports(4)
+    http, tcp = ports[:2], ports[2:]
     out = [
         EmbeddedClickHouse(
             tmp_path_factory.mktemp(f"node{i}"), http_port=http[i], tcp_port=tcp[i],

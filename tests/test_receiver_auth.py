@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import http.client
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 from typing import Iterator
 
 import grpc
 import pytest
 
+from conftest import self_signed_cert
 from daemon import Daemon
 from load import traces_json
 
@@ -22,14 +21,7 @@ TOKEN = "t0ken-for-tests"
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    d = tmp_path_factory.mktemp("tls")
-    key, cert = d / "key.pem", d / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return key, cert
+    return self_signed_cert(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="module")

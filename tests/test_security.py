@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from conftest import self_signed_cert
 from daemon import Daemon
 from load import traces_json
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
@@ -91,16 +92,9 @@ def test_credentials_never_logged(tmp_path: Path, clickhouse: EmbeddedClickHouse
 
 
 def test_query_api_over_tls(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
-    import shutil
     import ssl
-    import subprocess
 
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    key, cert = self_signed_cert(tmp_path)
     db = f"t_{uuid.uuid4().hex[:12]}"
     config = (f'[auth]\nquery_bearer_tokens = ["{QUERY_TOKEN}"]\n'
               f'[tls]\nquery_cert_file = "{cert}"\nquery_key_file = "{key}"\n')

@@ -179,16 +179,63 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run a benchmark from the source checkout's ``bench`` package (two levels above this package)."""
+BENCH_EXTRA_HINT = "pip install 'otelingest[bench]'"
+
+
+def _import_bench(name: str) -> Any:
+    """``otelingest.bench.<name>``; None (after saying which module is missing) without the bench extra."""
     import importlib
 
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "bench" / "__init__.py").exists():
-        print(f"otelingest: no bench package under {root} (benchmarks run from a source checkout)", file=sys.stderr)
+    try:
+        return importlib.import_module(f"otelingest.bench.{name}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.split(".")[0] == "otelingest":
+            raise
+        print(f"otelingest: the benchmarks need the bench extra ({BENCH_EXTRA_HINT}): no module named {e.name!r}",
+              file=sys.stderr)
+        return None
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run a benchmark of the installed package (``otelingest.bench.<name>``)."""
+    module = _import_bench(args.bench)
+    if module is None:
         return EXIT_CONFIG
-    sys.path.insert(0, str(root))
-    return int(importlib.import_module(f"bench.{args.bench}").main(args) or 0)
+    return int(module.main(args) or 0)
+
+
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    """The benchmark's load generator against any OTLP endpoint (``otelingest.bench.target``)."""
+    module = _import_bench("target")
+    if module is None:
+        return EXIT_CONFIG
+    return int(module.main(args) or 0)
+
+
+def _add_loadgen_parser(sub: Any) -> None:
+    p = sub.add_parser("loadgen", help="the benchmark's OTLP load generator against any endpoint "
+                                       f"(needs the bench extra: {BENCH_EXTRA_HINT})")
+    p.add_argument("--endpoint", required=True, metavar="HOST:PORT", help="OTLP receiver to load (e.g. 127.0.0.1:4317)")
+    p.add_argument("--protocol", choices=["grpc", "http"], default="grpc",
+                   help="OTLP/gRPC or OTLP/HTTP protobuf (default grpc)")
+    p.add_argument("--rate", type=float, metavar="N",
+                   help="target items/s over all connections, open loop (default 10000; 0 = closed loop)")
+    p.add_argument("--duration", type=float, metavar="S", help="seconds of load (default 30)")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="S",
+                   help="seconds of load before the measured window, on top of --duration (default 0)")
+    p.add_argument("--signals", default="traces", metavar="SIGNAL[:W],...",
+                   help="signals sent in turn, optionally weighted: traces,logs,metrics (default traces)")
+    p.add_argument("--connections", type=int, default=4, metavar="N", help="connections per process (default 4)")
+    p.add_argument("--processes", type=int, default=1, metavar="N", help="sender processes (default 1)")
+    p.add_argument("--headers", action="append", metavar="KEY=VALUE",
+                   help="header (gRPC metadata) on every request, e.g. authorization='Bearer T' (repeatable)")
+    tls = p.add_mutually_exclusive_group()
+    tls.add_argument("--insecure", action="store_true", help="plain TCP, no TLS (the default)")
+    tls.add_argument("--ca", metavar="FILE", help="TLS, verifying the server's certificate with this CA (PEM)")
+    p.add_argument("--json", metavar="PATH", help="write the summary (per signal accepted/refused/failed, latency "
+                                                  "p50/p95/p99, per-second timeline) as JSON")
+    p.add_argument("--seed", type=int, metavar="N", help="payload generator seed (default: the fixed bench seed)")
+    p.set_defaults(func=cmd_loadgen)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -228,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(p, ports=True)
     p.set_defaults(func=cmd_config)
 
-    p = sub.add_parser("bench", help="run a benchmark (from a source checkout)")
+    p = sub.add_parser("bench", help=f"run a benchmark (needs the bench extra: {BENCH_EXTRA_HINT})")
     p.add_argument("bench", choices=["ingest", "native", "query"],
                    help="ingest: otelingest serve end to end under load vs a Python pipeline; native: decode+encode "
                         "throughput vs a Python baseline; query: query API latency per query type")
@@ -264,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--only", metavar="SUBSTR", action="append",
                    help="time only the query types whose name contains SUBSTR (repeatable)")
     p.set_defaults(func=cmd_bench)
+
+    _add_loadgen_parser(sub)
     return parser
 
 

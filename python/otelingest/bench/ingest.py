@@ -45,6 +45,7 @@ from otelingest.schema import Migrator, RenderContext, render
 from . import loadgen
 from .native import _attrs, _render  # noqa: F401  (the Python baseline's attribute rendering)
 from .payloads import SEED
+from .ports import free_ports
 
 TABLES = {"traces": "otel_traces", "logs": "otel_logs", "metrics": "otel_metrics"}
 DB = "otel"
@@ -56,12 +57,6 @@ BASELINE_BATCH = 10_000
 SAMPLE_ROWS = 2_000_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 # --- the daemon ------------------------------------------------------------------------------------
 
 class Serve:
@@ -69,8 +64,8 @@ class Serve:
 
     def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str]) -> None:
         self.dir = workdir
-        self.grpc_port, self.http_port, self.query_port, self.metrics_port = (free_port() for _ in range(4))
-        self.ch_http_port, self.ch_tcp_port = free_port(), free_port()
+        (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
+         self.ch_http_port, self.ch_tcp_port) = free_ports(6)
         self.log_path = workdir / "daemon.log"
         self.env = dict(os.environ)
         self.env["OTELINGEST_WRITER_BATCH_TIMEOUT_S"] = BATCH_TIMEOUT_S
@@ -535,20 +530,10 @@ def plot(path: Path, load: loadgen.LoadResult, samples: list[dict[str, Any]], of
 
 # --- the command -----------------------------------------------------------------------------------
 
-def parse_mix(text: str) -> dict[str, int]:
-    out = {}
-    for part in text.split(","):
-        name, _, w = part.partition(":")
-        if name not in TABLES:
-            raise SystemExit(f"--mix: unknown signal {name!r} (traces, logs, metrics)")
-        out[name] = int(w or 1)
-    return out
-
-
 def main(args: Any) -> int:
     duration = float(args.duration if args.duration is not None else 60.0)
     rate = None if args.rate == 0 else float(args.rate or 100_000)
-    mix = parse_mix(args.mix or "traces")
+    mix = loadgen.parse_mix(args.mix or "traces")
     signals = list(mix)
     json_path = Path(args.json or "bench-ingest.json").resolve()
     png_path = json_path.with_suffix(".png")
@@ -650,17 +635,33 @@ def main(args: Any) -> int:
         else:
             results["workdir"] = str(workdir)
     results["timeline"] = load.timeline
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    if sampler is not None:
-        plot(png_path, load, sampler.samples, load_t0,
-             f"otelingest bench ingest: target {rate or 'closed loop'} items/s, {spec.processes}x{spec.connections} "
+    title = (f"otelingest bench ingest: target {rate or 'closed loop'} items/s, {spec.processes}x{spec.connections} "
              f"connections ({spec.transport}), load avg {results.get('load_average', 0)}")
-    print(render_summary(results, json_path, png_path))
+    png_note = write_results(results, json_path, png_path, load, sampler.samples if sampler else [], load_t0, title)
+    print(render_summary(results, json_path, png_path if png_note is None else None))
+    if png_note is not None:
+        print(png_note)
     return 0
 
 
-def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
+def write_results(results: dict[str, Any], json_path: Path, png_path: Path, load: loadgen.LoadResult,
+                  samples: list[dict[str, Any]], offset: float, title: str) -> str | None:
+    """The JSON first, then the PNG: no plotting failure can lose the run's figures.
+
+    Returns None if the PNG was written, else the one line that says it was not and why.
+    """
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    try:
+        plot(png_path, load, samples, offset, title)
+    except ImportError as e:
+        return f"[ingest] PNG not written: matplotlib is not installed ({e}); pip install 'otelingest[bench]'"
+    except Exception as e:  # noqa: BLE001 - any plotting failure: the JSON is already written
+        return f"[ingest] PNG not written: plotting failed: {type(e).__name__}: {e}"
+    return None
+
+
+def render_summary(r: dict[str, Any], json_path: Path, png_path: Path | None) -> str:
     same = r.get("storage", {}).get("same_spans_optimized", {})
     lines = [
         "",
@@ -687,5 +688,5 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path) -> str:
             lines.append(f"  {k.replace('_', ' '):28} {r[k]} (live parts as they are)")
     for title, p in r.get("processes", {}).items():
         lines.append(f"    {title:40} {p['cpu_percent']:6.1f}% CPU  {p['rss_mb_max']:8.1f} MB RSS  {p['pss_mb_max']:8.1f} MB PSS")
-    lines.append(f"  wrote {json_path} and {png_path}")
+    lines.append(f"  wrote {json_path} and {png_path}" if png_path else f"  wrote {json_path}")
     return "\n".join(lines)

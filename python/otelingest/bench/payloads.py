@@ -114,7 +114,8 @@ class Generator:
         for i in range(records):
             out.append(LogRecord(
                 time_unix_nano=self.now + i * 1000, observed_time_unix_nano=self.now + i * 1000 + 500,
-                severity_number=rng.choice([9, 9, 9, 13, 17]), severity_text="INFO",
+                severity_number=rng.choice([9, 9, 9, 13, 17]),  # type: ignore[arg-type]  # an enum value
+                severity_text="INFO",
                 body=_s(rng.choice(LOG_LINES).format(rng.randrange(100_000))),
                 attributes=[_kv("code.function", _s("handle")), _kv("thread.id", AnyValue(int_value=rng.randrange(64))),
                             _kv("http.route", _s(rng.choice(ROUTES)))],
@@ -190,7 +191,7 @@ def as_otlp_json(payload: Payload, request_type: type) -> Payload:
     import base64
     import json
 
-    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
 
     def fix(x: object, key: str = "") -> object:
         if isinstance(x, dict):

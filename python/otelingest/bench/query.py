@@ -2,7 +2,7 @@
 
 Starts an embedded ClickHouse in a temporary directory, loads 24 hours of data (by default 10 million
 spans, 10 million log records and 5 million metric points; ``--scale`` loads a fraction) through the
-real hot path: the load generator's templates (bench/payloads.py) patched with fresh ids and
+real hot path: the load generator's templates (otelingest/bench/payloads.py) patched with fresh ids and
 timestamps spread evenly over the 24 hours, decoded by ``_native.decode_*`` into Native blocks and
 inserted with clickhouse-connect ``raw_insert`` (views fill the lookups and rollups as in production).
 Then runs the service-dependency rollup's backfill to completion and prints how long it took: that
@@ -32,6 +32,7 @@ import httpx
 
 from . import loadgen
 from .payloads import SEED
+from .ports import free_port, free_ports
 
 NS = 1_000_000_000
 HOURS = 24
@@ -43,12 +44,6 @@ TRACE_IDS = 1000
 # Distinct requests per signal: each metrics template has its own resource (host), so a series gets a
 # point every TEMPLATES requests.
 TEMPLATES = 16
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _load_signal(client: Any, db: str, signal: str, items: int, start: int, seed: int, trace_ids: list[str]) -> int:
@@ -190,11 +185,12 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
     from otelingest.config import ClickHouseConfig
 
     with _data_dir(keep) as tmp:
-        ch = EmbeddedClickHouse(Path(tmp) / "ch", http_port=_free_port(), tcp_port=_free_port())
+        http_port, tcp_port = free_ports(2)
+        ch = EmbeddedClickHouse(Path(tmp) / "ch", http_port=http_port, tcp_port=tcp_port)
         ch.start()
         try:
             ch.wait_ready(timeout=120)
-            port = _free_port()
+            port = free_port()
             env = {"OTELINGEST_DATA_DIR": tmp, "OTELINGEST_CLICKHOUSE_URL": ch.url,
                    "OTELINGEST_CLICKHOUSE_DATABASE": "bench", "OTELINGEST_CLICKHOUSE_POOL_MIN": "2",
                    "OTELINGEST_CLICKHOUSE_POOL_MAX": "8", "OTELINGEST_QUERY_PORT": str(port),

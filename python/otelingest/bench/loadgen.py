@@ -1,7 +1,7 @@
 """OTLP load generator: pre-encoded realistic requests over gRPC and HTTP, open or closed loop.
 
 Cheap for the sender by construction: each sender process builds a few templates per signal with
-:mod:`bench.payloads` (protobuf, a few hundred items each) and records the byte offsets of every
+:mod:`otelingest.bench.payloads` (protobuf, a few hundred items each) and records the byte offsets of every
 trace id and every nanosecond timestamp in them. A send copies a template and patches, with numpy,
 the first 8 bytes of every trace id (sender index and a per-process sequence number: ids never
 repeat across sends) and shifts every timestamp so the request's first item is "now". No SDK, no
@@ -10,9 +10,14 @@ is grpc.aio with generic raw-bytes unary calls.
 
 Pacing: open loop at a target rate (items/s split evenly across processes and connections; a
 connection that falls behind sends at once and the report shows the shortfall) or closed loop
-(every connection sends back to back: the maximum sustainable rate). Refusals (HTTP 429/503 with
-Retry-After, gRPC RESOURCE_EXHAUSTED/UNAVAILABLE with a RetryInfo trailer) are counted and the same
-request is retried after the hinted delay, as an OTLP exporter does.
+(every connection sends back to back: the maximum sustainable rate). Refusals (HTTP 429/502/503/504
+with Retry-After, in seconds or as an HTTP date; gRPC RESOURCE_EXHAUSTED/UNAVAILABLE with a RetryInfo
+trailer; 1 s when there is no hint) are counted and the same request is retried after the hinted
+delay, as an OTLP exporter does; a retry that would start after the run's end is abandoned. Any other
+answer, or a broken connection, fails the request (counted, not retried).
+
+The target is any OTLP endpoint (``otelingest loadgen``): extra headers on every request (e.g.
+authorization) and TLS verified against a given CA, or plain TCP.
 
 Each process reports every :data:`REPORT_S` seconds to the parent, which prints a progress line
 and keeps a per-second timeline (rate, latency percentiles, refusals) for the report and plot.
@@ -31,12 +36,15 @@ from typing import Any
 import numpy as np
 
 from .payloads import SEED, Generator
+from .ports import free_ports
 
 REPORT_S = 0.5
 TEMPLATES_PER_SIGNAL = 32
 ITEMS_PER_REQUEST = 500
 REQUEST_TIMEOUT_S = 30.0
-MAX_RETRY_S = 5.0
+DEFAULT_RETRY_S = 1.0
+# HTTP answers an OTLP exporter retries (OTLP/HTTP spec), after Retry-After if given.
+HTTP_RETRYABLE = frozenset({429, 502, 503, 504})
 # A connection this far behind its schedule stops trying to catch up (the shortfall shows as rate).
 MAX_LAG_S = 1.0
 
@@ -72,6 +80,34 @@ def _offsets(body: bytes, needle: bytes) -> list[int]:
         out.append(i)
         i = body.find(needle, i + len(needle))
     return out
+
+
+class _Finder:
+    """:func:`_offsets` for many needles of 8 bytes or more in one body: the little-endian uint64 at every
+    offset, sorted once, so each needle is a binary search (thousands of ``bytes.find`` scans took
+    about 0.2 s per template)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        a = np.frombuffer(body, dtype=np.uint8)
+        words = (np.ascontiguousarray(np.lib.stride_tricks.sliding_window_view(a, 8)).view("<u8").ravel()
+                 if len(a) >= 8 else np.empty(0, dtype=np.uint64))
+        self.order = np.argsort(words, kind="stable")
+        self.words = words[self.order]
+
+    def offsets(self, needle: bytes) -> list[int]:
+        """Non-overlapping occurrences, leftmost first: what :func:`_offsets` returns."""
+        if len(needle) < 8:
+            return _offsets(self.body, needle)
+        key = np.uint64(int.from_bytes(needle[:8], "little"))
+        lo, hi = np.searchsorted(self.words, key, "left"), np.searchsorted(self.words, key, "right")
+        out: list[int] = []
+        after = 0
+        for c in sorted(self.order[lo:hi].tolist()):
+            if c >= after and self.body[c:c + len(needle)] == needle:
+                out.append(c)
+                after = c + len(needle)
+        return out
 
 
 def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[bytes, set[bytes]]]:
@@ -114,19 +150,20 @@ def _timestamps_and_ids(signal: str, body: bytes) -> tuple[set[int], int, dict[b
 def make_template(signal: str, body: bytes, items: int) -> Template:
     """Find the patch points by value: nanosecond timestamps and random ids do not occur by chance."""
     ts, first, ids = _timestamps_and_ids(signal, body)
+    find = _Finder(body)
     ts_pos: list[int] = []
     ts_val: list[int] = []
     for v in sorted(ts):
-        for off in _offsets(body, v.to_bytes(8, "little")):
+        for off in find.offsets(v.to_bytes(8, "little")):
             ts_pos.append(off)
             ts_val.append(v)
     id_pos, id_trace, span_pos, span_trace, span_val = [], [], [], [], []
     for n, (tid, spans) in enumerate(ids.items()):
-        for off in _offsets(body, tid):
+        for off in find.offsets(tid):
             id_pos.append(off)
             id_trace.append(n)
         for sid in spans:
-            for off in _offsets(body, sid):
+            for off in find.offsets(sid):
                 span_pos.append(off)
                 span_trace.append(n)
                 span_val.append(int.from_bytes(sid, "little"))
@@ -215,6 +252,19 @@ class LoadSpec:
     mix: dict[str, int] = field(default_factory=lambda: {"traces": 1})
     transport: str = "both"  # grpc | http | both
     seed: int = SEED
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (HTTP headers, gRPC metadata)
+    ca_file: str | None = None  # TLS, the server verified against this CA; None = plain TCP
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """``traces:2,logs:1,metrics`` -> {signal: weight}; SystemExit naming an unknown signal."""
+    out = {}
+    for part in text.split(","):
+        name, _, w = part.strip().partition(":")
+        if name not in SIGNALS:
+            raise SystemExit(f"unknown signal {name!r} (traces, logs, metrics)")
+        out[name] = int(w or 1)
+    return out
 
 
 class Refused(Exception):
@@ -222,18 +272,44 @@ class Refused(Exception):
         self.retry_s = retry_s
 
 
+def retry_after_s(value: str | None) -> float:
+    """Seconds from an HTTP Retry-After value (delay-seconds or an HTTP date), else the default."""
+    if not value:
+        return DEFAULT_RETRY_S
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_S
+
+
+def client_ssl_context(ca_file: str) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=ca_file)
+
+
 class HttpConn:
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    """One HTTP/1.1 keep-alive connection (TLS when ``ssl_ctx``); raw bytes both ways."""
+
+    def __init__(self, host: str, port: int, headers: tuple[tuple[str, str], ...] = (), ssl_ctx: Any = None) -> None:
+        self.host, self.port, self.ssl_ctx = host, port, ssl_ctx
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
 
     async def send(self, path: str, body: bytes) -> None:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            self.reader, self.writer = await asyncio.open_connection(
+                self.host, self.port, ssl=self.ssl_ctx, server_hostname=self.host if self.ssl_ctx else None)
         assert self.reader is not None
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/x-protobuf\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+                f"{self.extra}Content-Length: {len(body)}\r\n\r\n").encode()
         try:
             self.writer.write(head)
             self.writer.write(body)
@@ -241,18 +317,31 @@ class HttpConn:
             lines = raw.decode("latin-1").split("\r\n")
             status = int(lines[0].split(" ", 2)[1])
             headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
-            n = int(headers.get("content-length", "0"))
-            if n:
-                await self.reader.readexactly(n)
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                await self._skip_chunked()
+            else:
+                n = int(headers.get("content-length", "0"))
+                if n:
+                    await self.reader.readexactly(n)
             if headers.get("connection", "").lower() == "close":
                 self.close()
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             self.close()
             raise
-        if status in (429, 503):
-            raise Refused(float(headers.get("retry-after", "1")))
+        if status in HTTP_RETRYABLE:
+            raise Refused(retry_after_s(headers.get("retry-after")))
         if status != 200:
             raise RuntimeError(f"HTTP {status}")
+
+    async def _skip_chunked(self) -> None:
+        assert self.reader is not None
+        while True:
+            size = int((await self.reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                while (await self.reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, then the blank line
+                    pass
+                return
+            await self.reader.readexactly(size + 2)
 
     def close(self) -> None:
         if self.writer is not None:
@@ -260,37 +349,76 @@ class HttpConn:
         self.reader = self.writer = None
 
 
-def _retry_info_s(trailers: Any) -> float:
-    """Seconds from a google.rpc.RetryInfo trailer (Duration seconds, field 1 of field 1), else 1."""
+def _fields(buf: bytes) -> dict[int, int | bytes]:
+    """The varint and length-delimited fields of a protobuf message (the last one of each number)."""
+    out: dict[int, int | bytes] = {}
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        v = shift = 0
+        while True:
+            b = buf[i]
+            i += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    while i < len(buf):
+        key = varint()
+        if key & 7 == 0:
+            out[key >> 3] = varint()
+        elif key & 7 == 2:
+            n = varint()
+            out[key >> 3] = buf[i:i + n]
+            i += n
+        else:
+            break  # not in a RetryInfo
+    return out
+
+
+def retry_info_s(trailers: Any) -> float:
+    """Seconds from a google.rpc.RetryInfo trailer (retry_delay: Duration seconds and nanos), else the default."""
     for key, value in trailers or ():
-        if key == "google.rpc.retryinfo-bin" and isinstance(value, bytes) and len(value) >= 4 and value[2] == 0x08:
-            secs, shift = 0, 0
-            for b in value[3:]:
-                secs |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    return float(secs)
-    return 1.0
+        if key == "google.rpc.retryinfo-bin" and isinstance(value, bytes):
+            try:
+                delay = _fields(value).get(1)
+                if isinstance(delay, bytes):
+                    d = _fields(delay)
+                    secs, nanos = d.get(1, 0), d.get(2, 0)
+                    if isinstance(secs, int) and isinstance(nanos, int):
+                        return secs + nanos / 1e9
+            except IndexError:
+                pass
+    return DEFAULT_RETRY_S
 
 
 class GrpcConn:
-    def __init__(self, host: str, port: int) -> None:
-        import grpc
+    def __init__(self, host: str, port: int, headers: tuple[tuple[str, str], ...] = (),
+                 ca_file: str | None = None) -> None:
+        import grpc  # type: ignore[import-untyped]
 
         self.grpc = grpc
         # A local subchannel pool: each GrpcConn is its own TCP connection (SO_REUSEPORT spreads them).
-        self.channel = grpc.aio.insecure_channel(f"{host}:{port}", options=[
-            ("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 64 << 20)])
+        options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 64 << 20)]
+        if ca_file:
+            with open(ca_file, "rb") as f:
+                creds = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self.channel = grpc.aio.secure_channel(f"{host}:{port}", creds, options=options)
+        else:
+            self.channel = grpc.aio.insecure_channel(f"{host}:{port}", options=options)
+        self.metadata = tuple((k.lower(), v) for k, v in headers) or None
         self.calls = {s: self.channel.unary_unary(m, request_serializer=None, response_deserializer=None)
                       for s, (_, m) in SIGNALS.items()}
 
     async def send(self, signal: str, body: bytes) -> None:
         try:
-            await self.calls[signal](body, timeout=REQUEST_TIMEOUT_S)
+            await self.calls[signal](body, timeout=REQUEST_TIMEOUT_S, metadata=self.metadata)
         except self.grpc.aio.AioRpcError as e:
             if e.code() in (self.grpc.StatusCode.RESOURCE_EXHAUSTED, self.grpc.StatusCode.UNAVAILABLE):
-                raise Refused(_retry_info_s(e.trailing_metadata())) from None
-            raise RuntimeError(f"gRPC {e.code().name}") from None
+                raise Refused(retry_info_s(e.trailing_metadata())) from None
+            raise RuntimeError(f"gRPC {e.code().name}: {e.details()}") from None
 
     def close(self) -> None:
         pass
@@ -307,10 +435,19 @@ class Stats:
         self.errors = 0
         self.latencies: list[float] = []
         self.lag = 0.0
+        # Per signal: refusal answers (each retried), failed requests, refused requests given up at the end.
+        self.refused: dict[str, int] = {}
+        self.failed: dict[str, int] = {}
+        self.abandoned: dict[str, int] = {}
+        self.error_kinds: dict[str, int] = {}
+
+    def count(self, what: dict[str, int], key: str, n: int = 1) -> None:
+        what[key] = what.get(key, 0) + n
 
     def snapshot(self) -> dict[str, Any]:
         out = {"items": self.items, "requests": self.requests, "refusals": self.refusals, "errors": self.errors,
-               "latencies": self.latencies, "lag": self.lag}
+               "latencies": self.latencies, "lag": self.lag, "refused": self.refused, "failed": self.failed,
+               "abandoned": self.abandoned, "error_kinds": self.error_kinds}
         self.reset()
         return out
 
@@ -326,6 +463,11 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
         if now >= stop_at:
             break
         if interval is not None:
+            if next_t >= stop_at:
+                # The next send is due after the run: none (it was one extra per connection), and the
+                # run still lasts its duration, which the rate is measured over.
+                await asyncio.sleep(stop_at - now)
+                break
             if next_t > now:
                 await asyncio.sleep(next_t - now)
             elif now - next_t > MAX_LAG_S:
@@ -345,17 +487,21 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
                     await conn.send(SIGNALS[signal][0], body)
             except Refused as r:
                 stats.refusals += 1
+                stats.count(stats.refused, signal)
                 if loop.time() + r.retry_s >= stop_at:
+                    stats.count(stats.abandoned, signal)
                     break  # the run is over: this request is abandoned, never counted as accepted
-                await asyncio.sleep(min(r.retry_s, MAX_RETRY_S))
+                await asyncio.sleep(r.retry_s)
                 continue
-            except Exception:
+            except Exception as e:
                 stats.errors += 1
+                stats.count(stats.failed, signal)
+                stats.count(stats.error_kinds, (str(e) or type(e).__name__)[:160])
                 await asyncio.sleep(0.1)
                 break
             stats.latencies.append((time.perf_counter() - sent) * 1000)
             stats.requests += 1
-            stats.items[signal] = stats.items.get(signal, 0) + t.items
+            stats.count(stats.items, signal, t.items)
             break
     conn.close()
 
@@ -368,8 +514,9 @@ async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
     kinds = ["grpc"] * spec.connections if spec.transport == "grpc" else (
         ["http"] * spec.connections if spec.transport == "http" else
         ["grpc" if i % 2 else "http" for i in range(spec.connections)])
-    conns = [GrpcConn(spec.host, spec.grpc_port) if k == "grpc" else HttpConn(spec.host, spec.http_port)  # type: ignore[arg-type]
-             for k in kinds]
+    ssl_ctx = client_ssl_context(spec.ca_file) if spec.ca_file else None
+    conns = [GrpcConn(spec.host, spec.grpc_port, spec.headers, spec.ca_file) if k == "grpc"  # type: ignore[arg-type]
+             else HttpConn(spec.host, spec.http_port, spec.headers, ssl_ctx) for k in kinds]  # type: ignore[arg-type]
     out.put(("ready", index, None))
     loop = asyncio.get_running_loop()
     # All processes start together at the wall-clock time the parent sets once every one is ready.
@@ -424,8 +571,14 @@ class LoadResult:
     errors: int
     lag_s: float
     latencies_ms: list[float]  # after warm-up
-    timeline: list[dict[str, float]]  # per second: t, items_per_s, p50_ms, p99_ms, refusals
+    timeline: list[dict[str, float]]  # per second: t, items_per_s, p50_ms, p99_ms, refusals, errors
     started_at: float = 0.0  # wall-clock time the senders started (timeline t = 0)
+    all_latencies_ms: list[float] = field(default_factory=list)  # warm-up included
+    # Per signal: refusal answers (each retried), failed requests, refused requests abandoned at the end.
+    refused: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    abandoned: dict[str, int] = field(default_factory=dict)
+    error_kinds: dict[str, int] = field(default_factory=dict)  # failure message -> count
 
     @property
     def items_per_s(self) -> float:
@@ -440,8 +593,8 @@ class LoadResult:
             "accepted": dict(self.accepted),
             "requests": self.requests, "refusals": self.refusals, "errors": self.errors,
             "schedule_lag_s": round(self.lag_s, 2),
-            "p50_ms": round(self.percentile(50), 2), "p99_ms": round(self.percentile(99), 2),
-            "max_ms": round(max(self.latencies_ms, default=0.0), 2),
+            "p50_ms": round(self.percentile(50), 2), "p95_ms": round(self.percentile(95), 2),
+            "p99_ms": round(self.percentile(99), 2), "max_ms": round(max(self.latencies_ms, default=0.0), 2),
         }
 
 
@@ -471,7 +624,9 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
     lag = 0.0
     latencies: list[float] = []
     timeline: list[dict[str, float]] = []
-    bucket: dict[str, Any] = {"items": 0, "lat": [], "refusals": 0}
+    bucket: dict[str, Any] = {"items": 0, "lat": [], "refusals": 0, "errors": 0}
+    all_latencies: list[float] = []
+    per_signal: dict[str, dict[str, int]] = {"refused": {}, "failed": {}, "abandoned": {}, "error_kinds": {}}
     bucket_end = go_at + 1.0
     done = 0
     printed = 0.0
@@ -481,8 +636,8 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
         lat = bucket["lat"]
         timeline.append({"t": round(t_end - go_at, 2), "items_per_s": bucket["items"],
                          "p50_ms": round(percentile(lat, 50), 2), "p99_ms": round(percentile(lat, 99), 2),
-                         "refusals": bucket["refusals"]})
-        bucket = {"items": 0, "lat": [], "refusals": 0}
+                         "refusals": bucket["refusals"], "errors": bucket["errors"]})
+        bucket = {"items": 0, "lat": [], "refusals": 0, "errors": 0}
 
     while done < spec.processes:
         try:
@@ -500,8 +655,8 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
                 row = timeline[-1]
                 phase = "warm-up" if row["t"] <= spec.warmup else "measure"
                 print(f"[{label}] t={row['t']:5.0f}s {phase:7} {row['items_per_s']:>9,.0f} items/s  "
-                      f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  refusals {row['refusals']}",
-                      flush=True)
+                      f"p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  refusals {row['refusals']}"
+                      + (f"  errors {row['errors']}" if row["errors"] else ""), flush=True)
         if kind == "done":
             done += 1
             continue
@@ -515,6 +670,10 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
             for s, v in data["items"].items():
                 measured[s] = measured.get(s, 0) + v
             latencies.extend(data["latencies"])
+        all_latencies.extend(data["latencies"])
+        for key, counts in per_signal.items():
+            for s, v in data[key].items():
+                counts[s] = counts.get(s, 0) + v
         requests += data["requests"]
         refusals += data["refusals"]
         errors += data["errors"]
@@ -522,19 +681,21 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
         bucket["items"] += n
         bucket["lat"].extend(data["latencies"])
         bucket["refusals"] += data["refusals"]
+        bucket["errors"] += data["errors"]
     if bucket["items"] or bucket["lat"]:
         flush_bucket(bucket_end)
     for p in procs:
         p.join(10)
     ended = time.time()
     seconds = max(1e-9, min(ended, go_at + spec.warmup + spec.duration) - (go_at + spec.warmup))
-    return LoadResult(spec, accepted, measured, seconds, requests, refusals, errors, lag, latencies, timeline, go_at)
+    return LoadResult(spec, accepted, measured, seconds, requests, refusals, errors, lag, latencies, timeline, go_at,
+                      all_latencies, **per_signal)
 
 
 # --- a null sink: the sender's own ceiling --------------------------------------------------------
 
 def _null_sink_process(http_port: int, grpc_port: int, ready: Any) -> None:
-    import grpc
+    import grpc  # type: ignore[import-untyped]
     import uvloop
 
     uvloop.install()
@@ -585,16 +746,9 @@ def _null_sink_process(http_port: int, grpc_port: int, ready: Any) -> None:
 
 def sender_ceiling(spec: LoadSpec, seconds: float = 5.0) -> float:
     """Closed-loop items/s of ``spec``'s senders against a null sink in its own process."""
-    import socket
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
     ctx = mp.get_context("fork")
     ready = ctx.Event()
-    hp, gp = free_port(), free_port()
+    hp, gp = free_ports(2)
     sink = ctx.Process(target=_null_sink_process, args=(hp, gp, ready), daemon=True)
     sink.start()
     try:

@@ -1,7 +1,7 @@
 """Ring throughput through the Python API: one producer process, one consumer (this process).
 
 Not a test (no timed assertions). Run with the release build (`make install`):
-    .venv/bin/python -m bench.ring [--record-kib 64] [--count 20000] [--ring-mib 64]
+    .venv/bin/python -m otelingest.bench.ring [--record-kib 64] [--count 20000] [--ring-mib 64]
 """
 
 from __future__ import annotations

@@ -1,1 +1,0 @@
-"""Benchmarks of otelingest (run from a source checkout: ``otelingest bench NAME``)."""
