@@ -31,6 +31,12 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return key, cert
 
 
+def new_embedded_clickhouse(root: Path) -> EmbeddedClickHouse:
+    """A server (not started) of its own in ``root``, on two distinct free ports."""
+    http_port, tcp_port = free_ports(2)
+    return EmbeddedClickHouse(root, http_port=http_port, tcp_port=tcp_port)
+
+
 def http_request(url: str, body: bytes | None = None, *, content_type: str = "application/json",
                  timeout: float = 10.0) -> tuple[int, bytes]:
     """(status, body) of a GET, or a POST when ``body`` is given; (0, b"") when nothing answers."""

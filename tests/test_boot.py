@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import free_port, free_ports
+from conftest import free_port, free_ports, new_embedded_clickhouse
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 
 BOOT_TIMEOUT_S = 120
@@ -116,8 +116,7 @@ def test_a_data_directory_in_use_stops_the_boot(tmp_path: Path) -> None:
 def test_an_embedded_clickhouse_that_cannot_start_stops_the_boot(tmp_path: Path) -> None:
     """Its data directory is held by another ClickHouse process (`otelingest clickhouse` left running)."""
     boot = Boot(tmp_path)
-    http_port, tcp_port = free_ports(2)
-    other = EmbeddedClickHouse(boot.data_dir / "clickhouse", http_port=http_port, tcp_port=tcp_port)
+    other = new_embedded_clickhouse(boot.data_dir / "clickhouse")
     other.start()
     try:
         other.wait_ready()

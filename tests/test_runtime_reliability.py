@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conftest import free_port
+from conftest import new_embedded_clickhouse
 from daemon import Daemon
 from load import T0, Sender
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
@@ -26,7 +26,7 @@ def distinct_spans(d: Daemon, service: str) -> tuple[int, int]:
 
 
 def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_stored(tmp_path: Path) -> None:
-    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    ch = new_embedded_clickhouse(tmp_path / "ch")
     ch.start()
     ch.wait_ready(timeout=120)
     env = {
@@ -186,7 +186,7 @@ def test_hung_receiver_is_killed_and_replaced_at_the_same_index(tmp_path: Path, 
 
 
 def test_starts_and_accepts_before_clickhouse_is_up(tmp_path: Path) -> None:
-    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=free_port(), tcp_port=free_port())
+    ch = new_embedded_clickhouse(tmp_path / "ch")
     env = {"OTELINGEST_WRITER_RETRY_INITIAL_S": "0.1", "OTELINGEST_WRITER_RETRY_MAX_S": "0.5",
            "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1", "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
            # ClickHouse comes up only after the sending below: a loaded machine must not make that a failed boot.
