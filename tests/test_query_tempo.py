@@ -5,7 +5,6 @@ protobuf trace (tempopb.Trace / TraceByIDResponse), tags, typed tag values and T
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -19,29 +18,19 @@ NS = td.NS
 
 @pytest.fixture(scope="module")
 def tempo(clickhouse, tmp_path_factory):
-    from conftest import free_port
-    from otelingest import config as config_mod, schema
-    from otelingest.clickhouse.client import connect
-    from otelingest.config import ClickHouseConfig
-    from queryserver import serve
+    from querydata import Dataset, make_env
 
-    db = f"tempo_{uuid.uuid4().hex[:10]}"
-    cfg = config_mod.load(None, overrides={
-        "data_dir": str(tmp_path_factory.mktemp("tempo") / "data"),
-        "clickhouse": {"url": clickhouse.url, "database": db, "pool_min": 1, "pool_max": 8},
-        "query": {"port": free_port(), "dependencies_rollup_interval_s": 0},
-    }, environ={})
-    schema.migrate(cfg)
-    hour = 3600 * NS
-    t0 = (time.time_ns() // hour) * hour - 2 * hour
-    client = connect(ClickHouseConfig(url=clickhouse.url), with_database=False)
-    try:
+    def load(client: Any, db: str) -> Dataset:
+        hour = 3600 * NS
+        t0 = (time.time_ns() // hour) * hour - 2 * hour
         td.load(client, db, t0)
-        with serve(cfg, cfg.query.port) as url, httpx.Client(base_url=url, timeout=60) as http:
-            http.t0 = t0  # type: ignore[attr-defined]
-            yield http
-    finally:
-        client.close()
+        return Dataset(db=db, t0=t0)
+
+    with make_env(clickhouse, tmp_path_factory.mktemp("tempo"), load=load,
+                  dependencies_rollup_interval_s=0) as env, \
+            httpx.Client(base_url=env.url, timeout=60) as http:
+        http.t0 = env.data.t0  # type: ignore[attr-defined]
+        yield http
 
 
 def window(http: Any) -> dict[str, int]:

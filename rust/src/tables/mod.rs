@@ -167,11 +167,7 @@ impl AttrCount {
         sink: &mut impl MapSink,
         scratch: &'a mut Vec<u8>,
     ) -> Result<(&'a [u8], &'a [u8])> {
-        self.add()?;
-        let (k, v) = anyvalue::key_value(v.bytes(what)?)?;
-        let text = anyvalue::render(v, scratch)?;
-        sink.entry(k, text);
-        Ok((k, text))
+        self.put_with_kind(v, what, sink, scratch, None)
     }
 
     /// As [`AttrCount::put`], also appending the value's kind letter to `kinds`.
@@ -184,9 +180,23 @@ impl AttrCount {
         scratch: &'a mut Vec<u8>,
         kinds: &mut Vec<u8>,
     ) -> Result<(&'a [u8], &'a [u8])> {
+        self.put_with_kind(v, what, sink, scratch, Some(kinds))
+    }
+
+    #[inline(always)]
+    fn put_with_kind<'a>(
+        &mut self,
+        v: Value<'a>,
+        what: &str,
+        sink: &mut impl MapSink,
+        scratch: &'a mut Vec<u8>,
+        kinds: Option<&mut Vec<u8>>,
+    ) -> Result<(&'a [u8], &'a [u8])> {
         self.add()?;
         let (k, v) = anyvalue::key_value(v.bytes(what)?)?;
-        kinds.push(anyvalue::kind(v)?);
+        if let Some(kinds) = kinds {
+            kinds.push(anyvalue::kind(v)?);
+        }
         let text = anyvalue::render(v, scratch)?;
         sink.entry(k, text);
         Ok((k, text))

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 from ..errors import BadRequest
+from ..lexer import lex
 from ..timeparse import NS
 
 MAX_QUERY_LEN = 8 * 1024
@@ -219,16 +220,9 @@ def _unquote(text: str) -> str:
 def tokenize(text: str) -> list[tuple[str, str]]:
     if len(text) > MAX_QUERY_LEN:
         raise BadRequest(f"TraceQL query longer than {MAX_QUERY_LEN} characters")
-    tokens: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m:
-            raise BadRequest(f"TraceQL: unexpected character {text[pos]!r} at {pos}")
-        kind = m.lastgroup or ""
-        if kind != "ws":
-            tokens.append((kind, m.group()))
-        pos = m.end()
+    tokens, stuck = lex(_TOKEN, text)
+    if stuck is not None:
+        raise BadRequest(f"TraceQL: unexpected character {text[stuck]!r} at {stuck}")
     return tokens
 
 
