@@ -511,3 +511,18 @@ def test_metrics_refusals(tempo):
 def test_regex_errors_are_400(tempo):
     r = tempo.get("/api/search", params={"q": '{ span.a =~ "(" }', **window(tempo)})
     assert r.status_code == 400, r.text
+
+
+def test_structural_operators_are_linear_on_deep_traces():
+    """A 20,000-span chain: descendants and ancestors are found in one pass (a walk per span would
+    take 2e8 steps and run into the test's timeout)."""
+    from otelingest.query.traceql.parser import parse
+    from otelingest.query.traceql.spansets import Search, SpanRow
+
+    n = 20_000
+    for q, picked in (('{ span:id = "x" } >> { }', 0), ('{ span:id = "x" } << { }', n - 1)):
+        spans = [SpanRow("T", f"{i + 1:016x}", f"{i:016x}", i, 1, "op", "svc", "svc", "op", n, 0,
+                         (i == picked, True), ()) for i in range(n)]
+        (ss,) = Search(parse(q)).spansets(spans)
+        assert len(ss.spans) == n - 1
+        assert spans[picked] not in ss.spans

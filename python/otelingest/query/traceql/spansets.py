@@ -222,14 +222,11 @@ class Search:
                 if s.parent != ZERO_SPAN:
                     by_parent.setdefault(s.parent, set()).add(s.span_id)
             return [s for s in rhs if s.parent != ZERO_SPAN and by_parent.get(s.parent, set()) - {s.span_id}]
-        parent_of = {s.span_id: s.parent for s in spans}
         if e.op == ">>":
-            ids = {s.span_id for s in lhs}
-            return [s for s in rhs if ids & _ancestors(s.span_id, parent_of)]
+            below = _descendants({s.span_id for s in lhs}, spans)
+            return [s for s in rhs if s.span_id in below]
         if e.op == "<<":
-            above: set[str] = set()
-            for s in lhs:
-                above |= _ancestors(s.span_id, parent_of)
+            above = _ancestors({s.span_id for s in lhs}, {s.span_id: s.parent for s in spans})
             return [s for s in rhs if s.span_id in above]
         raise BadRequest(f"TraceQL: the spanset operator {e.op} is not supported")
 
@@ -282,12 +279,29 @@ def _union(spans: list[SpanRow]) -> list[SpanRow]:
     return sorted(out.values(), key=lambda s: (s.start, s.span_id))
 
 
-def _ancestors(span_id: str, parent_of: dict[str, str]) -> set[str]:
+def _ancestors(ids: set[str], parent_of: dict[str, str]) -> set[str]:
+    """Every ancestor of the spans ``ids``; each span is visited once (linear in the trace)."""
     out: set[str] = set()
-    cur = parent_of.get(span_id, ZERO_SPAN)
-    while cur != ZERO_SPAN and cur not in out and len(out) <= len(parent_of):
-        out.add(cur)
-        cur = parent_of.get(cur, ZERO_SPAN)
+    for span_id in ids:
+        cur = parent_of.get(span_id, ZERO_SPAN)
+        while cur != ZERO_SPAN and cur not in out:
+            out.add(cur)
+            cur = parent_of.get(cur, ZERO_SPAN)
+    return out
+
+
+def _descendants(ids: set[str], spans: list[SpanRow]) -> set[str]:
+    """Every descendant of the spans ``ids`` (linear in the trace, cycles included)."""
+    children: dict[str, list[str]] = {}
+    for s in spans:
+        children.setdefault(s.parent, []).append(s.span_id)
+    out: set[str] = set()
+    todo = list(ids)
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
     return out
 
 
