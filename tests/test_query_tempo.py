@@ -526,3 +526,14 @@ def test_structural_operators_are_linear_on_deep_traces():
         (ss,) = Search(parse(q)).spansets(spans)
         assert len(ss.spans) == n - 1
         assert spans[picked] not in ss.spans
+
+
+def test_metrics_by_typed_attribute(tempo):
+    t0 = tempo.t0 // NS
+    body = metrics(tempo, "{ span.http.status_code != nil } | count_over_time() by (span.http.status_code)",
+                   path="query", start=t0, end=t0 + 3600)
+    got = [(s["labels"][0]["value"], s["value"]) for s in body["series"]]
+    # The int 503 and the string "503" are two series, as in Tempo.
+    assert sorted(got, key=str) == sorted([({"intValue": "200"}, 2.0), ({"intValue": "404"}, 1.0),
+                                          ({"intValue": "500"}, 1.0), ({"intValue": "503"}, 1.0),
+                                          ({"stringValue": "503"}, 1.0)], key=str)

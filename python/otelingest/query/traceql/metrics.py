@@ -92,26 +92,35 @@ def _labels(m: Metrics, key: tuple[Any, ...]) -> list[tuple[str, Any]]:
 
 
 def _json_label(name: str, v: Any) -> dict[str, Any]:
+    if isinstance(v, bool):
+        return {"key": name, "value": {"boolValue": v}}
+    if isinstance(v, int):
+        return {"key": name, "value": {"intValue": str(v)}}
     if isinstance(v, float):
         return {"key": name, "value": {"doubleValue": v}}
     return {"key": name, "value": {"stringValue": str(v)}}
 
 
 def _prom(labels: list[tuple[str, Any]]) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels) + "}"
+    return "{" + ", ".join(f'{k}="{str(v).lower() if isinstance(v, bool) else v}"' for k, v in labels) + "}"
 
 
 def _key_values(grp: Any) -> tuple[Any, ...]:
     """by() group values from value tuples (exists, text, kind): typed as Tempo shows them."""
     out: list[Any] = []
     for exists, text, kind in grp:
-        if not exists:
-            out.append("nil")
-        elif kind == "i":
-            out.append(text)
-        elif kind == "d":
-            out.append(float(text))
-        else:
+        try:
+            if not exists:
+                out.append("nil")
+            elif kind == "i":
+                out.append(int(text))
+            elif kind == "d":
+                out.append(float(text))
+            elif kind == "b":
+                out.append(text == "true")
+            else:
+                out.append(text)
+        except ValueError:  # text that is not what its kind says: shown as text
             out.append(text)
     return tuple(out)
 
