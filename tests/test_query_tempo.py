@@ -246,6 +246,11 @@ def test_tags_search_logfmt_and_durations(tempo):
     assert [t["traceID"] for t in r.json()["traces"]] == [T[6], T[2]]
     r = tempo.get("/api/search", params={"tags": "service.name=front", "maxDuration": "250ms", **window(tempo)})
     assert [t["traceID"] for t in r.json()["traces"]] == [T[3], T[1]]
+    # Values are matched as text, whatever their kind: the int 503 and the string "503".
+    r = tempo.get("/api/search", params={"tags": "http.status_code=503", **window(tempo)})
+    assert matched(r.json()) == {"s21", "s23"}
+    r = tempo.get("/api/search", params={"tags": 'name="GET /" http.route=cart', **window(tempo)})
+    assert [t["traceID"] for t in r.json()["traces"]] == [T[6], T[1]]
 
 
 def _resource_spans(data) -> dict[str, Any]:

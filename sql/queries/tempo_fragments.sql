@@ -216,3 +216,6 @@ if(JSONType(e) = 'String', JSONExtractString(e), e)
 -- @fragment elem_kind
 multiIf(JSONType(e) = 'String', 's', JSONType(e) IN ('Int64', 'UInt64'), 'i', JSONType(e) = 'Double', 'd',
         JSONType(e) = 'Bool', 'b', '')
+-- Tempo's legacy `tags` search: a case-insensitive substring of the value's text, whatever its kind.
+-- @fragment cmp_text
+(%EXISTS% AND match(%TEXT%, {v:String}))

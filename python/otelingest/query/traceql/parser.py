@@ -88,7 +88,8 @@ _UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": NS, "m": 60 
 
 @dataclass(frozen=True)
 class Lit:
-    """A literal: ``type`` is str, int, float, bool, duration (ns), status, kind or nil."""
+    """A literal: ``type`` is str, int, float, bool, duration (ns), status, kind or nil (and text:
+    a regex over the value's text whatever its kind, which only the legacy tags search builds)."""
 
     type: str
     value: Any

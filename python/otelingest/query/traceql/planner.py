@@ -167,7 +167,7 @@ class Planner:
                 raise BadRequest(f"TraceQL: nil compares with = or != only ({what} {op} nil)")
             return self.frag("cmp_nil", {"op": op}, EXISTS=exists, TEXT=text, KIND=kind)
         scalar = self.scalar(op, lit, exists, text, kind, what)
-        if not arrays:
+        if not arrays or lit.type == "text":
             return scalar
         neg = op in ("!=", "!~")
         pos_op = {"!=": "=", "!~": "=~"}.get(op, op)
@@ -176,6 +176,8 @@ class Planner:
 
     def scalar(self, op: str, lit: Lit, exists: str, text: str, kind: str, what: str) -> str:
         slots = {"EXISTS": exists, "TEXT": text, "KIND": kind}
+        if lit.type == "text":  # only built by the tags search, never parsed
+            return self.frag("cmp_text", {"v": lit.value}, **slots)
         if lit.type == "str":
             v = f"^(?:{lit.value})$" if op in ("=~", "!~") else lit.value
             return self.frag("cmp_str", {"op": op, "v": v}, **slots)
@@ -204,7 +206,7 @@ class Planner:
                 raise BadRequest("TraceQL: kind compares with unspecified, internal, server, client, producer "
                                  "or consumer using = or !=")
             return self.frag("cmp_span_kind", {"op": op, "v": lit.value.upper()})
-        if lit.type not in ("str", "nil"):
+        if lit.type not in ("str", "nil", "text"):
             raise BadRequest(f"TraceQL: {name} compares with a string")
         if name in ID_INTRINSICS and op in ("=", "!=") and lit.type == "str":
             lit = Lit("str", lit.value.lower())

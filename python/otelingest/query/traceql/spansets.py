@@ -312,12 +312,12 @@ def _has_trace_level(e: Any) -> bool:
 
 def tags_query(tags: dict[str, str]) -> Query:
     """Tempo's legacy ``tags`` search (logfmt ``key=value``): each value a case-insensitive substring
-    of the span's (else the resource's) attribute; ``name`` is the span name."""
+    of the text of the span's (else the resource's) attribute, of any kind; ``name`` is the span name."""
     from .parser import And, Cmp
     from .planner import re2_escape
     expr: Any = None
     for k, v in tags.items():
         operand: Operand = Intrinsic("name") if k == "name" else Attr("", k)
-        c = Cmp(operand, "=~", Lit("str", f"(?i).*{re2_escape(v)}.*"))
+        c = Cmp(operand, "=~", Lit("text", f"(?i){re2_escape(v)}"))
         expr = c if expr is None else And(expr, c)
     return Query(Filter(expr))
