@@ -49,10 +49,19 @@ class Planner:
         self.n = 0
 
     def frag(self, name: str, params: dict[str, Any] | None = None, **slots: str) -> str:
+        return self._frag(name, params, None, slots)
+
+    def frag_as(self, number: int, name: str, params: dict[str, Any], **slots: str) -> str:
+        """As :meth:`frag`, with the parameters numbered ``number``: fragments that bind the same
+        values share it, so ClickHouse computes their common expressions once."""
+        return self._frag(name, params, number, slots)
+
+    def _frag(self, name: str, params: dict[str, Any] | None, number: int | None, slots: dict[str, str]) -> str:
         text = self.frags[name]
         if params:
-            n = self.n
-            self.n += 1
+            n = self.n if number is None else number
+            if number is None:
+                self.n += 1
 
             def rename(m: re.Match[str]) -> str:
                 if m.group(1) not in params:
@@ -125,18 +134,21 @@ class Planner:
         if o.scope == "resource" and o.name == "service.name":
             # The column every span has: no map read.
             return self.frag("true"), self.frag("col_service"), self.frag("kind_string")
+        n = self.n  # one parameter for the key in all three
+        self.n += 1
+        key = {"k": o.name}
         if o.scope in ("span", "resource", ""):
             prefix = {"span": "span", "resource": "resource", "": "any"}[o.scope]
-            text = self.frag(f"{prefix}_text", {"k": o.name})
+            text = self.frag_as(n, f"{prefix}_text", key)
             infer = self.frag("infer_kind", TEXT=text)
-            return (self.frag(f"{prefix}_exists", {"k": o.name}), text,
-                    self.frag(f"{prefix}_kind", {"k": o.name}, INFER=infer))
+            return (self.frag_as(n, f"{prefix}_exists", key), text,
+                    self.frag_as(n, f"{prefix}_kind", key, INFER=infer))
         if o.scope == "instrumentation":
-            text = self.frag("instrumentation_text", {"k": o.name})
-            return self.frag("instrumentation_exists", {"k": o.name}), text, self.frag("infer_kind", TEXT=text)
+            text = self.frag_as(n, "instrumentation_text", key)
+            return self.frag_as(n, "instrumentation_exists", key), text, self.frag("infer_kind", TEXT=text)
         if o.scope in ("event", "link"):
-            text = self.frag("map_text", {"k": o.name})
-            return self.frag("map_exists", {"k": o.name}), text, self.frag("infer_kind", TEXT=text)
+            text = self.frag_as(n, "map_text", key)
+            return self.frag_as(n, "map_exists", key), text, self.frag("infer_kind", TEXT=text)
         raise BadRequest(f"TraceQL: the scope '{o.scope}' is not supported")
 
     def value_tuple(self, o: Operand) -> str:
@@ -153,7 +165,9 @@ class Planner:
         if lit.type in ("duration", "status", "kind"):
             raise BadRequest(f"TraceQL: {lhs.label()} compared with a {lit.type} literal is not supported")
         exists, text, kind = self.source(lhs)
-        out = self.typed(op, lit, exists, text, kind, lhs.label())
+        # A column source (resource.service.name) holds strings only: no array branch.
+        column = lhs.scope == "resource" and lhs.name == "service.name"
+        out = self.typed(op, lit, exists, text, kind, lhs.label(), arrays=not column)
         if lhs.scope == "event":
             return self.frag("events_any", A=out)
         if lhs.scope == "link":

@@ -1,8 +1,8 @@
 """TraceQL search: candidate traces in SQL, then the spanset algebra over their spans.
 
 Step one (sql/queries/tempo_search_candidates.sql) scans the window for traces with spans matching
-the query's spanset filters, newest first, in time slices from the end (the last hour, the five
-before, then the rest) so a search that finds enough recent traces never reads the whole window.
+the query's spanset filters, newest first, in time slices from the end (the last ten minutes, the
+rest of the hour, the five hours before, then the rest) so a search that finds enough recent traces never reads the whole window.
 Step two (tempo_search_spans.sql) reads every span of those traces by id with the filters as
 boolean columns; the spanset operators (``&& || > >> < << ~``) and the pipeline (spanset filters,
 ``count() avg() min() max() sum()`` comparisons, ``by()``, ``select()``, ``coalesce()``) run here,
@@ -25,7 +25,7 @@ from .planner import Planner, comparisons, leaves_of, operands_of
 ZERO_SPAN = "0" * 16
 MAX_CANDIDATES = 2000
 BATCH = 500
-SLICES_NS = (3600 * NS, 6 * 3600 * NS)
+SLICES_NS = (600 * NS, 3600 * NS, 6 * 3600 * NS)
 # Intrinsics read from the fixed columns of step two, not shown as attributes.
 _FIXED = ("duration", "traceDuration", "rootName", "rootServiceName", "event:name", "link:traceID",
           "link:spanID", "span:id", "span:parentID", "trace:id")
