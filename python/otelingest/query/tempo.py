@@ -37,7 +37,7 @@ DEFAULT_SPSS = 3
 DEFAULT_WINDOW_NS = 3600 * NS
 # Tag names and values are read from at most this much of the requested window, newest first
 # (Tempo reads recent data for them unless asked otherwise): autocompletion stays cheap.
-TAGS_WINDOW_NS = 6 * 3600 * NS
+TAGS_WINDOW_NS = 3600 * NS
 DEFAULT_TAG_LIMIT = 1000
 TEMPO_VERSION = "2.7.0"  # the Tempo API level served (Grafana enables features by it)
 NO_ROOT = "<root span not yet received>"
