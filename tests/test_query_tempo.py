@@ -188,6 +188,11 @@ CASES: list[tuple[str, set[str]]] = [
     ("{ kind = server } | { status = error }", sset("s21", "s22", "s62")),
     ('{ kind = server } | select(span.http.route) | { name = "GET /health" }', sset("s31")),
     ("{ status = error } | coalesce()", sset("s21", "s22", "s62", "s63")),
+    # Root spans as Grafana's Traces Drilldown asks for them; with(...) hints are read and ignored.
+    ("{ nestedSetParent < 0 }", sset("s11", "s21", "s31", "s41", "s51", "s61")),
+    ('{ nestedSetParent = -1 && resource.service.name = "checkout" }', sset("s41")),
+    ("{ nestedSetParent >= 0 && kind = internal }", sset("s42")),
+    ("{ status = error } with(exemplars=true, sample=0.1)", sset("s21", "s22", "s62", "s63")),
 ]
 
 
@@ -474,8 +479,10 @@ REFUSED = [
     ("{ span.a = 1 } !> { }", "negated structural"),
     ("{ .a + 1 = 2 }", "arithmetic"),
     ("{ parent.a = 1 }", "parent."),
-    ("{ nestedSetParent = 1 }", "nestedSetParent"),
-    ("{ } | topk(3)", "stage 'topk'"),
+    ("{ nestedSetParent = 1 }", "nestedSetParent is supported only as a root test"),
+    ("{ nestedSetLeft > 1 }", "nestedSetLeft"),
+    ("{ } | rate() | topk(3)", "'topk'"),
+    ("{ } | topk(3)", "'topk'"),
     ("{ span.a = 1s }", "duration literal"),
     ("{ duration = \"x\" }", "duration"),
     ("{ status = 1 }", "status"),
@@ -542,3 +549,12 @@ def test_metrics_by_typed_attribute(tempo):
     assert sorted(got, key=str) == sorted([({"intValue": "200"}, 2.0), ({"intValue": "404"}, 1.0),
                                           ({"intValue": "500"}, 1.0), ({"intValue": "503"}, 1.0),
                                           ({"stringValue": "503"}, 1.0)], key=str)
+
+
+def test_metrics_root_spans_by_service_with_hints(tempo):
+    t0 = tempo.t0 // NS
+    body = metrics(tempo, "{ nestedSetParent < 0 } | count_over_time() by (resource.service.name) with(exemplars=true)",
+                   path="query", start=t0, end=t0 + 3600)
+    assert {s["promLabels"]: s["value"] for s in body["series"]} == {
+        '{resource.service.name="frontend"}': 4.0, '{resource.service.name="checkout"}': 1.0,
+        '{resource.service.name="payments"}': 1.0}

@@ -222,3 +222,5 @@ multiIf(JSONType(e) = 'String', 's', JSONType(e) IN ('Int64', 'UInt64'), 'i', JS
 -- Tempo's legacy `tags` search: a case-insensitive substring of the value's text, whatever its kind.
 -- @fragment cmp_text
 (%EXISTS% AND match(%TEXT%, {v:String}))
+-- @fragment not_root
+ParentSpanId != toFixedString('\0\0\0\0\0\0\0\0', 8)

@@ -76,9 +76,11 @@ INTRINSICS = {
     "link:traceID": "link:traceID", "link:spanID": "link:spanID",
     "span:id": "span:id", "span:parentID": "span:parentID", "trace:id": "trace:id",
     "instrumentation:name": "instrumentation:name", "instrumentation:version": "instrumentation:version",
+    # Only as "is a root span" (< 0, = -1) or not: what Grafana's Traces Drilldown asks.
+    "nestedSetParent": "nestedSetParent",
 }
 # Intrinsics known to Tempo that we do not serve.
-UNSUPPORTED_INTRINSICS = ("event:timeSinceStart", "nestedSetLeft", "nestedSetRight", "nestedSetParent",
+UNSUPPORTED_INTRINSICS = ("event:timeSinceStart", "nestedSetLeft", "nestedSetRight",
                           "span:childCount", "childCount", "parent")
 AGGREGATES = ("count", "avg", "min", "max", "sum")
 METRICS_FUNCS = ("rate", "count_over_time", "min_over_time", "max_over_time", "avg_over_time",
@@ -272,14 +274,31 @@ class _Parser:
                 q.metrics = self.metrics()
                 break
             q.stages.append(self.stage())
+        if self.at("with"):
+            self.hints()
         kind, v = self.peek()
         if kind != "eof":
-            if v in ("topk", "bottomk"):
-                raise BadRequest(f"TraceQL: '{v}' is not supported")
-            if v == "with":
-                raise BadRequest("TraceQL: 'with(...)' hints are not supported")
+            after = self.peek(1)[1] if v == "|" else v
+            if after in ("topk", "bottomk", "compare"):
+                raise BadRequest(f"TraceQL: '{after}' is not supported")
             raise BadRequest(f"TraceQL: unexpected {v!r} after the query")
         return q
+
+    def hints(self) -> None:
+        """``with(key = value, ...)``: query hints (sampling, exemplars) that change no answer here:
+        read and ignored."""
+        self.next()
+        self.expect("(")
+        while not self.at(")"):
+            kind, v = self.next()
+            if kind != "ident":
+                raise BadRequest(f"TraceQL: with(...) expects name = value hints, found {v or 'end of query'!r}")
+            self.expect("=")
+            self.operand_or_literal()
+            if not self.at(","):
+                break
+            self.next()
+        self.expect(")")
 
     # -- spanset expressions
     def spanset_or(self) -> Any:

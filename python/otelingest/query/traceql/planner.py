@@ -205,12 +205,21 @@ class Planner:
             return self.frag("cmp_float", {"op": op, "v": lit.value}, **slots)
         raise BadRequest(f"TraceQL: {what} compared with a {lit.type} literal is not supported")
 
+    def root_test(self, op: str, lit: Lit) -> str:
+        test = _root_test(op, lit)
+        if test is None:
+            raise BadRequest("TraceQL: nestedSetParent is supported only as a root test (nestedSetParent < 0, "
+                             "= -1) or its negation (>= 0, != -1)")
+        return self.frag({"root": "is_root", "child": "not_root", "all": "true", "none": "false"}[test])
+
     def cmp_intrinsic(self, name: str, op: str, lit: Lit) -> str:
         if name in ("duration", "traceDuration"):
             if lit.type not in ("duration", "int") or op in ("=~", "!~"):
                 raise BadRequest(f"TraceQL: {name} compares with a duration (e.g. 100ms) using = != > >= < <=")
             col = self.frag("col_duration" if name == "duration" else "col_trace_duration")
             return self.frag("cmp_ns", {"op": op, "v": int(lit.value)}, COL=col)
+        if name == "nestedSetParent":
+            return self.root_test(op, lit)
         if name == "status":
             if lit.type != "status" or op not in ("=", "!="):
                 raise BadRequest("TraceQL: status compares with error, ok or unset using = or !=")
@@ -235,6 +244,23 @@ class Planner:
         if column is None:
             raise BadRequest(f"TraceQL: the intrinsic {name} is not supported in comparisons")
         return self.typed(op, lit, self.frag("true"), self.frag(column), kind, name, arrays=False)
+
+
+_OPS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+def _root_test(op: str, lit: Lit) -> str | None:
+    """Which spans ``nestedSetParent op lit`` selects: Tempo numbers a root span's parent -1 and any
+    other span's from 1 up. "root", "child", "all", "none", or None when it depends on the numbering."""
+    if lit.type != "int" or op not in _OPS:
+        return None
+    root = _OPS[op](-1, lit.value)
+    child = {_OPS[op](1, lit.value), _OPS[op](1 << 62, lit.value)}
+    if len(child) != 1:
+        return None
+    return {(True, True): "all", (True, False): "root", (False, True): "child", (False, False): "none"}[
+        (root, child.pop())]
 
 
 def leaves_of(e: Any) -> list[Filter]:

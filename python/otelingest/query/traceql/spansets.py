@@ -28,7 +28,7 @@ BATCH = 500
 SLICES_NS = (600 * NS, 3600 * NS, 6 * 3600 * NS)
 # Intrinsics read from the fixed columns of step two, not shown as attributes.
 _FIXED = ("duration", "traceDuration", "rootName", "rootServiceName", "event:name", "link:traceID",
-          "link:spanID", "span:id", "span:parentID", "trace:id")
+          "link:spanID", "span:id", "span:parentID", "trace:id", "nestedSetParent")
 
 
 @dataclass
