@@ -214,8 +214,8 @@ async def _tag_names(request: Request) -> dict[str, list[str]]:
         p = Planner()
         sql = p.query("tempo_tag_names", FILTER=_filter_sql(p, q.get("q")))
         limit = _int_param(q, "limit", DEFAULT_TAG_LIMIT) or DEFAULT_TAG_LIMIT
-        rows = await store_of(request).rows(sql, {**p.params, "start_ns": start, "end_ns": end, "limit": limit},
-                                            request=request)
+        params = {**p.params, "start_ns": start, "end_ns": end, "limit": limit, "scope": "" if scope == "all" else scope}
+        rows = await store_of(request).rows(sql, params, request=request)
         for sc, name in rows:
             if scope in ("all", sc):
                 out.setdefault(sc, []).append(name)
