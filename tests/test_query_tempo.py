@@ -345,6 +345,9 @@ def test_trace_by_id_range_missing_and_jaeger_json_kept(tempo):
     r = tempo.get(f"/api/traces/{T[3]}")  # no protobuf Accept: the Jaeger API's trace
     assert r.status_code == 200 and r.json()["data"][0]["traceID"] == T[3]
     assert tempo.get("/api/v2/traces/xyz").status_code == 400
+    assert tempo.get(f"/api/v2/traces/{T[3]}", params={"q": "{}"}).status_code == 200
+    r = tempo.get(f"/api/v2/traces/{T[3]}", params={"q": "{ status = error }"})
+    assert r.status_code == 400 and "selecting spans of a trace" in r.text
 
 
 def test_search_tags_v1_and_v2(tempo):
