@@ -179,9 +179,11 @@ class QueryEnv:
     client: Any
 
 
-def make_env(clickhouse: Any, tmp_path: Any, retention: dict[str, int] | None = None, **query_overrides: Any):
+def make_env(clickhouse: Any, tmp_path: Any, retention: dict[str, int] | None = None,
+             load: Any = None, **query_overrides: Any):
     """Migrated fresh database, loaded data set, query app served on a free port (context manager);
-    ``retention`` overrides ``[retention]`` days."""
+    ``retention`` overrides ``[retention]`` days; ``load(client, db)`` loads another data set than
+    this module's."""
     import contextlib
     import uuid
 
@@ -203,7 +205,7 @@ def make_env(clickhouse: Any, tmp_path: Any, retention: dict[str, int] | None = 
         schema.migrate(cfg)
         client = connect(ClickHouseConfig(url=clickhouse.url), with_database=False)
         try:
-            data = load_all(client, db)
+            data = load(client, db) if load else load_all(client, db)
             with serve(cfg, cfg.query.port) as url:
                 yield QueryEnv(cfg=cfg, data=data, url=url, client=client)
         finally:

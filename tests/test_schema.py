@@ -158,3 +158,19 @@ def test_cluster_ddl_is_accepted_by_clickhouse(ch_client):
         assert formatted, s.sql
     mv = next(s.sql for s in stmts if "otel_trace_index_mv" in s.sql)
     assert "TO otel.otel_trace_index_local" in mv and "FROM otel.otel_traces_local" in mv
+
+
+def test_attribute_kinds_added_to_a_version_7_database_with_spans(make_config, ch_client):
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=7) == ([1, 2, 3, 4, 5, 6, 7], [])
+    ch_client.command(
+        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, SpanAttributes) "
+        "VALUES (now64(9), unhex('0102030405060708090a0b0c0d0e0f10'), unhex('0102030405060708'), 'svc', 'op', "
+        "map('http.status_code', '503'))"
+    )
+    applied, _ = schema.migrate(cfg)
+    assert 8 in applied
+    # A span stored before the kinds existed reads '' (kind unknown: inferred from the text).
+    rows = ch_client.query(f"SELECT SpanAttributes, SpanAttributeKinds, ResourceAttributeKinds FROM {db}.otel_traces").result_rows
+    assert rows == [({"http.status_code": "503"}, "", "")]

@@ -42,6 +42,56 @@ fn oneof(msg: &[u8]) -> Result<Option<(u32, Value<'_>)>> {
     Ok(last)
 }
 
+/// Kind letters of attribute values, one byte per map entry in the `*AttributeKinds` columns
+/// (README "Attribute values"): what the text alone cannot tell apart (the int 503 vs "503").
+pub const KIND_EMPTY: u8 = b'e';
+
+/// The kind letter of an AnyValue message: `s` string, `b` bool, `i` int, `d` double, `a` array,
+/// `k` kvlist, `y` bytes, `e` empty.
+#[inline]
+pub fn kind(msg: &[u8]) -> Result<u8> {
+    // Fast path: one field whose tag byte is the whole story (the common case).
+    let guess = match msg.first() {
+        Some(0x0a) => b's',
+        Some(0x10) => b'b',
+        Some(0x18) => b'i',
+        Some(0x21) => b'd',
+        _ => 0,
+    };
+    if guess != 0 && single_field(msg) {
+        return Ok(guess);
+    }
+    Ok(match oneof(msg)? {
+        None => KIND_EMPTY,
+        Some((f, _)) => match f {
+            1 => b's',
+            2 => b'b',
+            3 => b'i',
+            4 => b'd',
+            5 => b'a',
+            6 => b'k',
+            7 => b'y',
+            _ => KIND_EMPTY,
+        },
+    })
+}
+
+/// Whether `msg` is exactly one short field (tag byte, then a one-byte length, a varint or 8 bytes).
+#[inline]
+fn single_field(msg: &[u8]) -> bool {
+    match msg {
+        [0x0a, len, rest @ ..] => *len < 0x80 && *len as usize == rest.len(),
+        [0x10 | 0x18, rest @ ..] => {
+            !rest.is_empty()
+                && rest.len() <= 10
+                && rest[rest.len() - 1] < 0x80
+                && rest[..rest.len() - 1].iter().all(|b| *b >= 0x80)
+        }
+        [0x21, rest @ ..] => rest.len() == 8,
+        _ => false,
+    }
+}
+
 /// Renders an AnyValue message as text. Strings are returned as a slice of `msg`; everything else
 /// is written into `scratch` (cleared first) and returned from there.
 #[inline]
@@ -344,6 +394,29 @@ mod tests {
             text(&any(|b| put_bytes(b, 6, &list))),
             r#"{"k":["a\"b",7,null]}"#
         );
+    }
+
+    #[test]
+    fn kinds() {
+        let k = |m: &[u8]| kind(m).unwrap() as char;
+        assert_eq!(k(&any(|b| put_bytes(b, 1, b"503"))), 's');
+        assert_eq!(k(&any(|b| put_varint_field(b, 3, 503))), 'i');
+        assert_eq!(k(&any(|b| put_varint_field(b, 3, (-1i64) as u64))), 'i');
+        assert_eq!(k(&any(|b| put_varint_field(b, 2, 1))), 'b');
+        assert_eq!(k(&any(|b| put_fixed64(b, 4, 2.0f64.to_bits()))), 'd');
+        assert_eq!(k(&any(|b| put_bytes(b, 7, b"\x00"))), 'y');
+        assert_eq!(k(&any(|b| put_bytes(b, 5, b""))), 'a');
+        assert_eq!(k(&any(|b| put_bytes(b, 6, b""))), 'k');
+        assert_eq!(k(&[]), 'e');
+        // Two fields: the last one wins, as in render.
+        let two = any(|b| {
+            put_bytes(b, 1, b"x");
+            put_varint_field(b, 3, 5);
+        });
+        assert_eq!(k(&two), 'i');
+        assert_eq!(text(&two), "5");
+        // A long string takes the slow path.
+        assert_eq!(k(&any(|b| put_bytes(b, 1, &[b'a'; 300]))), 's');
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Native blocks inserted into a real ClickHouse (the embedded server, started from the venv's
 //! Python) and read back: every column type the table builders use, then one decoded request of
-//! each signal into the real schema of `sql/migrations/0001_base.sql`.
+//! each signal into the real schema of `sql/migrations/0001_base.sql` (and 0008 for the trace kinds).
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -149,10 +149,17 @@ fn now_nanos() -> u64 {
         * 1_000_000_000
 }
 
-/// The versioned schema, rendered for one database (no cluster, 30-day retention).
+/// The versioned schema's raw tables (0001) and the attribute kinds the trace builder writes (0008),
+/// rendered for one database (no cluster, 30-day retention).
 fn create_schema(server: &Server, db: &str) {
     server.query(&format!("CREATE DATABASE {db}"));
-    let sql = std::fs::read_to_string(repo_root().join("sql/migrations/0001_base.sql")).unwrap();
+    for file in ["0001_base.sql", "0008_attribute_kinds.sql"] {
+        apply(server, db, file);
+    }
+}
+
+fn apply(server: &Server, db: &str, file: &str) {
+    let sql = std::fs::read_to_string(repo_root().join("sql/migrations").join(file)).unwrap();
     let mut text = String::new();
     for line in sql.lines().filter(|l| !l.trim_start().starts_with("--")) {
         text.push_str(line);
@@ -384,10 +391,10 @@ fn decoded_requests_into_real_schema(server: &Server) {
     server.insert(&format!("{db}.otel_traces"), &out.blocks[0].2);
     let got = server.query(&format!(
         "SELECT hex(TraceId), SpanName, SpanKind, Duration, ServiceName, ScopeName, SpanAttributes, Flags,
-                toUnixTimestamp64Nano(Timestamp) = {t}, IsRoot
+                toUnixTimestamp64Nano(Timestamp) = {t}, IsRoot, SpanAttributeKinds
          FROM {db}.otel_traces JOIN {db}.otel_trace_index USING (TraceId) FORMAT TSV"
     ));
-    assert_eq!(got.trim(), "07070707070707070707070707070707\tGET /\tSERVER\t1000\tsvc\tlib\t{'http.status_code':'200'}\t1\t1\t1");
+    assert_eq!(got.trim(), "07070707070707070707070707070707\tGET /\tSERVER\t1000\tsvc\tlib\t{'http.status_code':'200'}\t1\t1\t1\ti");
 
     let mut log = Vec::new();
     put_fixed64(&mut log, 11, t);

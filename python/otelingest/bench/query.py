@@ -11,7 +11,8 @@ window that went final are read from ``otel_service_dependencies_1h`` and only t
 over raw spans (the app's own job is off here, so that it does not race the bench's backfill).
 Then serves the query app with uvicorn on a free port and times each query type through HTTP with
 the result cache off: the design's API, Grafana-style Prometheus ``query_range`` over 24 h, Loki,
-Jaeger search and trace by id. Reports p50/p95/p99.
+Jaeger search and trace by id, and the Tempo API (TraceQL search, trace by id, TraceQL metrics).
+Reports p50/p95/p99.
 Run with ``otelingest bench query [--duration S] [--scale F] [--seed N] [--json PATH]``.
 """
 
@@ -139,6 +140,16 @@ def _queries(data: dict[str, Any], now_ns: int, prom: dict[str, str]) -> dict[st
         "api_metrics_p99_24h": ("POST", "/api/v1/metrics", {"metric_name": "process.cpu.utilization", "aggregation": "p99", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
         "api_metrics_rate_24h": ("POST", "/api/v1/metrics", {"metric_name": "http.server.requests", "aggregation": "rate", "step": "5m", "start_time": data["start"], "end_time": now_ns}),
         "api_services_stats": ("GET", "/api/v1/services/stats", {}),
+        # Tempo API (Grafana's Tempo datasource): TraceQL search with attribute filters over 24 h,
+        # a structural query limited to 20 traces, trace by id, TraceQL metrics over 7 days (the
+        # hourly span rollup) and over 24 h from raw spans, tag autocompletion.
+        "tempo_search_24h_attrs": ("GET", "/api/search", {"q": '{ resource.service.name = "checkout" && span.http.status_code >= 500 && span.http.route = "/api/cart" }', "start": int(data["start"] / NS), "end": int(end_s), "limit": 20}),
+        "tempo_search_24h_structural": ("GET", "/api/search", {"q": '{ kind = server && resource.service.name = "checkout" } > { kind = client && span.http.status_code = 404 }', "start": int(data["start"] / NS), "end": int(end_s), "limit": 20}),
+        "tempo_trace_by_id": ("GET", "/api/v2/traces/{id}", {}),
+        "tempo_metrics_rate_7d": ("GET", "/api/metrics/query_range", {"q": "{ } | rate() by (resource.service.name)", "start": int(end_s - 7 * 86400), "end": int(end_s), "step": "10m"}),
+        "tempo_metrics_raw_24h": ("GET", "/api/metrics/query_range", {"q": "{ span.http.status_code >= 500 } | rate() by (resource.service.name)", **{k: int(v) for k, v in day.items()}, "step": "5m"}),
+        "tempo_tags_v2": ("GET", "/api/v2/search/tags", {k: int(v) for k, v in hour.items()}),
+        "tempo_tag_values_v2": ("GET", "/api/v2/search/tag/span.http.route/values", {k: int(v) for k, v in hour.items()}),
     }
 
 
@@ -276,7 +287,9 @@ def main(args: Any) -> int:
                                           "load_seconds": round(load_s, 1)}))
         results["_dataset"] = {"hours": HOURS, "scale": scale, **data["counts"], "load_seconds": round(load_s, 1)}
         results["_dependencies_backfill"] = _backfill_dependencies(client, db)
-        results["_cumulative_histogram"] = _cumulative_histogram(client, db)
+        # Only the Prometheus queries read the cumulative copy: --only without them skips building it.
+        if not only or any(o in "prom_histogram_quantile_24h_1m_cumulative" for o in only):
+            results["_cumulative_histogram"] = _cumulative_histogram(client, db)
         ids = data["trace_ids"]
         rnd = random.Random(seed)
         rnd.shuffle(ids)

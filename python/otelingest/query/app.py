@@ -1,4 +1,4 @@
-"""The query service's Starlette app: the design's API and the Jaeger, Prometheus and Loki APIs.
+"""The query service's Starlette app: the design's API and the Jaeger, Tempo, Prometheus and Loki APIs.
 
 ``create_app(cfg)`` is what the supervisor runs under uvicorn (process title ``otelingest: query``).
 The lifespan opens the ClickHouse client pool (read-only user when configured) and puts the store
@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 
 from ..auth import Authenticator
 from ..config import Config
-from . import api, jaeger, loki, prometheus
+from . import api, jaeger, loki, prometheus, tempo
 from .cache import ResultCache
 from .dependencies import run_rollup_forever
 from .common import JSONResponse
@@ -32,11 +32,13 @@ from .store import Store, _classify
 log = logging.getLogger(__name__)
 
 _DESIGN_PATHS = ("/api/v1/traces", "/api/v1/metrics", "/api/v1/logs", "/api/v1/services")
+# Tempo answers errors as plain text.
+_TEMPO_PATHS = ("/api/echo", "/api/status/", "/api/search", "/api/v2/", "/api/metrics/")
 
 
 def render_error(path: str, status: int, error_type: str, message: str, field: str | None = None) -> Response:
     """The error body each API's clients expect."""
-    if path.startswith("/loki/"):
+    if path.startswith("/loki/") or path.startswith(_TEMPO_PATHS):
         return PlainTextResponse(message, status_code=status)
     if path.startswith(_DESIGN_PATHS):
         return JSONResponse({"error": {"field": field, "message": message}}, status_code=status)
@@ -110,8 +112,9 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
                 p.close()
 
     handlers: dict[Any, Any] = {QueryError: _query_error, HTTPException: _http_error, Exception: _unexpected}
-    # The design's POST routes share /api/v1 with Prometheus: they come first.
-    routes = [*api.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
+    # The design's POST routes share /api/v1 with Prometheus: they come first. Tempo's
+    # /api/traces/{id} answers protobuf and hands JSON requests to Jaeger's: it comes before it.
+    routes = [*api.routes, *tempo.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
     auth = Authenticator(cfg.auth, "query")
     middleware = [Middleware(AuthMiddleware, authenticator=auth)] if auth.enabled else []
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

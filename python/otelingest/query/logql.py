@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import BadRequest
+from .lexer import lex
 from .timeparse import duration_ns
 
 MAX_QUERY_LEN = 16 * 1024
@@ -103,16 +104,9 @@ class _Parser:
             raise BadRequest("query is empty")
         if len(text) > MAX_QUERY_LEN:
             raise BadRequest("query too long")
-        self.toks: list[tuple[str, str]] = []
-        pos = 0
-        while pos < len(text):
-            m = _TOKEN.match(text, pos)
-            if not m:
-                raise BadRequest(f"parse error at position {pos}: unexpected {text[pos:pos + 10]!r}")
-            kind = m.lastgroup or ""
-            if kind != "ws":
-                self.toks.append((kind, m.group()))
-            pos = m.end()
+        self.toks, stuck = lex(_TOKEN, text)
+        if stuck is not None:
+            raise BadRequest(f"parse error at position {stuck}: unexpected {text[stuck:stuck + 10]!r}")
         self.i = 0
 
     def peek(self, k: int = 0) -> tuple[str, str]:

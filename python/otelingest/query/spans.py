@@ -33,6 +33,9 @@ class Span(NamedTuple):
     link_span_ids: list[str]
     link_trace_states: list[str]
     link_attributes: list[dict[str, str]]
+    resource_kinds: str = ""
+    span_kinds: str = ""
+    scope_attributes: dict[str, str] = {}
 
     @property
     def parent(self) -> str | None:

@@ -98,6 +98,8 @@ impl Stats {
 pub struct Resource {
     pub service: Vec<u8>,
     pub attrs: MapRow,
+    /// One kind letter per attribute ([`anyvalue::kind`]), for tables that store them.
+    pub kinds: Vec<u8>,
     pub schema_url: Vec<u8>,
 }
 
@@ -165,8 +167,36 @@ impl AttrCount {
         sink: &mut impl MapSink,
         scratch: &'a mut Vec<u8>,
     ) -> Result<(&'a [u8], &'a [u8])> {
+        self.put_with_kind(v, what, sink, scratch, None)
+    }
+
+    /// As [`AttrCount::put`], also appending the value's kind letter to `kinds`.
+    #[inline]
+    pub fn put_typed<'a>(
+        &mut self,
+        v: Value<'a>,
+        what: &str,
+        sink: &mut impl MapSink,
+        scratch: &'a mut Vec<u8>,
+        kinds: &mut Vec<u8>,
+    ) -> Result<(&'a [u8], &'a [u8])> {
+        self.put_with_kind(v, what, sink, scratch, Some(kinds))
+    }
+
+    #[inline(always)]
+    fn put_with_kind<'a>(
+        &mut self,
+        v: Value<'a>,
+        what: &str,
+        sink: &mut impl MapSink,
+        scratch: &'a mut Vec<u8>,
+        kinds: Option<&mut Vec<u8>>,
+    ) -> Result<(&'a [u8], &'a [u8])> {
         self.add()?;
         let (k, v) = anyvalue::key_value(v.bytes(what)?)?;
+        if let Some(kinds) = kinds {
+            kinds.push(anyvalue::kind(v)?);
+        }
         let text = anyvalue::render(v, scratch)?;
         sink.entry(k, text);
         Ok((k, text))
@@ -185,7 +215,13 @@ fn read_resource(
     let mut r = Reader::new(msg);
     while let Some((f, v)) = r.next()? {
         if f == 1 {
-            let (k, text) = count.put(v, "Resource.attributes", &mut res.attrs, scratch)?;
+            let (k, text) = count.put_typed(
+                v,
+                "Resource.attributes",
+                &mut res.attrs,
+                scratch,
+                &mut res.kinds,
+            )?;
             if k == b"service.name" {
                 res.service.clear();
                 res.service.extend_from_slice(text);
@@ -231,7 +267,8 @@ pub trait ItemDecoder {
 macro_rules! decoder {
     ($(#[$m:meta])* $name:ident($table:ty, $table_name:expr) {
         names: [$request:literal, $resource:literal, $scope:literal $(,)?],
-        item: $item:ident $(,)?
+        item: $item:ident
+        $(, resource_kinds: $rkinds:ident)? $(,)?
     }) => {
         $(#[$m])*
         #[derive(Default)]
@@ -241,6 +278,8 @@ macro_rules! decoder {
             resource: $crate::tables::Resource,
             scope: $crate::tables::Scope,
             scratch: Vec<u8>,
+            /// Kind letters of the current item's attributes (tables that store them).
+            pub kinds: Vec<u8>,
         }
 
         impl $crate::tables::ItemDecoder for $name {
@@ -280,6 +319,7 @@ macro_rules! decoder {
                 for _ in 0..n {
                     t.service_name.push(&r.service);
                     t.resource_attributes.push_row(&r.attrs);
+                    $(t.$rkinds.push(&r.kinds);)?
                     t.resource_schema_url.push(&r.schema_url);
                 }
             }
@@ -328,6 +368,7 @@ pub fn walk<D: ItemDecoder>(d: &mut D, body: &[u8], limits: &Limits) -> Result<(
         {
             let (res, _, _) = d.envelope();
             res.attrs.clear();
+            res.kinds.clear();
             res.schema_url.clear();
             res.service.clear();
             res.service.extend_from_slice(UNKNOWN_SERVICE);
@@ -338,6 +379,7 @@ pub fn walk<D: ItemDecoder>(d: &mut D, body: &[u8], limits: &Limits) -> Result<(
                 1 => {
                     let (res, _, scratch) = d.envelope();
                     res.attrs.clear();
+                    res.kinds.clear();
                     read_resource(v.bytes(resource_msg)?, res, scratch, limits)?;
                 }
                 2 => walk_scope(d, v.bytes(resource_msg)?, limits, scope_msg)?,

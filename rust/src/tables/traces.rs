@@ -45,6 +45,9 @@ table! {
         links_attributes: ArrayCol<MapCol> = ("Links.Attributes", "Array(Map(String, String))"),
         links_flags: ArrayCol<PodCol<u32>> = ("Links.Flags", "Array(UInt32)"),
         links_dropped: ArrayCol<PodCol<u32>> = ("Links.DroppedAttributesCount", "Array(UInt32)"),
+        // One kind letter per map entry, in map order (anyvalue::kind; migration 0008).
+        resource_attribute_kinds: StringCol = ("ResourceAttributeKinds", "String"),
+        span_attribute_kinds: StringCol = ("SpanAttributeKinds", "String"),
     }
 }
 
@@ -57,6 +60,7 @@ decoder! {
             "ScopeSpans",
         ],
         item: span,
+        resource_kinds: resource_attribute_kinds,
     }
 }
 
@@ -163,15 +167,17 @@ impl TracesDecoder {
 
         // Second pass: attributes, events, links straight into their columns.
         let mut count = AttrCount::new(limits, "span");
+        self.kinds.clear();
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             match f {
                 9 => {
-                    count.put(
+                    count.put_typed(
                         v,
                         "Span.attributes",
                         &mut t.span_attributes,
                         &mut self.scratch,
+                        &mut self.kinds,
                     )?;
                 }
                 11 => event(t, v.bytes("Span.events")?, &mut self.scratch, limits)?,
@@ -180,6 +186,7 @@ impl TracesDecoder {
             }
         }
         t.span_attributes.end_row();
+        t.span_attribute_kinds.push(&self.kinds);
         t.events_timestamp.end_row();
         t.events_name.end_row();
         t.events_attributes.end_row();
