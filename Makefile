@@ -67,7 +67,7 @@ test-python: install system-deps
 
 # Long run of the no-panic properties of the decoder (rust/tests/decode_fuzz.rs).
 fuzz:
-	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz --test remote_write_fuzz
 
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)

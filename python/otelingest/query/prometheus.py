@@ -228,12 +228,19 @@ async def metadata(request: Request) -> JSONResponse:
         wanted = first(params, "metric")
         out: dict[str, list[dict[str, str]]] = {}
         for info in await source.catalog(start, end):
-            if not info.families():
+            # A remote-written metric's metadata is what Prometheus sent for its family (below).
+            if not info.families() or info.verbatim:
                 continue
             name = info.base_name
             if wanted and name != wanted:
                 continue
             out.setdefault(name, []).append({"type": info.prom_type, "help": info.description, "unit": info.unit})
+        rows = await store_of(request).named("prom_metadata", {"start_ns": start, "end_ns": end, "family": wanted or ""},
+                                             request=request)
+        for family, kind, help_text, unit in rows:
+            entry = {"type": kind, "help": help_text, "unit": unit}
+            if entry not in out.setdefault(family, []):
+                out[family].append(entry)
         return _ok(out)
 
 

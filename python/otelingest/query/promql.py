@@ -110,6 +110,8 @@ class MetricInfo:
     monotonic: bool
     unit: str
     description: str
+    # Written by Prometheus remote write: the name is the Prometheus name, verbatim (no naming rules).
+    verbatim: bool = False
 
     @property
     def prom_type(self) -> str:
@@ -119,6 +121,8 @@ class MetricInfo:
 
     @property
     def base_name(self) -> str:
+        if self.verbatim:
+            return self.otel_name
         name = _sanitize(self.otel_name, _INVALID_NAME_CHARS).strip("_") or "_"
         suffix = _unit_suffix(self.unit, self.metric_type)
         if self.prom_type == "counter" and name.endswith("_total"):
@@ -139,8 +143,16 @@ class MetricInfo:
         return {}  # summaries, exponential histograms: not exposed
 
 
+# Resource attribute of every remote-written series (rust/src/prom/remote_write.rs): its labels are
+# its point attributes, verbatim (job and instance among them).
+REMOTE_WRITE_SOURCE = ("otelingest.source", "prometheus.remote_write")
+
+
 def series_labels(service: str, resource: dict[str, str], attributes: dict[str, str]) -> dict[str, str]:
-    """Point attributes, service_name, and job/instance per the OTel spec."""
+    """Point attributes, service_name, and job/instance per the OTel spec; a remote-written
+    series' labels as written."""
+    if resource.get(REMOTE_WRITE_SOURCE[0]) == REMOTE_WRITE_SOURCE[1]:
+        return dict(attributes)
     labels: dict[str, str] = {}
     for k, v in sorted(attributes.items()):
         name = label_name(k)
@@ -292,7 +304,7 @@ class Source:
         async def read(request: Any = None) -> list[MetricInfo]:
             rows = await self.store.named(f"prom_catalog_{self._kind()}",
                                           self._p(start_ns=start_ns, end_ns=end_ns), request=request)
-            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "", bool(r[6])) for r in rows]
             if self.reuse_catalog:
                 self.store.remember(shared, infos, CATALOG_TTL_S, CATALOG_STALE_S)
             return infos
