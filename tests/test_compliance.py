@@ -32,6 +32,21 @@ SUBSET = [
     "irate(demo_cpu_usage_seconds_total[1m])", "clamp_max(demo_memory_usage_bytes, 2)",
     "histogram_quantile(0.90, rate(demo_api_request_duration_seconds_bucket[1m]))",
     "absent(nonexistent_metric_name)", "vector(time())", '{__name__=~".*"}',
+    # Evaluated in the process (query/promql_functions.py).
+    "quantile_over_time(0.75, demo_memory_usage_bytes[5m])", "stddev by(instance) (demo_memory_usage_bytes)",
+    "quantile(0.95, demo_memory_usage_bytes)", "stdvar_over_time(demo_memory_usage_bytes[15m])",
+    "sum by(instance, type) (demo_memory_usage_bytes) / on(instance, type) group_left(job) demo_memory_usage_bytes",
+    "demo_memory_usage_bytes / on(instance, job) group_left demo_num_cpus",
+    'label_replace(demo_num_cpus, "job", "destination-value-$1", "instance", "demo.promlabs.com:(.*)")',
+    'label_join(demo_num_cpus, "new_label", "-", "instance", "job")',
+    'label_replace(demo_num_cpus, "instance", "", "", "")',
+    "day_of_week(demo_batch_last_success_timestamp_seconds offset 5m)", "days_in_month()",
+    "deriv(demo_disk_usage_bytes[5m])", "predict_linear(demo_disk_usage_bytes[15m], 600)",
+    "idelta(demo_cpu_usage_seconds_total[1m])", "resets(demo_cpu_usage_seconds_total[1h])",
+    "changes(demo_batch_last_success_timestamp_seconds[15m])", "timestamp(demo_num_cpus)",
+    "timestamp(-demo_memory_usage_bytes)", 'count_values("value", demo_api_request_duration_seconds_bucket)',
+    'absent_over_time(demo_memory_usage_bytes[1s])', 'clamp(demo_memory_usage_bytes, 0, 1000000000000)',
+    '{type="free", instance!="demo.promlabs.com:10000"}',
 ]
 
 

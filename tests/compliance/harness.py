@@ -272,8 +272,12 @@ class Result:
 
 
 def query_range(client: httpx.Client, url: str, q: str, start: float, end: float, step: float) -> tuple[bool, Any]:
-    r = client.post(url + "/api/v1/query_range", data={"query": q, "start": repr(start), "end": repr(end),
-                                                      "step": repr(step)}, timeout=60)
+    try:
+        r = client.post(url + "/api/v1/query_range", data={"query": q, "start": repr(start), "end": repr(end),
+                                                          "step": repr(step)}, timeout=60)
+    except httpx.HTTPError as e:  # a crashed query process must show in the report, not stop it
+        time.sleep(2)
+        return False, f"transport error: {e!r}"
     try:
         body = r.json()
     except ValueError:
