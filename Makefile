@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) C
 export PYO3_PYTHON := $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos test-compliance fuzz bench lint format clean system-deps
+.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos test-compliance test-prometheus-live fuzz bench lint format clean system-deps
 
 all: lint test
 
@@ -74,6 +74,11 @@ fuzz:
 # samples (tests/compliance/harness.py): a few minutes; writes compliance-report.md and .json.
 test-compliance: install system-deps
 	cd tests && ../$(PY) -m compliance.harness --report ../compliance-report.md $(ARGS)
+
+# Minutes of Prometheus 2.42 scraping node-exporter and the daemon, remote-writing to it, the daemon
+# restarted mid-way (tests/test_prometheus_live.py).
+test-prometheus-live: install system-deps
+	$(PY) -m pytest -m live -s tests/test_prometheus_live.py $(PYTEST_ARGS)
 
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)

@@ -26,8 +26,6 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +41,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import promserver  # noqa: E402
 from promwrite import Series, compress, post, write_request  # noqa: E402
 
 QUERIES = HERE / "promql-test-queries.yml"
@@ -209,12 +208,6 @@ def _send(conn: Any, host: str, port: int, batch: list[Series]) -> int:
 
 # --- the reference Prometheus ----------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def prometheus(series: list[Series], workdir: Path) -> Iterator[str]:
     """A Prometheus 2.42 (Debian's) serving the samples, backfilled by promtool; yields its URL."""
@@ -226,34 +219,8 @@ def prometheus(series: list[Series], workdir: Path) -> Iterator[str]:
     subprocess.run(["promtool", "tsdb", "create-blocks-from", "openmetrics", str(om), str(tsdb)],
                    check=True, capture_output=True, timeout=600)
     om.unlink()
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\n")
-    port = _free_port()
-    log = open(workdir / "prometheus.log", "wb")
-    proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={tsdb}",
-                             f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d",
-                             "--query.lookback-delta=5m"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not start: see {workdir / 'prometheus.log'}")
-            time.sleep(0.2)
+    with promserver.prometheus("global:\n  scrape_interval: 1h\n", workdir, tsdb) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 # --- running and comparing -------------------------------------------------------------------------
