@@ -191,3 +191,46 @@ def test_refusals_are_retryable_503_with_retry_after(refuse: bool, ring: Any) ->
 
     status, headers, text = asyncio.run(run())
     assert status == 503 and headers["retry-after"] == "3", text
+
+
+def test_stale_marker_ends_a_series_but_is_no_sample_of_a_window(daemon: Daemon) -> None:
+    """Prometheus writes a stale marker when a series stops: instant selection ends there, range
+    functions skip it (rate over the samples before it), on the raw and the pre-aggregated paths."""
+    t = NOW_S * MS
+    samples = [(t + k * 15_000, 100.0 + 30 * k) for k in range(8)] + [(t + 8 * 15_000, STALE_NAN)]
+    assert write(daemon, [Series({"__name__": "rw_stopping_total", "job": "x"}, samples)])[0] == 204
+    wait_rows(daemon, "rw_stopping_total", 9)
+    before, after = NOW_S + 7 * 15 + 5, NOW_S + 8 * 15 + 5
+    assert [s["value"][1] for s in query(daemon, "/api/v1/query", query="rw_stopping_total", time=before)["result"]] == ["310"]
+    assert query(daemon, "/api/v1/query", query="rw_stopping_total", time=after)["result"] == []
+    data = query(daemon, "/api/v1/query", query="count_over_time(rw_stopping_total[5m])", time=after)
+    assert [s["value"][1] for s in data["result"]] == ["8"]
+    # Samples 0..105 s grow by 210; extrapolated half an interval (7.5 s) at each end: 240.
+    data = query(daemon, "/api/v1/query", query="increase(rw_stopping_total[200s])", time=after)
+    assert [float(s["value"][1]) for s in data["result"]] == [pytest.approx(240.0, rel=1e-12)]
+    # A range query at a one-minute step reads pre-aggregated buckets: a value, not NaN (the same
+    # 240 over the 300 s window).
+    r = httpx.get(daemon.query_url + "/api/v1/query_range", params={
+        "query": "sum(rate(rw_stopping_total[5m]))", "start": NOW_S + 180, "end": NOW_S + 180, "step": 60}, timeout=60)
+    (series,) = r.json()["data"]["result"]
+    assert series["values"][0][1] != "NaN" and float(series["values"][0][1]) == pytest.approx(0.8, rel=1e-12)
+
+
+def test_nan_and_inf_read_back_as_values(daemon: Daemon) -> None:
+    """NaN and ±Inf are values end to end: a NaN sample is served as "NaN", as is what an
+    operation computes from present samples (sqrt of a negative, x * NaN)."""
+    t = NOW_S * MS
+    assert write(daemon, [Series({"__name__": "rw_values", "k": "nan"}, [(t, math.nan)]),
+                          Series({"__name__": "rw_values", "k": "inf"}, [(t, -math.inf)]),
+                          Series({"__name__": "rw_values", "k": "four"}, [(t, 4.0)])])[0] == 204
+    wait_rows(daemon, "rw_values", 3)
+
+    def values(q: str) -> dict[str, str]:
+        data = query(daemon, "/api/v1/query", query=q, time=NOW_S + 10)
+        return {s["metric"].get("k", ""): s["value"][1] for s in data["result"]}
+
+    assert values("rw_values") == {"nan": "NaN", "inf": "-Inf", "four": "4"}
+    assert values("sqrt(-rw_values)") == {"nan": "NaN", "inf": "+Inf", "four": "NaN"}
+    assert values('rw_values{k="four"} * NaN') == {"four": "NaN"}
+    assert values("rw_values > 0") == {"four": "4"}  # NaN compares false
+    assert query(daemon, "/api/v1/query", query="NaN", time=NOW_S)["result"] == [NOW_S, "NaN"]

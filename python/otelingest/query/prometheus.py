@@ -51,7 +51,7 @@ def _vector_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     for labels, vals in v.series:
         x = vals[-1]
-        if not np.isnan(x):
+        if promql.present(vals[-1:])[0]:
             out.append({"metric": labels, "value": [_ts(int(steps[-1])), promql.format_value(float(x))]})
     return out
 
@@ -60,7 +60,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     merged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for labels, vals in v.series:
-        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
+        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x, p in zip(steps, vals, promql.present(vals)) if p]
         if not pts:
             continue
         key = tuple(sorted(labels.items()))
@@ -75,7 +75,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
 def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
     seen: set[tuple[tuple[str, str], ...]] = set()
     for labels, vals in v.series:
-        if np.isnan(vals).all():
+        if not promql.present(vals).any():
             continue
         key = tuple(sorted(labels.items()))
         if key in seen:
@@ -127,7 +127,7 @@ async def query_range(request: Request) -> JSONResponse:
         async def compute() -> dict[str, Any]:
             value, steps, _ = await promql.evaluate(store_of(request), expr, start, end, step, request)
             if isinstance(value, promql.Scalar):
-                value = promql.Vector([({}, value.values)])
+                value = promql.Vector([({}, promql.scalar_values(value.values))])
             if isinstance(value, promql.Matrix):
                 raise BadRequest("invalid expression type \"range vector\" for range query, must be Scalar or instant Vector")
             return {"resultType": "matrix", "result": _matrix_json(value, steps)}

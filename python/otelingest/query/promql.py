@@ -608,6 +608,49 @@ class Matrix:
     series: list[Samples]
 
 
+# A NaN that is a value (sqrt(-1), x * NaN, a NaN sample) rather than "no sample at this step", which
+# the per-step arrays write as the plain NaN: a quiet NaN with its own payload. An operation that may
+# make a NaN computes which steps have both operands (present()) and marks its NaN results there
+# (keep_nan()); the API renders it as "NaN". Aggregations and range functions still skip it as they
+# skip an absent sample (docs/promql.md).
+VALUE_NAN_BITS = 0x7FF8_0000_0000_0BAD
+VALUE_NAN = float(np.array([VALUE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
+
+
+def is_value_nan(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).view(np.uint64) == VALUE_NAN_BITS
+
+
+def present(x: np.ndarray) -> np.ndarray:
+    """Steps holding a value (a value NaN included)."""
+    return ~np.isnan(x) | is_value_nan(x)
+
+
+def keep_nan(res: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``res`` at the ``where`` steps (its NaNs there as value NaNs), absent elsewhere."""
+    out = np.where(where, res, np.nan)
+    out[where & np.isnan(res)] = VALUE_NAN
+    return out
+
+
+def scalar_values(x: np.ndarray) -> np.ndarray:
+    """A scalar's values as step values: a scalar is never absent, so its NaN is a value NaN."""
+    return np.where(np.isnan(x), VALUE_NAN, x)
+
+
+# Prometheus' stale marker: a NaN with payload 2, written when a series stops (remote write). It
+# ends instant selection at once (a NaN is no sample there) and is no sample of a range window.
+STALE_NAN_BITS = 0x7FF0000000000002
+
+
+def _without_stale(s: Samples) -> Samples:
+    stale = s.values.view(np.uint64) == STALE_NAN_BITS
+    if not stale.any():
+        return s
+    keep = ~stale
+    return Samples(s.labels, s.times[keep], s.values[keep], s.counter, s.delta)
+
+
 def _key(labels: Labels) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
@@ -634,9 +677,9 @@ class Evaluator:
         if isinstance(e, pp.UnaryExpr):
             v = await self.eval(e.expr)
             if isinstance(v, Scalar):
-                return Scalar(-v.values)
+                return Scalar(-v.values)  # a scalar has no absent steps
             if isinstance(v, Vector):
-                return Vector([(_drop_name(lab), -vals) for lab, vals in v.series])
+                return Vector([(_drop_name(lab), keep_nan(-vals, present(vals))) for lab, vals in v.series])
             raise BadRequest("unary minus needs a scalar or instant vector")
         if isinstance(e, pp.VectorSelector):
             return await self.selector(e)
@@ -687,7 +730,9 @@ class Evaluator:
             idx, ok = self._latest(s, offset, lookback)
             vals = np.full(len(self.steps), np.nan)
             vals[ok] = s.values[idx[ok]]
-            out.append((s.labels, vals))
+            # A NaN sample is a value; a stale marker ends the series (absent).
+            stale = vals.view(np.uint64) == STALE_NAN_BITS
+            out.append((s.labels, keep_nan(vals, ok & ~stale)))
         return Vector(out)
 
     def _latest(self, s: Samples, offset: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
@@ -713,7 +758,7 @@ class Evaluator:
             ok = li >= 0
             safe = np.where(ok, li, 0)
             ok &= b.t_last[safe] > t - lookback
-            out.append((b.labels, np.where(ok, b.v_last[safe], np.nan)))
+            out.append((b.labels, keep_nan(b.v_last[safe], ok)))
         return Vector(out)
 
     async def _range_buckets(self, name: str, ms: pp.MatrixSelector, w: int) -> Vector:
@@ -743,7 +788,7 @@ class Evaluator:
         # $__rate_interval does for a scrape interval).
         rng = max(rng, 2 * BUCKET_S[self.source.table] * NS)
         series, offset = await self._fetch(ms.vector_selector, rng)
-        return series, rng, offset
+        return [_without_stale(s) for s in series], rng, offset
 
     def _windows(self, s: Samples, rng: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
         t = self.steps - offset
@@ -825,7 +870,8 @@ class Evaluator:
         if name in fx.MATH_EXTRA:
             v = await self._vector_arg(args[0], name)
             with np.errstate(all="ignore"):
-                return Vector([(_drop_name(lab), fx.MATH_EXTRA[name](vals)) for lab, vals in v.series])
+                return Vector([(_drop_name(lab), keep_nan(fx.MATH_EXTRA[name](vals), present(vals)))
+                               for lab, vals in v.series])
         if name in ("sort", "sort_desc"):
             # Order matters only for instant queries; the API renders a vector in label order.
             return await self._vector_arg(args[0], name)
@@ -858,7 +904,7 @@ class Evaluator:
         if name in _MATH:
             v = await self._vector_arg(args[0], name)
             with np.errstate(all="ignore"):
-                return Vector([(_drop_name(lab), _MATH[name](vals)) for lab, vals in v.series])
+                return Vector([(_drop_name(lab), keep_nan(_MATH[name](vals), present(vals))) for lab, vals in v.series])
         if name in ("clamp_min", "clamp_max"):
             v = await self._vector_arg(args[0], name)
             b = await self.eval(args[1])
@@ -877,8 +923,8 @@ class Evaluator:
             if len(v.series) == 1:
                 vals = v.series[0][1].copy()
             elif v.series:
-                present = np.sum([~np.isnan(x) for _, x in v.series], axis=0)
-                only = present == 1
+                holding = np.sum([present(x) for _, x in v.series], axis=0)
+                only = holding == 1
                 stacked = np.vstack([x for _, x in v.series])
                 vals[only] = np.nansum(stacked[:, only], axis=0)
             return Scalar(vals)
@@ -886,13 +932,13 @@ class Evaluator:
             return Scalar(self.steps / NS)
         if name == "absent":
             v = await self._vector_arg(args[0], name)
-            present = np.zeros(len(self.steps), dtype=bool)
+            seen = np.zeros(len(self.steps), dtype=bool)
             for _, vals in v.series:
-                present |= ~np.isnan(vals)
+                seen |= present(vals)
             labels: Labels = {}
             if isinstance(args[0], pp.VectorSelector):
                 labels = {m.name: m.value for m in matchers_of(args[0]) if m.op == "=" and m.name != "__name__"}
-            return Vector([(labels, np.where(present, np.nan, 1.0))])
+            return Vector([(labels, np.where(seen, np.nan, 1.0))])
         raise BadRequest(f"unsupported function: {name}()")
 
     async def _range_extra(self, name: str, args: list[Any]) -> Vector:
@@ -909,15 +955,15 @@ class Evaluator:
             param = p.values
         series, rng, offset = await self._range_input(rng_arg, name)
         if name == "absent_over_time":
-            present = np.zeros(len(self.steps), dtype=bool)
+            seen = np.zeros(len(self.steps), dtype=bool)
             for s in series:
                 lo, hi = self._windows(s, rng, offset)
-                present |= hi > lo
+                seen |= hi > lo
             labels: Labels = {}
             if isinstance(rng_arg, pp.MatrixSelector):
                 labels = {m.name: m.value for m in matchers_of(rng_arg.vector_selector)
                           if m.op == "=" and m.name != "__name__"}
-            return Vector([(labels, np.where(present, np.nan, 1.0))])
+            return Vector([(labels, np.where(seen, np.nan, 1.0))])
         out = []
         for s in series:
             lo, hi = self._windows(s, rng, offset)
@@ -1036,10 +1082,11 @@ class Evaluator:
         out = []
         for g, members in groups.values():
             stacked = np.vstack(members)
-            present = ~np.isnan(stacked)
-            any_present = present.any(axis=0)
+            # Aggregations skip a value NaN as an absent sample (docs/promql.md).
+            held = ~np.isnan(stacked)
+            any_present = held.any(axis=0)
             with np.errstate(all="ignore"):
-                vals = fx.agg_quantile(q, stacked, present) if q is not None else _AGGS[op](stacked, present)
+                vals = fx.agg_quantile(q, stacked, held) if q is not None else _AGGS[op](stacked, held)
             vals = np.where(any_present, vals, np.nan)
             out.append((g, vals))
         return Vector(out)
@@ -1063,7 +1110,7 @@ class Evaluator:
         if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
             if op in _CMP and not return_bool:
                 raise BadRequest("comparisons between scalars must use the bool modifier")
-            return Scalar(_apply(op, lhs.values, rhs.values, True))
+            return Scalar(_apply(op, scalar_values(lhs.values), scalar_values(rhs.values), True))
         if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
             return Vector([_vs(op, lab, vals, rhs.values, return_bool, left=True) for lab, vals in lhs.series])
         if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
@@ -1172,10 +1219,10 @@ def _check_unique(series: list[tuple[Labels, np.ndarray]]) -> None:
     seen: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
     for lab, vals in series:
         k = _key(lab)
-        present = ~np.isnan(vals)
-        if k in seen and (seen[k] & present).any():
+        held = present(vals)
+        if k in seen and (seen[k] & held).any():
             raise Unprocessable("vector cannot contain metrics with the same labelset")
-        seen[k] = seen.get(k, np.zeros(len(vals), dtype=bool)) | present
+        seen[k] = seen.get(k, np.zeros(len(vals), dtype=bool)) | held
 
 
 def _set_op(op: str, lhs: Vector, rhs: Vector, matching: tuple[bool, list[str]]) -> Vector:
@@ -1184,12 +1231,12 @@ def _set_op(op: str, lhs: Vector, rhs: Vector, matching: tuple[bool, list[str]])
     rpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
     for lab, vals in rhs.series:
         sig = _key(_signature(lab, on, names))
-        rpresent[sig] = rpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+        rpresent[sig] = rpresent.get(sig, np.zeros(n, dtype=bool)) | present(vals)
     out = []
     lpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
     for lab, vals in lhs.series:
         sig = _key(_signature(lab, on, names))
-        lpresent[sig] = lpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+        lpresent[sig] = lpresent.get(sig, np.zeros(n, dtype=bool)) | present(vals)
         r = rpresent.get(sig, np.zeros(n, dtype=bool))
         if op == "and":
             out.append((lab, np.where(r, vals, np.nan)))
@@ -1214,15 +1261,17 @@ _CMP: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 def _apply(op: str, a: np.ndarray, b: np.ndarray, cmp_as_bool: bool) -> np.ndarray:
+    both = present(a) & present(b)
     with np.errstate(all="ignore"):
         if op in _ARITH:
-            return _ARITH[op](a, b)
+            return keep_nan(_ARITH[op](a, b), both)
         res = _CMP[op](a, b).astype(np.float64)
-        return np.where(np.isnan(a) | np.isnan(b), np.nan, res)
+        return np.where(both, res, np.nan)
 
 
 def _vs(op: str, lab: Labels, vals: np.ndarray, scalar: np.ndarray, return_bool: bool, *, left: bool
         ) -> tuple[Labels, np.ndarray]:
+    scalar = scalar_values(scalar)
     a, b = (vals, scalar) if left else (scalar, vals)
     res = _apply(op, a, b, return_bool)
     if op in _CMP and not return_bool:
@@ -1531,6 +1580,12 @@ async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns:
     if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
         series, _, _ = await ev.range_samples(expr)
         return Matrix(series), steps, source.table
+    if isinstance(expr, pp.SubqueryExpr) and len(steps) == 1:
+        series, rng, offset = await ev.subquery(expr)
+        end = int(steps[0]) - offset
+        windowed = [Samples(s.labels, s.times[keep], s.values[keep], s.counter)
+                    for s in series for keep in [(s.times > end - rng) & (s.times <= end)] if keep.any()]
+        return Matrix(windowed), steps, source.table
     if isinstance(expr, pp.StringLiteral):
         raise BadRequest("unsupported: string results")
     return await ev.eval(expr), steps, source.table
