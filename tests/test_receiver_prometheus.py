@@ -77,6 +77,9 @@ def test_series_read_back_under_exactly_its_name_and_labels(daemon: Daemon) -> N
     assert [s["metric"] for s in data["result"]] == [{"job": "api", "code": "200"}]
     series = query(daemon, "/api/v1/series", **{"match[]": "http_requests_total", "start": NOW_S - 60, "end": NOW_S + 60})
     assert series == [counter]
+    label_names = query(daemon, "/api/v1/labels", start=NOW_S - 60, end=NOW_S + 60)
+    assert {"a__b", "le_like", "instance", "job", "code", "service_name"} <= set(label_names)
+    assert "a_b" not in label_names  # no OTel sanitizing of a written label name
     names = query(daemon, "/api/v1/label/__name__/values", start=NOW_S - 60, end=NOW_S + 60)
     assert {"node:cpu__seconds:rate5m", "http_requests_total", "process_resident_memory_bytes"} <= set(names)
 

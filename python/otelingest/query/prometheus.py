@@ -192,14 +192,22 @@ async def labels(request: Request) -> JSONResponse:
             start, end = await _window(params)
             source = _source(request, start, end)
             exposed = [info for info in await source.catalog(start, end, fresh=True) if info.families()]
+            otel = sorted({info.otel_name for info in exposed if not info.verbatim})
+            written = sorted({info.otel_name for info in exposed if info.verbatim})
             if exposed:
-                names = {"__name__", "service_name", "job"}
+                names = {"__name__"}
+            if otel:
+                names |= {"service_name", "job"}
                 if any("bucket" in info.families().values() for info in exposed):
                     names.add("le")
-                [(keys, instance)] = await source.label_keys(sorted({info.otel_name for info in exposed}), start, end)
+                [(keys, instance)] = await source.label_keys(otel, start, end)
                 names.update(promql.label_name(k) for k in keys)
                 if instance:
                     names.add("instance")
+            if written:
+                # Remote-written series: their labels are their attribute keys, as written.
+                [(keys, _)] = await source.label_keys(written, start, end)
+                names.update(keys)
             return _ok(sorted(names))
         for s in await _matching_series(request, params, with_buckets=False):
             names.update(s)
