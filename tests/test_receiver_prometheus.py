@@ -139,6 +139,12 @@ def test_exemplars_are_stored(daemon: Daemon) -> None:
     assert rows == [("0102030405060708090a0b0c0d0e0f10", 0.25, {"job": "x"},
                      {"trace_id": "0102030405060708090a0b0c0d0e0f10"})]
     assert daemon.count_where("otel_metrics", "MetricName = 'rw_exemplified'", {}) == 0
+    # Served by query_exemplars once the series has samples (Prometheus sends both).
+    assert write(daemon, [Series({"__name__": "rw_exemplified", "job": "x"}, [(NOW_S * MS, 3.0)])])[0] == 204
+    wait_rows(daemon, "rw_exemplified", 1)
+    data = query(daemon, "/api/v1/query_exemplars", query="rw_exemplified", start=NOW_S - 60, end=NOW_S + 60)
+    assert data == [{"seriesLabels": {"__name__": "rw_exemplified", "job": "x"}, "exemplars": [
+        {"labels": {"trace_id": "0102030405060708090a0b0c0d0e0f10"}, "value": "0.25", "timestamp": NOW_S}]}]
 
 
 @pytest.mark.parametrize("body, reason", [

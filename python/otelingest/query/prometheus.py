@@ -318,7 +318,27 @@ async def exemplars(request: Request) -> JSONResponse:
                     entry = out.setdefault(key, {"seriesLabels": lab, "exemplars": []})
                     entry["exemplars"].append({"labels": ex_labels, "value": promql.format_value(float(value)),
                                                "timestamp": ts / NS})
+            await _written_exemplars(request, series, start, end, out)
         return _ok([out[k] for k in sorted(out)])
+
+
+async def _written_exemplars(request: Request, series: list[tuple[int, promql.MetricInfo, str, dict[str, str]]],
+                             start: int, end: int, out: dict[tuple[tuple[str, str], ...], dict[str, Any]]) -> None:
+    """Exemplars of remote-written series (their own table): labels as Prometheus sent them."""
+    wanted = {(labels["__name__"], tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))): labels
+              for _, info, _, labels in series if info.verbatim}
+    if not wanted:
+        return
+    rows = await store_of(request).named("prom_exemplars_written", {
+        "names": sorted({name for name, _ in wanted}), "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS},
+        request=request)
+    for name, attrs, ts, value, ex_labels in rows:
+        labels = wanted.get((name, tuple(sorted(attrs.items()))))
+        if labels is None:
+            continue
+        entry = out.setdefault(tuple(sorted(labels.items())), {"seriesLabels": labels, "exemplars": []})
+        entry["exemplars"].append({"labels": dict(ex_labels), "value": promql.format_value(float(value)),
+                                   "timestamp": ts / NS})
 
 
 async def rules(request: Request) -> JSONResponse:
