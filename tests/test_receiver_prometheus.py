@@ -243,3 +243,20 @@ def test_nan_and_inf_read_back_as_values(daemon: Daemon) -> None:
     assert values('rw_values{k="four"} * NaN') == {"four": "NaN"}
     assert values("rw_values > 0") == {"four": "4"}  # NaN compares false
     assert query(daemon, "/api/v1/query", query="NaN", time=NOW_S)["result"] == [NOW_S, "NaN"]
+
+
+def test_subqueries_step_on_absolute_multiples(daemon: Daemon) -> None:
+    """A subquery evaluates at multiples of its step (1m when it has none, Prometheus' default
+    evaluation interval) in its left-open window."""
+    t = NOW_S * MS
+    assert write(daemon, [Series({"__name__": "rw_sub"}, [(t + k * 15_000, 100.0 + 30 * k) for k in range(8)])])[0] == 204
+    wait_rows(daemon, "rw_sub", 8)
+
+    def value(q: str) -> str:
+        (s,) = query(daemon, "/api/v1/query", query=q, time=NOW_S + 120)["result"]
+        return str(s["value"][1])
+
+    assert value("min_over_time(rw_sub[1m:15s])") == "250"  # steps 75, 90, 105, 120 s
+    assert value("min_over_time(rw_sub[2m:])") == "220"  # steps 60, 120 s
+    data = query(daemon, "/api/v1/query", query="rw_sub[1m:30s]", time=NOW_S + 120)
+    assert data["result"] == [{"metric": {"__name__": "rw_sub"}, "values": [[NOW_S + 90, "280"], [NOW_S + 120, "310"]]}]

@@ -53,6 +53,7 @@ MAX_BOUND_SERIES = 6000
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
+SUBQUERY_DEFAULT_STEP_NS = 60 * NS
 
 
 def series_chunks(ids: Iterable[int]) -> list[list[int]]:
@@ -809,7 +810,8 @@ class Evaluator:
         if sq.at is not None:
             raise BadRequest("unsupported: the @ modifier")
         rng, offset = _td(sq.range), _td(sq.offset)
-        step = _td(sq.step) or self.step_ns or 60 * NS
+        # Without a step, Prometheus uses the global evaluation interval (1m by default), not the query's.
+        step = _td(sq.step) or SUBQUERY_DEFAULT_STEP_NS
         if rng <= 0 or step <= 0:
             raise BadRequest("subquery range and step must be positive")
         # Prometheus evaluates the inner expression at absolute multiples of its step.
