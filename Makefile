@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) C
 export PYO3_PYTHON := $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos fuzz bench lint format clean system-deps
+.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos test-compliance test-prometheus-live fuzz bench lint format clean system-deps
 
 all: lint test
 
@@ -38,6 +38,7 @@ build-prod: $(BUILD_STAMP)
 # `run` does not need them.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_DEPS := promtool:prometheus prometheus:prometheus systemd-analyze:systemd \
+	prometheus-node-exporter:prometheus-node-exporter \
 	/usr/share/zookeeper/bin/zkServer.sh:zookeeper
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
@@ -67,7 +68,17 @@ test-python: install system-deps
 
 # Long run of the no-panic properties of the decoder (rust/tests/decode_fuzz.rs).
 fuzz:
-	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz
+	PROPTEST_CASES=$${PROPTEST_CASES:-200000} cargo test --locked --release --test decode_fuzz --test remote_write_fuzz
+
+# The upstream PromQL compliance queries side by side with a real Prometheus 2.42 on the same
+# samples (tests/compliance/harness.py): a few minutes; writes compliance-report.md and .json.
+test-compliance: install system-deps
+	cd tests && ../$(PY) -m compliance.harness --report ../compliance-report.md $(ARGS)
+
+# Minutes of Prometheus 2.42 scraping node-exporter and the daemon, remote-writing to it, the daemon
+# restarted mid-way (tests/test_prometheus_live.py).
+test-prometheus-live: install system-deps
+	$(PY) -m pytest -m live -s tests/test_prometheus_live.py $(PYTEST_ARGS)
 
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)

@@ -150,9 +150,9 @@ def test_labels_series_metadata(http, env):
 
 
 @pytest.mark.parametrize("q", [
-    "sum(", "foo{bar=~\"(\"}", "rate(x[5m:1m])", "x @ 100", "a * on(job) group_left b",
-    "{job=\"x\"}", "'; DROP TABLE otel_metrics; --", "rate(foo)", "label_replace(up, 'a', 'b', 'c', 'd')",
-    "quantile_over_time(0.5, x[5m])", "",
+    "sum(", "foo{bar=~\"(\"}", "x @ 100", "a * on(job) group_left b * on(job) group_right c offset",
+    "{job=~\".*\"}", "'; DROP TABLE otel_metrics; --", "rate(foo)", "label_replace(up, '~a', 'b', 'c', 'd')",
+    "label_replace(up, 'a', 'b', 'c', '(d')", "quantile_over_time(x[5m])", "count_values('~x', up)", "",
 ])
 def test_bad_promql_is_400_bad_data(http, env, q):
     r = http.get("/api/v1/query", params={"query": q, "time": at(env, T)})

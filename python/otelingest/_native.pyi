@@ -108,6 +108,32 @@ def decode_metrics(
     Arguments, return value and errors as :func:`decode_traces`.
     """
 
+
+def decode_remote_write(
+    body: bytes,
+    *,
+    compression: str | None = "snappy",
+    max_decompressed_bytes: int = 67108864,
+    max_attributes: int = 1024,
+) -> Decoded:
+    """Decode a Prometheus remote-write 1.0 ``WriteRequest`` into Native blocks.
+
+    Arguments:
+        body: the request body, snappy block format (``compression="snappy"``) or plain protobuf
+            (``None``/``"identity"``).
+        max_decompressed_bytes: largest decompressed body accepted.
+        max_attributes: most labels per series (besides ``__name__``).
+
+    Returns:
+        ``Decoded`` with ``items`` = samples and blocks for ``otel_metrics`` (one row per sample,
+        name and labels verbatim), ``otel_metrics_metadata`` and ``otel_metrics_exemplars``.
+
+    Raises:
+        DecodeError: invalid snappy or protobuf, a series without ``__name__``, an empty or
+            duplicated label name, invalid UTF-8, a timestamp out of range, native histograms.
+        ValueError: an unknown ``compression``.
+    """
+
 # ---------------------------------------------------------------------------------------------
 # Shared-memory ring (rust/src/ring.rs, rust/src/py/ring.rs)
 # ---------------------------------------------------------------------------------------------

@@ -276,8 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("bench", help=f"run a benchmark (needs the bench extra: {BENCH_EXTRA_HINT})")
-    p.add_argument("bench", choices=["ingest", "native", "query"],
-                   help="ingest: otelingest serve end to end under load vs a Python pipeline; native: decode+encode "
+    p.add_argument("bench", choices=["ingest", "native", "query", "remote_write"],
+                   help="ingest: otelingest serve end to end under load vs a Python pipeline; remote_write: Prometheus "
+                        "remote write closed loop (samples/s, per daemon CPU-second); native: decode+encode "
                         "throughput vs a Python baseline; query: query API latency per query type")
     p.add_argument("--duration", type=float, metavar="S",
                    help="seconds measured (ingest: 60 after the warm-up; native/query: 3 per measurement)")

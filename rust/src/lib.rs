@@ -8,9 +8,10 @@ pub mod decode;
 pub mod error;
 pub mod native;
 pub mod otlp;
+pub mod prom;
 pub mod py;
-pub mod tables;
 pub mod ring;
+pub mod tables;
 
 #[cfg(feature = "extension-module")]
 use pyo3::prelude::*;

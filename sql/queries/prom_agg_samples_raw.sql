@@ -2,7 +2,8 @@
 -- prom_agg_over_time.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
 -- raw points, for a gauge/counter value or a histogram's Count or Sum ({kind:String} = value |
 -- count | sum). Delta points become a running total from the window's start, as the Python
--- evaluator does.
+-- evaluator does. Stale markers (a NaN with payload 2, sent by Prometheus when a series stops)
+-- are left out.
 WITH samples AS
 (
     SELECT sid, t,
@@ -16,5 +17,7 @@ WITH samples AS
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
           AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+          -- Prometheus stale markers (remote write) are not samples of any window.
+          AND reinterpretAsUInt64(Value) != 9218868437227405314
     )
 )

@@ -24,5 +24,8 @@ WHERE MetricName IN {names:Array(String)}
   AND SeriesId IN {series:Array(UInt64)}
   AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
   AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+  -- Prometheus stale markers (remote write, 0x7ff0000000000002) are not samples of any window; here
+  -- a stopped series is then still selected for up to the lookback, where the raw path ends it.
+  AND reinterpretAsUInt64(Value) != 9218868437227405314
 GROUP BY SeriesId, b
 ORDER BY SeriesId, b

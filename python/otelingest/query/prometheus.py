@@ -51,7 +51,7 @@ def _vector_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     for labels, vals in v.series:
         x = vals[-1]
-        if not np.isnan(x):
+        if promql.present(vals[-1:])[0]:
             out.append({"metric": labels, "value": [_ts(int(steps[-1])), promql.format_value(float(x))]})
     return out
 
@@ -60,7 +60,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     merged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for labels, vals in v.series:
-        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
+        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x, p in zip(steps, vals, promql.present(vals)) if p]
         if not pts:
             continue
         key = tuple(sorted(labels.items()))
@@ -75,7 +75,7 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
 def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
     seen: set[tuple[tuple[str, str], ...]] = set()
     for labels, vals in v.series:
-        if np.isnan(vals).all():
+        if not promql.present(vals).any():
             continue
         key = tuple(sorted(labels.items()))
         if key in seen:
@@ -127,7 +127,7 @@ async def query_range(request: Request) -> JSONResponse:
         async def compute() -> dict[str, Any]:
             value, steps, _ = await promql.evaluate(store_of(request), expr, start, end, step, request)
             if isinstance(value, promql.Scalar):
-                value = promql.Vector([({}, value.values)])
+                value = promql.Vector([({}, promql.scalar_values(value.values))])
             if isinstance(value, promql.Matrix):
                 raise BadRequest("invalid expression type \"range vector\" for range query, must be Scalar or instant Vector")
             return {"resultType": "matrix", "result": _matrix_json(value, steps)}
@@ -192,14 +192,22 @@ async def labels(request: Request) -> JSONResponse:
             start, end = await _window(params)
             source = _source(request, start, end)
             exposed = [info for info in await source.catalog(start, end, fresh=True) if info.families()]
+            otel = sorted({info.otel_name for info in exposed if not info.verbatim})
+            written = sorted({info.otel_name for info in exposed if info.verbatim})
             if exposed:
-                names = {"__name__", "service_name", "job"}
+                names = {"__name__"}
+            if otel:
+                names |= {"service_name", "job"}
                 if any("bucket" in info.families().values() for info in exposed):
                     names.add("le")
-                [(keys, instance)] = await source.label_keys(sorted({info.otel_name for info in exposed}), start, end)
+                [(keys, instance)] = await source.label_keys(otel, start, end)
                 names.update(promql.label_name(k) for k in keys)
                 if instance:
                     names.add("instance")
+            if written:
+                # Remote-written series: their labels are their attribute keys, as written.
+                [(keys, _)] = await source.label_keys(written, start, end)
+                names.update(keys)
             return _ok(sorted(names))
         for s in await _matching_series(request, params, with_buckets=False):
             names.update(s)
@@ -228,12 +236,19 @@ async def metadata(request: Request) -> JSONResponse:
         wanted = first(params, "metric")
         out: dict[str, list[dict[str, str]]] = {}
         for info in await source.catalog(start, end):
-            if not info.families():
+            # A remote-written metric's metadata is what Prometheus sent for its family (below).
+            if not info.families() or info.verbatim:
                 continue
             name = info.base_name
             if wanted and name != wanted:
                 continue
             out.setdefault(name, []).append({"type": info.prom_type, "help": info.description, "unit": info.unit})
+        rows = await store_of(request).named("prom_metadata", {"start_ns": start, "end_ns": end, "family": wanted or ""},
+                                             request=request)
+        for family, kind, help_text, unit in rows:
+            entry = {"type": kind, "help": help_text, "unit": unit}
+            if entry not in out.setdefault(family, []):
+                out[family].append(entry)
         return _ok(out)
 
 
@@ -303,7 +318,27 @@ async def exemplars(request: Request) -> JSONResponse:
                     entry = out.setdefault(key, {"seriesLabels": lab, "exemplars": []})
                     entry["exemplars"].append({"labels": ex_labels, "value": promql.format_value(float(value)),
                                                "timestamp": ts / NS})
+            await _written_exemplars(request, series, start, end, out)
         return _ok([out[k] for k in sorted(out)])
+
+
+async def _written_exemplars(request: Request, series: list[tuple[int, promql.MetricInfo, str, dict[str, str]]],
+                             start: int, end: int, out: dict[tuple[tuple[str, str], ...], dict[str, Any]]) -> None:
+    """Exemplars of remote-written series (their own table): labels as Prometheus sent them."""
+    wanted = {(labels["__name__"], tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))): labels
+              for _, info, _, labels in series if info.verbatim}
+    if not wanted:
+        return
+    rows = await store_of(request).named("prom_exemplars_written", {
+        "names": sorted({name for name, _ in wanted}), "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS},
+        request=request)
+    for name, attrs, ts, value, ex_labels in rows:
+        labels = wanted.get((name, tuple(sorted(attrs.items()))))
+        if labels is None:
+            continue
+        entry = out.setdefault(tuple(sorted(labels.items())), {"seriesLabels": labels, "exemplars": []})
+        entry["exemplars"].append({"labels": dict(ex_labels), "value": promql.format_value(float(value)),
+                                   "timestamp": ts / NS})
 
 
 async def rules(request: Request) -> JSONResponse:

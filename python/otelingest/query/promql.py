@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import promql_parser as pp
 
+from . import promql_functions as fx
 from . import promql_sql
 from .errors import BadRequest, Unprocessable
 from .store import Store
@@ -52,6 +53,7 @@ MAX_BOUND_SERIES = 6000
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 MAX_REGEX_LEN = 1024
+SUBQUERY_DEFAULT_STEP_NS = 60 * NS
 
 
 def series_chunks(ids: Iterable[int]) -> list[list[int]]:
@@ -110,6 +112,8 @@ class MetricInfo:
     monotonic: bool
     unit: str
     description: str
+    # Written by Prometheus remote write: the name is the Prometheus name, verbatim (no naming rules).
+    verbatim: bool = False
 
     @property
     def prom_type(self) -> str:
@@ -119,6 +123,8 @@ class MetricInfo:
 
     @property
     def base_name(self) -> str:
+        if self.verbatim:
+            return self.otel_name
         name = _sanitize(self.otel_name, _INVALID_NAME_CHARS).strip("_") or "_"
         suffix = _unit_suffix(self.unit, self.metric_type)
         if self.prom_type == "counter" and name.endswith("_total"):
@@ -139,8 +145,16 @@ class MetricInfo:
         return {}  # summaries, exponential histograms: not exposed
 
 
+# Resource attribute of every remote-written series (rust/src/prom/remote_write.rs): its labels are
+# its point attributes, verbatim (job and instance among them).
+REMOTE_WRITE_SOURCE = ("otelingest.source", "prometheus.remote_write")
+
+
 def series_labels(service: str, resource: dict[str, str], attributes: dict[str, str]) -> dict[str, str]:
-    """Point attributes, service_name, and job/instance per the OTel spec."""
+    """Point attributes, service_name, and job/instance per the OTel spec; a remote-written
+    series' labels as written."""
+    if resource.get(REMOTE_WRITE_SOURCE[0]) == REMOTE_WRITE_SOURCE[1]:
+        return dict(attributes)
     labels: dict[str, str] = {}
     for k, v in sorted(attributes.items()):
         name = label_name(k)
@@ -216,8 +230,6 @@ def matchers_of(vs: pp.VectorSelector) -> list[LabelMatcher]:
     out = [LabelMatcher(m.name, _OPS[str(m.op)], m.value) for m in vs.matchers.matchers]
     if vs.name:
         out.append(LabelMatcher("__name__", "=", vs.name))
-    if not any(m.name == "__name__" for m in out):
-        raise BadRequest("a selector needs a metric name (__name__ matcher)")
     for m in out:
         m.validate()
     if all(m.matches_empty() for m in out):
@@ -292,7 +304,7 @@ class Source:
         async def read(request: Any = None) -> list[MetricInfo]:
             rows = await self.store.named(f"prom_catalog_{self._kind()}",
                                           self._p(start_ns=start_ns, end_ns=end_ns), request=request)
-            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "") for r in rows]
+            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "", bool(r[6])) for r in rows]
             if self.reuse_catalog:
                 self.store.remember(shared, infos, CATALOG_TTL_S, CATALOG_STALE_S)
             return infos
@@ -597,6 +609,49 @@ class Matrix:
     series: list[Samples]
 
 
+# A NaN that is a value (sqrt(-1), x * NaN, a NaN sample) rather than "no sample at this step", which
+# the per-step arrays write as the plain NaN: a quiet NaN with its own payload. An operation that may
+# make a NaN computes which steps have both operands (present()) and marks its NaN results there
+# (keep_nan()); the API renders it as "NaN". Aggregations and range functions still skip it as they
+# skip an absent sample (docs/promql.md).
+VALUE_NAN_BITS = 0x7FF8_0000_0000_0BAD
+VALUE_NAN = float(np.array([VALUE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
+
+
+def is_value_nan(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).view(np.uint64) == VALUE_NAN_BITS
+
+
+def present(x: np.ndarray) -> np.ndarray:
+    """Steps holding a value (a value NaN included)."""
+    return ~np.isnan(x) | is_value_nan(x)
+
+
+def keep_nan(res: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """``res`` at the ``where`` steps (its NaNs there as value NaNs), absent elsewhere."""
+    out = np.where(where, res, np.nan)
+    out[where & np.isnan(res)] = VALUE_NAN
+    return out
+
+
+def scalar_values(x: np.ndarray) -> np.ndarray:
+    """A scalar's values as step values: a scalar is never absent, so its NaN is a value NaN."""
+    return np.where(np.isnan(x), VALUE_NAN, x)
+
+
+# Prometheus' stale marker: a NaN with payload 2, written when a series stops (remote write). It
+# ends instant selection at once (a NaN is no sample there) and is no sample of a range window.
+STALE_NAN_BITS = 0x7FF0000000000002
+
+
+def _without_stale(s: Samples) -> Samples:
+    stale = s.values.view(np.uint64) == STALE_NAN_BITS
+    if not stale.any():
+        return s
+    keep = ~stale
+    return Samples(s.labels, s.times[keep], s.values[keep], s.counter, s.delta)
+
+
 def _key(labels: Labels) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(labels.items()))
 
@@ -623,9 +678,9 @@ class Evaluator:
         if isinstance(e, pp.UnaryExpr):
             v = await self.eval(e.expr)
             if isinstance(v, Scalar):
-                return Scalar(-v.values)
+                return Scalar(-v.values)  # a scalar has no absent steps
             if isinstance(v, Vector):
-                return Vector([(_drop_name(lab), -vals) for lab, vals in v.series])
+                return Vector([(_drop_name(lab), keep_nan(-vals, present(vals))) for lab, vals in v.series])
             raise BadRequest("unary minus needs a scalar or instant vector")
         if isinstance(e, pp.VectorSelector):
             return await self.selector(e)
@@ -640,7 +695,7 @@ class Evaluator:
         if isinstance(e, pp.StringLiteral):
             raise BadRequest("unsupported: string literal as an expression")
         if isinstance(e, pp.SubqueryExpr):
-            raise BadRequest("unsupported: subqueries")
+            raise BadRequest("a subquery's range vector must be an argument of a function such as max_over_time()")
         raise BadRequest(f"unsupported expression: {type(e).__name__}")
 
     def _check_at(self, vs: pp.VectorSelector) -> None:
@@ -673,14 +728,21 @@ class Evaluator:
         series, offset = await self._fetch(vs, lookback)
         out = []
         for s in series:
-            t = self.steps - offset
-            idx = np.searchsorted(s.times, t, side="right") - 1
-            vals = np.full(len(t), np.nan)
-            ok = idx >= 0
-            ok[ok] &= s.times[idx[ok]] > t[ok] - lookback
+            idx, ok = self._latest(s, offset, lookback)
+            vals = np.full(len(self.steps), np.nan)
             vals[ok] = s.values[idx[ok]]
-            out.append((s.labels, vals))
+            # A NaN sample is a value; a stale marker ends the series (absent).
+            stale = vals.view(np.uint64) == STALE_NAN_BITS
+            out.append((s.labels, keep_nan(vals, ok & ~stale)))
         return Vector(out)
+
+    def _latest(self, s: Samples, offset: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per step, the index of the series' last sample in (t - lookback, t], and where there is one."""
+        t = self.steps - offset
+        idx = np.searchsorted(s.times, t, side="right") - 1
+        ok = idx >= 0
+        ok[ok] &= s.times[idx[ok]] > t[ok] - lookback
+        return idx, ok
 
     async def _selector_buckets(self, vs: pp.VectorSelector, w: int, lookback: int) -> Vector:
         self._check_at(vs)
@@ -697,7 +759,7 @@ class Evaluator:
             ok = li >= 0
             safe = np.where(ok, li, 0)
             ok &= b.t_last[safe] > t - lookback
-            out.append((b.labels, np.where(ok, b.v_last[safe], np.nan)))
+            out.append((b.labels, keep_nan(b.v_last[safe], ok)))
         return Vector(out)
 
     async def _range_buckets(self, name: str, ms: pp.MatrixSelector, w: int) -> Vector:
@@ -727,7 +789,7 @@ class Evaluator:
         # $__rate_interval does for a scrape interval).
         rng = max(rng, 2 * BUCKET_S[self.source.table] * NS)
         series, offset = await self._fetch(ms.vector_selector, rng)
-        return series, rng, offset
+        return [_without_stale(s) for s in series], rng, offset
 
     def _windows(self, s: Samples, rng: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
         t = self.steps - offset
@@ -735,19 +797,58 @@ class Evaluator:
         hi = np.searchsorted(s.times, t, side="right")
         return lo, hi
 
+    async def _range_input(self, arg: Any, fn: str) -> tuple[list[Samples], int, int]:
+        """The samples, range and offset of a range function's argument: a range selector or a
+        subquery (evaluated at its own steps; each step's value is a sample)."""
+        if isinstance(arg, pp.MatrixSelector):
+            return await self.range_samples(arg)
+        if isinstance(arg, pp.SubqueryExpr):
+            return await self.subquery(arg)
+        raise BadRequest(f"{fn}() expects a range vector such as x[5m] or a subquery")
+
+    async def subquery(self, sq: pp.SubqueryExpr) -> tuple[list[Samples], int, int]:
+        if sq.at is not None:
+            raise BadRequest("unsupported: the @ modifier")
+        rng, offset = _td(sq.range), _td(sq.offset)
+        # Without a step, Prometheus uses the global evaluation interval (1m by default), not the query's.
+        step = _td(sq.step) or SUBQUERY_DEFAULT_STEP_NS
+        if rng <= 0 or step <= 0:
+            raise BadRequest("subquery range and step must be positive")
+        # Prometheus evaluates the inner expression at absolute multiples of its step.
+        first = int(self.steps[0]) - offset - rng
+        last = int(self.steps[-1]) - offset
+        grid = np.arange(-(-first // step) * step, last + 1, step, dtype=np.int64)
+        if len(grid) > 11_000 * max(1, len(self.steps)) or len(grid) > 1_000_000:
+            raise Unprocessable("subquery has too many steps")
+        if not len(grid):
+            return [], rng, offset
+        inner = Evaluator(self.source, grid, step)
+        v = await inner.eval(sq.expr)
+        if isinstance(v, Scalar):
+            v = Vector([({}, v.values)])
+        if not isinstance(v, Vector):
+            raise BadRequest("a subquery needs a scalar or instant vector expression")
+        out = []
+        for lab, vals in v.series:
+            keep = ~np.isnan(vals)
+            if keep.any():
+                out.append(Samples(lab, grid[keep], vals[keep], False))
+        return out, rng, offset
+
     async def call(self, c: pp.Call) -> Vector | Scalar:
         name = c.func.name
         args = list(c.args)
         if name in _RANGE_FUNCS:
-            if len(args) != 1 or not isinstance(args[0], pp.MatrixSelector):
-                raise BadRequest(f"{name}() expects a range vector selector such as x[5m]")
-            w = self._bucket_width(_td(args[0].range)) if name != "irate" else 0
-            if w and _td(args[0].range) > 0:
-                try:
-                    return await self._range_buckets(name, args[0], w)
-                except NeedRaw:
-                    pass
-            series, rng, offset = await self.range_samples(args[0])
+            if len(args) != 1:
+                raise BadRequest(f"{name}() expects a range vector such as x[5m]")
+            if isinstance(args[0], pp.MatrixSelector):
+                w = self._bucket_width(_td(args[0].range)) if name != "irate" else 0
+                if w and _td(args[0].range) > 0:
+                    try:
+                        return await self._range_buckets(name, args[0], w)
+                    except NeedRaw:
+                        pass
+            series, rng, offset = await self._range_input(args[0], name)
             out = []
             for s in series:
                 lo, hi = self._windows(s, rng, offset)
@@ -756,16 +857,56 @@ class Evaluator:
                 keep_name = name == "last_over_time"
                 out.append((s.labels if keep_name else _drop_name(s.labels), vals))
             return Vector(out)
+        if name in fx.RANGE_EXTRA:
+            return await self._range_extra(name, args)
+        if name in fx.DATE_FUNCS:
+            if args:
+                v = await self._vector_arg(args[0], name)
+            else:
+                v = Vector([({}, self.steps / NS)])
+            return Vector([(_drop_name(lab), fx.date_function(name, vals)) for lab, vals in v.series])
+        if name == "timestamp":
+            return await self._timestamp(args[0])
+        if name in ("label_replace", "label_join"):
+            return await self._label_fn(name, args)
+        if name in fx.MATH_EXTRA:
+            v = await self._vector_arg(args[0], name)
+            with np.errstate(all="ignore"):
+                return Vector([(_drop_name(lab), keep_nan(fx.MATH_EXTRA[name](vals), present(vals)))
+                               for lab, vals in v.series])
+        if name in ("sort", "sort_desc"):
+            # Order matters only for instant queries; the API renders a vector in label order.
+            return await self._vector_arg(args[0], name)
+        if name == "pi":
+            return Scalar(np.full(len(self.steps), math.pi))
+        if name == "clamp":
+            v = await self._vector_arg(args[0], name)
+            lo_s, hi_s = await self.eval(args[1]), await self.eval(args[2])
+            if not isinstance(lo_s, Scalar) or not isinstance(hi_s, Scalar):
+                raise BadRequest("clamp(vector, scalar, scalar)")
+            empty = lo_s.values > hi_s.values
+            with np.errstate(all="ignore"):
+                return Vector([(_drop_name(lab), np.where(empty, np.nan, np.minimum(np.maximum(vals, lo_s.values),
+                                                                                    hi_s.values)))
+                               for lab, vals in v.series])
+        if name == "round" and len(args) == 2:
+            v = await self._vector_arg(args[0], name)
+            to = await self.eval(args[1])
+            if not isinstance(to, Scalar):
+                raise BadRequest("round(vector, scalar)")
+            with np.errstate(all="ignore"):
+                inv = 1.0 / to.values
+                return Vector([(_drop_name(lab), np.floor(vals * inv + 0.5) / inv) for lab, vals in v.series])
         if name == "histogram_quantile":
             q = await self.eval(args[0])
-            v = await self.eval(args[1])
-            if not isinstance(q, Scalar) or not isinstance(v, Vector):
+            hv = await self.eval(args[1])
+            if not isinstance(q, Scalar) or not isinstance(hv, Vector):
                 raise BadRequest("histogram_quantile(scalar, instant vector)")
-            return _histogram_quantile(q.values, v, len(self.steps))
+            return _histogram_quantile(q.values, hv, len(self.steps))
         if name in _MATH:
             v = await self._vector_arg(args[0], name)
             with np.errstate(all="ignore"):
-                return Vector([(_drop_name(lab), _MATH[name](vals)) for lab, vals in v.series])
+                return Vector([(_drop_name(lab), keep_nan(_MATH[name](vals), present(vals))) for lab, vals in v.series])
         if name in ("clamp_min", "clamp_max"):
             v = await self._vector_arg(args[0], name)
             b = await self.eval(args[1])
@@ -784,8 +925,8 @@ class Evaluator:
             if len(v.series) == 1:
                 vals = v.series[0][1].copy()
             elif v.series:
-                present = np.sum([~np.isnan(x) for _, x in v.series], axis=0)
-                only = present == 1
+                holding = np.sum([present(x) for _, x in v.series], axis=0)
+                only = holding == 1
                 stacked = np.vstack([x for _, x in v.series])
                 vals[only] = np.nansum(stacked[:, only], axis=0)
             return Scalar(vals)
@@ -793,14 +934,106 @@ class Evaluator:
             return Scalar(self.steps / NS)
         if name == "absent":
             v = await self._vector_arg(args[0], name)
-            present = np.zeros(len(self.steps), dtype=bool)
+            seen = np.zeros(len(self.steps), dtype=bool)
             for _, vals in v.series:
-                present |= ~np.isnan(vals)
+                seen |= present(vals)
             labels: Labels = {}
             if isinstance(args[0], pp.VectorSelector):
                 labels = {m.name: m.value for m in matchers_of(args[0]) if m.op == "=" and m.name != "__name__"}
-            return Vector([(labels, np.where(present, np.nan, 1.0))])
+            return Vector([(labels, np.where(seen, np.nan, 1.0))])
         raise BadRequest(f"unsupported function: {name}()")
+
+    async def _range_extra(self, name: str, args: list[Any]) -> Vector:
+        where = fx.RANGE_EXTRA[name]
+        want = 2 if where else 1
+        if len(args) != want:
+            raise BadRequest(f"{name}() expects {want} argument(s)")
+        rng_arg = args[1] if where == "first" else args[0]
+        param: np.ndarray | None = None
+        if where:
+            p = await self.eval(args[0] if where == "first" else args[1])
+            if not isinstance(p, Scalar):
+                raise BadRequest(f"{name}(): the parameter must be a scalar")
+            param = p.values
+        series, rng, offset = await self._range_input(rng_arg, name)
+        if name == "absent_over_time":
+            seen = np.zeros(len(self.steps), dtype=bool)
+            for s in series:
+                lo, hi = self._windows(s, rng, offset)
+                seen |= hi > lo
+            labels: Labels = {}
+            if isinstance(rng_arg, pp.MatrixSelector):
+                labels = {m.name: m.value for m in matchers_of(rng_arg.vector_selector)
+                          if m.op == "=" and m.name != "__name__"}
+            return Vector([(labels, np.where(seen, np.nan, 1.0))])
+        out = []
+        for s in series:
+            lo, hi = self._windows(s, rng, offset)
+            with np.errstate(all="ignore"):
+                # The regression's intercept is at the evaluation time, as in Prometheus.
+                vals = fx.range_extra(name, s.times, s.values, lo, hi, self.steps, param)
+            out.append((_drop_name(s.labels), vals))
+        return Vector(out)
+
+    async def _timestamp(self, arg: Any) -> Vector:
+        """timestamp(): a selector's sample times; any other expression's evaluation times."""
+        inner = arg
+        while isinstance(inner, pp.ParenExpr):
+            inner = inner.expr
+        if isinstance(inner, pp.VectorSelector):
+            lookback = self.source.lookback_ns
+            series, offset = await self._fetch(inner, lookback)
+            out = []
+            for s in series:
+                idx, ok = self._latest(s, offset, lookback)
+                vals = np.full(len(self.steps), np.nan)
+                ok[ok] &= ~np.isnan(s.values[idx[ok]])
+                vals[ok] = np.round(s.times[idx[ok]] / 1e6) / 1e3
+                out.append((_drop_name(s.labels), vals))
+            return Vector(out)
+        v = await self._vector_arg(arg, "timestamp")
+        now = self.steps / NS
+        return Vector([(_drop_name(lab), np.where(np.isnan(vals), np.nan, now)) for lab, vals in v.series])
+
+    async def _label_fn(self, name: str, args: list[Any]) -> Vector:
+        v = await self._vector_arg(args[0], name)
+        strs = []
+        for a in args[1:]:
+            if not isinstance(a, pp.StringLiteral):
+                raise BadRequest(f"{name}() expects string arguments after the vector")
+            strs.append(str(a.val))
+        if name == "label_replace":
+            if len(strs) != 4:
+                raise BadRequest("label_replace(vector, dst, replacement, src, regex)")
+            dst, repl, src, regex = strs
+            fx.check_label_name(dst, name)
+            try:
+                groups = re.compile(regex).groups
+            except re.error as e:
+                raise BadRequest(f"invalid regular expression in label_replace(): {e}") from None
+            values = sorted({lab.get(src, "") for lab, _ in v.series})
+            rows = await self.source.store.named("prom_label_replace", {
+                "values": values, "pattern": f"^(?:{regex})$",
+                "replacement": fx.go_replacement_to_re2(repl, groups)}, request=self.source.request) if values else []
+            replaced = {r[0]: r[2] for r in rows if r[1]}
+            out = []
+            for lab, vals in v.series:
+                sv = lab.get(src, "")
+                if sv in replaced:
+                    lab = {k: val for k, val in lab.items() if k != dst}
+                    if replaced[sv]:
+                        lab[dst] = replaced[sv]
+                out.append((lab, vals))
+        else:
+            if len(strs) < 2:
+                raise BadRequest("label_join(vector, dst, separator, src...)")
+            dst, sep, srcs = strs[0], strs[1], strs[2:]
+            fx.check_label_name(dst, name)
+            for src_name in srcs:
+                fx.check_label_name(src_name, name, "source")
+            out = [(fx.label_join(lab, dst, sep, srcs), vals) for lab, vals in v.series]
+        _check_unique(out)
+        return Vector(out)
 
     async def _vector_arg(self, e: Any, fn: str) -> Vector:
         v = await self.eval(e)
@@ -830,7 +1063,19 @@ class Evaluator:
             if not isinstance(k, Scalar):
                 raise BadRequest(f"{op}(k, vector): k must be a scalar")
             return _topk(v, group_labels, k.values, op == "topk")
-        if op not in _AGGS:
+        if op == "count_values":
+            if not isinstance(a.param, pp.StringLiteral):
+                raise BadRequest("count_values(label, vector): label must be a string")
+            target = str(a.param.val)
+            fx.check_label_name(target, "count_values", "")
+            return _count_values(v, group_labels, target, len(self.steps))
+        q: np.ndarray | None = None
+        if op == "quantile":
+            qs = await self.eval(a.param)
+            if not isinstance(qs, Scalar):
+                raise BadRequest("quantile(q, vector): q must be a scalar")
+            q = qs.values
+        if op not in _AGGS and op != "quantile":
             raise BadRequest(f"unsupported aggregation: {op}")
         groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[np.ndarray]]] = {}
         for lab, vals in v.series:
@@ -839,10 +1084,11 @@ class Evaluator:
         out = []
         for g, members in groups.values():
             stacked = np.vstack(members)
-            present = ~np.isnan(stacked)
-            any_present = present.any(axis=0)
+            # Aggregations skip a value NaN as an absent sample (docs/promql.md).
+            held = ~np.isnan(stacked)
+            any_present = held.any(axis=0)
             with np.errstate(all="ignore"):
-                vals = _AGGS[op](stacked, present)
+                vals = fx.agg_quantile(q, stacked, held) if q is not None else _AGGS[op](stacked, held)
             vals = np.where(any_present, vals, np.nan)
             out.append((g, vals))
         return Vector(out)
@@ -851,8 +1097,9 @@ class Evaluator:
         op = str(b.op)
         mod = b.modifier
         return_bool = bool(mod.return_bool) if mod is not None else False
-        if mod is not None and mod.card is not None and "OneToOne" not in str(mod.card) and op not in ("and", "or", "unless"):
-            raise BadRequest("unsupported: group_left/group_right")
+        card = str(mod.card) if mod is not None and mod.card is not None else "OneToOne"
+        if op not in ("and", "or", "unless") and "ManyToMany" in card:
+            raise BadRequest("many-to-many matching is only for set operators")
         lhs, rhs = await self.eval(b.lhs), await self.eval(b.rhs)
         if isinstance(lhs, Matrix) or isinstance(rhs, Matrix):
             raise BadRequest("binary operators need scalars or instant vectors")
@@ -865,13 +1112,16 @@ class Evaluator:
         if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
             if op in _CMP and not return_bool:
                 raise BadRequest("comparisons between scalars must use the bool modifier")
-            return Scalar(_apply(op, lhs.values, rhs.values, True))
+            return Scalar(_apply(op, scalar_values(lhs.values), scalar_values(rhs.values), True))
         if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
             return Vector([_vs(op, lab, vals, rhs.values, return_bool, left=True) for lab, vals in lhs.series])
         if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
             return Vector([_vs(op, lab, vals, lhs.values, return_bool, left=False) for lab, vals in rhs.series])
         assert isinstance(lhs, Vector) and isinstance(rhs, Vector)
         on, names = _matching(mod)
+        if "ManyToOne" in card or "OneToMany" in card:
+            return _group_binary(op, lhs, rhs, on, names, list(mod.group_labels or []) if mod is not None else [], "OneToMany" in card,
+                                 return_bool)
         right: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
         for lab, vals in rhs.series:
             sig = _key(_signature(lab, on, names))
@@ -915,18 +1165,80 @@ def _signature(lab: Labels, on: bool, names: list[str]) -> Labels:
     return {k: v for k, v in lab.items() if k not in names and k != "__name__"}
 
 
+def _group_binary(op: str, lhs: Vector, rhs: Vector, on: bool, names: list[str], include: list[str],
+                  right_many: bool, return_bool: bool) -> Vector:
+    """group_left (many on the left) / group_right: each series of the "many" side matches one of
+    the "one" side per step; the result keeps the many side's labels (no __name__ for arithmetic
+    and bool) plus the ``include`` labels taken from the one side (Prometheus' VectorBinop)."""
+    many, one = (rhs, lhs) if right_many else (lhs, rhs)
+    ones: dict[tuple[tuple[str, str], ...], list[tuple[Labels, np.ndarray]]] = {}
+    for lab, vals in one.series:
+        ones.setdefault(_key(_signature(lab, on, names)), []).append((lab, vals))
+    for members in ones.values():
+        if len(members) > 1 and (np.sum([~np.isnan(v) for _, v in members], axis=0) > 1).any():
+            raise Unprocessable("many-to-many matching not allowed: matching labels must be unique on one side")
+    filtering = op in _CMP and not return_bool
+    out: dict[tuple[tuple[str, str], ...], tuple[Labels, np.ndarray]] = {}
+    for lab, vals in many.series:
+        for olab, ovals in ones.get(_key(_signature(lab, on, names)), []):
+            lv, rv = (ovals, vals) if right_many else (vals, ovals)
+            res = _apply(op, lv, rv, return_bool)
+            if filtering:
+                res = np.where(res == 1.0, lv, np.nan)
+            result = dict(lab) if filtering else _drop_name(lab)
+            for ln in include:
+                if olab.get(ln):
+                    result[ln] = olab[ln]
+                else:
+                    result.pop(ln, None)
+            k = _key(result)
+            if k in out:
+                prev = out[k][1]
+                if (~np.isnan(prev) & ~np.isnan(res)).any():
+                    raise Unprocessable("multiple matches for labels: grouping labels must ensure unique matches")
+                res = np.where(np.isnan(prev), res, prev)
+            out[k] = (result, res)
+    return Vector(list(out.values()))
+
+
+def _count_values(v: Vector, group_labels: Callable[[Labels], Labels], target: str, steps: int) -> Vector:
+    """count_values: per group and step, how many series have each value (as a label)."""
+    out: dict[tuple[tuple[str, str], ...], tuple[Labels, np.ndarray]] = {}
+    for lab, vals in v.series:
+        g = group_labels(lab)
+        for j in np.nonzero(~np.isnan(vals))[0]:
+            glab = {**g, target: format_value(float(vals[j]))}
+            k = _key(glab)
+            if k not in out:
+                out[k] = (glab, np.full(steps, np.nan))
+            arr = out[k][1]
+            arr[j] = 1.0 if math.isnan(arr[j]) else arr[j] + 1.0
+    return Vector(list(out.values()))
+
+
+def _check_unique(series: list[tuple[Labels, np.ndarray]]) -> None:
+    """A vector cannot hold two series with one label set at one step (label_replace/label_join)."""
+    seen: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
+    for lab, vals in series:
+        k = _key(lab)
+        held = present(vals)
+        if k in seen and (seen[k] & held).any():
+            raise Unprocessable("vector cannot contain metrics with the same labelset")
+        seen[k] = seen.get(k, np.zeros(len(vals), dtype=bool)) | held
+
+
 def _set_op(op: str, lhs: Vector, rhs: Vector, matching: tuple[bool, list[str]]) -> Vector:
     on, names = matching
     n = len(lhs.series[0][1]) if lhs.series else (len(rhs.series[0][1]) if rhs.series else 0)
     rpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
     for lab, vals in rhs.series:
         sig = _key(_signature(lab, on, names))
-        rpresent[sig] = rpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+        rpresent[sig] = rpresent.get(sig, np.zeros(n, dtype=bool)) | present(vals)
     out = []
     lpresent: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
     for lab, vals in lhs.series:
         sig = _key(_signature(lab, on, names))
-        lpresent[sig] = lpresent.get(sig, np.zeros(n, dtype=bool)) | ~np.isnan(vals)
+        lpresent[sig] = lpresent.get(sig, np.zeros(n, dtype=bool)) | present(vals)
         r = rpresent.get(sig, np.zeros(n, dtype=bool))
         if op == "and":
             out.append((lab, np.where(r, vals, np.nan)))
@@ -951,15 +1263,17 @@ _CMP: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 
 def _apply(op: str, a: np.ndarray, b: np.ndarray, cmp_as_bool: bool) -> np.ndarray:
+    both = present(a) & present(b)
     with np.errstate(all="ignore"):
         if op in _ARITH:
-            return _ARITH[op](a, b)
+            return keep_nan(_ARITH[op](a, b), both)
         res = _CMP[op](a, b).astype(np.float64)
-        return np.where(np.isnan(a) | np.isnan(b), np.nan, res)
+        return np.where(both, res, np.nan)
 
 
 def _vs(op: str, lab: Labels, vals: np.ndarray, scalar: np.ndarray, return_bool: bool, *, left: bool
         ) -> tuple[Labels, np.ndarray]:
+    scalar = scalar_values(scalar)
     a, b = (vals, scalar) if left else (scalar, vals)
     res = _apply(op, a, b, return_bool)
     if op in _CMP and not return_bool:
@@ -1010,10 +1324,12 @@ def _agg_group(x: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 _AGGS = {"sum": _agg_sum, "count": _agg_count, "avg": _agg_avg, "min": _agg_min, "max": _agg_max,
-         "group": _agg_group}
+         "group": _agg_group, "stddev": fx.agg_stddev, "stdvar": fx.agg_stdvar}
 
 _MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "round": np.round, "sqrt": np.sqrt, "exp": np.exp,
+    # round: half up, as Prometheus (numpy's rounds half to even).
+    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "round": lambda x: np.floor(x + 0.5), "sqrt": np.sqrt,
+    "exp": np.exp,
     "ln": np.log, "log2": np.log2, "log10": np.log10,
 }
 
@@ -1266,6 +1582,12 @@ async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns:
     if isinstance(expr, pp.MatrixSelector) and len(steps) == 1:
         series, _, _ = await ev.range_samples(expr)
         return Matrix(series), steps, source.table
+    if isinstance(expr, pp.SubqueryExpr) and len(steps) == 1:
+        series, rng, offset = await ev.subquery(expr)
+        end = int(steps[0]) - offset
+        windowed = [Samples(s.labels, s.times[keep], s.values[keep], s.counter)
+                    for s in series for keep in [(s.times > end - rng) & (s.times <= end)] if keep.any()]
+        return Matrix(windowed), steps, source.table
     if isinstance(expr, pp.StringLiteral):
         raise BadRequest("unsupported: string results")
     return await ev.eval(expr), steps, source.table

@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from typing import Any
 
 from .. import metrics
-from . import otlp
+from . import otlp, prometheus
 from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 
 log = logging.getLogger("otelingest.receiver")
@@ -27,13 +27,15 @@ log = logging.getLogger("otelingest.receiver")
 MAX_HEADER_BYTES = 64 * 1024
 # A keep-alive connection with no request for this long is closed (exporters reconnect at will).
 IDLE_TIMEOUT_S = 120.0
-REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
+REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 408: "Request Timeout",
            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
            429: "Too Many Requests", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
 CONTENT_TYPES = {"application/x-protobuf": "protobuf", "application/protobuf": "protobuf", "application/json": "json"}
 ENCODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "deflate": "deflate"}
-MEDIA = {"protobuf": b"application/x-protobuf", "json": b"application/json"}
+MEDIA = {"protobuf": b"application/x-protobuf", "json": b"application/json", "text": b"text/plain; charset=utf-8"}
+# Prometheus remote write 1.0 (prometheus.py): its own path, body encoding and replies.
+REMOTE_WRITE = "prometheus"
 GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3}  # google.rpc.Code in HTTP error bodies
 
 
@@ -193,8 +195,7 @@ class HttpProtocol(asyncio.Protocol):
         except HttpError as e:
             metrics.refused.labels(_refusal_reason(e.status)).inc()
             code = 16 if e.status == 401 else 3
-            body = otlp.status_json(code, str(e)) if e.fmt == "json" else otlp.rpc_status(code, str(e))
-            self._respond(e.status, MEDIA[e.fmt], body, close=True, extra=e.extra)
+            self._respond(e.status, MEDIA[e.fmt], _error_body(e.fmt, code, str(e)), close=True, extra=e.extra)
 
     def _parse_head(self) -> bool:
         end = self.buf.find(b"\r\n\r\n")
@@ -224,14 +225,22 @@ class HttpProtocol(asyncio.Protocol):
         fmt = CONTENT_TYPES.get(ctype)
         req.fmt = fmt or "json"
         signal = otlp.HTTP_PATHS.get(req.path)
+        if req.path == prometheus.PATH:
+            signal = REMOTE_WRITE
+            req.fmt = fmt = "text"
         if signal is None:
             raise HttpError(404, f"unknown path {req.path}", req.fmt)
         if req.method != "POST":
             raise HttpError(405, "only POST is supported", req.fmt)
-        if fmt is None:
+        if signal == REMOTE_WRITE:
+            problem = prometheus.check_headers(ctype, headers)
+            if problem is not None:
+                raise HttpError(415, problem, req.fmt)
+        elif fmt is None:
             raise HttpError(415, f"unsupported content type {ctype!r}; use application/x-protobuf or application/json")
-        if headers.get("content-encoding", "").lower() not in ENCODINGS:
+        elif headers.get("content-encoding", "").lower() not in ENCODINGS:
             raise HttpError(415, f"unsupported content encoding {headers['content-encoding']!r}", fmt)
+        fmt = req.fmt
         req.signal = signal
         auth = self.srv.auth
         if auth is not None and auth.enabled and not auth.check(headers.get("authorization")):
@@ -318,16 +327,22 @@ class HttpProtocol(asyncio.Protocol):
                 metrics.refused.labels("concurrency").inc()
                 outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
-                compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
                 try:
-                    decoded = await self.loop.run_in_executor(
-                        srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression
-                    )
+                    if req.signal == REMOTE_WRITE:
+                        decoded = await self.loop.run_in_executor(srv.executor, srv.intake.decode_remote_write, req.body)
+                    else:
+                        compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
+                        decoded = await self.loop.run_in_executor(
+                            srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression
+                        )
                 except srv.intake.DecodeError as e:
                     metrics.refused.labels("bad_request").inc()
                     outcome = Outcome(BAD, message=str(e))
                 else:
-                    outcome = srv.intake.store(req.signal, decoded, "http")
+                    if req.signal == REMOTE_WRITE:
+                        outcome = srv.intake.store("metrics", decoded, prometheus.TRANSPORT)
+                    else:
+                        outcome = srv.intake.store(req.signal, decoded, "http")
             self._send_outcome(req, outcome, close)
         except Exception:  # a bug must not leave the client hanging
             log.exception("request handling failed")
@@ -346,6 +361,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _send_outcome(self, req: Request, outcome: Outcome, close: bool) -> None:
         fmt = req.fmt
+        if req.signal == REMOTE_WRITE:
+            status, body = prometheus.reply(outcome)
+            extra = b"Retry-After: " + self.srv.retry_after + b"\r\n" if status == 503 else b""
+            self._respond(status, MEDIA["text"], body, close=close, extra=extra)
+            return
         if outcome.kind == OK:
             if fmt == "json":
                 body = otlp.response_json(req.signal, outcome.rejected, outcome.message if outcome.rejected else None)
@@ -354,9 +374,7 @@ class HttpProtocol(asyncio.Protocol):
             self._respond(200, MEDIA[fmt], body, close=close)
             return
         status = {BAD: 400, MEMORY: 429, FULL: 503, TOO_LARGE: 413}[outcome.kind]
-        code = GRPC_CODE[outcome.kind]
-        msg = outcome.message or ""
-        body = otlp.status_json(code, msg) if fmt == "json" else otlp.rpc_status(code, msg)
+        body = _error_body(fmt, GRPC_CODE[outcome.kind], outcome.message or "")
         extra = b"" if outcome.kind in (BAD, TOO_LARGE) else b"Retry-After: " + self.srv.retry_after + b"\r\n"
         self._respond(status, MEDIA[fmt], body, close=close, extra=extra)
 
@@ -372,6 +390,12 @@ class HttpProtocol(asyncio.Protocol):
             self.closed = True
             self._cancel_timer()
             self.transport.close()
+
+
+def _error_body(fmt: str, code: int, message: str) -> bytes:
+    if fmt == "text":
+        return message.encode() + b"\n"
+    return otlp.status_json(code, message) if fmt == "json" else otlp.rpc_status(code, message)
 
 
 def _refusal_reason(status: int) -> str:

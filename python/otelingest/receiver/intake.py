@@ -77,6 +77,13 @@ class Intake:
             max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes,
         )
 
+    def decode_remote_write(self, body: bytes) -> Any:
+        """A Prometheus remote-write body (snappy WriteRequest); runs in a worker thread."""
+        from .. import _native
+
+        return _native.decode_remote_write(body, compression="snappy", max_decompressed_bytes=self.max_decompressed,
+                                           max_attributes=self.max_attributes)
+
     def store(self, signal: str, decoded: Any, transport: str) -> Outcome:
         if decoded.rejected:
             metrics.rejected_items.labels(signal).inc(decoded.rejected)

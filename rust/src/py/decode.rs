@@ -6,6 +6,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::decode::{self, Compression, Format, Options, Signal};
+use crate::prom::remote_write::RemoteWriteDecoder;
 use crate::tables::Limits;
 
 pyo3::create_exception!(
@@ -154,7 +155,83 @@ decode_fn!(decode_traces, Signal::Traces);
 decode_fn!(decode_logs, Signal::Logs);
 decode_fn!(decode_metrics, Signal::Metrics);
 
+thread_local! {
+    static REMOTE_WRITE: std::cell::RefCell<RemoteWriteDecoder> =
+        std::cell::RefCell::new(RemoteWriteDecoder::default());
+}
+
+/// Decodes one Prometheus remote-write 1.0 body (`WriteRequest`, snappy block format unless
+/// `compression` is None/"identity") into Native blocks of otel_metrics, otel_metrics_metadata
+/// and otel_metrics_exemplars (GIL released). `items` counts samples.
+#[pyfunction]
+#[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
+fn decode_remote_write(
+    py: Python<'_>,
+    body: PyBackedBytes,
+    compression: Option<&str>,
+    max_decompressed_bytes: usize,
+    max_attributes: usize,
+) -> PyResult<Decoded> {
+    let snappy = match compression
+        .map(|c| c.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => false,
+        Some("snappy") => true,
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown compression {other:?} (snappy)"
+            )))
+        }
+    };
+    let limits = Limits { max_attributes };
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+        .unwrap_or(0);
+    let (stats, blocks) = py
+        .detach(|| {
+            REMOTE_WRITE.with(|cell| {
+                let Ok(mut d) = cell.try_borrow_mut() else {
+                    return Err(crate::error::DecodeError::new(
+                        "re-entrant decode on one thread",
+                    ));
+                };
+                let res = d.decode(&body, snappy, max_decompressed_bytes, &limits, now_ns);
+                let out = res.map(|()| (d.take_stats(), d.blocks()));
+                // A huge request should not pin its column buffers for the life of the thread.
+                if d.samples.encoded_len() > 32 << 20 {
+                    *d = RemoteWriteDecoder::default();
+                }
+                out
+            })
+        })
+        .map_err(|e| DecodeError::new_err(e.0))?;
+    let list = PyList::empty(py);
+    let mut nbytes = 0u64;
+    for (table, rows, block) in blocks {
+        nbytes += block.len() as u64;
+        let t = PyTuple::new(
+            py,
+            [
+                table.into_pyobject(py)?.into_any(),
+                rows.into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &block).into_any(),
+            ],
+        )?;
+        list.append(t)?;
+    }
+    Ok(Decoded {
+        items: stats.items,
+        rejected: stats.rejected,
+        rejection_reason: stats.rejection_reason,
+        nbytes,
+        blocks: list.unbind(),
+    })
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(decode_remote_write, m)?)?;
     m.add("DecodeError", m.py().get_type::<DecodeError>())?;
     m.add_class::<Decoded>()?;
     m.add_function(wrap_pyfunction!(decode_traces, m)?)?;

@@ -1,0 +1,3 @@
+//! Prometheus protocols: remote write 1.0 (`prompb.WriteRequest`) into the metric tables.
+
+pub mod remote_write;

@@ -1,0 +1,88 @@
+"""The in-process PromQL functions (query/promql_functions.py) on hand-computed values, as
+Prometheus' promql/functions.go and aggregation.go define them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from otelingest.query import promql_functions as fx
+
+S = 1_000_000_000
+
+
+def test_quantile_interpolates_between_ranks() -> None:
+    v = np.array([4.0, 1.0, 3.0, 2.0])
+    assert fx.quantile(0.5, v) == 2.5
+    assert fx.quantile(0.75, v) == 3.25
+    assert fx.quantile(0, v) == 1.0 and fx.quantile(1, v) == 4.0
+    assert fx.quantile(-0.5, v) == -math.inf and fx.quantile(1.5, v) == math.inf
+    assert math.isnan(fx.quantile(0.5, np.array([])))
+
+
+def test_changes_resets_idelta_per_window() -> None:
+    t = np.arange(6) * 10 * S
+    v = np.array([1.0, 1.0, 3.0, 2.0, 2.0, 5.0])
+    lo, hi = np.array([0, 1, 3, 6]), np.array([6, 4, 4, 6])
+    ends = t[np.minimum(hi, 5)]
+    changes = fx.range_extra("changes", t, v, lo, hi, ends, None)
+    resets = fx.range_extra("resets", t, v, lo, hi, ends, None)
+    idelta = fx.range_extra("idelta", t, v, lo, hi, ends, None)
+    assert changes[:3].tolist() == [3.0, 2.0, 0.0] and math.isnan(changes[3])
+    assert resets[:3].tolist() == [1.0, 1.0, 0.0] and math.isnan(resets[3])
+    assert idelta[:2].tolist() == [3.0, -1.0] and math.isnan(idelta[2]) and math.isnan(idelta[3])
+
+
+def test_deriv_and_predict_linear() -> None:
+    t = np.array([0, 10, 20, 30]) * S
+    v = np.array([5.0, 25.0, 45.0, 65.0])  # 2 per second
+    lo, hi, ends = np.array([0]), np.array([4]), np.array([30 * S])
+    assert fx.range_extra("deriv", t, v, lo, hi, ends, None)[0] == pytest.approx(2.0)
+    # 600 s after the evaluation time (30 s, value 65): 65 + 1200.
+    assert fx.range_extra("predict_linear", t, v, lo, hi, ends, np.array([600.0]))[0] == pytest.approx(1265.0)
+    assert fx.linear_regression(t, np.full(4, 7.0), 0) == (0.0, 7.0)
+
+
+def test_stddev_stdvar_quantile_over_time() -> None:
+    t = np.arange(4) * S
+    v = np.array([2.0, 4.0, 4.0, 6.0])
+    lo, hi, ends = np.array([0]), np.array([4]), np.array([3 * S])
+    assert fx.range_extra("stdvar_over_time", t, v, lo, hi, ends, None)[0] == 2.0
+    assert fx.range_extra("stddev_over_time", t, v, lo, hi, ends, None)[0] == math.sqrt(2.0)
+    assert fx.range_extra("quantile_over_time", t, v, lo, hi, ends, np.array([0.5]))[0] == 4.0
+
+
+def test_aggregations_over_present_values() -> None:
+    x = np.array([[1.0, np.nan], [3.0, 5.0], [5.0, np.nan]])
+    p = ~np.isnan(x)
+    assert fx.agg_stdvar(x, p).tolist() == [8 / 3, 0.0]
+    assert fx.agg_quantile(np.array([0.5, 0.5]), x, p).tolist() == [3.0, 5.0]
+
+
+def test_date_functions_in_utc() -> None:
+    t = np.array([951782400.0 + 13 * 3600 + 7 * 60, np.nan])  # 2000-02-29 13:07 UTC, a Tuesday
+    got = {name: fx.date_function(name, t)[0] for name in sorted(fx.DATE_FUNCS)}
+    assert got == {"day_of_month": 29, "day_of_week": 2, "day_of_year": 60, "days_in_month": 29, "hour": 13,
+                   "minute": 7, "month": 2, "year": 2000}
+    assert math.isnan(fx.date_function("year", t)[1])
+
+
+@pytest.mark.parametrize("go, groups, ch", [
+    ("destination-value-$1", 1, "destination-value-\\1"),
+    ("$1-$2", 2, "\\1-\\2"),
+    ("${1}x", 1, "\\1x"),
+    ("value-$1", 0, "value-"),  # no such group: empty, as Go's Expand
+    ("$1x", 1, ""),  # Go reads the group name "1x"
+    ("a$$b\\c", 0, "a$b\\\\c"),
+])
+def test_go_replacement_templates(go: str, groups: int, ch: str) -> None:
+    assert fx.go_replacement_to_re2(go, groups) == ch
+
+
+def test_label_join_and_names() -> None:
+    assert fx.label_join({"a": "x", "b": "y"}, "c", "-", ["a", "b", "z"]) == {"a": "x", "b": "y", "c": "x-y-"}
+    assert fx.label_join({"a": "x", "c": "old"}, "c", "-", ["z"]) == {"a": "x"}
+    with pytest.raises(Exception, match="invalid destination label name"):
+        fx.check_label_name("~invalid", "label_join")
