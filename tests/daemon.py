@@ -43,9 +43,11 @@ class Daemon:
         config: str | None = None,
         args: list[str] | None = None,
         database: str = "otel",
+        data_dir: Path | None = None,
     ) -> None:
         self.dir = Path(tmp_path)
-        self.data_dir = self.dir / "data"
+        # Elsewhere than the logs when a test puts it on a filesystem of its own (a small tmpfs).
+        self.data_dir = Path(data_dir) if data_dir is not None else self.dir / "data"
         self.grpc_port, self.http_port, self.query_port, self.metrics_port = (free_port() for _ in range(4))
         self.ch_http_port, self.ch_tcp_port = free_port(), free_port()
         self.clickhouse_url = clickhouse_url or f"http://127.0.0.1:{self.ch_http_port}"
