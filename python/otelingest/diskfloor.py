@@ -104,11 +104,7 @@ class DiskWatch:
         self.last = DiskReading()
         self._client: Any = None
         from . import metrics_catalog as names
-        from prometheus_client import Gauge
-
-        def gauge(name: str) -> Gauge:
-            fam = names.BY_NAME[name]
-            return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
+        from .storagehealth import gauge
 
         self.g_low = gauge(names.DISK_LOW)
         self.g_free = gauge(names.DISK_FREE_BYTES)

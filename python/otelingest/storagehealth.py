@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -20,7 +21,6 @@ from typing import Any
 
 from . import metrics_catalog as names
 from .config import Config
-from .diskfloor import DiskWatch
 from .sqlfiles import query
 
 log = logging.getLogger("otelingest.storage")
@@ -33,11 +33,19 @@ DATA_ERRORS = (
 )
 
 
-def _gauge(name: str) -> Any:
+@functools.cache
+def gauge(name: str) -> Any:
+    """The supervisor's gauge ``name`` (registered once per process; "mostrecent" across processes)."""
     from prometheus_client import Gauge
 
     fam = names.BY_NAME[name]
     return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
+
+
+# Registered at import (the supervisor imports this with otelingest.chstats), like chstats' gauges.
+for _name in (names.DISK_LOW, names.DISK_FREE_BYTES, names.DISK_FLOOR_BYTES, names.CLICKHOUSE_RESERVED_BYTES,
+              names.DETACHED_PARTS, names.DETACHED_ROWS, names.DATA_ERRORS):
+    gauge(_name)
 
 
 def detached_rows(path: str) -> int | None:
@@ -55,9 +63,9 @@ class PartHealth:
         self._seen: set[tuple[str, str]] = set()
         self._errors: dict[str, int] = {}
         self._labels: set[tuple[str, str]] = set()
-        self.g_parts = _gauge(names.DETACHED_PARTS)
-        self.g_rows = _gauge(names.DETACHED_ROWS)
-        self.g_errors = _gauge(names.DATA_ERRORS)
+        self.g_parts = gauge(names.DETACHED_PARTS)
+        self.g_rows = gauge(names.DETACHED_ROWS)
+        self.g_errors = gauge(names.DATA_ERRORS)
 
     def check(self) -> bool:
         """One check; False when ClickHouse did not answer."""
@@ -123,6 +131,8 @@ class StorageHealth:
 
     def __init__(self, cfg: Config, state: Any, *, part_interval_s: float = PART_CHECK_INTERVAL_S) -> None:
         self.state = state
+        from .diskfloor import DiskWatch
+
         self.disk = DiskWatch(cfg)
         self.parts = PartHealth(cfg)
         self.part_interval_s = part_interval_s
