@@ -102,7 +102,8 @@ def test_full_disk_refuses_then_resumes_without_loss_or_broken_parts(
         try:
             senders = start_senders(d, "disk", spans=spans, pause_s=0.0)
             deadline = time.monotonic() + 300
-            while d.metric("otel_refused_total", reason="disk") < 20 and time.monotonic() < deadline:
+            while (d.metric("otel_refused_total", reason="disk") < 20 or d.metric("otel_disk_low") != 1) \
+                    and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert d.metric("otel_refused_total", reason="disk") >= 20, d.log_tail()
             # What the operator sees while the disk is low.

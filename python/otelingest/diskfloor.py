@@ -17,7 +17,8 @@ Three floors keep everyone apart:
   when it would leave less than ``spill.min_free_disk_mib`` free on its filesystem, counting
   ClickHouse's reserved bytes as taken when ClickHouse's disk is that filesystem.
 
-Everything resumes by itself when space comes back: the flag drops at the next check (every second).
+Everything resumes by itself when space comes back: the flag drops at the next check (every second)
+that finds a quarter more than the floor free.
 """
 
 from __future__ import annotations
@@ -143,7 +144,10 @@ class DiskWatch:
                 r = None
         if r is None:
             r = DiskReading(unreserved=self.last.unreserved, reserved=self.last.reserved, source=self.last.source)
-        if self.floor and r.unreserved is not None and r.unreserved < self.floor:
+        # Hysteresis: once low, space must come back a quarter above the floor, or merges finishing
+        # (their reservations released) would flap the refusal on and off around the floor.
+        limit = self.floor + (self.floor // 4 if self.last.low else 0)
+        if self.floor and r.unreserved is not None and r.unreserved < limit:
             r.low = True
             r.reason = (f"disk space low: {r.unreserved // MIB} MiB unreserved on {r.source}, under "
                         f"clickhouse.min_free_disk_mib = {self.floor // MIB}; refusing new data until space is freed")
