@@ -236,6 +236,13 @@ class Daemon:
             time.sleep(0.1)
         return n
 
+    def metric_or_none(self, name: str, **labels: str) -> float | None:
+        """Like :meth:`metric`, None while /metrics does not answer yet."""
+        try:
+            return self.metric(name, **labels)
+        except OSError:
+            return None
+
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.metrics_url + "/metrics", timeout=5) as r:
             return r.read().decode()

@@ -81,3 +81,43 @@ def test_a_part_broken_on_disk_is_reported_after_the_restart(tmp_path: Path) -> 
         assert d2.metric("otel_clickhouse_detached_rows", table="otel_traces") > 0
     finally:
         d2.stop()
+
+
+def test_external_clickhouse_under_the_floor_refuses_with_503_and_says_why(tmp_path: Path, clickhouse) -> None:
+    """An external ClickHouse (system.disks) whose disk is under clickhouse.min_free_disk_mib: every
+    request gets 503 + Retry-After, /ready 503 with the reason; nothing is taken in."""
+    import http.client
+    import json
+    import urllib.error
+    import uuid
+
+    from test_chaos import traces_protobuf
+
+    huge = free_bytes(tmp_path) // MIB + 10 * 1024
+    d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=f"t_{uuid.uuid4().hex[:12]}",
+               env={"OTELINGEST_CLICKHOUSE_MIN_FREE_DISK_MIB": str(huge), "OTELINGEST_RECEIVER_RETRY_AFTER_S": "7"})
+    d.start(wait_ready=False)
+    try:
+        deadline = time.monotonic() + 120
+        reason = ""
+        while "disk space low" not in reason and time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                urllib.request.urlopen(d.metrics_url + "/ready", timeout=5)
+                raise AssertionError("/ready answered 200 under the floor")
+            except urllib.error.HTTPError as e:
+                assert e.code == 503
+                reason = json.loads(e.read())["reason"]
+            except urllib.error.URLError:
+                pass  # not listening yet
+        assert "disk space low" in reason and "clickhouse.min_free_disk_mib" in reason, reason
+        conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=30)
+        conn.request("POST", "/v1/traces", body=traces_protobuf("floor", 1, 3), headers={"Content-Type": "application/x-protobuf"})
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert r.status == 503 and r.getheader("Retry-After") == "7"
+        assert d.metric("otel_refused_total", reason="disk") >= 1
+        assert d.metric("otel_received_spans_total") == 0
+    finally:
+        d.stop()
