@@ -1,12 +1,12 @@
 """The soak (``make soak``; not part of ``make test``): the whole daemon, embedded ClickHouse, under
 mixed traces, logs and metrics at 70% of this machine's measured capacity, with queries running.
 
-1. Calibration: senders at full speed for ``--calibrate-s`` seconds; capacity = the acknowledged
-   rate of "units" (one traces request, one logs request and one metrics request of ``--items``
-   items each).
+1. Calibration: senders at full speed for ``--calibrate-s`` seconds; capacity = the rate of "units"
+   (one traces request, one logs request and one metrics request of ``--items`` items each) both
+   acknowledged and stored (the lower of the two).
 2. Soak: paced senders at ``--fraction`` of that rate for ``--minutes``; a query thread runs Jaeger
-   searches and a trace lookup in a loop. Every minute: daemon RSS (supervisor, workers and
-   ClickHouse), active parts, query p95 of that minute.
+   searches and a trace lookup in a loop. Every minute: RSS (the daemon's processes, and
+   ClickHouse, apart), active parts, query p95 of that minute.
 3. Checks: zero refusals, acknowledged == stored == distinct for each signal, every table readable;
    the slopes (least squares) of RSS, parts and query p95 per minute are printed, with a JSON
    summary (``--json``).
@@ -157,18 +157,23 @@ class Querier(threading.Thread):
             self.stop_event.wait(0.5)
 
 
-def tree_rss(pid: int) -> int:
-    total = 0
+def tree_rss(pid: int) -> tuple[int, int]:
+    """RSS of the daemon's own processes (supervisor, workers) and of the embedded ClickHouse."""
+    own = clickhouse = 0
     try:
         procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
-        return 0
+        return 0, 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            rss = p.memory_info().rss
+            if "clickhouse" in " ".join(p.cmdline()):
+                clickhouse += rss
+            else:
+                own += rss
         except psutil.Error:
             pass
-    return total
+    return own, clickhouse
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -261,7 +266,8 @@ def soak(d: Daemon, args: argparse.Namespace) -> int:
         lat = [s for t, s in querier.samples if t >= now - 60]
         parts = int(d.client().query(
             "SELECT count() FROM system.parts WHERE database = 'otel' AND active").result_rows[0][0])
-        row = {"minute": len(minutes) + 1, "rss_mib": tree_rss(d.proc.pid) / 2**20, "parts": parts,
+        own, ch = tree_rss(d.proc.pid)
+        row = {"minute": len(minutes) + 1, "rss_mib": own / 2**20, "clickhouse_rss_mib": ch / 2**20, "parts": parts,
                "query_p95_ms": 1000 * p95(lat), "queries": len(lat),
                "acked_items": sum(sum(s.acked.values()) for s in senders), "refused": sum(s.refused for s in senders)}
         minutes.append(row)
@@ -300,6 +306,8 @@ def soak(d: Daemon, args: argparse.Namespace) -> int:
         "query_errors": querier.errors, "tables_readable": readable,
         "rss_mib_first_last": [round(minutes[0]["rss_mib"], 1), round(minutes[-1]["rss_mib"], 1)],
         "rss_slope_mib_per_min_second_half": round(slope([(m["minute"], m["rss_mib"]) for m in minutes[half:]]), 3),
+        "clickhouse_rss_slope_mib_per_min_second_half": round(
+            slope([(m["minute"], m["clickhouse_rss_mib"]) for m in minutes[half:]]), 3),
         "parts_first_last": [minutes[0]["parts"], minutes[-1]["parts"]],
         "parts_slope_per_min_second_half": round(slope([(m["minute"], m["parts"]) for m in minutes[half:]]), 3),
         "query_p95_ms_first_last": [round(minutes[0]["query_p95_ms"], 1), round(minutes[-1]["query_p95_ms"], 1)],
