@@ -10,7 +10,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name '*.proto' 2>/dev/null) C
 export PYO3_PYTHON := $(abspath $(PY))
 PYTEST_ARGS ?=
 
-.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos test-compliance test-prometheus-live fuzz bench lint format clean system-deps
+.PHONY: all install build-dev build-prod run test test-rust test-python test-chaos test-compliance test-prometheus-live soak fuzz bench lint format clean system-deps
 
 all: lint test
 
@@ -82,6 +82,13 @@ test-prometheus-live: install system-deps
 
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
+
+# Not part of `make test`: 30 minutes of mixed traces/logs/metrics at 70% of the measured capacity with
+# queries running (tests/soak.py); SOAK_MINUTES=5 for a shorter run. Figures in bench/results/soak.json.
+SOAK_MINUTES ?= 30
+soak: install
+	mkdir -p bench/results
+	$(PY) tests/soak.py --minutes $(SOAK_MINUTES) --json bench/results/soak.json
 
 # Not part of `make test`: minutes of full load on the machine. Results land in bench/results/.
 bench: install

@@ -43,9 +43,11 @@ class Daemon:
         config: str | None = None,
         args: list[str] | None = None,
         database: str = "otel",
+        data_dir: Path | None = None,
     ) -> None:
         self.dir = Path(tmp_path)
-        self.data_dir = self.dir / "data"
+        # Elsewhere than the logs when a test puts it on a filesystem of its own (a small tmpfs).
+        self.data_dir = Path(data_dir) if data_dir is not None else self.dir / "data"
         (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
          self.ch_http_port, self.ch_tcp_port) = free_ports(6)
         self.clickhouse_url = clickhouse_url or f"http://127.0.0.1:{self.ch_http_port}"
@@ -233,6 +235,13 @@ class Daemon:
                 return self.count_where(table, where, params)
             time.sleep(0.1)
         return n
+
+    def metric_or_none(self, name: str, **labels: str) -> float | None:
+        """Like :meth:`metric`, None while /metrics does not answer yet."""
+        try:
+            return self.metric(name, **labels)
+        except OSError:
+            return None
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(self.metrics_url + "/metrics", timeout=5) as r:

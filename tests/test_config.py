@@ -97,3 +97,13 @@ def test_cli_config_prints_effective_config_without_secrets(tmp_path):
     # What it prints is itself a valid config file.
     (tmp_path / "again.toml").write_text(out.replace('password = "***"', ""))
     assert config.load(tmp_path / "again.toml", environ={}).receiver.grpc_port == 5317
+
+
+def test_spill_floor_must_cover_the_embedded_servers_reserve():
+    """Sharing the data dir's filesystem, the spill must stop before the space ClickHouse keeps free."""
+    with pytest.raises(ConfigError, match=r"spill.min_free_disk_mib = 100: must be at least half of clickhouse.min_free_disk_mib \(1024\)"):
+        load(None, overrides={"spill": {"min_free_disk_mib": 100}}, environ={})
+    # An external ClickHouse keeps its own disks: no constraint.
+    load(None, overrides={"spill": {"min_free_disk_mib": 100}, "clickhouse": {"url": "http://ch:8123"}}, environ={})
+    cfg = load(None, environ={})
+    assert (cfg.clickhouse.min_free_disk_mib, cfg.spill.min_free_disk_mib) == (1024, 1024)

@@ -58,7 +58,7 @@ def test_example_targets_file_is_what_prometheus_reads(tmp_path):
 def test_promtool_check_rules():
     r = promtool("check", "rules", str(RULES))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "SUCCESS: 13 rules found" in r.stdout + r.stderr
+    assert "SUCCESS: 16 rules found" in r.stdout + r.stderr
 
 
 def test_promtool_rule_unit_tests():
@@ -176,7 +176,7 @@ def test_real_prometheus_scrapes_the_daemon(tmp_path):
             )
             groups = api(base, "/api/v1/rules")["groups"]
             evaluated = [r for g in groups for r in g["rules"]]
-            assert len(evaluated) == 13
+            assert len(evaluated) == 16
             assert all(r["health"] == "ok" for r in evaluated), [(r["name"], r.get("lastError")) for r in evaluated]
             assert wait_for(lambda: api(base, "/api/v1/alerts")["alerts"] == [], budget(), 0.5), api(base, "/api/v1/alerts")
 

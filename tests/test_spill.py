@@ -149,3 +149,38 @@ def test_replayed_batch_is_stored_exactly_once(migrated, ch_client, tmp_path):
     assert (b2.token, b2.payload) == (b.token, b.payload)
     ch_client.raw_insert(f"{db}.{b2.table}", insert_block=b2.payload, fmt="Native", settings=settings)
     assert ch_client.query(f"SELECT count(), uniqExact(Body) FROM {db}.otel_logs").result_rows == [(100, 100)]
+
+
+def test_free_space_floor_refuses_before_the_disk_does(tmp_path):
+    """``room`` (otelingest.diskfloor.SpillRoom in the writer) vetoes an append: SpillFull, nothing written."""
+    short = {"why": None}
+    q = SpillQueue(tmp_path, budget_bytes=10**7, room=lambda size: short["why"])
+    sent = fill(q, 2)
+    short["why"] = "spill floor: 10 MiB free"
+    with pytest.raises(SpillFull, match="spill floor"):
+        fill(q, 1)
+    short["why"] = None
+    assert drain(q) == sent
+
+
+def test_enospc_mid_record_leaves_no_torn_bytes_before_the_next_record(tmp_path, monkeypatch):
+    """A write failing part-way (ENOSPC) raises to the caller, which keeps the batch; the partial
+    bytes are cut off, so the next append and the replay see only whole records."""
+    import errno
+
+    q = SpillQueue(tmp_path, budget_bytes=10**7)
+    sent = fill(q, 1)
+    real_writev = os.writev
+
+    def half_then_enospc(fd, parts):
+        data = b"".join(parts)
+        real_writev(fd, [data[: len(data) // 2]])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "writev", half_then_enospc)
+    with pytest.raises(OSError):
+        q.append("otel_traces", "tok-torn", 5, [b"y" * 200])
+    monkeypatch.setattr(os, "writev", real_writev)
+    q.append("otel_traces", "tok-after", 7, [b"z" * 200])
+    assert drain(q) == sent + [("otel_traces", "tok-after", 7, b"z" * 200)]
+    assert q.stats.quarantined_regions == 0

@@ -20,6 +20,7 @@ from typing import Any, Callable
 from prometheus_client import Gauge
 
 from . import metrics_catalog as names
+from . import storagehealth  # noqa: F401  (registers the disk-floor and part-health gauges)
 from .config import MIB, Config
 from .errors import StorageError
 from .sqlfiles import query

@@ -42,6 +42,9 @@ DEFAULT_INSERT_WORKERS = 4
 DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
 # Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
 DEFAULT_SPIKE_PERCENT = 20
+DEFAULT_CLICKHOUSE_MIN_FREE_DISK_MIB = 1024
+# At least the half of the ClickHouse floor the embedded server keeps free (see _check).
+DEFAULT_SPILL_MIN_FREE_DISK_MIB = 1024
 DEFAULT_QUERY_CACHE_TTL_S = 900.0
 # Results whose window ends within this many seconds of now may still change: cached briefly only.
 DEFAULT_QUERY_RECENT_WINDOW_S = 300
@@ -113,6 +116,9 @@ class SpillConfig(Section):
     # How long a table's INSERT keeps failing (retryable errors) before its batch goes to disk;
     # 0 = at the first failure.
     after_s: NonNegativeFloat = DEFAULT_SPILL_AFTER_S
+    # The spill never takes its filesystem below this much free space (less what ClickHouse has
+    # reserved there for inserts and merges in flight), so it cannot starve ClickHouse into ENOSPC.
+    min_free_disk_mib: NonNegativeInt = DEFAULT_SPILL_MIN_FREE_DISK_MIB
 
 
 class ClickHouseConfig(Section):
@@ -136,6 +142,10 @@ class ClickHouseConfig(Section):
     embedded_tcp_port: Port = DEFAULT_CLICKHOUSE_TCP_PORT
     # Memory cap of the embedded server; 0 leaves ClickHouse's own default (90% of RAM).
     embedded_max_memory_mib: NonNegativeInt = 0
+    # Below this much unreserved free space on ClickHouse's disks the receivers refuse (503 /
+    # UNAVAILABLE, Retry-After) and /ready says why; the embedded server keeps half of it free
+    # itself (keep_free_space_bytes), so what is already acknowledged still fits. 0 disables.
+    min_free_disk_mib: NonNegativeInt = DEFAULT_CLICKHOUSE_MIN_FREE_DISK_MIB
 
     @property
     def embedded(self) -> bool:
@@ -376,6 +386,12 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"clickhouse.url = {ch.url!r}: expected http://host:port or https://host:port")
     if ch.cluster and ch.embedded:
         raise ConfigError(f"clickhouse.cluster = {ch.cluster!r}: a cluster needs clickhouse.url (the embedded server is one node)")
+    if ch.embedded and cfg.spill.min_free_disk_mib < ch.min_free_disk_mib // 2:
+        # Sharing the data dir's filesystem, the spill must stop before ClickHouse's own reserve.
+        raise ConfigError(
+            f"spill.min_free_disk_mib = {cfg.spill.min_free_disk_mib}: must be at least half of "
+            f"clickhouse.min_free_disk_mib ({ch.min_free_disk_mib}), the space the embedded ClickHouse keeps free"
+        )
     ports = {
         "receiver.grpc_port": cfg.receiver.grpc_port,
         "receiver.http_port": cfg.receiver.http_port,

@@ -67,6 +67,14 @@ READY = "otel_ready"
 MEMORY_LIMIT_BYTES = "otel_memory_limit_bytes"
 SPILL_BYTES = "otel_spill_bytes"
 SPILL_BUDGET_BYTES = "otel_spill_budget_bytes"
+# otelingest.diskfloor and otelingest.parthealth
+DISK_LOW = "otel_disk_low"
+DISK_FREE_BYTES = "otel_disk_free_bytes"
+DISK_FLOOR_BYTES = "otel_disk_floor_bytes"
+CLICKHOUSE_RESERVED_BYTES = "otel_clickhouse_reserved_bytes"
+DETACHED_PARTS = "otel_clickhouse_detached_parts"
+DETACHED_ROWS = "otel_clickhouse_detached_rows"
+DATA_ERRORS = "otel_clickhouse_data_errors"
 
 SUPERVISOR: tuple[Family, ...] = (
     Family(CLICKHOUSE_UP, "gauge", (), "1 when the last ClickHouse statistics query succeeded"),
@@ -83,6 +91,13 @@ SUPERVISOR: tuple[Family, ...] = (
     Family(MEMORY_LIMIT_BYTES, "gauge", ("limit",), "Configured memory limits (limit: soft, hard)"),
     Family(SPILL_BYTES, "gauge", (), "Bytes in the spill directory"),
     Family(SPILL_BUDGET_BYTES, "gauge", (), "Configured spill disk budget"),
+    Family(DISK_LOW, "gauge", (), "1 while receivers refuse because ClickHouse's disk is under clickhouse.min_free_disk_mib"),
+    Family(DISK_FREE_BYTES, "gauge", ("disk",), "Free bytes (disk: clickhouse = unreserved on its disks, spill = the spill's filesystem)"),
+    Family(DISK_FLOOR_BYTES, "gauge", ("disk",), "Configured free-space floors (clickhouse.min_free_disk_mib, spill.min_free_disk_mib)"),
+    Family(CLICKHOUSE_RESERVED_BYTES, "gauge", (), "Bytes ClickHouse has reserved for inserts and merges in flight"),
+    Family(DETACHED_PARTS, "gauge", ("table", "reason"), "Detached (broken or set aside) parts of the daemon's tables"),
+    Family(DETACHED_ROWS, "gauge", ("table",), "Rows in detached parts (read from their count.txt; embedded only)"),
+    Family(DATA_ERRORS, "gauge", ("code",), "ClickHouse data-corruption errors since its start (system.errors)"),
 )
 
 FAMILIES: tuple[Family, ...] = PIPELINE + SUPERVISOR

@@ -80,6 +80,12 @@ class Status:
     ring_bytes: float | None = None
     spill_bytes: float | None = None
     spill_budget_bytes: float | None = None
+    disk_low: bool = False
+    disk_free: dict[str, float] = field(default_factory=dict)  # clickhouse (unreserved), spill
+    disk_floor: dict[str, float] = field(default_factory=dict)
+    detached_parts: dict[str, float] = field(default_factory=dict)  # table -> parts
+    detached_rows: dict[str, float] = field(default_factory=dict)  # table -> rows
+    data_errors: dict[str, float] = field(default_factory=dict)  # error name -> count
     clickhouse_url: str = ""
     clickhouse_ok: bool = False
     clickhouse_error: str = ""
@@ -274,6 +280,12 @@ def collect(cfg: Config, *, interval_s: float = SAMPLE_INTERVAL_S) -> Status:
     status.ring_bytes = single(second, "otel_queue_size")
     status.spill_bytes = single(second, names.SPILL_BYTES)
     status.spill_budget_bytes = single(second, names.SPILL_BUDGET_BYTES)
+    status.disk_low = bool(single(second, names.DISK_LOW))
+    status.disk_free = by_label(second, names.DISK_FREE_BYTES, "disk")
+    status.disk_floor = by_label(second, names.DISK_FLOOR_BYTES, "disk")
+    status.detached_parts = {k: v for k, v in by_label(second, names.DETACHED_PARTS, "table").items() if v}
+    status.detached_rows = {k: v for k, v in by_label(second, names.DETACHED_ROWS, "table").items() if v}
+    status.data_errors = {k: v for k, v in by_label(second, names.DATA_ERRORS, "code").items() if v}
     _clickhouse(cfg, status)
     return status
 
@@ -327,6 +339,18 @@ def render(s: Status) -> str:
         lines.append(
             f"QUEUES  rings {human_bytes(s.ring_bytes)}  spill {human_bytes(s.spill_bytes)} of {human_bytes(s.spill_budget_bytes)}{spill_pct}"
         )
+        if s.disk_free:
+            lines.append(
+                f"DISK    {'LOW, refusing new data' if s.disk_low else 'ok'}  "
+                + "  ".join(f"{k} {human_bytes(v)} free (floor {human_bytes(s.disk_floor.get(k))})"
+                            for k, v in sorted(s.disk_free.items()))
+            )
+        for table, n in sorted(s.detached_parts.items()):
+            rows = s.detached_rows.get(table)
+            lines.append(f"BROKEN  {table}: {n:.0f} detached part(s)" + (f", {rows:,.0f} rows missing" if rows else "")
+                         + " (see the daemon log for the part names)")
+        if s.data_errors:
+            lines.append("BROKEN  ClickHouse data errors: " + ", ".join(f"{k} x{v:.0f}" for k, v in sorted(s.data_errors.items())))
     lines.append("")
     if s.clickhouse_ok:
         up = s.clickhouse_uptime_s

@@ -9,7 +9,9 @@ Layout (little endian)::
     0   u8   refuse         1 = receivers answer 429/RESOURCE_EXHAUSTED (memory above the soft limit)
     1   u8   pause_writers  1 = writers stop taking from the rings (memory above the hard limit)
     2   u8   storage_ready  1 = ClickHouse answers and the schema is current
+    3   u8   disk_low       1 = receivers answer 503/UNAVAILABLE (ClickHouse's disk under its floor)
     8   u64  usage          bytes counted by the memory limiter at its last tick (information)
+    16  u64  ch_reserved    bytes ClickHouse has reserved on its disk (the spill counts them taken)
     64 + 16*slot:  f64 heartbeat (CLOCK_MONOTONIC, shared by all processes)   u64 held bytes
 
 Slots: receiver i is slot i; writer j is slot ``receivers + j``; the query process the last one.
@@ -27,7 +29,8 @@ MAGIC = b"OTSTAT01"
 HEADER = 64
 SLOT = 16
 _MAGIC_AT = 24
-REFUSE, PAUSE_WRITERS, STORAGE_READY = 0, 1, 2
+REFUSE, PAUSE_WRITERS, STORAGE_READY, DISK_LOW = 0, 1, 2, 3
+_RESERVED_AT = 16
 _USAGE = struct.Struct("<Q")
 _SLOT = struct.Struct("<dQ")
 
@@ -75,6 +78,18 @@ class StatusPage:
     @property
     def storage_ready(self) -> bool:
         return self._mm[STORAGE_READY] != 0
+
+    @property
+    def disk_low(self) -> bool:
+        return self._mm[DISK_LOW] != 0
+
+    @property
+    def clickhouse_reserved(self) -> int:
+        return _USAGE.unpack_from(self._mm, _RESERVED_AT)[0]
+
+    @clickhouse_reserved.setter
+    def clickhouse_reserved(self, value: int) -> None:
+        _USAGE.pack_into(self._mm, _RESERVED_AT, max(0, value))
 
     @property
     def usage(self) -> int:

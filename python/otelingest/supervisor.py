@@ -127,9 +127,14 @@ class StorageState:
         self.reachable = False
         self.schema_current = False
         self.reason = "starting"
+        # Set while ClickHouse's disk is under its free-space floor (otelingest.diskfloor).
+        self.disk_reason = ""
+        self.clickhouse_reserved = 0
 
     def readiness(self) -> tuple[bool, str]:
         ok = self.reachable and self.schema_current
+        if ok and self.disk_reason:
+            return False, self.disk_reason
         return ok, "ok" if ok else self.reason
 
 
@@ -212,6 +217,7 @@ class Supervisor:
                 http_port=self.cfg.clickhouse.embedded_http_port,
                 tcp_port=self.cfg.clickhouse.embedded_tcp_port,
                 max_memory_mib=self.cfg.clickhouse.embedded_max_memory_mib,
+                keep_free_space_mib=self.cfg.clickhouse.min_free_disk_mib // 2,
             )
             self.clickhouse.start()
             self._ch_backoff.started()
@@ -383,9 +389,13 @@ class Supervisor:
 
     def _watch_storage(self) -> None:
         """Wait for ClickHouse, migrate, then keep /ready true to what ClickHouse answers."""
+        from .storagehealth import StorageHealth
+
+        health = StorageHealth(self.cfg, self.storage)
         backoff = Backoff()
         while not self._stopping.is_set():
             reachable = self._ping()
+            health.check(reachable)
             if reachable and not self.storage.reachable:
                 log.info("ClickHouse is reachable at %s", base_url(self.cfg.clickhouse))
             elif not reachable and self.storage.reachable:
@@ -574,7 +584,7 @@ class Supervisor:
 
     def _limit_memory(self) -> None:
         from . import metrics
-        from .status import PAUSE_WRITERS, REFUSE, STORAGE_READY
+        from .status import DISK_LOW, PAUSE_WRITERS, REFUSE, STORAGE_READY
 
         interval = self.cfg.memory.check_interval_s
         while not self._stopping.is_set():
@@ -589,6 +599,8 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")
             self.status.set_flag(STORAGE_READY, self.storage.readiness()[0])
+            self.status.set_flag(DISK_LOW, bool(self.storage.disk_reason))
+            self.status.clickhouse_reserved = self.storage.clickhouse_reserved
             self._stopping.wait(interval)
 
     def _stop_role(self, role: str, timeout: float) -> None:

@@ -82,7 +82,7 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 
     status, rings = attach(layout, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
-    intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse)
+    intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse, disk_low=lambda: status.disk_low)
     rc = cfg.receiver
     decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
     orphaned = Orphaned()
@@ -196,9 +196,13 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
         if orphaned() and not drain.is_set():
             on_sigterm()
 
+    from .diskfloor import SpillRoom
+
+    spill_dir = cfg.data_path / "spill" / f"writer-{index}"
     spill = SpillQueue(
-        cfg.data_path / "spill" / f"writer-{index}",
+        spill_dir,
         budget_bytes=cfg.spill.disk_budget_mib * MIB // max(1, layout.writers), fsync=cfg.spill.fsync,
+        room=SpillRoom(cfg, spill_dir, lambda: status.clickhouse_reserved).check,
     )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),

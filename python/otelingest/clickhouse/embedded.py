@@ -30,6 +30,22 @@ CONFIG_NAME = "config.xml"
 # Extra server settings (e.g. <zookeeper>, <remote_servers>, <macros>): ClickHouse merges every
 # config.d/*.xml next to config.xml over it.
 EXTRA_CONFIG_PATH = "config.d/otelingest-extra.xml"
+# The free space the server keeps on its disk (keep_free_space_bytes): its inserts and merges fail
+# cleanly with NOT_ENOUGH_SPACE before the filesystem is full, instead of ENOSPC mid-part.
+DISK_CONFIG_PATH = "config.d/otelingest-disk.xml"
+
+
+def _disk_config_xml(keep_free_space_bytes: int) -> str:
+    return f"""<clickhouse>
+  <storage_configuration>
+    <disks>
+      <default>
+        <keep_free_space_bytes>{keep_free_space_bytes}</keep_free_space_bytes>
+      </default>
+    </disks>
+  </storage_configuration>
+</clickhouse>
+"""
 
 
 def _config_xml(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> str:
@@ -65,15 +81,18 @@ class EmbeddedClickHouse:
     """
 
     def __init__(
-        self, root: Path, *, http_port: int, tcp_port: int, max_memory_mib: int = 0, extra_config_xml: str | None = None
+        self, root: Path, *, http_port: int, tcp_port: int, max_memory_mib: int = 0, extra_config_xml: str | None = None,
+        keep_free_space_mib: int = 0,
     ) -> None:
         """``extra_config_xml``: a whole ``<clickhouse>...</clickhouse>`` document merged over the
-        generated config (cluster settings for tests of the cluster path); None adds nothing."""
+        generated config (cluster settings for tests of the cluster path); None adds nothing.
+        ``keep_free_space_mib``: free space the server leaves on its disk (0: none)."""
         self.root = Path(root).resolve()
         self.http_port = http_port
         self.tcp_port = tcp_port
         self.max_memory_mib = max_memory_mib
         self.extra_config_xml = extra_config_xml
+        self.keep_free_space_mib = keep_free_space_mib
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -94,6 +113,9 @@ class EmbeddedClickHouse:
             extra.write_text(self.extra_config_xml)
         elif extra.exists():
             extra.unlink()
+        disk = self.root / "etc" / DISK_CONFIG_PATH
+        disk.parent.mkdir(exist_ok=True)
+        disk.write_text(_disk_config_xml(self.keep_free_space_mib * 1024 * 1024))
         cmd = [
             sys.executable, "-m", "otelingest.clickhouse.embedded",
             str(self.root), str(self.http_port), str(self.tcp_port), str(self.max_memory_mib),

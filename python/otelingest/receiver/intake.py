@@ -2,7 +2,8 @@
 
 Outcome kinds map to OTLP status: OK (200, maybe with partial_success), BAD (400 /
 INVALID_ARGUMENT), MEMORY (429 / RESOURCE_EXHAUSTED, memory above the soft limit), FULL
-(503 / UNAVAILABLE, every ring of this receiver full), TOO_LARGE (413 / INVALID_ARGUMENT, the
+(503 / UNAVAILABLE, every ring of this receiver full, or ClickHouse's disk under its free-space
+floor), TOO_LARGE (413 / INVALID_ARGUMENT, the
 decoded request is larger than a ring record can be). Only OK means the blocks are in a ring.
 
 Ring choice: receiver i owns one ring per writer (SPSC pairs, ``rings/r<i>-w<j>``); it starts at
@@ -44,12 +45,14 @@ class Intake:
         *,
         index: int = 0,
         refuse: Callable[[], bool] = lambda: False,
+        disk_low: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = cfg
         self.rings = list(rings)
         self._locks = [threading.Lock() for _ in self.rings]
         self._next = index % max(1, len(self.rings))
         self.refuse = refuse
+        self.disk_low = disk_low
         self._decoders: dict[str, Callable[..., Any]] | None = None
         self.max_record = min((int(getattr(r, "max_record", 1 << 62)) for r in self.rings), default=0)
         self.max_decompressed = cfg.receiver.max_decompressed_bytes
@@ -60,6 +63,9 @@ class Intake:
         if self.refuse():
             metrics.refused.labels("memory").inc()
             return Outcome(MEMORY, message="memory limit reached, retry later")
+        if self.disk_low():
+            metrics.refused.labels("disk").inc()
+            return Outcome(FULL, message="storage disk space low, retry later")
         return None
 
     @property

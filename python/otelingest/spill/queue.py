@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from .record import HEADER, HEADER_SIZE, MAX_PAYLOAD, Buffer, CorruptRecord, decode, encode_header, resync
 
@@ -76,13 +76,17 @@ class SpillQueue:
         budget_bytes: int,
         fsync: Fsync = "batch",
         segment_max_bytes: int = DEFAULT_SEGMENT_MAX_BYTES,
+        room: Callable[[int], str | None] = lambda size: None,
     ) -> None:
+        """``room(size)``: None if ``size`` more bytes may be written, else why not (the free-space
+        floor of :mod:`otelingest.diskfloor`); the append then raises SpillFull."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / QUARANTINE).mkdir(exist_ok=True)
         self.budget_bytes = budget_bytes
         self.fsync = fsync
         self.segment_max_bytes = segment_max_bytes
+        self.room = room
         self.stats = SpillStats()
         self._lock = threading.RLock()
         self._last_sync = 0.0
@@ -143,6 +147,9 @@ class SpillQueue:
         with self._lock:
             if self.used_bytes + size > self.budget_bytes:
                 raise SpillFull(f"spill budget of {self.budget_bytes} bytes reached")
+            short = self.room(size)
+            if short is not None:
+                raise SpillFull(short)
             if self._fd is not None and self._sizes.get(self._active, 0) + size > self.segment_max_bytes \
                     and self._sizes.get(self._active, 0) > 0:
                 self._rotate()
@@ -154,14 +161,34 @@ class SpillQueue:
                     _fsync_dir(self.dir)
             parts = [prefix, *payload]
             written = 0
-            while written < size:
-                n = os.writev(self._fd, parts) if written == 0 else os.write(self._fd, b"".join(parts)[written:])
-                written += n
+            try:
+                while written < size:
+                    n = os.writev(self._fd, parts) if written == 0 else os.write(self._fd, b"".join(parts)[written:])
+                    written += n
+            except OSError:
+                self._cut_torn_tail()
+                raise
             self._sizes[self._active] += size
             self._sync_after_write()
             self.stats.spilled_batches += 1
             self.stats.spilled_items += items
             self.stats.spilled_bytes += size
+
+    def _cut_torn_tail(self) -> None:
+        """A write failed part-way (ENOSPC, EIO): the caller keeps the batch, so the bytes written
+        are no record of ours. Cut them off; if that fails too, start a new segment, so nothing is
+        ever appended after them (invariant 2) and replay quarantines them as a torn tail."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._sizes[self._active])
+        except OSError:
+            try:
+                self._sizes[self._active] = os.fstat(self._fd).st_size
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+            self._active += 1
 
     def _sync_after_write(self) -> None:
         if self._fd is None:
