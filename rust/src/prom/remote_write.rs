@@ -342,16 +342,7 @@ impl RemoteWriteDecoder {
         t.positive_bucket_counts.end_row();
         t.negative_offset.push(0);
         t.negative_bucket_counts.end_row();
-        t.bucket_counts.end_row();
-        t.explicit_bounds.end_row();
-        t.quantile.end_row();
-        t.quantile_value.end_row();
-        t.exemplar_attributes.end_row();
-        t.exemplar_time.end_row();
-        t.exemplar_value.end_row();
-        t.exemplar_span_id.end_row();
-        t.exemplar_trace_id.end_row();
-        t.rows += 1;
+        t.end_point();
         self.stats.items += 1;
         Ok(())
     }

@@ -310,18 +310,26 @@ impl MetricsDecoder {
             }
         }
         t.attributes.end_row();
-        t.bucket_counts.end_row();
-        t.explicit_bounds.end_row();
-        t.quantile.end_row();
-        t.quantile_value.end_row();
-        t.exemplar_attributes.end_row();
-        t.exemplar_time.end_row();
-        t.exemplar_value.end_row();
-        t.exemplar_span_id.end_row();
-        t.exemplar_trace_id.end_row();
-        t.rows += 1;
+        t.end_point();
         self.stats.items += 1;
         Ok(())
+    }
+}
+
+impl MetricsTable {
+    /// Closes the point's array columns (buckets, bounds, quantiles, exemplars: whatever was pushed
+    /// into them, possibly nothing) and counts the row.
+    pub(crate) fn end_point(&mut self) {
+        self.bucket_counts.end_row();
+        self.explicit_bounds.end_row();
+        self.quantile.end_row();
+        self.quantile_value.end_row();
+        self.exemplar_attributes.end_row();
+        self.exemplar_time.end_row();
+        self.exemplar_value.end_row();
+        self.exemplar_span_id.end_row();
+        self.exemplar_trace_id.end_row();
+        self.rows += 1;
     }
 }
 
