@@ -31,10 +31,21 @@ def self_signed_cert(directory: Path) -> tuple[Path, Path]:
     return key, cert
 
 
-def new_embedded_clickhouse(root: Path) -> EmbeddedClickHouse:
+def new_embedded_clickhouse(root: Path, extra_config_xml: str | None = None) -> EmbeddedClickHouse:
     """A server (not started) of its own in ``root``, on two distinct free ports."""
     http_port, tcp_port = free_ports(2)
-    return EmbeddedClickHouse(root, http_port=http_port, tcp_port=tcp_port)
+    return EmbeddedClickHouse(root, http_port=http_port, tcp_port=tcp_port, extra_config_xml=extra_config_xml)
+
+
+def running_clickhouse(root: Path, extra_config_xml: str | None = None) -> Iterator[EmbeddedClickHouse]:
+    """A fixture body: a server of its own in ``root``, started and ready, stopped afterwards."""
+    ch = new_embedded_clickhouse(root, extra_config_xml)
+    ch.start()
+    try:
+        ch.wait_ready(timeout=120)
+        yield ch
+    finally:
+        ch.stop()
 
 
 def http_request(url: str, body: bytes | None = None, *, content_type: str = "application/json",
@@ -53,14 +64,7 @@ def http_request(url: str, body: bytes | None = None, *, content_type: str = "ap
 @pytest.fixture(scope="session")
 def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedClickHouse]:
     """The session's embedded ClickHouse server."""
-    http_port, tcp_port = free_ports(2)
-    ch = EmbeddedClickHouse(tmp_path_factory.mktemp("clickhouse"), http_port=http_port, tcp_port=tcp_port)
-    ch.start()
-    try:
-        ch.wait_ready(timeout=120)
-        yield ch
-    finally:
-        ch.stop()
+    yield from running_clickhouse(tmp_path_factory.mktemp("clickhouse"))
 
 
 @pytest.fixture

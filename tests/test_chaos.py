@@ -29,7 +29,7 @@ import psutil
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from conftest import new_embedded_clickhouse
+from conftest import running_clickhouse
 from daemon import Daemon
 from load import T0
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
@@ -168,13 +168,7 @@ def wait_acked(senders: list[ProtoSender], at_least: int, timeout: float = 60.0)
 @pytest.fixture
 def own_clickhouse(tmp_path: Path) -> Iterator[EmbeddedClickHouse]:
     """A ClickHouse server this test may stop and start."""
-    ch = new_embedded_clickhouse(tmp_path / "ch")
-    ch.start()
-    try:
-        ch.wait_ready(timeout=120)
-        yield ch
-    finally:
-        ch.stop()
+    yield from running_clickhouse(tmp_path / "ch")
 
 
 FAST_RETRY = {

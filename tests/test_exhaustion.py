@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conftest import free_ports
+from conftest import running_clickhouse
 from daemon import Daemon
 from faults import DelayingProxy, free_mib, grow_filesystem, small_filesystem
 from test_chaos import FAST_RETRY, ProtoSender, start_senders, traces_protobuf, wait_acked, wait_stored
@@ -148,14 +148,7 @@ def strict_parts_clickhouse(tmp_path: Path):
     extra = ("<clickhouse><merge_tree><parts_to_throw_insert>8</parts_to_throw_insert>"
              "<parts_to_delay_insert>6</parts_to_delay_insert><max_delay_to_insert>1</max_delay_to_insert>"
              "</merge_tree></clickhouse>")
-    http_port, tcp_port = free_ports(2)
-    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=http_port, tcp_port=tcp_port, extra_config_xml=extra)
-    ch.start()
-    try:
-        ch.wait_ready(timeout=120)
-        yield ch
-    finally:
-        ch.stop()
+    yield from running_clickhouse(tmp_path / "ch", extra)
 
 
 @pytest.mark.chaos
