@@ -103,8 +103,8 @@ class DiskWatch:
         self.floor = cfg.clickhouse.min_free_disk_mib * MIB
         self.keep_free = (cfg.clickhouse.min_free_disk_mib // 2) * MIB if cfg.clickhouse.embedded else 0
         self.last = DiskReading()
-        self._client: Any = None
         from . import metrics_catalog as names
+        from .clickhouse.client import LazyClient
         from .storagehealth import gauge
 
         self.g_low = gauge(names.DISK_LOW)
@@ -114,14 +114,11 @@ class DiskWatch:
         self.g_floor.labels(disk="clickhouse").set(self.floor)
         self.g_floor.labels(disk="spill").set(cfg.spill.min_free_disk_mib * MIB)
         self.g_low.set(0)
+        self._client = LazyClient(cfg.clickhouse)
 
     def _from_clickhouse(self) -> DiskReading | None:
         try:
-            if self._client is None:
-                from .clickhouse.client import connect
-
-                self._client = connect(self.cfg.clickhouse, with_database=False)
-            disks = clickhouse_disks(self._client)
+            disks = clickhouse_disks(self._client.get())
         except Exception:  # noqa: BLE001 - unreachable: the caller falls back or keeps the last
             self.close()
             return None
@@ -170,9 +167,4 @@ class DiskWatch:
         return r
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self._client = None
+        self._client.close()

@@ -59,7 +59,9 @@ def detached_rows(path: str) -> int | None:
 class PartHealth:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self._client: Any = None
+        from .clickhouse.client import LazyClient
+
+        self._client = LazyClient(cfg.clickhouse)
         self._seen: set[tuple[str, str]] = set()
         self._errors: dict[str, int] = {}
         self._labels: set[tuple[str, str]] = set()
@@ -70,13 +72,10 @@ class PartHealth:
     def check(self) -> bool:
         """One check; False when ClickHouse did not answer."""
         try:
-            if self._client is None:
-                from .clickhouse.client import connect
-
-                self._client = connect(self.cfg.clickhouse, with_database=False)
-            res = self._client.query(query("clickhouse_detached_parts"), parameters={"database": self.cfg.clickhouse.database})
+            client = self._client.get()
+            res = client.query(query("clickhouse_detached_parts"), parameters={"database": self.cfg.clickhouse.database})
             parts = [dict(zip(res.column_names, row)) for row in res.result_rows]
-            res = self._client.query(query("clickhouse_data_errors"), parameters={"names": list(DATA_ERRORS)})
+            res = client.query(query("clickhouse_data_errors"), parameters={"names": list(DATA_ERRORS)})
             errors = [dict(zip(res.column_names, row)) for row in res.result_rows]
         except Exception as e:  # noqa: BLE001 - any failure: try again next time
             log.debug("part health check failed: %s", e)
@@ -118,12 +117,7 @@ class PartHealth:
             self._errors[name] = value
 
     def close(self) -> None:
-        if self._client is not None:
-            try:
-                self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self._client = None
+        self._client.close()
 
 
 class StorageHealth:

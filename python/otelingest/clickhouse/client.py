@@ -80,6 +80,29 @@ def connect(
         raise as_storage_error(e) from e
 
 
+class LazyClient:
+    """A client connected on first use and dropped after a failure, for periodic checks that must
+    outlive ClickHouse going away: the next :meth:`get` connects again."""
+
+    def __init__(self, cfg: ClickHouseConfig) -> None:
+        self.cfg = cfg
+        self._client: Client | None = None
+
+    def get(self) -> Client:
+        """Raises: StorageError, as :func:`connect`."""
+        if self._client is None:
+            self._client = connect(self.cfg, with_database=False)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection
+                pass
+            self._client = None
+
+
 def error_code(exc: BaseException) -> int | None:
     code = getattr(exc, "code", None)
     if isinstance(code, int):
