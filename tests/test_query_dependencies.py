@@ -14,8 +14,8 @@ import querydata as qd
 from otelingest.clickhouse.client import connect
 from otelingest.config import Config, QueryConfig
 from otelingest.query import dependencies
-from otelingest.query.pool import ClientPool
-from otelingest.query.store import Store
+from otelingest.query.storage.pool import ClientPool
+from otelingest.query.storage.store import Store
 
 NS = qd.NS
 MINUTE = 60 * NS

@@ -36,7 +36,7 @@ from clickhouse_connect.driver.client import Client
 
 from .. import sqlfiles
 from ..config import ClickHouseConfig
-from .store import Store
+from .storage.store import Store
 from .timeparse import NS
 
 log = logging.getLogger(__name__)

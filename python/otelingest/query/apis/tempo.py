@@ -18,18 +18,18 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
+from ... import __version__
 from . import jaeger
 from .common import JSONResponse, check_limit, check_window, now_ns, store_of, trace_id_hex
-from .errors import BadRequest, NotFound
+from ..errors import BadRequest, NotFound
 from .otlp_trace import json_value, resource_spans_json, trace_by_id_response, traces_data
-from .spans import Span, fetch_traces
-from .store import Timer
-from .timeparse import NS, duration_ns, parse_time
-from .traceql import metrics as tql_metrics
-from .traceql.parser import Attr, Intrinsic, Operand, parse, parse_filter, parse_operand
-from .traceql.planner import Planner
-from .traceql.spansets import Search, SpanRow, Spanset, TraceHit, tags_query
+from ..spans import Span, fetch_traces
+from ..storage.store import Timer
+from ..timeparse import NS, duration_ns, parse_time
+from ..traceql import metrics as tql_metrics
+from ..traceql.parser import Attr, Intrinsic, Operand, parse, parse_filter, parse_operand
+from ..traceql.planner import Planner
+from ..traceql.spansets import Search, SpanRow, Spanset, TraceHit, tags_query
 
 PROTOBUF = "application/protobuf"
 DEFAULT_LIMIT = 20
@@ -217,7 +217,7 @@ async def _tag_names(request: Request) -> dict[str, list[str]]:
     if scope != "intrinsic":
         start, end = _tags_window(request)
         p = Planner()
-        sql = p.query("tempo_tag_names", FILTER=_filter_sql(p, q.get("q")))
+        sql = p.query("tempo/tag_names", FILTER=_filter_sql(p, q.get("q")))
         limit = _int_param(q, "limit", DEFAULT_TAG_LIMIT) or DEFAULT_TAG_LIMIT
         params = {**p.params, "start_ns": start, "end_ns": end, "limit": limit, "scope": "" if scope == "all" else scope}
         rows = await store_of(request).rows(sql, params, request=request)
@@ -268,7 +268,7 @@ async def _tag_values(request: Request, v2: bool) -> list[tuple[str, str]]:
         exists, text, kind = p.frag("is_root"), col, p.frag("kind_string")
     else:
         exists, text, kind = p.source(o)
-    sql = p.query("tempo_tag_values", EXISTS=exists, TEXT=text, KIND=kind, FILTER=_filter_sql(p, q.get("q")))
+    sql = p.query("tempo/tag_values", EXISTS=exists, TEXT=text, KIND=kind, FILTER=_filter_sql(p, q.get("q")))
     limit = _int_param(q, "limit", DEFAULT_TAG_LIMIT) or DEFAULT_TAG_LIMIT
     rows = await store_of(request).rows(sql, {**p.params, "start_ns": start, "end_ns": end, "limit": limit},
                                         request=request)
@@ -276,13 +276,13 @@ async def _tag_values(request: Request, v2: bool) -> list[tuple[str, str]]:
 
 
 async def tag_values(request: Request) -> JSONResponse:
-    with Timer("tempo_tag_values"):
+    with Timer("tempo/tag_values"):
         values = await _tag_values(request, v2=False)
         return JSONResponse({"tagValues": sorted({v for v, _ in values}), "metrics": {}})
 
 
 async def tag_values_v2(request: Request) -> JSONResponse:
-    with Timer("tempo_tag_values"):
+    with Timer("tempo/tag_values"):
         values = await _tag_values(request, v2=True)
         out = [{"type": k if k == "keyword" else _VALUE_TYPES.get(k, "string"), "value": v} for v, k in values]
         return JSONResponse({"tagValues": out, "metrics": {}})

@@ -19,11 +19,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from .common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
-from .errors import BadRequest, NotFound
-from .spans import Span, fetch_traces
-from .store import Timer
-from .tables import BUCKET_S, choose_metrics_table
-from .timeparse import NS, duration_ns, time_ns
+from ..errors import BadRequest, NotFound
+from ..spans import Span, fetch_traces
+from ..storage.store import Timer
+from ..storage.tables import BUCKET_S, choose_metrics_table
+from ..timeparse import NS, duration_ns, time_ns
 
 DEFAULT_WINDOW_NS = 3600 * NS
 DEFAULT_TRACE_LIMIT = 20
@@ -37,6 +37,11 @@ SEVERITY_RANGES = {
     "TRACE": (1, 4), "DEBUG": (5, 8), "INFO": (9, 12), "WARN": (13, 16), "WARNING": (13, 16),
     "ERROR": (17, 20), "FATAL": (21, 24), "CRITICAL": (21, 24),
 }
+
+
+# (rate?, raw table?) -> the query answering /api/v1/metrics.
+METRICS_QUERIES = {(True, True): "api/metrics_rate_raw", (True, False): "api/metrics_rate_rollup",
+                   (False, True): "api/metrics_agg_raw", (False, False): "api/metrics_agg_rollup"}
 
 
 class TracesRequest(Struct, forbid_unknown_fields=True):
@@ -166,7 +171,7 @@ async def traces(request: Request) -> JSONResponse:
         }
 
         async def compute() -> dict[str, Any]:
-            rows = await store.named("trace_search", params, request=request)
+            rows = await store.named("traces/search", params, request=request)
             ids = [r[0] for r in rows]
             found = await fetch_traces(store, ids, request=request)
             return {"traces": [trace_json(t, found[t]) for t in ids if t in found]}
@@ -198,7 +203,7 @@ async def metrics(request: Request) -> JSONResponse:
         if table != "otel_metrics":
             params["table"] = table
         rate = req.aggregation == "rate"
-        name = ("metrics_rate_" if rate else "metrics_agg_") + ("raw" if table == "otel_metrics" else "rollup")
+        name = METRICS_QUERIES[(rate, table == "otel_metrics")]
         store = store_of(request)
 
         async def compute() -> dict[str, Any]:
@@ -237,7 +242,7 @@ async def logs(request: Request) -> JSONResponse:
         store = store_of(request)
 
         async def compute() -> dict[str, Any]:
-            rows = await store.named("logs_search", params, request=request)
+            rows = await store.named("api/logs_search", params, request=request)
             return {"logs": [
                 {
                     "timestamp": int(r[0]), "trace_id": None if r[1] == "0" * 32 else r[1].lower(),
@@ -262,9 +267,9 @@ async def services_stats(request: Request) -> JSONResponse:
         store = store_of(request)
 
         async def compute() -> dict[str, Any]:
-            spans = await store.named("services_span_stats", params, request=request)
-            log_counts = dict(await store.named("services_log_counts", params, request=request))
-            metric_counts = dict(await store.named("services_metric_counts", params, request=request))
+            spans = await store.named("api/services_span_stats", params, request=request)
+            log_counts = dict(await store.named("api/services_log_counts", params, request=request))
+            metric_counts = dict(await store.named("api/services_metric_counts", params, request=request))
             out: dict[str, dict[str, Any]] = {}
             for service, n, errors, qs in spans:
                 out[service] = {

@@ -2,7 +2,7 @@
 
 Pure functions over per-step arrays (a series' values at each step, NaN where absent) or over a
 series' raw samples and each step's window of them (``lo``/``hi`` index ranges, as
-``promql._range_vectorized``); the evaluator (promql.py) calls them. Semantics are Prometheus'
+``promql.range_over_samples``); the evaluator (promql.py) calls them. Semantics are Prometheus'
 (promql/functions.go, aggregation.go), noted where it matters. Windows with few samples are
 evaluated in a loop: these functions serve panels and rules of bounded size (the selector limits
 hold), the pushdown paths keep the heavy dashboard shapes.
@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import BadRequest
+from ..errors import BadRequest
 
 NS = 1_000_000_000
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

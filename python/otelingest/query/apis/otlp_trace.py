@@ -21,7 +21,7 @@ from google.protobuf import json_format  # type: ignore[import-untyped]  # no st
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Status, TracesData
 
-from .spans import Span
+from ..spans import Span
 
 _INT = re.compile(r"-?[0-9]+")
 _DOUBLE = re.compile(r"-?([0-9]+[.][0-9]*|[.][0-9]+)([eE][-+]?[0-9]+)?|-?[0-9]+[eE][-+]?[0-9]+|NaN|-?Infinity")

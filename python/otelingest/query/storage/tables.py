@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from typing import Literal
 
-from ..config import RetentionConfig
-from .timeparse import NS
+from ...config import RetentionConfig
+from ..timeparse import NS
 
 MetricsTable = Literal["otel_metrics", "otel_metrics_5m", "otel_metrics_1h"]
 

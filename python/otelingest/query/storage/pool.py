@@ -15,9 +15,9 @@ from typing import Iterator
 
 from clickhouse_connect.driver.client import Client
 
-from ..clickhouse.client import connect
-from ..config import ClickHouseConfig
-from ..errors import StorageError
+from ...clickhouse.client import connect
+from ...config import ClickHouseConfig
+from ...errors import StorageError
 
 log = logging.getLogger(__name__)
 

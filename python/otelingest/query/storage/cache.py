@@ -14,8 +14,8 @@ from typing import Any, Awaitable, Callable, Hashable
 
 from prometheus_client import Counter
 
-from ..config import QueryConfig
-from .timeparse import NS
+from ...config import QueryConfig
+from ..timeparse import NS
 
 CACHE_HITS = Counter("otel_query_cache_hits_total", "Query results served from the cache")
 CACHE_MISSES = Counter("otel_query_cache_misses_total", "Query results computed (not in the cache)")

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import BadRequest
-from .lexer import lex
-from .timeparse import duration_ns
+from ..errors import BadRequest
+from ..lexer import lex
+from ..timeparse import duration_ns
 
 MAX_QUERY_LEN = 16 * 1024
 
@@ -297,7 +297,7 @@ def anchored(rx: str) -> str:
     return f"^(?:{rx})$"
 
 
-# Stream labels held in columns, and the loki_filter.sql slots of their matchers.
+# Stream labels held in columns, and the loki/filter.sql slots of their matchers.
 _COLUMN_SLOTS = {"service_name": "service", "severity_text": "severity", "level": "level", "detected_level": "level"}
 
 
@@ -313,17 +313,17 @@ class Filter:
 def compile_filter(q: LogQuery | None) -> Filter:
     """The filter of ``q`` (None: every record of the window).
 
-    Matchers on service, severity and level go to the plain predicates of loki_filter.sql (a
-    service_name="..." to loki_filter_service.sql, for the primary key), one per label and operator,
-    the rare rest to loki_filter_columns.sql; matchers on resource attributes to
-    loki_filter_resource.sql (evaluated once per resource). Line and label filters get their
+    Matchers on service, severity and level go to the plain predicates of loki/filter.sql (a
+    service_name="..." to loki/filter_service.sql, for the primary key), one per label and operator,
+    the rare rest to loki/filter_columns.sql; matchers on resource attributes to
+    loki/filter_resource.sql (evaluated once per resource). Line and label filters get their
     fragments only when the query has some, so a query without them never reads Body.
     """
     p: dict[str, Any] = {"parser": q.parser if q else ""}
     for column in ("service", "severity", "level"):
         p.update({f"{column}_ne": [], f"{column}_re": "", f"{column}_nre": ""})
     p.update(severity_eq=[], level_eq=[])  # service equality has its own fragment
-    fragments = ["loki_filter"]
+    fragments = ["loki/filter"]
     if q is None:
         return Filter(fragments, p)
     columns: list[tuple[str, str, str]] = []  # matchers on the columns beyond their slots
@@ -335,7 +335,7 @@ def compile_filter(q: LogQuery | None) -> Filter:
             resource.append((name, op, value))
         elif op == "=" and slot == "service" and "service" not in p:
             p["service"] = value
-            fragments.append("loki_filter_service")
+            fragments.append("loki/filter_service")
         elif op == "=" and slot != "service" and not p[f"{slot}_eq"]:
             p[f"{slot}_eq"] = [value]
         elif op == "=":  # a second `=` on the label (both must hold)
@@ -350,22 +350,22 @@ def compile_filter(q: LogQuery | None) -> Filter:
             nre.setdefault(slot, []).append(anchored(value))
     for column, rxs in nre.items():
         p[f"{column}_nre"] = "|".join(rxs)
-    for fragment, prefix, matchers in (("loki_filter_columns", "col", columns),
-                                       ("loki_filter_resource", "res", resource)):
+    for fragment, prefix, matchers in (("loki/filter_columns", "col", columns),
+                                       ("loki/filter_resource", "res", resource)):
         if matchers:
             fragments.append(fragment)
             p[f"{prefix}_k"] = [n for n, _, _ in matchers]
             p[f"{prefix}_op"] = [o for _, o, _ in matchers]
             p[f"{prefix}_v"] = [anchored(v) if o in ("=~", "!~") else v for _, o, v in matchers]
     if q.line_filters:
-        fragments.append("loki_filter_line")
+        fragments.append("loki/filter_line")
         for key in ("contains", "not_contains", "line_re", "line_nre"):
             p[key] = []
         for op, text in q.line_filters:
             key = {"|=": "contains", "!=": "not_contains", "|~": "line_re", "!~": "line_nre"}[op]
             p[key].append(text)
     if q.label_filters:
-        fragments.append("loki_filter_labels")
+        fragments.append("loki/filter_labels")
         p["lf_k"] = [name for name, _, _ in q.label_filters]
         p["lf_op"] = ["=" if op == "==" else op for _, op, _ in q.label_filters]
         p["lf_v"] = [anchored(v) if op in ("=~", "!~") else v for _, op, v in q.label_filters]

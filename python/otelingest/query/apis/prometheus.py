@@ -9,16 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import promql_parser as pp
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from . import promql
+from ..promql.evaluator import evaluate
+from ..promql.matchers import matchers_of
+from ..promql.naming import MetricInfo, format_le, format_value, label_name
+from ..promql.parse import parse
+from ..promql.source import LOOKBACK_NS, Source, series_chunks
+from ..promql.values import Matrix, Scalar, Vector, present, scalar_values
 from .common import JSONResponse, cache_of, first, form_params, now_ns, store_of
-from .errors import BadRequest, Unprocessable
-from .store import Timer
-from .tables import choose_metrics_table
-from .timeparse import NS, duration_ns, prom_time_ns
+from ..errors import BadRequest, Unprocessable
+from ..storage.store import Timer
+from ..storage.tables import choose_metrics_table
+from ..timeparse import NS, duration_ns, prom_time_ns
 
 DEFAULT_SERIES_WINDOW_NS = 24 * 3600 * NS
 BUILD_VERSION = "2.53.0"
@@ -47,20 +53,20 @@ def _ts(t_ns: int) -> float:
     return t_ns / NS
 
 
-def _vector_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
+def _vector_json(v: Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     for labels, vals in v.series:
         x = vals[-1]
-        if promql.present(vals[-1:])[0]:
-            out.append({"metric": labels, "value": [_ts(int(steps[-1])), promql.format_value(float(x))]})
+        if present(vals[-1:])[0]:
+            out.append({"metric": labels, "value": [_ts(int(steps[-1])), format_value(float(x))]})
     return out
 
 
-def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
+def _matrix_json(v: Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out = []
     merged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for labels, vals in v.series:
-        pts = [[_ts(int(t)), promql.format_value(float(x))] for t, x, p in zip(steps, vals, promql.present(vals)) if p]
+        pts = [[_ts(int(t)), format_value(float(x))] for t, x, p in zip(steps, vals, present(vals)) if p]
         if not pts:
             continue
         key = tuple(sorted(labels.items()))
@@ -72,10 +78,10 @@ def _matrix_json(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def _check_duplicates(v: promql.Vector, steps: np.ndarray) -> None:
+def _check_duplicates(v: Vector, steps: np.ndarray) -> None:
     seen: set[tuple[tuple[str, str], ...]] = set()
     for labels, vals in v.series:
-        if not promql.present(vals).any():
+        if not present(vals).any():
             continue
         key = tuple(sorted(labels.items()))
         if key in seen:
@@ -88,15 +94,15 @@ async def query(request: Request) -> JSONResponse:
         params = await form_params(request)
         text = first(params, "query") or ""
         t = _time(params, "time", now_ns())
-        expr = promql.parse(text)
+        expr = parse(text)
 
         async def compute() -> dict[str, Any]:
-            value, steps, _ = await promql.evaluate(store_of(request), expr, t, t, 0, request)
-            if isinstance(value, promql.Scalar):
-                return {"resultType": "scalar", "result": [_ts(t), promql.format_value(float(value.values[0]))]}
-            if isinstance(value, promql.Matrix):
+            value, steps, _ = await evaluate(store_of(request), expr, t, t, 0, request)
+            if isinstance(value, Scalar):
+                return {"resultType": "scalar", "result": [_ts(t), format_value(float(value.values[0]))]}
+            if isinstance(value, Matrix):
                 return {"resultType": "matrix", "result": [
-                    {"metric": s.labels, "values": [[_ts(int(a)), promql.format_value(float(b))]
+                    {"metric": s.labels, "values": [[_ts(int(a)), format_value(float(b))]
                                                     for a, b in zip(s.times, s.values)]}
                     for s in value.series if len(s.times)
                 ]}
@@ -122,13 +128,13 @@ async def query_range(request: Request) -> JSONResponse:
                              "Try decreasing the query resolution (?step=XX)")
         if end - start > cfg.max_range_days * 86400 * NS:
             raise BadRequest(f"time range longer than {cfg.max_range_days} days")
-        expr = promql.parse(text)
+        expr = parse(text)
 
         async def compute() -> dict[str, Any]:
-            value, steps, _ = await promql.evaluate(store_of(request), expr, start, end, step, request)
-            if isinstance(value, promql.Scalar):
-                value = promql.Vector([({}, promql.scalar_values(value.values))])
-            if isinstance(value, promql.Matrix):
+            value, steps, _ = await evaluate(store_of(request), expr, start, end, step, request)
+            if isinstance(value, Scalar):
+                value = Vector([({}, scalar_values(value.values))])
+            if isinstance(value, Matrix):
                 raise BadRequest("invalid expression type \"range vector\" for range query, must be Scalar or instant Vector")
             return {"resultType": "matrix", "result": _matrix_json(value, steps)}
 
@@ -143,10 +149,10 @@ async def _window(params: dict[str, list[str]]) -> tuple[int, int]:
     return start, end
 
 
-def _source(request: Request, start: int, end: int) -> promql.Source:
+def _source(request: Request, start: int, end: int) -> Source:
     store = store_of(request)
-    return promql.Source(store=store, table=choose_metrics_table(start, end, 0, store.retention),
-                         lookback_ns=promql.LOOKBACK_NS, request=request)
+    return Source(store=store, table=choose_metrics_table(start, end, 0, store.retention),
+                         lookback_ns=LOOKBACK_NS, request=request)
 
 
 async def _matching_series(request: Request, params: dict[str, list[str]], *, with_buckets: bool
@@ -161,10 +167,10 @@ async def _matching_series(request: Request, params: dict[str, list[str]], *, wi
     matches = params.get("match[]") or ['{__name__=~".+"}']
     out: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for m in matches:
-        expr = promql.parse(m)
-        if not isinstance(expr, promql.pp.VectorSelector):
+        expr = parse(m)
+        if not isinstance(expr, pp.VectorSelector):
             raise BadRequest(f"match[] {m[:100]!r}: expected a series selector")
-        matchers = promql.matchers_of(expr)
+        matchers = matchers_of(expr)
         if with_buckets:
             for s in await source.samples(matchers, start, end):
                 out[tuple(sorted(s.labels.items()))] = s.labels
@@ -201,7 +207,7 @@ async def labels(request: Request) -> JSONResponse:
                 if any("bucket" in info.families().values() for info in exposed):
                     names.add("le")
                 [(keys, instance)] = await source.label_keys(otel, start, end)
-                names.update(promql.label_name(k) for k in keys)
+                names.update(label_name(k) for k in keys)
                 if instance:
                     names.add("instance")
             if written:
@@ -229,7 +235,7 @@ async def label_values(request: Request) -> JSONResponse:
 
 
 async def metadata(request: Request) -> JSONResponse:
-    with Timer("prom_metadata"):
+    with Timer("prometheus/metadata"):
         params = await form_params(request)
         start, end = await _window(params)
         source = _source(request, start, end)
@@ -243,7 +249,7 @@ async def metadata(request: Request) -> JSONResponse:
             if wanted and name != wanted:
                 continue
             out.setdefault(name, []).append({"type": info.prom_type, "help": info.description, "unit": info.unit})
-        rows = await store_of(request).named("prom_metadata", {"start_ns": start, "end_ns": end, "family": wanted or ""},
+        rows = await store_of(request).named("prometheus/metadata", {"start_ns": start, "end_ns": end, "family": wanted or ""},
                                              request=request)
         for family, kind, help_text, unit in rows:
             entry = {"type": kind, "help": help_text, "unit": unit}
@@ -266,37 +272,37 @@ def _selectors(expr: Any) -> list[Any]:
     out, stack = [], [expr]
     while stack:
         x = stack.pop()
-        if isinstance(x, promql.pp.VectorSelector):
+        if isinstance(x, pp.VectorSelector):
             out.append(x)
             continue
-        if isinstance(x, promql.pp.MatrixSelector):
+        if isinstance(x, pp.MatrixSelector):
             out.append(x.vector_selector)
             continue
         for attr in ("expr", "lhs", "rhs", "param"):
             child = getattr(x, attr, None)
             if child is not None and not isinstance(child, (str, int, float)):
                 stack.append(child)
-        if isinstance(x, promql.pp.Call):
+        if isinstance(x, pp.Call):
             stack.extend(x.args)
     return out
 
 
 async def exemplars(request: Request) -> JSONResponse:
     """Exemplars stored with the points of the query's series: Grafana links them to traces."""
-    with Timer("prom_exemplars"):
+    with Timer("prometheus/exemplars"):
         params = await form_params(request)
-        expr = promql.parse(first(params, "query") or "")
+        expr = parse(first(params, "query") or "")
         start, end = await _window(params)
-        source = promql.Source(store=store_of(request), table="otel_metrics", lookback_ns=promql.LOOKBACK_NS,
+        source = Source(store=store_of(request), table="otel_metrics", lookback_ns=LOOKBACK_NS,
                                request=request)
         out: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         for vs in _selectors(expr):
-            series = await source.series(promql.matchers_of(vs), start, end)
+            series = await source.series(matchers_of(vs), start, end)
             if not series:
                 continue
             rows: list[tuple[Any, ...]] = []
-            for ids in promql.series_chunks(sid for sid, _, _, _ in series):
-                rows += await source.store.named("prom_exemplars", {
+            for ids in series_chunks(sid for sid, _, _, _ in series):
+                rows += await source.store.named("prometheus/exemplars", {
                     "names": sorted({info.otel_name for _, info, _, _ in series}), "series": ids,
                     "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS - len(rows)}, request=request)
                 if len(rows) >= MAX_EXEMPLARS:
@@ -308,28 +314,28 @@ async def exemplars(request: Request) -> JSONResponse:
                 for _, ts, value, trace_id, span_id, attrs, bounds in by_sid.get(sid, []):
                     lab = dict(labels)
                     if kind == "bucket":  # the bucket the observation fell in
-                        lab["le"] = promql.format_le(next((float(b) for b in bounds if value <= b), float("inf")))
-                    ex_labels = {promql.label_name(k): v for k, v in attrs.items()}
+                        lab["le"] = format_le(next((float(b) for b in bounds if value <= b), float("inf")))
+                    ex_labels = {label_name(k): v for k, v in attrs.items()}
                     if trace_id.strip("0"):
                         ex_labels["trace_id"] = trace_id.lower()
                     if span_id.strip("0"):
                         ex_labels["span_id"] = span_id.lower()
                     key = tuple(sorted(lab.items()))
                     entry = out.setdefault(key, {"seriesLabels": lab, "exemplars": []})
-                    entry["exemplars"].append({"labels": ex_labels, "value": promql.format_value(float(value)),
+                    entry["exemplars"].append({"labels": ex_labels, "value": format_value(float(value)),
                                                "timestamp": ts / NS})
             await _written_exemplars(request, series, start, end, out)
         return _ok([out[k] for k in sorted(out)])
 
 
-async def _written_exemplars(request: Request, series: list[tuple[int, promql.MetricInfo, str, dict[str, str]]],
+async def _written_exemplars(request: Request, series: list[tuple[int, MetricInfo, str, dict[str, str]]],
                              start: int, end: int, out: dict[tuple[tuple[str, str], ...], dict[str, Any]]) -> None:
     """Exemplars of remote-written series (their own table): labels as Prometheus sent them."""
     wanted = {(labels["__name__"], tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))): labels
               for _, info, _, labels in series if info.verbatim}
     if not wanted:
         return
-    rows = await store_of(request).named("prom_exemplars_written", {
+    rows = await store_of(request).named("prometheus/exemplars_written", {
         "names": sorted({name for name, _ in wanted}), "start_ns": start, "end_ns": end, "limit": MAX_EXEMPLARS},
         request=request)
     for name, attrs, ts, value, ex_labels in rows:
@@ -337,7 +343,7 @@ async def _written_exemplars(request: Request, series: list[tuple[int, promql.Me
         if labels is None:
             continue
         entry = out.setdefault(tuple(sorted(labels.items())), {"seriesLabels": labels, "exemplars": []})
-        entry["exemplars"].append({"labels": dict(ex_labels), "value": promql.format_value(float(value)),
+        entry["exemplars"].append({"labels": dict(ex_labels), "value": format_value(float(value)),
                                    "timestamp": ts / NS})
 
 

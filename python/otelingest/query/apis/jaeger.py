@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from .common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
-from .dependencies import dependencies as compute_dependencies
-from .errors import BadRequest, NotFound
-from .spans import Span, fetch_traces
-from .store import Timer
-from .timeparse import NS, duration_ns, parse_time
+from ..dependencies import dependencies as compute_dependencies
+from ..errors import BadRequest, NotFound
+from ..spans import Span, fetch_traces
+from ..storage.store import Timer
+from ..timeparse import NS, duration_ns, parse_time
 
 US = 1_000
 DEFAULT_LOOKBACK_NS = 3600 * NS
@@ -101,25 +101,25 @@ def trace_json(trace_id: str, spans: list[Span]) -> dict[str, Any]:
 
 
 async def services(request: Request) -> JSONResponse:
-    with Timer("jaeger_services"):
-        rows = await store_of(request).named("jaeger_services", {"start_ns": now_ns() - SERVICES_LOOKBACK_NS},
+    with Timer("jaeger/services"):
+        rows = await store_of(request).named("jaeger/services", {"start_ns": now_ns() - SERVICES_LOOKBACK_NS},
                                              request=request)
         return _envelope([r[0] for r in rows])
 
 
 async def _operations(request: Request, service: str, span_kind: str) -> list[tuple[str, str]]:
     params = {"start_ns": now_ns() - SERVICES_LOOKBACK_NS, "service": service, "span_kind": span_kind}
-    return [(r[0], r[1]) for r in await store_of(request).named("jaeger_operations", params, request=request)]
+    return [(r[0], r[1]) for r in await store_of(request).named("jaeger/operations", params, request=request)]
 
 
 async def service_operations(request: Request) -> JSONResponse:
-    with Timer("jaeger_operations"):
+    with Timer("jaeger/operations"):
         ops = await _operations(request, request.path_params["service"], "")
         return _envelope(sorted({name for name, _ in ops}))
 
 
 async def operations(request: Request) -> JSONResponse:
-    with Timer("jaeger_operations"):
+    with Timer("jaeger/operations"):
         q = request.query_params
         ops = await _operations(request, q.get("service", ""), q.get("spanKind", ""))
         return _envelope([{"name": n, "spanKind": k.lower() if k != "UNSPECIFIED" else ""} for n, k in ops])
@@ -177,7 +177,7 @@ async def search(request: Request) -> JSONResponse:
         store = store_of(request)
 
         async def compute() -> list[dict[str, Any]]:
-            rows = await store.named("trace_search_tags" if tags else "trace_search", params, request=request)
+            rows = await store.named("traces/search_tags" if tags else "traces/search", params, request=request)
             ids = [r[0] for r in rows]
             found = await fetch_traces(store, ids, request=request)
             return [trace_json(t, found[t]) for t in ids if t in found]

@@ -15,12 +15,17 @@ import numpy as np
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .. import sqlfiles
-from . import logql, promql
+from ... import sqlfiles
+from ..logql import parser as logql
+from ..promql.aggregations import AGGREGATIONS
+from ..promql.naming import format_value, label_name
+from ..promql.operators import apply_op
+from ..promql.source import series_chunks
+from ..promql.values import Scalar, Vector, label_key
 from .common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
-from .errors import BadRequest, Unavailable
-from .store import Timer
-from .timeparse import NS, duration_ns, loki_time_ns
+from ..errors import BadRequest, Unavailable
+from ..storage.store import Timer
+from ..timeparse import NS, duration_ns, loki_time_ns
 
 DEFAULT_LIMIT = 100
 DEFAULT_WINDOW_NS = 3600 * NS
@@ -29,12 +34,15 @@ STREAMS_LIMIT = 10_000
 COLUMN_LABELS = ("service_name", "severity_text", "level", "detected_level")
 
 
+ORDER_BY = {"forward": "loki/order_forward", "backward": "loki/order_backward"}
+
+
 def _sql(*fragments: str) -> str:
     return "\n".join(sqlfiles.query(f) for f in fragments)
 
 
 def stream_labels(service: str, severity: str, resource: dict[str, str]) -> dict[str, str]:
-    labels = {promql.label_name(k): v for k, v in resource.items() if k != "service.name"}
+    labels = {label_name(k): v for k, v in resource.items() if k != "service.name"}
     labels["service_name"] = service
     if severity:
         labels["severity_text"] = severity
@@ -66,7 +74,7 @@ async def _log_streams(request: Request, q: logql.LogQuery, start: int, end: int
                        ) -> list[dict[str, Any]]:
     f = logql.compile_filter(q)
     params = {**f.params, "start_ns": start, "end_ns": end, "limit": limit}
-    sql = _sql("loki_logs_select", *f.fragments, f"loki_order_{direction}")
+    sql = _sql("loki/logs_select", *f.fragments, ORDER_BY[direction])
     rows = await store_of(request).rows(sql, params, request=request)
     streams: dict[tuple[Any, ...], dict[str, Any]] = {}
     for ts, service, severity, resource, body in rows:
@@ -88,11 +96,11 @@ async def _resources(request: Request, firsts: dict[int, tuple[str, int]]) -> di
     """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
     hash to the service and time of a record that has it."""
     found: dict[int, dict[str, str]] = {}
-    for hashes in promql.series_chunks(firsts):  # ids are a bound parameter: a chunk per query
+    for hashes in series_chunks(firsts):  # ids are a bound parameter: a chunk per query
         part = {h: firsts[h] for h in hashes}
         params = {"hashes": hashes, "services": sorted({s for s, _ in part.values()}),
                   "times": sorted({t for _, t in part.values()})}
-        rows = await store_of(request).rows(sqlfiles.query("loki_stream_resources"), params, request=request)
+        rows = await store_of(request).rows(sqlfiles.query("loki/stream_resources"), params, request=request)
         found |= {int(h): res for h, res in rows}
     if len(found) < len(firsts):
         # The record was there a moment ago: dropped by retention (or a DELETE) in between.
@@ -110,31 +118,31 @@ class _Eval:
         self.steps = steps
         self.step = step
 
-    async def eval(self, e: Any) -> promql.Vector | promql.Scalar:
+    async def eval(self, e: Any) -> Vector | Scalar:
         if isinstance(e, logql.Number):
-            return promql.Scalar(np.full(len(self.steps), e.value))
+            return Scalar(np.full(len(self.steps), e.value))
         if isinstance(e, logql.VectorLit):
-            return promql.Vector([({}, np.full(len(self.steps), e.value))])
+            return Vector([({}, np.full(len(self.steps), e.value))])
         if isinstance(e, logql.RangeAgg):
             return await self.range_agg(e, [])
         if isinstance(e, logql.VectorAgg):
             return await self.vector_agg(e)
         if isinstance(e, logql.BinOp):
             lhs, rhs = await self.eval(e.lhs), await self.eval(e.rhs)
-            if isinstance(lhs, promql.Scalar) and isinstance(rhs, promql.Scalar):
-                return promql.Scalar(promql._apply(e.op, lhs.values, rhs.values, True))
-            if isinstance(lhs, promql.Vector) and isinstance(rhs, promql.Scalar):
-                return promql.Vector([(lab, promql._apply(e.op, v, rhs.values, True)) for lab, v in lhs.series])
-            if isinstance(lhs, promql.Scalar) and isinstance(rhs, promql.Vector):
-                return promql.Vector([(lab, promql._apply(e.op, lhs.values, v, True)) for lab, v in rhs.series])
-            assert isinstance(lhs, promql.Vector) and isinstance(rhs, promql.Vector)
-            right = {promql._key(lab): v for lab, v in rhs.series}
+            if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
+                return Scalar(apply_op(e.op, lhs.values, rhs.values, True))
+            if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
+                return Vector([(lab, apply_op(e.op, v, rhs.values, True)) for lab, v in lhs.series])
+            if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
+                return Vector([(lab, apply_op(e.op, lhs.values, v, True)) for lab, v in rhs.series])
+            assert isinstance(lhs, Vector) and isinstance(rhs, Vector)
+            right = {label_key(lab): v for lab, v in rhs.series}
             out = []
             for lab, v in lhs.series:
-                other = right.get(promql._key(lab))
+                other = right.get(label_key(lab))
                 if other is not None:
-                    out.append((lab, promql._apply(e.op, v, other, True)))
-            return promql.Vector(out)
+                    out.append((lab, apply_op(e.op, v, other, True)))
+            return Vector(out)
         if isinstance(e, logql.LogQuery):
             raise BadRequest("a log query cannot be used in a metric expression; use count_over_time(...)")
         raise BadRequest(f"unsupported expression {type(e).__name__}")
@@ -158,9 +166,9 @@ class _Eval:
         with_bytes = e.func.startswith("bytes")
         params = {**f.params, "start_ns": origin, "end_ns": end, "origin_ns": origin, "bucket_ns": w,
                   "per_stream": per_stream, "group_keys": extra}
-        select = ["loki_counts_select"] + (["loki_bytes"] if with_bytes else []) + \
-            (["loki_counts_extracted"] if extra else [])
-        rows = await store_of(self.request).rows(_sql(*select, *f.fragments, "loki_counts_group"), params,
+        select = ["loki/counts_select"] + (["loki/bytes"] if with_bytes else []) + \
+            (["loki/counts_extracted"] if extra else [])
+        rows = await store_of(self.request).rows(_sql(*select, *f.fragments, "loki/counts_group"), params,
                                                  request=self.request)
         # (service, severity, stream, extracted) -> bucket numbers, lines, bytes
         acc: dict[tuple[Any, ...], tuple[list[int], list[int], list[int]]] = {}
@@ -181,7 +189,7 @@ class _Eval:
         for (service, severity, stream, extracted), (buckets, lines, sizes) in acc.items():
             lab = stream_labels(service, severity, resources[stream] if per_stream else {})
             lab.update({k: v for k, v in zip(extra, extracted) if v})
-            key = promql._key(lab)
+            key = label_key(lab)
             if key not in per:
                 per[key] = (lab, np.zeros(nb + 1), np.zeros(nb + 1))
             idx = np.asarray(buckets, dtype=np.int64)
@@ -206,12 +214,12 @@ class _Eval:
             vals = vals / (e.range_ns / NS)
         return np.where(lines == 0, np.nan, vals)
 
-    async def range_agg(self, e: logql.RangeAgg, group_keys: list[str]) -> promql.Vector:
+    async def range_agg(self, e: logql.RangeAgg, group_keys: list[str]) -> Vector:
         extra = [k for k in group_keys if k not in COLUMN_LABELS]
         windows = await self._windows(e, extra, per_stream=True)
-        return promql.Vector([(lab, self._values(e, lines, nbytes)) for lab, lines, nbytes in windows])
+        return Vector([(lab, self._values(e, lines, nbytes)) for lab, lines, nbytes in windows])
 
-    async def vector_agg(self, e: logql.VectorAgg) -> promql.Vector:
+    async def vector_agg(self, e: logql.VectorAgg) -> Vector:
         keys = e.labels if e.by else []
 
         def group(lab: dict[str, str]) -> dict[str, str]:
@@ -227,36 +235,36 @@ class _Eval:
             sums: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], np.ndarray, np.ndarray]] = {}
             for lab, lines, nbytes in await self._windows(e.expr, [], per_stream=False):
                 g = group(lab)
-                k = promql._key(g)
+                k = label_key(g)
                 if k in sums:
                     sums[k][1][:] += lines
                     sums[k][2][:] += nbytes
                 else:
                     sums[k] = (g, lines.copy(), nbytes.copy())
-            return promql.Vector([(g, self._values(e.expr, lines, nbytes)) for g, lines, nbytes in sums.values()])
+            return Vector([(g, self._values(e.expr, lines, nbytes)) for g, lines, nbytes in sums.values()])
 
         inner = await self.range_agg(e.expr, keys) if isinstance(e.expr, logql.RangeAgg) else await self.eval(e.expr)
-        if not isinstance(inner, promql.Vector):
+        if not isinstance(inner, Vector):
             raise BadRequest(f"{e.op}() needs a vector")
 
         groups: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[np.ndarray]]] = {}
         for lab, vals in inner.series:
             g = group(lab)
-            groups.setdefault(promql._key(g), (g, []))[1].append(vals)
+            groups.setdefault(label_key(g), (g, []))[1].append(vals)
         out = []
         for g, members in groups.values():
             stacked = np.vstack(members)
             present = ~np.isnan(stacked)
             with np.errstate(all="ignore"):
-                vals = promql._AGGS[e.op](stacked, present)
+                vals = AGGREGATIONS[e.op](stacked, present)
             out.append((g, np.where(present.any(axis=0), vals, np.nan)))
-        return promql.Vector(out)
+        return Vector(out)
 
 
-def _matrix(v: promql.Vector, steps: np.ndarray) -> list[dict[str, Any]]:
+def _matrix(v: Vector, steps: np.ndarray) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for lab, vals in v.series:
-        pts = [[int(t) / NS, promql.format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
+        pts = [[int(t) / NS, format_value(float(x))] for t, x in zip(steps, vals) if not np.isnan(x)]
         if pts:
             out.append({"metric": lab, "values": pts})
     out.sort(key=lambda s: sorted(s["metric"].items()))
@@ -303,8 +311,8 @@ async def query_range(request: Request) -> JSONResponse:
 
         async def metric() -> dict[str, Any]:
             v = await _Eval(request, steps, step).eval(expr)
-            if isinstance(v, promql.Scalar):
-                v = promql.Vector([({}, v.values)])
+            if isinstance(v, Scalar):
+                v = Vector([({}, v.values)])
             return {"resultType": "matrix", "result": _matrix(v, steps), "stats": {}}
 
         return _ok(await cache_of(request).get_or_compute(mkey, end, metric))
@@ -323,10 +331,10 @@ async def query(request: Request) -> JSONResponse:
             return _ok({"resultType": "streams", "result": streams, "stats": {}})
         steps = np.array([t], dtype=np.int64)
         v = await _Eval(request, steps, 0).eval(expr)
-        if isinstance(v, promql.Scalar):
-            return _ok({"resultType": "scalar", "result": [t / NS, promql.format_value(float(v.values[0]))],
+        if isinstance(v, Scalar):
+            return _ok({"resultType": "scalar", "result": [t / NS, format_value(float(v.values[0]))],
                         "stats": {}})
-        result = [{"metric": lab, "value": [t / NS, promql.format_value(float(vals[0]))]}
+        result = [{"metric": lab, "value": [t / NS, format_value(float(vals[0]))]}
                   for lab, vals in v.series if not np.isnan(vals[0])]
         return _ok({"resultType": "vector", "result": result, "stats": {}})
 
@@ -343,9 +351,9 @@ async def _streams(request: Request, params: dict[str, list[str]], selector: str
             raise BadRequest("expected a stream selector")
         q = e
     f = logql.compile_filter(q)
-    select = ["loki_streams_select"] + (["loki_bytes"] if with_bytes else [])
+    select = ["loki/streams_select"] + (["loki/bytes"] if with_bytes else [])
     rows = await store_of(request).rows(
-        _sql(*select, *f.fragments, "loki_streams_group"),
+        _sql(*select, *f.fragments, "loki/streams_group"),
         {**f.params, "start_ns": start, "end_ns": end, "limit": STREAMS_LIMIT}, request=request)
     firsts: dict[int, tuple[str, int]] = {}
     for s, _, h, first, *_ in rows:
@@ -380,7 +388,7 @@ async def series(request: Request) -> JSONResponse:
         out: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         for m in matches:
             for lab, _, _ in await _streams(request, params, m):
-                out[promql._key(lab)] = lab
+                out[label_key(lab)] = lab
         return _ok([out[k] for k in sorted(out)])
 
 

@@ -21,10 +21,10 @@ import anyio.to_thread
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 
-from .. import sqlfiles
-from ..clickhouse.client import as_storage_error, error_code
-from ..config import QueryConfig, RetentionConfig
-from .errors import BadRequest, QueryError, Unavailable, Unprocessable
+from ... import sqlfiles
+from ...clickhouse.client import as_storage_error, error_code
+from ...config import QueryConfig, RetentionConfig
+from ..errors import BadRequest, QueryError, Unavailable, Unprocessable
 from .pool import ClientPool
 
 log = logging.getLogger(__name__)
@@ -165,14 +165,15 @@ class Store:
         if gone:
             raise Unavailable("client disconnected; query cancelled")
         if failure:
-            raise _classify(failure[0])
+            raise classify_error(failure[0])
         return result
 
     async def named(self, name: str, params: dict[str, Any] | None = None, **kw: Any) -> list[tuple]:
         return await self.rows(sqlfiles.query(name), params, **kw)
 
 
-def _classify(exc: BaseException) -> BaseException:
+def classify_error(exc: BaseException) -> BaseException:
+    """A ClickHouse failure as the query error the APIs answer with (503, 422, 400 or 500)."""
     if isinstance(exc, QueryError):
         return exc
     code = error_code(exc)
