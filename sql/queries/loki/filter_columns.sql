@@ -1,5 +1,5 @@
 -- Fragment: the matchers on service_name, severity_text and level/detected_level that
--- loki_filter.sql has no slot for (a second `=` or `=~` on one label), as arrays of bound values
+-- loki/filter.sql has no slot for (a second `=` or `=~` on one label), as arrays of bound values
 -- evaluated per row.
   AND arrayAll((val, o, v) -> multiIf(o = '=', val = v, o = '!=', val != v, o = '=~', match(val, v),
                                        o = '!~', NOT match(val, v), false),

@@ -1,4 +1,4 @@
--- Fragment: line filters |= != |~ !~ (the only fragments besides loki_bytes.sql and the label
+-- Fragment: line filters |= != |~ !~ (the only fragments besides loki/bytes.sql and the label
 -- filters that read Body).
   AND arrayAll(s -> position(Body, s) > 0, {contains:Array(String)})
   AND arrayAll(s -> position(Body, s) = 0, {not_contains:Array(String)})

@@ -1,4 +1,4 @@
--- prom_label_keys_raw.sql from a rollup table ({table}).
+-- promql/label_keys_raw.sql from a rollup table ({table}).
 SELECT groupUniqArrayArray(mapKeys(Attributes)), max(has(mapKeys(ResourceAttributes), 'service.instance.id'))
 FROM {table:Identifier}
 WHERE MetricName IN {names:Array(String)}

@@ -1,4 +1,4 @@
--- prom_series_labels_raw.sql from a rollup table ({table}).
+-- promql/series_labels_raw.sql from a rollup table ({table}).
 SELECT SeriesId, any(ServiceName), any(ResourceAttributes), any(Attributes)
 FROM {table:Identifier}
 WHERE MetricName IN {names:Array(String)}

@@ -303,7 +303,7 @@ _COLUMN_SLOTS = {"service_name": "service", "severity_text": "severity", "level"
 
 @dataclass
 class Filter:
-    """A log query as SQL: the filter fragments (sql/queries/loki_filter*.sql, in order) and their
+    """A log query as SQL: the filter fragments (sql/queries/loki/filter*.sql, in order) and their
     bound parameters (every value as data, never SQL text)."""
 
     fragments: list[str]

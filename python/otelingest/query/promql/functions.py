@@ -2,7 +2,7 @@
 
 Pure functions over per-step arrays (a series' values at each step, NaN where absent) or over a
 series' raw samples and each step's window of them (``lo``/``hi`` index ranges, as
-``promql.range_over_samples``); the evaluator (promql.py) calls them. Semantics are Prometheus'
+``ranges.range_over_samples``); the evaluator (evaluator.py) calls them. Semantics are Prometheus'
 (promql/functions.go, aggregation.go), noted where it matters. Windows with few samples are
 evaluated in a loop: these functions serve panels and rules of bounded size (the selector limits
 hold), the pushdown paths keep the heavy dashboard shapes.

@@ -2,7 +2,7 @@
 series a selector's matchers select, and their samples in a window, from the raw table or a rollup.
 
 The catalog is shared between evaluations a few seconds (Store.remember), series labels are kept
-per series id (Store.series_labels); regex matchers run in ClickHouse (sql/queries/promql/shared/regex_match.sql).
+per series id (Store.series_labels); regex matchers run in ClickHouse (sql/queries/promql/shared/shared/regex_match.sql).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class Source:
     max_series: int = 10_000
     # Pre-aggregate samples per bucket in ClickHouse when steps/ranges are coarse (see bucketed()).
     use_buckets: bool = True
-    # Evaluate aggregations of the common shapes inside ClickHouse (promql_sql.py).
+    # Evaluate aggregations of the common shapes inside ClickHouse (pushdown/).
     pushdown: bool = True
     # Reuse the metric catalog other queries of the last CATALOG_TTL_S read for about the same window
     # (Store.remember; past that, for CATALOG_STALE_S more while it is read again in the background):

@@ -1,7 +1,7 @@
--- Fragment (CTE `spans`) after a `windows` CTE of a histogram's buckets (prom_agg_windows_buckets*.sql
--- or prom_agg_lagged_windows_buckets.sql: per series and step its group and bounds id, the window's
+-- Fragment (CTE `spans`) after a `windows` CTE of a histogram's buckets (promql/pushdown/windows_buckets*.sql
+-- or promql/pushdown/lagged_windows_buckets.sql: per series and step its group and bounds id, the window's
 -- sample count n, first and last times t0 and t1, the first value v0 and the growth), before
--- prom_agg_range_buckets.sql or prom_agg_range_linear_buckets.sql: the parts of Prometheus'
+-- promql/pushdown/range_buckets.sql or promql/pushdown/range_linear_buckets.sql: the parts of Prometheus'
 -- extrapolatedRate, whose interval factor is the same for every element of a window.
 , spans AS
 (

@@ -1,4 +1,4 @@
--- Fragment (CTE `terms`) after prom_agg_neighbours_buckets.sql: a row per sample and step whose
+-- Fragment (CTE `terms`) after promql/pushdown/neighbours_buckets.sql: a row per sample and step whose
 -- window holds the sample and the one before it (so not as its first), with that window's count n,
 -- first and last times t0/t1 and Prometheus' extrapolatedRate factor parts: the window's growth is
 -- the sum of its rows' inc. Only delta points reach it (a window's value is its growth times a

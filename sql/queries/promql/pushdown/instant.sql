@@ -1,6 +1,6 @@
--- Fragment after prom_agg_latest.sql: `{agg} by (group) (selector)` evaluated in ClickHouse, one row
+-- Fragment after promql/pushdown/latest.sql: `{agg} by (group) (selector)` evaluated in ClickHouse, one row
 -- per group and step: each series' latest sample per step, then the aggregation over the series of a
--- group, as in prom_agg_range.sql.
+-- group, as in promql/pushdown/range.sql.
 SELECT gid, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value

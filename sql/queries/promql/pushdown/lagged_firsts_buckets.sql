@@ -1,5 +1,5 @@
--- Fragment (CTE `firsts`) after prom_agg_lags.sql ({lags} = 4) for cumulative points: as
--- prom_agg_lagged_firsts_delta_buckets.sql, the growth since a first sample being the sum of the
+-- Fragment (CTE `firsts`) after promql/pushdown/lags.sql ({lags} = 4) for cumulative points: as
+-- promql/pushdown/lagged_firsts_delta_buckets.sql, the growth since a first sample being the sum of the
 -- increments after it (per element the value's growth, or the value itself after a drop, a counter
 -- reset, unless {fn} = delta), and the first value v0 where Prometheus' zero point may matter: it
 -- shortens the extrapolation only if v0 * sampled < growth * to_start, to_start being below the

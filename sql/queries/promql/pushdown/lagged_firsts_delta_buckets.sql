@@ -1,4 +1,4 @@
--- Fragment (CTE `firsts`) after prom_agg_lags.sql ({lags} = 4) for delta points: per sample, each of the
+-- Fragment (CTE `firsts`) after promql/pushdown/lags.sql ({lags} = 4) for delta points: per sample, each of the
 -- samples before it that is the first of a window it ends (j = how many samples after that one),
 -- with the growth since it, the sum of the delta points after it. No first value (an empty v0): the
 -- counter's zero point is not used for running totals.

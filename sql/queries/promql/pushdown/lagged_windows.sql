@@ -1,5 +1,5 @@
--- Fragment (CTE `windows`) after prom_agg_lags.sql, before prom_agg_range.sql: a row per series and
--- step whose window holds two samples or more, as prom_agg_windows.sql gives (sample count n, first
+-- Fragment (CTE `windows`) after promql/pushdown/lags.sql, before promql/pushdown/range.sql: a row per series and
+-- step whose window holds two samples or more, as promql/pushdown/windows.sql gives (sample count n, first
 -- and last times and values, the drops to add back for counter resets), read from the window's last
 -- sample and its lags; j samples before it are in the window. A sample that is `bad` gives a row at
 -- step {steps} instead (growth 0 over one second, so it is not filtered out), which tells the

@@ -1,5 +1,5 @@
--- Fragment (CTE `windows`) after a prom_agg_lagged_firsts_*buckets.sql CTE, before
--- prom_agg_extrapolation_buckets.sql: a row per series and step (the window ending at step k, its
+-- Fragment (CTE `windows`) after a promql/pushdown/lagged_firsts_*buckets.sql CTE, before
+-- promql/pushdown/extrapolation_buckets.sql: a row per series and step (the window ending at step k, its
 -- first sample at t0, its last at t, j + 1 samples); a row at step {steps} per sample that is `bad`.
 , windows AS
 (

@@ -1,10 +1,10 @@
--- Fragment (CTE `lagged`) after a prom_agg_samples_* CTE ({running} = 0 for a histogram's buckets):
+-- Fragment (CTE `lagged`) after a promql/pushdown/samples_* CTE ({running} = 0 for a histogram's buckets):
 -- the lagged path for `{fn}(x[range])` when a window spans several steps but holds few samples, as
 -- the usual Grafana panel's does (rate(x[$__rate_interval]) spans four scrapes). A sample is the
 -- last one of the windows ending between it and the next sample, and their first sample is one of
 -- the {lags} before it: read with lagInFrame (times T1..T8 and values V1..V7, of which a consumer
--- reads its {lags}: 4 for a histogram's arrays, prom_agg_lagged_firsts_*buckets.sql, 7 for a
--- counter or gauge, prom_agg_lagged_windows.sql), so no sample is copied to every window holding
+-- reads its {lags}: 4 for a histogram's arrays, promql/pushdown/lagged_firsts_*buckets.sql, 7 for a
+-- counter or gauge, promql/pushdown/lagged_windows.sql), so no sample is copied to every window holding
 -- it. Another path answers instead when `bad`: a window of this query holding more than {lags} + 1
 -- samples, or a time stored twice (a retried export, which the lags would count twice).
 , lagged AS

@@ -1,4 +1,4 @@
--- Fragment (CTE `latest`) after a prom_agg_samples_* CTE, before prom_agg_instant*.sql: step k ends at
+-- Fragment (CTE `latest`) after a promql/pushdown/samples_* CTE, before promql/pushdown/instant*.sql: step k ends at
 -- e_k = {e0_ns} + k * {step_ns}; a series' value there is its last sample at or before e_k and after
 -- e_k - {lookback_ns}: each sample (sid, v) is copied to exactly the steps k it answers (from its
 -- time until the next sample or the lookback's end).

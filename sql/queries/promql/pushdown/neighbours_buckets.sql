@@ -1,10 +1,10 @@
--- Fragment (CTE `neighbours`) after a prom_agg_samples_*_bucket CTE ({running} = 0), for
+-- Fragment (CTE `neighbours`) after a promql/pushdown/samples_*_bucket CTE ({running} = 0), for
 -- `{fn}(x_bucket[range])` of delta points stored twice (a retried export) when a window spans several
 -- steps: the other paths' running totals would count such a point twice. Each sample with its
 -- increment (a delta point's own counts) and the distinct times of its series' samples within a
 -- range before it (before_t, itself last) and after it (after_t, itself first), sorted. A step's
 -- growth is then the sum of the increments of its window's samples but the first
--- (prom_agg_increments_buckets.sql). Frames are ordered by {unit_ns} (RANGE offsets are below 2^31:
+-- (promql/pushdown/increments_buckets.sql). Frames are ordered by {unit_ns} (RANGE offsets are below 2^31:
 -- microseconds up to a 35-minute range, then milliseconds; {range_units} >= the range, exact
 -- comparisons follow). A point stored twice is one time here: peers is its number of copies, and
 -- each copy adds its share.

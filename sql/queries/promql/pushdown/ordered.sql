@@ -1,4 +1,4 @@
--- Fragment (CTE `ordered`) after a prom_agg_samples_* CTE, before prom_agg_windows*.sql: each sample
+-- Fragment (CTE `ordered`) after a promql/pushdown/samples_* CTE, before promql/pushdown/windows*.sql: each sample
 -- with the value before it in its series (prev; the first sample's own). A point stored twice (a
 -- retried export) is one sample, as in Prometheus.
 , ordered AS

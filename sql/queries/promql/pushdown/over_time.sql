@@ -1,9 +1,9 @@
--- Fragment after prom_agg_samples_raw.sql / prom_agg_samples_rollup.sql: `{agg} by (group)
+-- Fragment after promql/pushdown/samples_raw.sql / promql/pushdown/samples_rollup.sql: `{agg} by (group)
 -- ({fn}(selector[range]))` for {fn} = {count,sum,avg,min,max,last}_over_time, evaluated in
 -- ClickHouse, one row per group and step. Step k ends at e_k = {e0_ns} + k * {step_ns}; its window is
 -- (e_k - {range_ns}, e_k]. Each sample is copied to the steps whose window holds it; per series and
 -- step the count, sum, min, max or last sample; then the aggregation over the series of a group, as
--- in prom_agg_range.sql. NaN values are skipped, as the Python evaluator does.
+-- in promql/pushdown/range.sql. NaN values are skipped, as the Python evaluator does.
 SELECT gid, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value

@@ -1,4 +1,4 @@
--- Fragment (CTE `pairs`) after prom_agg_samples_rollup*.sql, before prom_agg_windows_pairs*.sql: for a
+-- Fragment (CTE `pairs`) after promql/pushdown/samples_rollup*.sql, before promql/pushdown/windows*_pairs.sql: for a
 -- rollup whose samples sit at bucket ends, at least a bucket apart, and a window of two buckets
 -- ({range_ns} = 2 x bucket), each step's window holds at most its last sample and the one before.
 -- So each sample is the last of the steps k ending from its time until the next sample (or until the

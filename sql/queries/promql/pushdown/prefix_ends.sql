@@ -1,5 +1,5 @@
--- Fragments (CTEs `adjacent`, `ends`) after a prom_agg_samples_* CTE, before
--- prom_agg_prefix_windows.sql or prom_agg_prefix_windows_buckets.sql, which define the CTE `drops`
+-- Fragments (CTEs `adjacent`, `ends`) after a promql/pushdown/samples_* CTE, before
+-- promql/pushdown/prefix_windows.sql or promql/pushdown/prefix_windows_buckets.sql, which define the CTE `drops`
 -- (each sample's value before a counter reset, where it follows one: `dropped`, and `reset`) and
 -- pair each window's two ends: `{fn}(x[range])` for windows of many samples. A window's growth is
 -- its last value minus its first, plus the value before each counter reset inside it (unless {fn} =

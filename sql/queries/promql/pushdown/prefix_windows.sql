@@ -1,7 +1,7 @@
--- Fragments (CTEs `drops`, `windows`) after prom_agg_prefix_ends.sql over a prom_agg_samples_* CTE,
--- before prom_agg_range.sql: the bucket version's pairing of each window's two ends
--- (prom_agg_prefix_windows_buckets.sql) for a counter or gauge whose windows hold more samples than
--- the lagged path reads (prom_agg_lags.sql). Rows as prom_agg_windows.sql gives; the row at step
+-- Fragments (CTEs `drops`, `windows`) after promql/pushdown/prefix_ends.sql over a promql/pushdown/samples_* CTE,
+-- before promql/pushdown/range.sql: the bucket version's pairing of each window's two ends
+-- (promql/pushdown/prefix_windows_buckets.sql) for a counter or gauge whose windows hold more samples than
+-- the lagged path reads (promql/pushdown/lags.sql). Rows as promql/pushdown/windows.sql gives; the row at step
 -- {steps} that reports delta points stored twice has growth 0 over one second, so it is not
 -- filtered out, and the service copies samples instead.
 , drops AS

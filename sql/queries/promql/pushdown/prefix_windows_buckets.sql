@@ -1,5 +1,5 @@
--- Fragments (CTEs `drops`, `windows`) after prom_agg_prefix_ends.sql over a prom_agg_samples_*_bucket
--- CTE, before prom_agg_extrapolation_buckets.sql: `{fn}(x_bucket[range])` for windows of many samples
+-- Fragments (CTEs `drops`, `windows`) after promql/pushdown/prefix_ends.sql over a promql/pushdown/samples_*_bucket
+-- CTE, before promql/pushdown/extrapolation_buckets.sql: `{fn}(x_bucket[range])` for windows of many samples
 -- (the lagged path reads five), each window's two ends meeting in one row per series and step.
 -- After a drop of any element (a counter reset) `dropped` holds each element's value before it.
 , drops AS
@@ -17,7 +17,7 @@
            k, n, t0, t1,
            last_v - first_v + arrayResize(resets, length(last_v), 0.) AS growth,
            -- the first value only where Prometheus' zero point may shorten the extrapolation (as in
-           -- prom_agg_lagged_firsts_buckets.sql): rate/increase of cumulative points
+           -- promql/pushdown/lagged_firsts_buckets.sql): rate/increase of cumulative points
            if(NOT {running:UInt8} AND {fn:String} != 'delta'
               AND arrayMin(first_v * toFloat64(t1 - t0) - growth * toFloat64(t0 - t_before)) < 0, first_v, []) AS v0
     FROM

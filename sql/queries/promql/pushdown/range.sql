@@ -1,5 +1,5 @@
--- Fragment after a `windows` CTE (prom_agg_windows.sql, prom_agg_windows_pairs.sql or
--- prom_agg_lagged_windows.sql): `{agg} by (group) ({fn}(selector[range]))` for {fn} = rate |
+-- Fragment after a `windows` CTE (promql/pushdown/windows.sql, promql/pushdown/windows_pairs.sql or
+-- promql/pushdown/lagged_windows.sql): `{agg} by (group) ({fn}(selector[range]))` for {fn} = rate |
 -- increase | delta, one row per group and step: Prometheus' extrapolatedRate (promql/functions.go)
 -- per series and step, then the aggregation over the series of a group ({groups} gives each of
 -- {series} its group). Absent and NaN values are skipped, as the Python evaluator does; delta series

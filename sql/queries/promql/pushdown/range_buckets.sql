@@ -1,4 +1,4 @@
--- Fragment after prom_agg_extrapolation_buckets.sql: `{agg} by (group) ({fn}(x_bucket[range]))` for
+-- Fragment after promql/pushdown/extrapolation_buckets.sql: `{agg} by (group) ({fn}(x_bucket[range]))` for
 -- {fn} = rate | increase of cumulative points, with a histogram's buckets kept as one array per
 -- point (an element per `le`) so a histogram moves one row, not one per bound: Prometheus'
 -- extrapolatedRate per element. Its interval factor is the same for every element unless the

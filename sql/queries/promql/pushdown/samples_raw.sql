@@ -1,5 +1,5 @@
--- Fragment (CTE `samples`) for prom_agg_ordered.sql, prom_agg_pairs.sql, prom_agg_latest.sql or
--- prom_agg_over_time.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
+-- Fragment (CTE `samples`) for promql/pushdown/ordered.sql, promql/pushdown/pairs.sql, promql/pushdown/latest.sql or
+-- promql/pushdown/over_time.sql: the exposed samples (sid, t, v) of the selected series in (start, end] from
 -- raw points, for a gauge/counter value or a histogram's Count or Sum ({kind:String} = value |
 -- count | sum). Delta points become a running total from the window's start, as the Python
 -- evaluator does. Stale markers (a NaN with payload 2, sent by Prometheus when a series stops)

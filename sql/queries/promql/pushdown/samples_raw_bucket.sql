@@ -1,9 +1,9 @@
--- Fragment (CTE `samples`) for the bucket variants of the prom_agg fragments (windows, lags, ends, latest): a
+-- Fragment (CTE `samples`) for the bucket variants of the promql/pushdown fragments (windows, lags, ends, latest): a
 -- histogram's `_bucket` samples (sid, t, v) in (start, end] from raw points, v holding the
 -- cumulative count per bound (+Inf last), one `le` series per element. Points whose bucket counts
 -- do not match their bounds are skipped (no buckets rather than wrong ones). Delta points become a
 -- running total. A series' bounds are the same throughout the window (the service checked, in
--- prom_series_*.sql, and read them there), so results name them by an id ({bids}, per series).
+-- promql/series_*.sql, and read them there), so results name them by an id ({bids}, per series).
 WITH samples AS
 (
     SELECT sid, t,

@@ -1,6 +1,6 @@
--- Fragment (CTE `samples`) for prom_agg_ordered.sql, prom_agg_pairs.sql, prom_agg_latest.sql or
--- prom_agg_over_time.sql: samples (sid, t, v) of the selected series from a rollup table ({table}
--- chosen by the service), one per bucket stamped at the bucket's end, as prom_points_rollup.sql
+-- Fragment (CTE `samples`) for promql/pushdown/ordered.sql, promql/pushdown/pairs.sql, promql/pushdown/latest.sql or
+-- promql/pushdown/over_time.sql: samples (sid, t, v) of the selected series from a rollup table ({table}
+-- chosen by the service), one per bucket stamped at the bucket's end, as promql/points_rollup.sql
 -- gives them: the last value (cumulative) or the bucket's sum, made a running total when {running}
 -- (delta), for {kind:String} = value | count | sum. FINAL merges a bucket's partial rows in key
 -- order, cheaper than a GROUP BY over every bucket.

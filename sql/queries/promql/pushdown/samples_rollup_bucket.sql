@@ -1,9 +1,9 @@
--- Fragment (CTE `samples`) for the bucket variants of the prom_agg fragments (windows, pairs, latest): a
+-- Fragment (CTE `samples`) for the bucket variants of the promql/pushdown fragments (windows, pairs, latest): a
 -- histogram's `_bucket` samples (sid, t, v) from a rollup table ({table}), one per rollup
 -- bucket stamped at its end, v holding the cumulative count per bound (+Inf last): the last bucket
 -- counts (cumulative) or their sums, made a running total when {running} (delta). FINAL merges a
 -- bucket's partial rows in key order, cheaper than a GROUP BY over every bucket. Bounds as in
--- prom_agg_samples_raw_bucket.sql.
+-- promql/pushdown/samples_raw_bucket.sql.
 WITH samples AS
 (
     SELECT sid, t,

@@ -1,4 +1,4 @@
--- Fragment (CTE `windows`) after prom_agg_ordered.sql, before prom_agg_range.sql: each series' samples
+-- Fragment (CTE `windows`) after promql/pushdown/ordered.sql, before promql/pushdown/range.sql: each series' samples
 -- in each step's window. Step k ends at e_k = {e0_ns} + k * {step_ns} (the offset already applied);
 -- its window is (e_k - {range_ns}, e_k]. Each sample is copied to the steps whose window holds it;
 -- per series and step: count, first/last sample and the counter-reset correction (the value before

@@ -1,5 +1,5 @@
--- Fragment (CTE `windows`) after prom_agg_ordered.sql over a prom_agg_samples_*_bucket CTE, before
--- prom_agg_extrapolation_buckets.sql: prom_agg_windows.sql for a histogram's `_bucket` series kept as one
+-- Fragment (CTE `windows`) after promql/pushdown/ordered.sql over a promql/pushdown/samples_*_bucket CTE, before
+-- promql/pushdown/extrapolation_buckets.sql: promql/pushdown/windows.sql for a histogram's `_bucket` series kept as one
 -- array per point (an element per `le`): per series and step the count, first sample array and
 -- growth, reset-corrected per element (the value before each drop) unless {fn} = delta; with the
 -- series' group and bounds id, for windows of two samples a moment apart (as in Prometheus).

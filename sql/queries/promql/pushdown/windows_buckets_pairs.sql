@@ -1,5 +1,5 @@
--- Fragment (CTE `windows`) after prom_agg_pairs.sql over prom_agg_samples_rollup_bucket.sql, before
--- prom_agg_extrapolation_buckets.sql: prom_agg_windows_pairs.sql for a histogram's `_bucket` series kept as
+-- Fragment (CTE `windows`) after promql/pushdown/pairs.sql over promql/pushdown/samples_rollup_bucket.sql, before
+-- promql/pushdown/extrapolation_buckets.sql: promql/pushdown/windows_pairs.sql for a histogram's `_bucket` series kept as
 -- one array per point. Delta samples arrive as they are ({running} = 0): the growth between the two
 -- is the last one.
 , windows AS

@@ -1,5 +1,5 @@
--- Fragment (CTE `windows`) after prom_agg_pairs.sql, before prom_agg_range.sql: what
--- prom_agg_windows.sql gives, for a rollup's two-bucket windows (each a pair of samples, no
+-- Fragment (CTE `windows`) after promql/pushdown/pairs.sql, before promql/pushdown/range.sql: what
+-- promql/pushdown/windows.sql gives, for a rollup's two-bucket windows (each a pair of samples, no
 -- per-window aggregation). Delta samples arrive as they are ({running} = 0): the growth between the
 -- two is the last one, given as v1 over v0 = 0.
 , windows AS
