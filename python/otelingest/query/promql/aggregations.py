@@ -27,7 +27,6 @@ def count_values(v: Vector, group_labels: Callable[[Labels], Labels], target: st
     return Vector(list(out.values()))
 
 
-
 def topk(v: Vector, group_labels: Callable[[Labels], Labels], k: np.ndarray, top: bool) -> Vector:
     if not v.series:
         return v

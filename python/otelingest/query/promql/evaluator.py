@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import promql_parser as pp
@@ -39,7 +39,7 @@ from .operators import ARITH, CMP, apply_op, group_binary, matching, set_op, sig
 from .parse import nanos
 from .pushdown import executor as pushdown
 from .quantiles import histogram_quantile_of
-from .ranges import last_nonempty, range_over_buckets, range_over_samples
+from .ranges import RANGE_FUNCS, last_nonempty, range_over_buckets, range_over_samples
 from .source import LOOKBACK_NS, Source
 from .values import (STALE_NAN_BITS, Labels, Matrix, Samples, Scalar, Vector, check_unique, drop_name, keep_nan,
                      label_key, present, scalar_values, without_stale)
@@ -223,7 +223,7 @@ class Evaluator:
     async def call(self, c: pp.Call) -> Vector | Scalar:
         name = c.func.name
         args = list(c.args)
-        if name in _RANGE_FUNCS:
+        if name in RANGE_FUNCS:
             if len(args) != 1:
                 raise BadRequest(f"{name}() expects a range vector such as x[5m]")
             if isinstance(args[0], pp.MatrixSelector):
@@ -288,10 +288,10 @@ class Evaluator:
             if not isinstance(q, Scalar) or not isinstance(hv, Vector):
                 raise BadRequest("histogram_quantile(scalar, instant vector)")
             return histogram_quantile_of(q.values, hv, len(self.steps))
-        if name in _MATH:
+        if name in fx.MATH:
             v = await self._vector_arg(args[0], name)
             with np.errstate(all="ignore"):
-                return Vector([(drop_name(lab), keep_nan(_MATH[name](vals), present(vals))) for lab, vals in v.series])
+                return Vector([(drop_name(lab), keep_nan(fx.MATH[name](vals), present(vals))) for lab, vals in v.series])
         if name in ("clamp_min", "clamp_max"):
             v = await self._vector_arg(args[0], name)
             b = await self.eval(args[1])
@@ -535,22 +535,6 @@ class Evaluator:
                 result_labels = {k: v for k, v in result_labels.items() if k not in names}
             out.append((result_labels, res))
         return Vector(out)
-
-
-
-_MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    # round: half up, as Prometheus (numpy's rounds half to even).
-    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "round": lambda x: np.floor(x + 0.5), "sqrt": np.sqrt,
-    "exp": np.exp,
-    "ln": np.log, "log2": np.log2, "log10": np.log10,
-}
-
-
-_RANGE_FUNCS = frozenset({
-    "rate", "increase", "delta", "irate", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time",
-    "count_over_time", "last_over_time",
-})
-
 
 
 def max_window(e: Any) -> int:

@@ -244,3 +244,11 @@ MATH_EXTRA: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh, "asinh": np.arcsinh,
     "acosh": np.arccosh, "atanh": np.arctanh, "deg": np.degrees, "rad": np.radians,
 }
+
+
+MATH: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    # round: half up, as Prometheus (numpy's rounds half to even).
+    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "round": lambda x: np.floor(x + 0.5), "sqrt": np.sqrt,
+    "exp": np.exp,
+    "ln": np.log, "log2": np.log2, "log10": np.log10,
+}

@@ -79,4 +79,3 @@ def le_label_sets(rows: list[tuple[Any, ...]], bounds_col: int) -> list[dict[str
 
 def labels_match(labels: dict[str, str], fns: list[tuple[str, Callable[[str], bool]]]) -> bool:
     return all(fn(labels.get(name, "")) for name, fn in fns)
-

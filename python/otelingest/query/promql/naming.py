@@ -122,4 +122,3 @@ def format_value(v: float) -> str:
 
 def format_le(b: float) -> str:
     return "+Inf" if math.isinf(b) else format_value(b)
-

@@ -60,7 +60,6 @@ def group_binary(op: str, lhs: Vector, rhs: Vector, on: bool, names: list[str], 
     return Vector(list(out.values()))
 
 
-
 def set_op(op: str, lhs: Vector, rhs: Vector, matching: tuple[bool, list[str]]) -> Vector:
     on, names = matching
     n = len(lhs.series[0][1]) if lhs.series else (len(rhs.series[0][1]) if rhs.series else 0)
@@ -113,4 +112,3 @@ def vector_scalar(op: str, lab: Labels, vals: np.ndarray, scalar: np.ndarray, re
     if op in CMP and not return_bool:
         return lab, np.where(res == 1.0, vals, np.nan)
     return drop_name(lab), res
-

@@ -10,6 +10,12 @@ from .buckets import Buckets
 from .values import Samples
 
 
+RANGE_FUNCS = frozenset({
+    "rate", "increase", "delta", "irate", "avg_over_time", "sum_over_time", "min_over_time", "max_over_time",
+    "count_over_time", "last_over_time",
+})
+
+
 def last_nonempty(n: np.ndarray) -> np.ndarray:
     """For each bucket index, the last non-empty bucket at or before it (-1 if none)."""
     return np.maximum.accumulate(np.where(n > 0, np.arange(len(n)), -1))

@@ -230,7 +230,6 @@ class Source:
         return out
 
 
-
 def _bucket_series(labels: dict[str, str], times: np.ndarray, pts: list[tuple[Any, ...]], delta: bool,
                    fns: list[tuple[str, Callable[[str], bool]]]) -> list[Samples]:
     """`_bucket{le=...}` series from BucketCounts/ExplicitBounds: cumulative counts per upper bound."""
@@ -258,4 +257,3 @@ def _bucket_series(labels: dict[str, str], times: np.ndarray, pts: list[tuple[An
         keep = ~np.isnan(col)
         out.append(Samples(lab, times[keep], col[keep], True, delta))
     return out
-

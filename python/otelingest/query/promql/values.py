@@ -23,7 +23,6 @@ class Samples:
     delta: bool = False
 
 
-
 @dataclass
 class Vector:
     series: list[tuple[Labels, np.ndarray]]  # values per step, NaN = absent
@@ -92,7 +91,6 @@ def drop_name(labels: Labels) -> Labels:
     return {k: v for k, v in labels.items() if k != "__name__"}
 
 
-
 def check_unique(series: list[tuple[Labels, np.ndarray]]) -> None:
     """A vector cannot hold two series with one label set at one step (label_replace/label_join)."""
     seen: dict[tuple[tuple[str, str], ...], np.ndarray] = {}
@@ -102,4 +100,3 @@ def check_unique(series: list[tuple[Labels, np.ndarray]]) -> None:
         if k in seen and (seen[k] & held).any():
             raise Unprocessable("vector cannot contain metrics with the same labelset")
         seen[k] = seen.get(k, np.zeros(len(vals), dtype=bool)) | held
-

@@ -146,5 +146,3 @@ async def _chunked(ev: Evaluation, sql: str, params: dict[str, Any]) -> list[tup
         part = {k: (v[lo:lo + n] if k in ("series", "groups", "bids") else v) for k, v in params.items()}
         rows += await ev.source.store.rows(sql, part, request=ev.source.request)
     return rows
-
-
