@@ -96,7 +96,7 @@ def ch_client(clickhouse: EmbeddedClickHouse):
 @pytest.fixture
 def migrated(make_config: Callable[..., Config]) -> Config:
     """A config whose (fresh) database holds the current schema."""
-    from otelingest import schema
+    from otelingest.clickhouse import migrations as schema
 
     cfg = make_config()
     schema.migrate(cfg)

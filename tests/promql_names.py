@@ -6,7 +6,7 @@ import re
 
 import promql_parser
 
-from otelingest.metrics_catalog import exported_sample_names
+from otelingest.selfmon.catalog import exported_sample_names
 
 # Prometheus's own series that rules and dashboards may use besides the daemon's.
 PROMETHEUS_SERIES = frozenset({"up"})

@@ -188,7 +188,8 @@ def make_env(clickhouse: Any, tmp_path: Any, retention: dict[str, int] | None = 
     import uuid
 
     from conftest import free_port
-    from otelingest import config as config_mod, schema
+    from otelingest import config as config_mod
+    from otelingest.clickhouse import migrations as schema
     from otelingest.clickhouse.client import connect
     from otelingest.config import ClickHouseConfig
     from queryserver import serve

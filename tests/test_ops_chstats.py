@@ -7,7 +7,7 @@ import time
 from conftest import free_port
 from prometheus_client import REGISTRY
 
-from otelingest import chstats, metrics_catalog
+from otelingest.selfmon import catalog as metrics_catalog, tablestats as chstats
 from otelingest.config import MIB
 
 

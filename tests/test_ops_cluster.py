@@ -26,10 +26,10 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from conftest import free_port, free_ports
 
 from otelingest import config as config_mod
-from otelingest import schema, sqlfiles
+from otelingest.clickhouse import migrations as schema, sqlfiles
 from otelingest.clickhouse.client import connect
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
-from otelingest.writer.inserter import insert_settings
+from otelingest.ingest.writer.inserter import insert_settings
 from otelingest.config import ClickHouseConfig
 from otelingest.errors import StorageError
 from otelingest.query import logql

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from promql_names import expand_grafana, metric_names, unknown_metrics
 
-from otelingest.metrics_catalog import exported_sample_names
+from otelingest.selfmon.catalog import exported_sample_names
 
 GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -146,13 +146,13 @@ def test_dashboard_provisioning():
 
 def test_catalog_matches_the_metrics_the_code_registers():
     """metrics_catalog is the one list: it names exactly the otel_ families the daemon's modules define."""
-    import otelingest.chstats  # noqa: F401  (each import registers its metrics)
-    import otelingest.metrics  # noqa: F401
+    import otelingest.selfmon.tablestats  # noqa: F401  (each import registers its metrics)
+    import otelingest.selfmon.instruments  # noqa: F401
     import otelingest.query.cache  # noqa: F401
     import otelingest.query.store  # noqa: F401
     from prometheus_client import REGISTRY
 
-    from otelingest.metrics_catalog import FAMILIES
+    from otelingest.selfmon.catalog import FAMILIES
 
     registered = {}
     for fam in REGISTRY.collect():

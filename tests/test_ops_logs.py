@@ -58,7 +58,7 @@ def test_logfmt_parser_rejects_json_and_free_text():
 def test_logfmt_escapes_control_characters_and_drops_color_message():
     import logging
 
-    from otelingest.logs import JsonFormatter, LogfmtFormatter
+    from otelingest.selfmon.logsetup import JsonFormatter, LogfmtFormatter
 
     record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "started \x1b[36m%d\x1b[0m\r\n", (7,), None)
     record.color_message = "Started \x1b[36m%d\x1b[0m"

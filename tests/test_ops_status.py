@@ -10,7 +10,7 @@ import psutil
 from conftest import free_port
 from ops_daemon import clean_env, get, send_spans, serve, wait_for
 
-from otelingest import overview
+from otelingest.selfmon import status as overview
 from otelingest.clickhouse.client import connect
 from otelingest.config import MIB, ClickHouseConfig, Config
 

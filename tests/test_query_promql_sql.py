@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 
 import querydata as qd
-from otelingest import config as config_mod, schema
+from otelingest import config as config_mod
+from otelingest.clickhouse import migrations as schema
 from otelingest.clickhouse.client import connect
 from otelingest.config import ClickHouseConfig
 from otelingest.query import promql, promql_sql

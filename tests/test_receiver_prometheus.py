@@ -19,8 +19,8 @@ from daemon import Daemon
 from otelingest.bench.promwrite import HEADERS, STALE_NAN, Series, compress, post, write_request
 
 from otelingest.config import Config
-from otelingest.receiver.http import HttpReceiver
-from otelingest.receiver.intake import Intake
+from otelingest.ingest.receiver.http import HttpReceiver
+from otelingest.ingest.receiver.intake import Intake
 
 NOW_S = int(time.time()) // 60 * 60 - 600  # within raw retention, whole minutes
 MS = 1000

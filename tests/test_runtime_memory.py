@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from otelingest.config import MIB, MemoryConfig
-from otelingest.memory import MemoryLimiter
-from otelingest.status import PAUSE_WRITERS, REFUSE, StatusPage
+from otelingest.daemon.memory import MemoryLimiter
+from otelingest.daemon.flags import PAUSE_WRITERS, REFUSE, StatusPage
 
 
 def test_soft_limit_refuses_hard_limit_pauses_writers() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from otelingest import schema
+from otelingest.clickhouse import migrations as schema
 from otelingest.clickhouse.client import connect
 from otelingest.errors import SchemaError
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from otelingest.spill import SpillFull, SpillQueue
-from otelingest.spill.record import HEADER_SIZE
+from otelingest.ingest.spill import SpillFull, SpillQueue
+from otelingest.ingest.spill.record import HEADER_SIZE
 
 
 def drain(q: SpillQueue) -> list[tuple[str, str, int, bytes]]:
@@ -152,7 +152,7 @@ def test_replayed_batch_is_stored_exactly_once(migrated, ch_client, tmp_path):
 
 
 def test_free_space_floor_refuses_before_the_disk_does(tmp_path):
-    """``room`` (otelingest.diskfloor.SpillRoom in the writer) vetoes an append: SpillFull, nothing written."""
+    """``room`` (otelingest.daemon.diskfloor.SpillRoom in the writer) vetoes an append: SpillFull, nothing written."""
     short = {"why": None}
     q = SpillQueue(tmp_path, budget_bytes=10**7, room=lambda size: short["why"])
     sent = fill(q, 2)

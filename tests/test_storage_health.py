@@ -11,8 +11,8 @@ import pytest
 
 from daemon import Daemon
 from otelingest.config import MIB
-from otelingest.diskfloor import DiskWatch, SpillRoom, free_bytes
-from otelingest.storagehealth import PartHealth, gauge
+from otelingest.daemon.diskfloor import DiskWatch, SpillRoom, free_bytes
+from otelingest.daemon.storagehealth import PartHealth, gauge
 from test_chaos import start_senders, wait_stored
 
 

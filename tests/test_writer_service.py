@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from otelingest import records
+from otelingest.ingest import frame as records
 from otelingest.clickhouse.client import connect
 from otelingest.config import Config
-from otelingest.writer.inserter import Inserter
-from otelingest.writer.ledger import Ledger
-from otelingest.writer.service import WriterService
+from otelingest.ingest.writer.inserter import Inserter
+from otelingest.ingest.writer.ledger import Ledger
+from otelingest.ingest.writer.service import WriterService
 
 from rings import make_ring
 

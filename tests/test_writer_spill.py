@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from conftest import free_port
-from otelingest import records
+from otelingest.ingest import frame as records
 from otelingest.clickhouse.client import connect
 from otelingest.config import Config
-from otelingest.spill import SpillQueue
-from otelingest.writer.inserter import SPILLED, Inserter, Stopped
-from otelingest.writer.ledger import Ledger
-from otelingest.writer.service import WriterService
+from otelingest.ingest.spill import SpillQueue
+from otelingest.ingest.writer.inserter import SPILLED, Inserter, Stopped
+from otelingest.ingest.writer.ledger import Ledger
+from otelingest.ingest.writer.service import WriterService
 
 from rings import make_ring
 from test_writer_service import body_count, log_block
@@ -207,8 +207,8 @@ def test_spill_after_s_waits_before_spilling(cfg: Config, make_config: Any) -> N
 
 def test_spill_of_a_writer_index_gone_since_the_last_run_is_replayed_by_writer_0(
         cfg: Config, down: Config, tmp_path: Path) -> None:
-    from otelingest.runtime import Layout
-    from otelingest.worker import orphan_spill_queues
+    from otelingest.daemon.rundir import Layout
+    from otelingest.daemon.worker import orphan_spill_queues
 
     client = connect(cfg.clickhouse)
     ring = make_ring(tmp_path / "r1", 1 << 20)

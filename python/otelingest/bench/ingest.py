@@ -38,9 +38,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from otelingest import sqlfiles
+from otelingest.clickhouse import sqlfiles
 from otelingest.config import RetentionConfig
-from otelingest.schema import Migrator, RenderContext, render
+from otelingest.clickhouse.migrations import Migrator, RenderContext, render
 
 from . import loadgen
 from .native import _attrs, _render  # noqa: F401  (the Python baseline's attribute rendering)

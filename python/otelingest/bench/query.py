@@ -174,7 +174,7 @@ def _data_dir(keep: str | None) -> Iterator[str]:
 
 def _wait_for_mutations(client: Any, db: str, timeout_s: float = 600) -> None:
     """Wait for a migration's background mutations on a reused dataset, so they are not timed."""
-    from otelingest import sqlfiles
+    from otelingest.clickhouse import sqlfiles
 
     deadline = time.monotonic() + timeout_s
     while client.query(sqlfiles.query("bench_pending_mutations"), parameters={"db": db}).result_rows[0][0]:
@@ -190,7 +190,8 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
     import subprocess
     import sys
 
-    from otelingest import config as config_mod, schema
+    from otelingest import config as config_mod
+    from otelingest.clickhouse import migrations
     from otelingest.clickhouse.client import connect
     from otelingest.clickhouse.embedded import EmbeddedClickHouse
     from otelingest.config import ClickHouseConfig
@@ -207,7 +208,7 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
                    "OTELINGEST_CLICKHOUSE_POOL_MAX": "8", "OTELINGEST_QUERY_PORT": str(port),
                    "OTELINGEST_QUERY_CACHE_TTL_S": "0", "OTELINGEST_QUERY_DEPENDENCIES_ROLLUP_INTERVAL_S": "0"}
             cfg = config_mod.load(None, environ=env)
-            schema.migrate(cfg)
+            migrations.migrate(cfg)
             client = connect(ClickHouseConfig(url=ch.url), with_database=False)
             _wait_for_mutations(client, "bench")
             app = subprocess.Popen([sys.executable, "-c", SERVE_QUERY_APP], env={**os.environ, **env})
@@ -246,7 +247,7 @@ def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
 
 def _cumulative_histogram(client: Any, db: str) -> dict[str, Any]:
     """The delta histogram again as a cumulative one (the SDKs' default), once per dataset."""
-    from otelingest import sqlfiles
+    from otelingest.clickhouse import sqlfiles
 
     points = lambda: client.query(sqlfiles.query("bench_metric_points"),  # noqa: E731
                                   parameters={"db": db, "name": CUMULATIVE_HISTOGRAM}).result_rows[0][0]

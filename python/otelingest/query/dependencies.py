@@ -34,7 +34,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from .. import sqlfiles
+from ..clickhouse import sqlfiles
 from ..config import ClickHouseConfig
 from .store import Store
 from .timeparse import NS

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import promql_parser as pp
 
-from .. import sqlfiles
+from ..clickhouse import sqlfiles
 from .tables import BUCKET_S
 
 if TYPE_CHECKING:

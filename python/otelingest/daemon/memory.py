@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from .config import MIB, MemoryConfig
+from ..config import MIB, MemoryConfig
 
 log = logging.getLogger("otelingest.memory")
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import psutil
 
-from . import metrics_catalog as names
-from .config import Config
-from .sqlfiles import query
+from . import catalog as names
+from ..config import Config
+from ..clickhouse.sqlfiles import query
 
 EXIT_READY = 0
 EXIT_UNREACHABLE = 1
@@ -199,8 +199,8 @@ def _order(role: str) -> tuple[int, str]:
 
 
 def _clickhouse(cfg: Config, status: Status) -> None:
-    from .chstats import table_stats
-    from .clickhouse.client import as_storage_error, base_url, connect
+    from .tablestats import table_stats
+    from ..clickhouse.client import as_storage_error, base_url, connect
 
     status.clickhouse_url = base_url(cfg.clickhouse)
     try:

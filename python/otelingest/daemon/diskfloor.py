@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import MIB, Config
-from .sqlfiles import query
+from ..config import MIB, Config
+from ..clickhouse.sqlfiles import query
 
 log = logging.getLogger("otelingest.disk")
 
@@ -103,8 +103,8 @@ class DiskWatch:
         self.floor = cfg.clickhouse.min_free_disk_mib * MIB
         self.keep_free = (cfg.clickhouse.min_free_disk_mib // 2) * MIB if cfg.clickhouse.embedded else 0
         self.last = DiskReading()
-        from . import metrics_catalog as names
-        from .clickhouse.client import LazyClient
+        from ..selfmon import catalog as names
+        from ..clickhouse.client import LazyClient
         from .storagehealth import gauge
 
         self.g_low = gauge(names.DISK_LOW)

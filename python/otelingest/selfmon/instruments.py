@@ -14,7 +14,7 @@ import os
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from .health import MULTIPROC_ENV
+from .endpoint import MULTIPROC_ENV
 
 # Items per batch: from a few spans to the 10,000 default flush size and beyond.
 BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)

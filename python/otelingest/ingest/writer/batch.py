@@ -3,7 +3,7 @@
 A batch spans every ring of the writer: for each ring it holds the records from that ring's
 release cursor up to an end offset. Bodies are concatenated in a fixed order (ring index, then ring
 order), so the same records always give byte-identical bodies; that is what lets a replay after a
-crash reuse the batch's ``insert_deduplication_token`` (see :mod:`otelingest.writer.service`).
+crash reuse the batch's ``insert_deduplication_token`` (see :mod:`otelingest.ingest.writer.service`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .. import records
+from .. import frame
 
 # A batch also seals on size, so a burst of wide rows never builds an unbounded INSERT.
 BATCH_MAX_BYTES = 64 << 20
@@ -56,7 +56,7 @@ class OpenBatch:
     def add(self, ring: int, end: int, record: bytes) -> None:
         if self.empty:
             self.started_at = time.monotonic()
-        for b in records.decode(record):
+        for b in frame.decode(record):
             self.parts.setdefault((b.table, ring), []).append(b.data)
             self.rows[b.table] = self.rows.get(b.table, 0) + b.rows
         self.ends[ring] = end

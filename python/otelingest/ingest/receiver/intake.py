@@ -17,8 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .. import metrics, records
-from ..config import Config
+from ...selfmon import instruments
+from .. import frame
+from ...config import Config
 
 OK, BAD, MEMORY, FULL, TOO_LARGE = "ok", "bad", "memory", "full", "too_large"
 
@@ -32,7 +33,7 @@ class Outcome:
 
 
 def _decoders() -> dict[str, Callable[..., Any]]:
-    from .. import _native
+    from ... import _native
 
     return {"traces": _native.decode_traces, "logs": _native.decode_logs, "metrics": _native.decode_metrics}
 
@@ -61,16 +62,16 @@ class Intake:
     def admit(self) -> Outcome | None:
         """The hot-path check before any work: None to go on, else the refusal."""
         if self.refuse():
-            metrics.refused.labels("memory").inc()
+            instruments.refused.labels("memory").inc()
             return Outcome(MEMORY, message="memory limit reached, retry later")
         if self.disk_low():
-            metrics.refused.labels("disk").inc()
+            instruments.refused.labels("disk").inc()
             return Outcome(FULL, message="storage disk space low, retry later")
         return None
 
     @property
     def DecodeError(self) -> type[Exception]:
-        from .. import _native
+        from ... import _native
 
         return _native.DecodeError  # type: ignore[no-any-return]
 
@@ -85,24 +86,24 @@ class Intake:
 
     def decode_remote_write(self, body: bytes) -> Any:
         """A Prometheus remote-write body (snappy WriteRequest); runs in a worker thread."""
-        from .. import _native
+        from ... import _native
 
         return _native.decode_remote_write(body, compression="snappy", max_decompressed_bytes=self.max_decompressed,
                                            max_attributes=self.max_attributes)
 
     def store(self, signal: str, decoded: Any, transport: str) -> Outcome:
         if decoded.rejected:
-            metrics.rejected_items.labels(signal).inc(decoded.rejected)
+            instruments.rejected_items.labels(signal).inc(decoded.rejected)
         if decoded.blocks:
-            record = records.encode(decoded.blocks)
+            record = frame.encode(decoded.blocks)
             if len(record) > self.max_record:
-                metrics.refused.labels("too_large").inc()
+                instruments.refused.labels("too_large").inc()
                 return Outcome(TOO_LARGE, message=f"decoded request of {len(record)} bytes exceeds the "
                                f"{self.max_record} byte queue record limit; send smaller batches")
             if not self.push(record):
-                metrics.refused.labels("ring_full").inc()
+                instruments.refused.labels("ring_full").inc()
                 return Outcome(FULL, message="ingest queue full, retry later")
-        metrics.RECEIVED[signal].labels(transport).inc(decoded.items)
+        instruments.RECEIVED[signal].labels(transport).inc(decoded.items)
         return Outcome(OK, decoded.items, decoded.rejected, decoded.rejection_reason)
 
     def push(self, record: bytes) -> bool:
@@ -124,7 +125,7 @@ class Intake:
         try:
             decoded = self.decode(signal, body, fmt, compression)
         except self.DecodeError as e:
-            metrics.refused.labels("bad_request").inc()
+            instruments.refused.labels("bad_request").inc()
             return Outcome(BAD, message=str(e))
         return self.store(signal, decoded, transport)
 

@@ -5,7 +5,7 @@ live traffic. For each batch: ``peek`` -> INSERT with the recorded per-table ded
 (same settings as a live insert; retryable failures back off and retry, a non-retryable one goes to
 the dead-letter directory) -> ``ack``. A crash between the INSERT and the ``ack`` re-inserts the
 batch with the same token after the restart, which ClickHouse deduplicates (see
-:mod:`otelingest.writer.service` for the whole argument).
+:mod:`otelingest.ingest.writer.service` for the whole argument).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ class SpillReplayer(threading.Thread):
         self.stop = inserter.stop  # the writer's stop: an INSERT in progress gives up too
         self.replayed_batches = 0
         self.replayed_items = 0
-        from .. import metrics
+        from ...selfmon import instruments
 
-        self.metrics = metrics
+        self.metrics = instruments
 
     def run(self) -> None:
         self._run_batches = self._run_items = 0  # since the spill was last empty, for the log lines

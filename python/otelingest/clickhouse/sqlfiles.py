@@ -11,8 +11,8 @@ from pathlib import Path
 
 
 def sql_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "sql", here.parent.parent / "sql"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "sql", package.parent.parent / "sql"):
         if (candidate / "migrations").is_dir():
             return candidate
     raise FileNotFoundError("otelingest: the sql/ directory is missing from the installation")

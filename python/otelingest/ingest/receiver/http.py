@@ -18,7 +18,7 @@ import socket
 from concurrent.futures import Executor
 from typing import Any
 
-from .. import metrics
+from ...selfmon import instruments
 from . import otlp, prometheus
 from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
 
@@ -173,7 +173,7 @@ class HttpProtocol(asyncio.Protocol):
         self.timer = None
         if self.handling or self.closed:
             return
-        metrics.refused.labels("timeout").inc()
+        instruments.refused.labels("timeout").inc()
         self._respond(408, b"application/json", otlp.status_json(4, "request not received in time"), close=True)
 
     # --- parsing -----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.pause_reading()
                 asyncio.ensure_future(self._handle(req))
         except HttpError as e:
-            metrics.refused.labels(_refusal_reason(e.status)).inc()
+            instruments.refused.labels(_refusal_reason(e.status)).inc()
             code = 16 if e.status == 401 else 3
             self._respond(e.status, MEDIA[e.fmt], _error_body(e.fmt, code, str(e)), close=True, extra=e.extra)
 
@@ -324,7 +324,7 @@ class HttpProtocol(asyncio.Protocol):
         try:
             outcome = srv.intake.admit()
             if outcome is None and srv.inflight > srv.max_concurrent:
-                metrics.refused.labels("concurrency").inc()
+                instruments.refused.labels("concurrency").inc()
                 outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
                 try:
@@ -336,7 +336,7 @@ class HttpProtocol(asyncio.Protocol):
                             srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression
                         )
                 except srv.intake.DecodeError as e:
-                    metrics.refused.labels("bad_request").inc()
+                    instruments.refused.labels("bad_request").inc()
                     outcome = Outcome(BAD, message=str(e))
                 else:
                     if req.signal == REMOTE_WRITE:

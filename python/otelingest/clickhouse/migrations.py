@@ -18,8 +18,8 @@ from typing import Any
 
 import msgspec
 
-from .config import Config
-from .errors import SchemaError, StorageError
+from ..config import Config
+from ..errors import SchemaError, StorageError
 from .sqlfiles import sql_dir
 
 log = logging.getLogger("otelingest.schema")
@@ -159,7 +159,7 @@ class Migrator:
         try:
             self.client.command(stmt.sql)
         except Exception as e:
-            from .clickhouse.client import as_storage_error
+            from .client import as_storage_error
 
             err = as_storage_error(e)
             if err.retryable:
@@ -243,7 +243,7 @@ def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[
         StorageError: ClickHouse unreachable (retryable) or refused.
         SchemaError: a migration failed.
     """
-    from .clickhouse.client import connect
+    from .client import connect
 
     client = connect(cfg.clickhouse, with_database=False)
     try:

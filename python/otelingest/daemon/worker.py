@@ -1,4 +1,4 @@
-"""Entry point of every child of the supervisor: ``python -m otelingest.worker ROLE INDEX RUN_DIR``.
+"""Entry point of every child of the supervisor: ``python -m otelingest.daemon.worker ROLE INDEX RUN_DIR``.
 
 Children are fresh interpreters (fork+exec through ``subprocess``), not ``os.fork`` copies: the
 supervisor runs threads (health server, storage watcher, memory limiter) before it starts any
@@ -28,10 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import logs
-from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
-from .runtime import Layout, read_worker_file
-from .status import StatusPage
+from ..selfmon import logsetup
+from ..errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
+from .rundir import Layout, read_worker_file
+from .flags import StatusPage
 from .supervisor import set_process_title
 
 log = logging.getLogger("otelingest.worker")
@@ -45,9 +45,9 @@ STOP_GRACE_S = 10.0
 
 def ring_class() -> Any:
     try:
-        from .ring import Ring  # type: ignore[import-not-found,import-untyped,attr-defined,unused-ignore]
+        from ..ring import Ring  # type: ignore[import-not-found,import-untyped,attr-defined,unused-ignore]
     except ImportError:
-        from ._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
+        from .._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
     return Ring
 
 
@@ -75,10 +75,10 @@ class Orphaned:
 def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     import uvloop
 
-    from .auth import Authenticator
-    from .receiver.grpc import GrpcReceiver
-    from .receiver.http import HttpReceiver
-    from .receiver.intake import Intake
+    from ..auth import Authenticator
+    from ..ingest.receiver.grpc import GrpcReceiver
+    from ..ingest.receiver.http import HttpReceiver
+    from ..ingest.receiver.intake import Intake
 
     status, rings = attach(layout, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
@@ -145,7 +145,7 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 
 def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
     """Spill queues of writer indexes beyond this run's count (the last run had more writers)."""
-    from .spill import SpillQueue
+    from ..ingest.spill import SpillQueue
 
     out = []
     root = cfg.data_path / "spill"
@@ -162,11 +162,11 @@ def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
 
 
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
-    from .config import MIB
-    from .spill import SpillQueue
-    from .writer.inserter import Inserter
-    from .writer.ledger import Ledger
-    from .writer.service import WriterService
+    from ..config import MIB
+    from ..ingest.spill import SpillQueue
+    from ..ingest.writer.inserter import Inserter
+    from ..ingest.writer.ledger import Ledger
+    from ..ingest.writer.service import WriterService
 
     status, rings = attach(layout, [(i, index) for i in range(layout.receivers)])
     stop, drain = threading.Event(), threading.Event()
@@ -225,7 +225,7 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
 def run_query(index: int, cfg: Any, layout: Layout) -> int:
     import uvicorn
 
-    from .query.app import create_app  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    from ..query.app import create_app  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     status = StatusPage.attach(layout.status_path)
     orphaned = Orphaned()
@@ -257,7 +257,7 @@ ROLES = {"receiver": run_receiver, "writer": run_writer, "query": run_query}
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 3 or args[0] not in ROLES:
-        print("usage: python -m otelingest.worker {receiver|writer|query} INDEX RUN_DIR", file=sys.stderr)
+        print("usage: python -m otelingest.daemon.worker {receiver|writer|query} INDEX RUN_DIR", file=sys.stderr)
         return EXIT_CONFIG
     role, index, run_dir = args[0], int(args[1]), Path(args[2])
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     title = f"otelingest: {role}" if role == "query" else f"otelingest: {role} {index}"
     set_process_title(title)
-    logs.configure(title.removeprefix("otelingest: "), cfg.log.format, cfg.log.level)
+    logsetup.configure(title.removeprefix("otelingest: "), cfg.log.format, cfg.log.level)
     try:
         return ROLES[role](index, cfg, layout)
     except BootError as e:

@@ -1,9 +1,9 @@
 """The run directory (``data_dir/run``) shared by the supervisor and its children.
 
     run/worker.json          effective config + layout, written by the supervisor (mode 0600)
-    run/status               the shared status page (:mod:`otelingest.status`)
+    run/status               the shared status page (:mod:`otelingest.daemon.flags`)
     run/rings/r<i>-w<j>.ring the ring from receiver i to writer j (owned by the supervisor)
-    run/writer-<j>.ledger    writer j's batch ledger (:mod:`otelingest.writer.ledger`)
+    run/writer-<j>.ledger    writer j's batch ledger (:mod:`otelingest.ingest.writer.ledger`)
     run/metrics/             prometheus-client multiprocess files
     run/boot-failure         why a worker could not boot (one line), read by the supervisor
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from .config import Config
+from ..config import Config
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 The Grafana dashboards, the alert rules and ``otelingest status`` name only metrics listed here,
 and their tests check it (and that it matches the metrics the code registers). The families come
-from the pipeline metrics defined in ``otelingest.metrics`` (receivers, writers) and
-``otelingest.query`` (query service), and the supervisor's own gauges (``otelingest.chstats``: ClickHouse table statistics, readiness, limits,
+from the pipeline metrics defined in ``otelingest.selfmon.instruments`` (receivers, writers) and
+``otelingest.query`` (query service), and the supervisor's own gauges (``otelingest.selfmon.tablestats``: ClickHouse table statistics, readiness, limits,
 spill). A metric added to either must be added here.
 """
 
@@ -29,7 +29,7 @@ class Family:
         return (self.name,)
 
 
-# --- pipeline (otelingest.metrics, every worker process; otelingest.query.store/cache) -----------
+# --- pipeline (otelingest.selfmon.instruments, every worker process; otelingest.query.store/cache) -----------
 PIPELINE: tuple[Family, ...] = (
     Family("otel_received_spans_total", "counter", ("transport",), "Spans accepted"),
     Family("otel_received_logs_total", "counter", ("transport",), "Log records accepted"),
@@ -52,7 +52,7 @@ PIPELINE: tuple[Family, ...] = (
     Family("otel_query_cache_misses_total", "counter", (), "Query cache misses"),
 )
 
-# --- supervisor (otelingest.chstats) -------------------------------------------------------------
+# --- supervisor (otelingest.selfmon.tablestats) -------------------------------------------------------------
 CLICKHOUSE_UP = "otel_clickhouse_up"
 CLICKHOUSE_STATS_TIMESTAMP = "otel_clickhouse_stats_timestamp_seconds"
 TABLE_ROWS = "otel_clickhouse_table_rows"
@@ -67,7 +67,7 @@ READY = "otel_ready"
 MEMORY_LIMIT_BYTES = "otel_memory_limit_bytes"
 SPILL_BYTES = "otel_spill_bytes"
 SPILL_BUDGET_BYTES = "otel_spill_budget_bytes"
-# otelingest.diskfloor and otelingest.parthealth
+# otelingest.daemon.diskfloor and otelingest.parthealth
 DISK_LOW = "otel_disk_low"
 DISK_FREE_BYTES = "otel_disk_free_bytes"
 DISK_FLOOR_BYTES = "otel_disk_floor_bytes"

@@ -11,8 +11,8 @@ the query process. Stop order is the reverse: receivers stop accepting and finis
 requests, writers drain every ring and flush every batch, the query process stops, ClickHouse last,
 so that nothing acknowledged is left unflushed when the storage goes away.
 
-Children are fresh interpreters (``python -m otelingest.worker ROLE INDEX RUN_DIR``, see
-:mod:`otelingest.worker` for why not ``os.fork``), reading the effective config from
+Children are fresh interpreters (``python -m otelingest.daemon.worker ROLE INDEX RUN_DIR``, see
+:mod:`otelingest.daemon.worker` for why not ``os.fork``), reading the effective config from
 ``run/worker.json``. Each is watched by exit status and by heartbeat (its slot on the status
 page): a dead child is replaced at the same index after a backoff, a hung one (no heartbeat for
 ``supervisor.heartbeat_timeout_s``) is killed and replaced. A child exiting with EXIT_CONFIG or EXIT_BOOT stops
@@ -53,15 +53,15 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 
-from . import schema
-from .clickhouse.client import CREDENTIAL_CODES, base_url
-from .clickhouse.embedded import EmbeddedClickHouse
-from .config import Config
-from .errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError, SchemaError, StorageError
-from .health import HealthServer
+from ..clickhouse import migrations
+from ..clickhouse.client import CREDENTIAL_CODES, base_url
+from ..clickhouse.embedded import EmbeddedClickHouse
+from ..config import Config
+from ..errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError, SchemaError, StorageError
+from ..selfmon.endpoint import HealthServer
 
 if TYPE_CHECKING:
-    from .chstats import StatsCollector
+    from ..selfmon.tablestats import StatsCollector
 
 log = logging.getLogger("otelingest.supervisor")
 
@@ -127,7 +127,7 @@ class StorageState:
         self.reachable = False
         self.schema_current = False
         self.reason = "starting"
-        # Set while ClickHouse's disk is under its free-space floor (otelingest.diskfloor).
+        # Set while ClickHouse's disk is under its free-space floor (otelingest.daemon.diskfloor).
         self.disk_reason = ""
         self.clickhouse_reserved = 0
 
@@ -207,7 +207,7 @@ class Supervisor:
         self.health = HealthServer(self.cfg.metrics.host, self.cfg.metrics.port, self.storage.readiness)
         self.health.start()
         # Imported here: prometheus_client must load after PROMETHEUS_MULTIPROC_DIR is set.
-        from .chstats import StatsCollector
+        from ..selfmon.tablestats import StatsCollector
 
         self.stats = StatsCollector(self.cfg, self.storage.readiness)
         self.stats.start()
@@ -323,7 +323,7 @@ class Supervisor:
             logging.getLogger().setLevel(new.log.level.upper())
             if self.status is not None:
                 from .memory import MemoryLimiter
-                from .runtime import write_worker_file
+                from .rundir import write_worker_file
 
                 self.limiter = MemoryLimiter(new.memory, self._memory_reading)
                 write_worker_file(self.layout.run_dir, new, self.layout)
@@ -410,7 +410,7 @@ class Supervisor:
                     return
             elif not self.storage.schema_current:
                 try:
-                    applied, changed = schema.migrate(self.cfg)
+                    applied, changed = migrations.migrate(self.cfg)
                     if applied:
                         log.info("schema migrated to version %d", max(applied))
                     if changed:
@@ -440,8 +440,8 @@ class Supervisor:
     # --- workers -----------------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        from .runtime import Layout, write_worker_file
-        from .status import StatusPage
+        from .rundir import Layout, write_worker_file
+        from .flags import StatusPage
 
         run_dir = self.data_dir / "run"
         (run_dir / "rings").mkdir(parents=True, exist_ok=True)
@@ -493,7 +493,7 @@ class Supervisor:
 
     def _spawn(self, child: Child) -> None:
         self.status.reset_slot(child.slot)
-        cmd = [sys.executable, "-m", "otelingest.worker", child.role, str(child.index), str(self.layout.run_dir)]
+        cmd = [sys.executable, "-m", "otelingest.daemon.worker", child.role, str(child.index), str(self.layout.run_dir)]
         child.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True)
         child.backoff.started()
         child.restart_at = None
@@ -549,10 +549,10 @@ class Supervisor:
                 return
 
     def _reaped(self, child: Child, code: int) -> None:
-        from . import metrics
+        from ..selfmon import instruments
 
         if child.proc is not None:
-            metrics.mark_process_dead(child.proc.pid)
+            instruments.mark_process_dead(child.proc.pid)
         if code in (EXIT_CONFIG, EXIT_BOOT):
             what = "a config it cannot use" if code == EXIT_CONFIG else "it failed to boot"
             log.error("%s exited with code %d (%s); stopping instead of restarting", child.name, code, what)
@@ -566,9 +566,9 @@ class Supervisor:
             self._stopping.set()
 
     def _count_restart(self, role: str, reason: str) -> None:
-        from . import metrics
+        from ..selfmon import instruments
 
-        metrics.worker_restarts.labels(role, reason).inc()
+        instruments.worker_restarts.labels(role, reason).inc()
 
     def _memory_reading(self) -> tuple[int, int]:
         """(data bytes, workers' private RSS) for the limiter; the breakdown goes to the gauges."""
@@ -583,8 +583,8 @@ class Supervisor:
         return ring_bytes + held, rss["receiver"] + rss["writer"]
 
     def _limit_memory(self) -> None:
-        from . import metrics
-        from .status import DISK_LOW, PAUSE_WRITERS, REFUSE, STORAGE_READY
+        from ..selfmon import instruments
+        from .flags import DISK_LOW, PAUSE_WRITERS, REFUSE, STORAGE_READY
 
         interval = self.cfg.memory.check_interval_s
         while not self._stopping.is_set():
@@ -594,8 +594,8 @@ class Supervisor:
                 self.status.set_flag(PAUSE_WRITERS, d.pause_writers)
                 self.status.usage = d.data_bytes
                 for (process, kind), value in self._memory_breakdown.items():
-                    metrics.memory_usage.labels(process, kind).set(value)
-                metrics.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
+                    instruments.memory_usage.labels(process, kind).set(value)
+                instruments.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")
             self.status.set_flag(STORAGE_READY, self.storage.readiness()[0])
@@ -621,9 +621,9 @@ class Supervisor:
                 log.error("%s did not stop within %.0fs; killing it", c.name, timeout)
                 c.proc.kill()
                 c.proc.wait()
-            from . import metrics
+            from ..selfmon import instruments
 
-            metrics.mark_process_dead(c.proc.pid)
+            instruments.mark_process_dead(c.proc.pid)
 
     # --- stop --------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ ring. What must not happen is a replay storing rows twice, or storing them under
 
 Exactly once through the disk spill
 -----------------------------------
-With a spill queue (``<data_dir>/spill/writer-<i>/``, :mod:`otelingest.spill`), a table whose INSERT
+With a spill queue (``<data_dir>/spill/writer-<i>/``, :mod:`otelingest.ingest.spill`), a table whose INSERT
 keeps failing for ``spill.after_s`` is appended to the queue under the SAME per-table token
 (``<token>-<table>``) and counts as stored for releasing the rings (outcome SPILLED). The
 :mod:`.replayer` thread later inserts it with that token and only then acknowledges it in the queue.
@@ -61,7 +61,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
-from ..config import Config
+from ...config import Config
 from ..spill import SpillQueue
 from .batch import OpenBatch, SealedBatch
 from .inserter import DEAD_LETTER, SPILLED, Inserter, Stopped

@@ -1,7 +1,7 @@
 """The storage watcher's health checks: the disk floor every second, the parts every half minute.
 
-- :class:`~otelingest.diskfloor.DiskWatch`: free space against ``clickhouse.min_free_disk_mib``
-  (sets the refusal and the /ready reason, see :mod:`otelingest.diskfloor`).
+- :class:`~otelingest.daemon.diskfloor.DiskWatch`: free space against ``clickhouse.min_free_disk_mib``
+  (sets the refusal and the /ready reason, see :mod:`otelingest.daemon.diskfloor`).
 - :class:`PartHealth`: ``system.detached_parts`` of the daemon's database (a part ClickHouse found
   broken on start is set aside as ``broken-on-start_<part>``: its rows are missing from the table)
   and ``system.errors`` for errors that mean a damaged part was read. Each new finding is logged
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import metrics_catalog as names
-from .config import Config
-from .sqlfiles import query
+from ..selfmon import catalog as names
+from ..config import Config
+from ..clickhouse.sqlfiles import query
 
 log = logging.getLogger("otelingest.storage")
 
@@ -42,7 +42,7 @@ def gauge(name: str) -> Any:
     return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
 
 
-# Registered at import (the supervisor imports this with otelingest.chstats), like chstats' gauges.
+# Registered at import (the supervisor imports this with otelingest.selfmon.tablestats), like chstats' gauges.
 for _name in (names.DISK_LOW, names.DISK_FREE_BYTES, names.DISK_FLOOR_BYTES, names.CLICKHOUSE_RESERVED_BYTES,
               names.DETACHED_PARTS, names.DETACHED_ROWS, names.DATA_ERRORS):
     gauge(_name)
@@ -59,7 +59,7 @@ def detached_rows(path: str) -> int | None:
 class PartHealth:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        from .clickhouse.client import LazyClient
+        from ..clickhouse.client import LazyClient
 
         self._client = LazyClient(cfg.clickhouse)
         self._seen: set[tuple[str, str]] = set()

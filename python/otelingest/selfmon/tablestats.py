@@ -4,7 +4,7 @@ A thread of the supervisor reads ``system.parts`` and ``system.merges`` for the 
 every :data:`CLICKHOUSE_INTERVAL_S` (``sql/queries/clickhouse_table_stats.sql``,
 ``clickhouse_merges.sql``) and refreshes the cheap local gauges (readiness, spill directory size)
 every :data:`LOCAL_INTERVAL_S`. Values go through prometheus-client's multiprocess files like every
-other metric, so ``/metrics`` shows them; names are in :mod:`otelingest.metrics_catalog`.
+other metric, so ``/metrics`` shows them; names are in :mod:`otelingest.selfmon.catalog`.
 
 In cluster mode ``system.parts`` is this server's share (the ``*_local`` tables of one replica).
 """
@@ -19,17 +19,17 @@ from typing import Any, Callable
 
 from prometheus_client import Gauge
 
-from . import metrics_catalog as names
-from . import storagehealth  # noqa: F401  (registers the disk-floor and part-health gauges)
-from .config import MIB, Config
-from .errors import StorageError
-from .sqlfiles import query
+from . import catalog as names
+from ..daemon import storagehealth  # noqa: F401  (registers the disk-floor and part-health gauges)
+from ..config import MIB, Config
+from ..errors import StorageError
+from ..clickhouse.sqlfiles import query
 
 log = logging.getLogger("otelingest.chstats")
 
 CLICKHOUSE_INTERVAL_S = 30.0
 LOCAL_INTERVAL_S = 1.0
-# The writers' on-disk queues live here (one ``writer-<i>/`` each, see otelingest.spill); the
+# The writers' on-disk queues live here (one ``writer-<i>/`` each, see otelingest.ingest.spill); the
 # budget counts their segment files, not the quarantine.
 SPILL_DIR_NAME = "spill"
 SPILL_SEGMENT_GLOB = "seg-*.spill"
@@ -134,13 +134,13 @@ class StatsCollector:
         db = self.cfg.clickhouse.database
         try:
             if self._client is None:
-                from .clickhouse.client import connect
+                from ..clickhouse.client import connect
 
                 self._client = connect(self.cfg.clickhouse, read_only=True, with_database=False)
             tables = table_stats(self._client, db)
             running = merges(self._client, db)
         except Exception as e:  # any client failure means "no fresh statistics"
-            from .clickhouse.client import as_storage_error
+            from ..clickhouse.client import as_storage_error
 
             err = e if isinstance(e, StorageError) else as_storage_error(e)
             log.warning("ClickHouse statistics unavailable: %s", err)

@@ -79,7 +79,7 @@ class SpillQueue:
         room: Callable[[int], str | None] = lambda size: None,
     ) -> None:
         """``room(size)``: None if ``size`` more bytes may be written, else why not (the free-space
-        floor of :mod:`otelingest.diskfloor`); the append then raises SpillFull."""
+        floor of :mod:`otelingest.daemon.diskfloor`); the append then raises SpillFull."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / QUARANTINE).mkdir(exist_ok=True)

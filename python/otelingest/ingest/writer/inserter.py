@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ..clickhouse.client import as_storage_error, connect
-from ..config import Config
-from ..errors import StorageError
+from ...clickhouse.client import as_storage_error, connect
+from ...config import Config
+from ...errors import StorageError
 from ..spill import SpillFull, SpillQueue
 
 log = logging.getLogger("otelingest.writer")
@@ -92,9 +92,9 @@ class Inserter:
         self._local = threading.local()
         self.dead_letter_dir = cfg.data_path / "deadletter"
         self.encoding, self._compress = _compressor(cfg.clickhouse.compression)
-        from .. import metrics
+        from ...selfmon import instruments
 
-        self.metrics = metrics
+        self.metrics = instruments
 
     def _client(self):
         client = getattr(self._local, "client", None)

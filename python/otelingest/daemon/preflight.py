@@ -20,9 +20,9 @@ import ssl
 from pathlib import Path
 from typing import IO
 
-from . import sqlfiles
-from .config import Config
-from .errors import BootError
+from ..clickhouse import sqlfiles
+from ..config import Config
+from ..errors import BootError
 
 LOCK_NAME = "otelingest.lock"
 
@@ -49,7 +49,7 @@ def check_installation() -> None:
     try:
         migrations = sqlfiles.sql_dir() / "migrations"
     except FileNotFoundError:
-        raise BootError(f"the sql/ directory is missing from the installation in {Path(sqlfiles.__file__).parent}; "
+        raise BootError(f"the sql/ directory is missing from the installation in {Path(sqlfiles.__file__).parent.parent}; "
                         "reinstall the otelingest wheel") from None
     if not any(migrations.glob("*.sql")):
         raise BootError(f"no migrations in {migrations}; reinstall the otelingest wheel")
