@@ -1,4 +1,5 @@
-"""Serving the query app for tests: uvicorn on a free port in a thread, for real HTTP clients."""
+"""Serving the query app for tests: uvicorn on a free port in a thread, for real HTTP clients, with
+the dependency rollup the supervisor runs beside it (``[query] dependencies_rollup_interval_s``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import contextlib
 import uvicorn
 
 from otelingest.config import Config
+from otelingest.jobs.dependencies import DependencyRollup
 from otelingest.query.app import create_app
 
 
@@ -24,8 +26,14 @@ def serve(cfg: Config, port: int) -> Iterator[str]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("query server did not start")
         time.sleep(0.02)
+    interval = cfg.query.dependencies_rollup_interval_s
+    rollup = DependencyRollup(cfg.clickhouse, interval, cfg.query.dependencies_backfill_hours) if interval else None
+    if rollup is not None:
+        rollup.start()
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
+        if rollup is not None:
+            rollup.stop()
         server.should_exit = True
         thread.join(timeout=10)

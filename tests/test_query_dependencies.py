@@ -13,14 +13,15 @@ import pytest
 import querydata as qd
 from otelingest.clickhouse.client import connect
 from otelingest.config import Config, QueryConfig
+from otelingest.jobs import dependencies as rollup
 from otelingest.query import dependencies
 from otelingest.query.pool import ClientPool
 from otelingest.query.store import Store
 
 NS = qd.NS
 MINUTE = 60 * NS
-HOUR = dependencies.HOUR_NS
-FINAL_AFTER = dependencies.FINAL_AFTER_NS
+HOUR = rollup.HOUR_NS
+FINAL_AFTER = rollup.FINAL_AFTER_NS
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Env:
         return anyio.run(dependencies.dependencies, self.store, start, end)
 
     def raw(self, start: int, end: int) -> list[tuple[str, str, int, int]]:
-        rows = anyio.run(self.store.named, "dependencies_raw", {"start_ns": start, "end_ns": end})
+        rows = anyio.run(self.store.named, "dependencies/raw", {"start_ns": start, "end_ns": end})
         return [(p, c, int(n), int(e)) for p, c, n, e in rows]
 
 
@@ -150,9 +151,9 @@ def test_window_mixing_final_missing_early_hours_and_unaligned_edges_is_exact(en
     h = env.h
     # H1 computed exactly when it becomes final, H4 later; H3 too early (an hour after it closed);
     # H2 never (the job was not running).
-    dependencies.rollup_hour(env.client, h(1), now_ns=h(1) + FINAL_AFTER)
-    dependencies.rollup_hour(env.client, h(4), now_ns=h(4) + FINAL_AFTER + MINUTE)
-    dependencies.rollup_hour(env.client, h(3), now_ns=h(3) + HOUR + 5 * MINUTE)
+    rollup.rollup_hour(env.client, h(1), now_ns=h(1) + FINAL_AFTER)
+    rollup.rollup_hour(env.client, h(4), now_ns=h(4) + FINAL_AFTER + MINUTE)
+    rollup.rollup_hour(env.client, h(3), now_ns=h(3) + HOUR + 5 * MINUTE)
     # A span of H3 arrives after that early computation: only the raw join knows it.
     late = [Call(h(3) + 40 * MINUTE, h(3) + 41 * MINUTE, "frontend", "checkout", error=True)]
     insert_calls(env.client, env.db, late)
@@ -161,22 +162,22 @@ def test_window_mixing_final_missing_early_hours_and_unaligned_edges_is_exact(en
     want = expected(env.calls + late, start, end)
     assert env.query(start, end) == want
     # Final hours from the rollup, everything else (edges, H2, H3) over raw spans, one query per part.
-    assert env.store.params("dependencies_hourly") == [{"runs": seconds([(h(1), h(2)), (h(4), h(5))])}]
-    raw = sorted((p["start_ns"], p["end_ns"]) for p in env.store.params("dependencies_raw"))
+    assert env.store.params("dependencies/hourly") == [{"runs": seconds([(h(1), h(2)), (h(4), h(5))])}]
+    raw = sorted((p["start_ns"], p["end_ns"]) for p in env.store.params("dependencies/raw"))
     assert raw == [(start, h(1)), (h(2), h(4)), (h(5), end)]
     # The same answer as joining the whole window over raw spans: the split does not change it.
     assert env.raw(start, end) == want
     # A window inside one hour never asks for the rollup.
     assert env.query(h(1) + MINUTE, h(1) + 40 * MINUTE) == expected(env.calls, h(1) + MINUTE, h(1) + 40 * MINUTE)
-    assert [n for n, _ in env.store.calls] == ["dependencies_raw"]
+    assert [n for n, _ in env.store.calls] == ["dependencies/raw"]
 
 
 def test_late_spans_are_counted_once_the_hour_is_recomputed(env):
     h = env.h
-    assert dependencies.rollup_hours(env.client, now_ns=h(4) + 5 * MINUTE) == [h(1), h(2), h(3)]
+    assert rollup.rollup_hours(env.client, now_ns=h(4) + 5 * MINUTE) == [h(1), h(2), h(3)]
     start, end = h(1), h(4)
     assert env.query(start, end) == expected(env.calls, start, end)
-    assert env.store.params("dependencies_hourly") == [{"runs": seconds([(h(1), h(2))])}]  # H2, H3 not final yet
+    assert env.store.params("dependencies/hourly") == [{"runs": seconds([(h(1), h(2))])}]  # H2, H3 not final yet
 
     late = [Call(h(1) + 50 * MINUTE, h(1) + 51 * MINUTE, "frontend", "cart"),
             Call(h(3) + 50 * MINUTE, h(3) + 51 * MINUTE, "frontend", "cart")]
@@ -184,39 +185,39 @@ def test_late_spans_are_counted_once_the_hour_is_recomputed(env):
     # H3 is read raw: its late call counts at once. H1 went final before its late call came (later
     # than ROLLUP_LAG_NS after its end): not counted until the hour is computed again.
     assert env.query(start, end) == expected(env.calls + late[1:], start, end)
-    dependencies.rollup_hours(env.client, now_ns=h(4) + 10 * MINUTE)
+    rollup.rollup_hours(env.client, now_ns=h(4) + 10 * MINUTE)
     assert env.query(start, end) == expected(env.calls + late, start, end)
     # The next run, two hours later (none during H5), makes H3 final and backfills H2, with their
     # late spans: the window is all rollup.
-    assert dependencies.run_once(env.client, backfill_hours=1, now_ns=h(6) + 5 * MINUTE) == ([h(3), h(4), h(5)], [h(2)])
+    assert rollup.run_once(env.client, backfill_hours=1, now_ns=h(6) + 5 * MINUTE) == ([h(3), h(4), h(5)], [h(2)])
     assert env.query(start, end) == expected(env.calls + late, start, end)
-    assert env.store.params("dependencies_raw") == []
+    assert env.store.params("dependencies/raw") == []
 
 
 def test_backfill_computes_a_bounded_number_of_hours_newest_first(env):
     h = env.h
     now = h(5) + FINAL_AFTER  # H5 and every hour before it can be made final
-    dependencies.rollup_hour(env.client, h(5), now_ns=h(5) + HOUR)  # too early: still to do
-    dependencies.rollup_hour(env.client, h(2), now_ns=h(2) + FINAL_AFTER)  # final: done
+    rollup.rollup_hour(env.client, h(5), now_ns=h(5) + HOUR)  # too early: still to do
+    rollup.rollup_hour(env.client, h(2), now_ns=h(2) + FINAL_AFTER)  # final: done
     # Every hour holding spans (H-1 holds a parent), newest first, but H2.
-    assert dependencies.pending_hours(env.client, limit=100, now_ns=now) == [h(5), h(4), h(3), h(1), h(0), h(-1)]
+    assert rollup.pending_hours(env.client, limit=100, now_ns=now) == [h(5), h(4), h(3), h(1), h(0), h(-1)]
     # A moment earlier, H5 could not be made final yet.
-    assert dependencies.pending_hours(env.client, limit=100, now_ns=now - 1) == [h(4), h(3), h(1), h(0), h(-1)]
-    assert dependencies.backfill(env.client, limit=0, now_ns=now) == []
-    assert dependencies.backfill(env.client, limit=3, now_ns=now) == [h(5), h(4), h(3)]
-    assert dependencies.backfill(env.client, limit=3, now_ns=now) == [h(1), h(0), h(-1)]
-    assert dependencies.backfill(env.client, limit=3, now_ns=now) == []
+    assert rollup.pending_hours(env.client, limit=100, now_ns=now - 1) == [h(4), h(3), h(1), h(0), h(-1)]
+    assert rollup.backfill(env.client, limit=0, now_ns=now) == []
+    assert rollup.backfill(env.client, limit=3, now_ns=now) == [h(5), h(4), h(3)]
+    assert rollup.backfill(env.client, limit=3, now_ns=now) == [h(1), h(0), h(-1)]
+    assert rollup.backfill(env.client, limit=3, now_ns=now) == []
     # Every hour is final now: a whole-hours window reads only the rollup, and is still exact.
     assert env.query(h(0), h(6)) == expected(env.calls, h(0), h(6))
-    assert [n for n, _ in env.store.calls] == ["dependencies_final_hours", "dependencies_hourly"]
+    assert [n for n, _ in env.store.calls] == ["dependencies/final_hours", "dependencies/hourly"]
 
 
 def test_one_run_recomputes_the_last_hours_then_backfills(env):
     h = env.h
-    recent, filled = dependencies.run_once(env.client, backfill_hours=2, now_ns=h(6) + 5 * MINUTE)
+    recent, filled = rollup.run_once(env.client, backfill_hours=2, now_ns=h(6) + 5 * MINUTE)
     assert recent == [h(3), h(4), h(5)]  # H3 final now; H4, H5 not yet
     assert filled == [h(2), h(1)]
-    assert dependencies.pending_hours(env.client, limit=100, now_ns=h(6) + 5 * MINUTE) == [h(0), h(-1)]
+    assert rollup.pending_hours(env.client, limit=100, now_ns=h(6) + 5 * MINUTE) == [h(0), h(-1)]
 
 
 def test_hours_older_than_every_span_come_from_the_rollup_without_a_record(env):
@@ -249,8 +250,8 @@ def test_backfill_finds_utc_hours_when_the_server_zone_is_not_a_whole_hour_off(m
         now = h0 + 2 * HOUR + FINAL_AFTER
         # Both UTC hours each bucket overlaps; the one after h0 holds no span (computing it finds
         # nothing, and records it).
-        assert dependencies.pending_hours(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
-        assert dependencies.backfill(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
-        assert dependencies.pending_hours(client, limit=100, now_ns=now) == []
+        assert rollup.pending_hours(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
+        assert rollup.backfill(client, limit=100, now_ns=now) == [h0 + HOUR, h0]
+        assert rollup.pending_hours(client, limit=100, now_ns=now) == []
     finally:
         client.close()

@@ -9,7 +9,7 @@ import pytest
 import querydata as qd
 from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
 from otelingest.clickhouse.client import connect
-from otelingest.query import dependencies
+from otelingest.jobs import dependencies
 
 
 def us(env, seconds):
@@ -135,7 +135,7 @@ def test_dependencies_rollup_job(env, http, clickhouse):
 def test_background_job_fills_the_dependency_rollup(env):
     import time
 
-    # The query process runs the rollup at start and every [query] dependencies_rollup_interval_s.
+    # The supervisor runs the rollup once the schema is current and every [query] dependencies_rollup_interval_s.
     q = f"SELECT Parent, Child, CallCount FROM {env.data.db}.otel_service_dependencies_1h FINAL WHERE TimeBucket = {{h:DateTime}}"
     deadline = time.monotonic() + 60
     rows = []

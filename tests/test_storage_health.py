@@ -12,7 +12,8 @@ import pytest
 from daemon import Daemon
 from otelingest.config import MIB
 from otelingest.daemon.diskfloor import DiskWatch, SpillRoom, free_bytes
-from otelingest.daemon.storagehealth import PartHealth, gauge
+from otelingest.daemon.storagehealth import PartHealth
+from otelingest.selfmon.gauges import gauge
 from test_chaos import start_senders, wait_stored
 
 

@@ -177,7 +177,7 @@ def _wait_for_mutations(client: Any, db: str, timeout_s: float = 600) -> None:
     from otelingest.clickhouse import sqlfiles
 
     deadline = time.monotonic() + timeout_s
-    while client.query(sqlfiles.query("bench_pending_mutations"), parameters={"db": db}).result_rows[0][0]:
+    while client.query(sqlfiles.query("bench/pending_mutations"), parameters={"db": db}).result_rows[0][0]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"mutations in {db} still running after {timeout_s:.0f} s")
         time.sleep(0.5)
@@ -230,10 +230,10 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
 
 
 def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
-    """Run the dependency rollup's backfill until no hour is left, as the query process's job does."""
+    """Run the dependency rollup's backfill until no hour is left, as the supervisor's job does."""
     from otelingest.clickhouse.client import connect
     from otelingest.config import ClickHouseConfig
-    from otelingest.query import dependencies
+    from otelingest.jobs import dependencies
 
     t0 = time.perf_counter()
     hours = 0
@@ -249,11 +249,11 @@ def _cumulative_histogram(client: Any, db: str) -> dict[str, Any]:
     """The delta histogram again as a cumulative one (the SDKs' default), once per dataset."""
     from otelingest.clickhouse import sqlfiles
 
-    points = lambda: client.query(sqlfiles.query("bench_metric_points"),  # noqa: E731
+    points = lambda: client.query(sqlfiles.query("bench/metric_points"),  # noqa: E731
                                   parameters={"db": db, "name": CUMULATIVE_HISTOGRAM}).result_rows[0][0]
     t0 = time.perf_counter()
     if not points():
-        client.command(sqlfiles.query("bench_cumulative_histogram"),
+        client.command(sqlfiles.query("bench/cumulative_histogram"),
                        parameters={"db": db, "source": "http.server.duration", "target": CUMULATIVE_HISTOGRAM})
     n, seconds = points(), time.perf_counter() - t0
     print(f"cumulative histogram: {n:,} points ({seconds:.1f} s)", flush=True)

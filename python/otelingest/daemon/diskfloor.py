@@ -91,7 +91,7 @@ class DiskReading:
 
 
 def clickhouse_disks(client: Any) -> list[dict[str, Any]]:
-    res = client.query(query("clickhouse_disks"))
+    res = client.query(query("ops/disks"))
     return [dict(zip(res.column_names, row)) for row in res.result_rows]
 
 
@@ -105,7 +105,7 @@ class DiskWatch:
         self.last = DiskReading()
         from ..selfmon import catalog as names
         from ..clickhouse.client import LazyClient
-        from .storagehealth import gauge
+        from ..selfmon.gauges import gauge
 
         self.g_low = gauge(names.DISK_LOW)
         self.g_free = gauge(names.DISK_FREE_BYTES)

@@ -16,8 +16,9 @@ The reader is a plain callable returning (data bytes, rss bytes), swappable in t
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from ..config import MIB, MemoryConfig
 
@@ -66,3 +67,58 @@ def private_rss(pids: Iterable[int]) -> int:
             continue
         total += max(0, mi.rss - getattr(mi, "shared", 0))
     return total
+
+
+class MemoryTicker:
+    """The supervisor's ticker thread: every ``memory.check_interval_s`` it reads the pipeline's
+    memory (rings, the workers' open batches from their flag slots, the workers' private RSS), runs
+    the limiter, and writes the flags page the workers read: refuse, pause writers, and the storage
+    state they act on (ready, disk low, ClickHouse's reserved bytes)."""
+
+    def __init__(self, cfg: MemoryConfig, flags: Any, rings: list[Any], children: Any, storage: Any,
+                 stopping: threading.Event) -> None:
+        self.flags = flags
+        self.rings = rings
+        self.children = children
+        self.storage = storage
+        self.stopping = stopping
+        self.interval_s = cfg.check_interval_s
+        self.limiter = MemoryLimiter(cfg, self.reading)
+        self._breakdown: dict[tuple[str, str], int] = {}
+        self._thread = threading.Thread(target=self._run, name="memory-limiter", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def reconfigure(self, cfg: MemoryConfig) -> None:
+        self.interval_s = cfg.check_interval_s
+        self.limiter = MemoryLimiter(cfg, self.reading)
+
+    def reading(self) -> tuple[int, int]:
+        """(data bytes, workers' private RSS) for the limiter; the breakdown goes to the gauges."""
+        held = self.children.held_bytes()
+        ring_bytes = sum(int(r.used_bytes) for r in self.rings)
+        rss = {role: private_rss(self.children.pids(role)) for role in ("receiver", "writer", "query")}
+        self._breakdown = {("rings", "data"): ring_bytes, ("batches", "data"): held,
+                           **{(role, "rss"): v for role, v in rss.items()}}
+        return ring_bytes + held, rss["receiver"] + rss["writer"]
+
+    def _run(self) -> None:
+        from ..selfmon import instruments
+        from .flags import DISK_LOW, PAUSE_WRITERS, REFUSE, STORAGE_READY
+
+        while not self.stopping.is_set():
+            try:
+                d = self.limiter.tick()
+                self.flags.set_flag(REFUSE, d.refuse)
+                self.flags.set_flag(PAUSE_WRITERS, d.pause_writers)
+                self.flags.usage = d.data_bytes
+                for (process, kind), value in self._breakdown.items():
+                    instruments.memory_usage.labels(process, kind).set(value)
+                instruments.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
+            except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
+                log.exception("memory limiter tick failed")
+            self.flags.set_flag(STORAGE_READY, self.storage.readiness()[0])
+            self.flags.set_flag(DISK_LOW, bool(self.storage.disk_reason))
+            self.flags.clickhouse_reserved = self.storage.clickhouse_reserved
+            self.stopping.wait(self.interval_s)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from pathlib import Path
@@ -33,21 +32,6 @@ DATA_ERRORS = (
 )
 
 
-@functools.cache
-def gauge(name: str) -> Any:
-    """The supervisor's gauge ``name`` (registered once per process; "mostrecent" across processes)."""
-    from prometheus_client import Gauge
-
-    fam = names.BY_NAME[name]
-    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
-
-
-# Registered at import (the supervisor imports this with otelingest.selfmon.tablestats), like chstats' gauges.
-for _name in (names.DISK_LOW, names.DISK_FREE_BYTES, names.DISK_FLOOR_BYTES, names.CLICKHOUSE_RESERVED_BYTES,
-              names.DETACHED_PARTS, names.DETACHED_ROWS, names.DATA_ERRORS):
-    gauge(_name)
-
-
 def detached_rows(path: str) -> int | None:
     """Rows of a detached part, from its count.txt (None when this host cannot read it)."""
     try:
@@ -60,6 +44,7 @@ class PartHealth:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         from ..clickhouse.client import LazyClient
+        from ..selfmon.gauges import gauge
 
         self._client = LazyClient(cfg.clickhouse)
         self._seen: set[tuple[str, str]] = set()
@@ -73,9 +58,9 @@ class PartHealth:
         """One check; False when ClickHouse did not answer."""
         try:
             client = self._client.get()
-            res = client.query(query("clickhouse_detached_parts"), parameters={"database": self.cfg.clickhouse.database})
+            res = client.query(query("ops/detached_parts"), parameters={"database": self.cfg.clickhouse.database})
             parts = [dict(zip(res.column_names, row)) for row in res.result_rows]
-            res = client.query(query("clickhouse_data_errors"), parameters={"names": list(DATA_ERRORS)})
+            res = client.query(query("ops/data_errors"), parameters={"names": list(DATA_ERRORS)})
             errors = [dict(zip(res.column_names, row)) for row in res.result_rows]
         except Exception as e:  # noqa: BLE001 - any failure: try again next time
             log.debug("part health check failed: %s", e)

@@ -32,7 +32,7 @@ from ..selfmon import logsetup
 from ..errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
 from .rundir import Layout, read_worker_file
 from .flags import StatusPage
-from .supervisor import set_process_title
+from .process import set_process_title
 
 log = logging.getLogger("otelingest.worker")
 

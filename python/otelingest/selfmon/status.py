@@ -3,7 +3,7 @@
 A client only: it reads the daemon's ``/metrics`` twice a second apart (rates) and ``/ready``,
 finds the daemon's processes by their titles (``otelingest: supervisor|receiver N|writer N|query|
 clickhouse``) under the supervisor that listens on the metrics port, and asks ClickHouse for the
-table sizes (``sql/queries/clickhouse_table_stats.sql``). Per-process item rates are not available:
+table sizes (``sql/queries/ops/table_stats.sql``). Per-process item rates are not available:
 counters are aggregated over every process in ``/metrics``, so the process table shows CPU and RSS.
 
 Exit status: 0 ready, 2 running but not ready, 1 the metrics endpoint does not answer.
@@ -209,7 +209,7 @@ def _clickhouse(cfg: Config, status: Status) -> None:
         status.clickhouse_error = str(as_storage_error(e))
         return
     try:
-        version, uptime = client.query(query("clickhouse_server_info")).result_rows[0]
+        version, uptime = client.query(query("ops/server_info")).result_rows[0]
         status.clickhouse_version, status.clickhouse_uptime_s = str(version), int(uptime)
         status.tables = [TableInfo(**t) for t in table_stats(client, cfg.clickhouse.database)]
         status.clickhouse_ok = True

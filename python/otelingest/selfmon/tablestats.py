@@ -1,8 +1,8 @@
 """Supervisor-side gauges: ClickHouse table statistics, readiness, limits and spill usage.
 
 A thread of the supervisor reads ``system.parts`` and ``system.merges`` for the configured database
-every :data:`CLICKHOUSE_INTERVAL_S` (``sql/queries/clickhouse_table_stats.sql``,
-``clickhouse_merges.sql``) and refreshes the cheap local gauges (readiness, spill directory size)
+every :data:`CLICKHOUSE_INTERVAL_S` (``sql/queries/ops/table_stats.sql``,
+``ops/merges.sql``) and refreshes the cheap local gauges (readiness, spill directory size)
 every :data:`LOCAL_INTERVAL_S`. Values go through prometheus-client's multiprocess files like every
 other metric, so ``/metrics`` shows them; names are in :mod:`otelingest.selfmon.catalog`.
 
@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from prometheus_client import Gauge
 
 from . import catalog as names
-from ..daemon import storagehealth  # noqa: F401  (registers the disk-floor and part-health gauges)
+from .gauges import gauge
 from ..config import MIB, Config
 from ..errors import StorageError
 from ..clickhouse.sqlfiles import query
@@ -36,37 +35,31 @@ SPILL_SEGMENT_GLOB = "seg-*.spill"
 
 
 
-def _gauge(name: str) -> Gauge:
-    fam = names.BY_NAME[name]
-    # The supervisor is the only writer of these: "mostrecent" is its last value.
-    return Gauge(name, fam.help, list(fam.labels), multiprocess_mode="mostrecent")
-
-
-clickhouse_up = _gauge(names.CLICKHOUSE_UP)
-stats_timestamp = _gauge(names.CLICKHOUSE_STATS_TIMESTAMP)
-table_rows = _gauge(names.TABLE_ROWS)
-table_bytes_on_disk = _gauge(names.TABLE_BYTES_ON_DISK)
-table_compressed = _gauge(names.TABLE_COMPRESSED_BYTES)
-table_uncompressed = _gauge(names.TABLE_UNCOMPRESSED_BYTES)
-table_parts = _gauge(names.TABLE_PARTS)
-table_max_partition_parts = _gauge(names.TABLE_MAX_PARTITION_PARTS)
-merges_running = _gauge(names.MERGES_RUNNING)
-merges_bytes = _gauge(names.MERGES_BYTES)
-ready = _gauge(names.READY)
-memory_limit = _gauge(names.MEMORY_LIMIT_BYTES)
-spill_bytes = _gauge(names.SPILL_BYTES)
-spill_budget = _gauge(names.SPILL_BUDGET_BYTES)
+clickhouse_up = gauge(names.CLICKHOUSE_UP)
+stats_timestamp = gauge(names.CLICKHOUSE_STATS_TIMESTAMP)
+table_rows = gauge(names.TABLE_ROWS)
+table_bytes_on_disk = gauge(names.TABLE_BYTES_ON_DISK)
+table_compressed = gauge(names.TABLE_COMPRESSED_BYTES)
+table_uncompressed = gauge(names.TABLE_UNCOMPRESSED_BYTES)
+table_parts = gauge(names.TABLE_PARTS)
+table_max_partition_parts = gauge(names.TABLE_MAX_PARTITION_PARTS)
+merges_running = gauge(names.MERGES_RUNNING)
+merges_bytes = gauge(names.MERGES_BYTES)
+ready = gauge(names.READY)
+memory_limit = gauge(names.MEMORY_LIMIT_BYTES)
+spill_bytes = gauge(names.SPILL_BYTES)
+spill_budget = gauge(names.SPILL_BUDGET_BYTES)
 
 
 def table_stats(client: Any, database: str) -> list[dict[str, Any]]:
     """One dict per MergeTree table: table, rows, bytes_on_disk, compressed_bytes, ...; sorted by name."""
-    res = client.query(query("clickhouse_table_stats"), parameters={"database": database})
+    res = client.query(query("ops/table_stats"), parameters={"database": database})
     return [dict(zip(res.column_names, (int(v) if isinstance(v, int) else v for v in row))) for row in res.result_rows]
 
 
 def merges(client: Any, database: str) -> dict[str, tuple[int, int]]:
     """Running merges per table: (count, compressed bytes being merged)."""
-    res = client.query(query("clickhouse_merges"), parameters={"database": database})
+    res = client.query(query("ops/merges"), parameters={"database": database})
     return {str(t): (int(n), int(b)) for t, n, b in res.result_rows}
 
 

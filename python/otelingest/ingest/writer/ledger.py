@@ -56,3 +56,11 @@ class Ledger:
     def remove(self, seq: int) -> None:
         self.batches = [b for b in self.batches if b["seq"] != seq]
         self._save()
+
+
+def pending_batches(path: Path) -> int:
+    """How many unfinished batches the ledger at ``path`` holds (0 when it cannot be read)."""
+    try:
+        return len(json.loads(Path(path).read_text()).get("batches") or [])
+    except (OSError, ValueError, AttributeError):
+        return 0

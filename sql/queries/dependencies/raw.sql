@@ -1,7 +1,7 @@
 -- Service dependencies over raw spans: each child span that started in [start, end) joined to its
 -- parent span (same trace), counted when the two services differ. A call belongs to the hour its
 -- child started and counts when the parent started in that hour or the one before: the rule
--- dependencies_rollup.sql applies to each hour, so a window's answer does not depend on which of
+-- rollup.sql applies to each hour, so a window's answer does not depend on which of
 -- its hours come from otel_service_dependencies_1h.
 WITH 3600000000000 AS hour_ns
 SELECT p.ServiceName AS parent, c.ServiceName AS child, count() AS calls, countIf(c.StatusCode = 'ERROR') AS errors

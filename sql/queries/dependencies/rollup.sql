@@ -1,6 +1,6 @@
 -- Fill otel_service_dependencies_1h for one closed hour: children whose span started in the hour,
 -- joined to their parents (which started in the hour or the one before: the rule of
--- dependencies_raw.sql). ReplacingMergeTree on (TimeBucket, Parent, Child) makes re-running an hour
+-- raw.sql). ReplacingMergeTree on (TimeBucket, Parent, Child) makes re-running an hour
 -- replace, not double, its counts; dependencies_mark_hour.sql then records the hour as computed.
 INSERT INTO otel_service_dependencies_1h (TimeBucket, Parent, Child, CallCount, ErrorCount)
 SELECT toDateTime(intDiv({hour_ns:Int64}, 1000000000)) AS TimeBucket, p.ServiceName, c.ServiceName,
