@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+# The test folders import their shared helpers (tests/helpers/) by module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 from otelingest import config as config_mod
 from otelingest.bench.ports import free_port, free_ports  # noqa: F401  (the tests import them from here)

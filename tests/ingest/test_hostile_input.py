@@ -1,7 +1,7 @@
 """Hostile input against a running daemon: a clear error, no crash, nothing else affected.
 
-The decoder's own answers to hostile bodies are tests/test_native_hostile.py and the basic status
-codes (garbage, 413, 415, 404, slow body) tests/test_receiver_http.py. Here every hostile request
+The decoder's own answers to hostile bodies are tests/ingest/test_native_hostile.py and the basic status
+codes (garbage, 413, 415, 404, slow body) tests/ingest/test_receiver_http.py. Here every hostile request
 goes through the receivers of a real daemon, and after each one a valid request on another
 connection must still get 200 and be stored; at the end no worker has been restarted.
 """

@@ -15,7 +15,7 @@ from conftest import free_port
 from ops_daemon import clean_env, get, send_spans, serve, wait_for
 from promql_names import expand_grafana, unknown_metrics
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 PROM = DEPLOY / "prometheus"
 CONFIG = PROM / "prometheus.yml"
 RULES = PROM / "otelingest.rules.yml"

@@ -1,4 +1,4 @@
-"""Child processes for tests/test_ring.py: producers, consumers and a producer that dies mid-write.
+"""Child processes for tests/ingest/test_ring.py: producers, consumers and a producer that dies mid-write.
 
 Run as ``python ring_worker.py <role> <ring path> ...``. Records are self-checking:
 ``producer u32 | seq u64 | filler | blake2b-8 of everything before``.

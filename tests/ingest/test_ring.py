@@ -22,7 +22,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from otelingest._native import RecordTooLarge, Ring, RingError
 from ring_worker import check_record, make_record
 
-WORKER = str(Path(__file__).with_name("ring_worker.py"))
+WORKER = str(Path(__file__).resolve().parents[1] / "helpers" / "ring_worker.py")
 # Safety net for loops waiting on child processes (pytest-timeout is the hard limit).
 DEADLINE_S = 60
 

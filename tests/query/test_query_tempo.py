@@ -1,5 +1,5 @@
 """Tempo HTTP API and TraceQL: a table of queries over spans built with the OpenTelemetry SDK
-(tests/tempodata.py) with the exact span ids each returns, Tempo's documented response shapes, the
+(tests/helpers/tempodata.py) with the exact span ids each returns, Tempo's documented response shapes, the
 protobuf trace (tempopb.Trace / TraceByIDResponse), tags, typed tag values and TraceQL metrics."""
 
 from __future__ import annotations

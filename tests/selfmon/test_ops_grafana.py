@@ -12,7 +12,7 @@ from promql_names import expand_grafana, metric_names, unknown_metrics
 
 from otelingest.selfmon.catalog import exported_sample_names
 
-GRAFANA = Path(__file__).resolve().parent.parent / "deploy" / "grafana"
+GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
 SELF_DS_UID = "otelingest-self"
 

@@ -24,25 +24,8 @@ import pytest
 from conftest import running_clickhouse
 from daemon import Daemon
 from faults import DelayingProxy, free_mib, grow_filesystem, small_filesystem
-from test_chaos import FAST_RETRY, ProtoSender, start_senders, traces_protobuf, wait_acked, wait_stored
+from traffic import FAST_RETRY, ProtoSender, assert_tables_readable, start_senders, traces_protobuf, wait_acked, wait_stored
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
-
-
-def assert_tables_readable(d: Daemon) -> None:
-    """CHECK TABLE and a full read of every MergeTree table of the daemon's database; no detached part."""
-    c = d.client()
-    tables = [r[0] for r in c.query(
-        "SELECT name FROM system.tables WHERE database = {db:String} AND engine LIKE '%MergeTree'",
-        parameters={"db": d.database}).result_rows]
-    assert tables
-    for t in tables:
-        verdict = c.raw_query(f"CHECK TABLE {d.database}.{t} SETTINGS check_query_single_value_result = 1 "
-                              "FORMAT TabSeparated").decode().strip()
-        assert verdict == "1", (t, verdict)
-        c.query(f"SELECT sum(cityHash64(*)) FROM {d.database}.{t}")  # reads every column of every part
-    detached = c.query("SELECT table, name, reason FROM system.detached_parts WHERE database = {db:String}",
-                       parameters={"db": d.database}).result_rows
-    assert detached == [], detached
 
 
 def report(name: str, acked: int, counts: tuple[int, int], senders: list[ProtoSender], note: str = "") -> None:

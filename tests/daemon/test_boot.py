@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from conftest import free_port, free_ports, new_embedded_clickhouse
+from daemon import assert_nothing_left
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
 
 BOOT_TIMEOUT_S = 120
@@ -50,23 +51,6 @@ class Boot:
         lines = p.stderr.decode(errors="replace").strip().splitlines()
         assert_nothing_left(self.data_dir)
         return p.returncode, lines[-1] if lines else ""
-
-
-def assert_nothing_left(data_dir: Path) -> None:
-    """No worker or embedded ClickHouse of this data directory still runs (they name it in argv)."""
-    deadline = time.monotonic() + 10
-    while True:
-        left = []
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if any(str(data_dir) in arg for arg in p.info["cmdline"] or []):
-                    left.append((p.pid, p.info["cmdline"]))
-            except psutil.Error:
-                continue
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert not left, left
 
 
 FLAGS = {"grpc": "receiver.grpc_port (--grpc-port)", "http": "receiver.http_port (--http-port)",

@@ -12,7 +12,7 @@ import pytest
 from otelingest import config as config_mod
 from otelingest.errors import EXIT_CONFIG
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "systemd"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 UNIT = DEPLOY / "otelingest.service"
 ENV_FILE = DEPLOY / "otelingest.env"
 INSTALLED_BINARY = "/opt/otelingest/bin/otelingest"

@@ -7,7 +7,7 @@ import msgspec
 
 from otelingest.config import Config, Section
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_every_config_key_is_documented():

@@ -19,9 +19,9 @@ import pytest
 
 from conftest import free_ports, http_request
 from load import traces_json
-from test_boot import assert_nothing_left
+from daemon import assert_nothing_left
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "otelingest.service"
 UNIT_PREFIX = "/opt/otelingest"
 

@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from conftest import free_ports
 
 START_TIMEOUT_S = 120.0
@@ -265,3 +267,20 @@ def _accepts(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def assert_nothing_left(data_dir: Path) -> None:
+    """No worker or embedded ClickHouse of this data directory still runs (they name it in argv)."""
+    deadline = time.monotonic() + 10
+    while True:
+        left = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if any(str(data_dir) in arg for arg in p.info["cmdline"] or []):
+                    left.append((p.pid, p.info["cmdline"]))
+            except psutil.Error:
+                continue
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not left, left

@@ -41,7 +41,7 @@ def test_backpressure_while_clickhouse_is_down_then_everything_acknowledged_is_s
         "OTELINGEST_CLICKHOUSE_CONNECT_TIMEOUT_S": "1",
         "OTELINGEST_WRITER_STOP_TIMEOUT_S": "5",
         # No disk spill: this test is about the rings filling and the receivers refusing (the spill
-        # absorbing an outage is tests/test_chaos.py).
+        # absorbing an outage is tests/daemon/test_chaos.py).
         "OTELINGEST_SPILL_AFTER_S": "1000000",
     }
     d = Daemon(tmp_path / "daemon", clickhouse_url=ch.url, env=env)

@@ -11,7 +11,7 @@ mixed traces, logs and metrics at 70% of this machine's measured capacity, with 
    the slopes (least squares) of RSS, parts and query p95 per minute are printed, with a JSON
    summary (``--json``).
 
-Usage: ``python tests/soak.py --minutes 30 --json soak.json``.
+Usage: ``python tests/helpers/soak.py --minutes 30 --json soak.json``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # helpers, conftest
 
 import psutil  # noqa: E402
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: E402
@@ -38,7 +38,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa
 
 from daemon import Daemon  # noqa: E402
 from load import T0  # noqa: E402
-from test_chaos import traces_protobuf  # noqa: E402
+from traffic import assert_tables_readable, traces_protobuf  # noqa: E402
 
 RUN = uuid.uuid4().int & 0xFFFF_FFFF
 _ids = itertools.count(1)
@@ -288,7 +288,6 @@ def soak(d: Daemon, args: argparse.Namespace) -> int:
         counts = stored(d, service)
     time.sleep(2)
     counts = stored(d, service)
-    from test_exhaustion import assert_tables_readable
 
     readable = True
     try:

@@ -14,7 +14,7 @@ from otelingest.config import MIB
 from otelingest.daemon.diskfloor import DiskWatch, SpillRoom, free_bytes
 from otelingest.daemon.storagehealth import PartHealth
 from otelingest.selfmon.gauges import gauge
-from test_chaos import start_senders, wait_stored
+from traffic import start_senders, wait_stored
 
 
 def test_a_detached_part_is_logged_with_its_rows_and_counted(make_config, ch_client, caplog) -> None:
@@ -92,7 +92,7 @@ def test_external_clickhouse_under_the_floor_refuses_with_503_and_says_why(tmp_p
     import urllib.error
     import uuid
 
-    from test_chaos import traces_protobuf
+    from traffic import traces_protobuf
 
     huge = free_bytes(tmp_path) // MIB + 10 * 1024
     d = Daemon(tmp_path, clickhouse_url=clickhouse.url, database=f"t_{uuid.uuid4().hex[:12]}",
