@@ -15,7 +15,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ... import sqlfiles
+from ...clickhouse import sqlfiles
 from ..logql import parser as logql
 from ..promql.aggregations import AGGREGATIONS
 from ..promql.naming import format_value, label_name

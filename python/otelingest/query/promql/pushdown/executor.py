@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 import promql_parser as pp
 
-from .... import sqlfiles
+from ....clickhouse import sqlfiles
 from ...storage.tables import BUCKET_S
 from .. import source
 from ..source import Source
