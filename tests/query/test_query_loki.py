@@ -9,7 +9,7 @@ import pytest
 
 import querydata as qd
 from otelingest.query import logql
-from otelingest.query.apis.loki import stream_labels
+from otelingest.query.logql.evaluator import stream_labels
 from otelingest.query.promql import source
 from otelingest.query.promql.naming import format_value
 from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)

@@ -1,5 +1,5 @@
 """LogQL for the Loki API: grammar, AST and the SQL filter each stream selector and line filter
-compile to (:mod:`.parser`); the Loki API (apis/loki.py) evaluates metric queries over them."""
+compile to (:mod:`.parser`), and metric queries evaluated per step (:mod:`.evaluator`)."""
 
 from .parser import compile_filter, parse
 
