@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from ..auth import Authenticator
 from ..config import Config
 from .apis import jaeger, loki, native, prometheus, tempo
-from .apis.common import JSONResponse
+from .common import JSONResponse
 from .errors import QueryError
 from .storage.cache import ResultCache
 from .storage.pool import ClientPool

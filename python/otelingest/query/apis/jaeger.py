@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
 from ..dependencies import dependencies as compute_dependencies
 from ..errors import BadRequest, NotFound
 from ..spans import Span, fetch_traces

@@ -18,7 +18,7 @@ from ..logql import parser as logql
 from ..logql.evaluator import Evaluator, keep_earliest, sql_of, stream_labels, stream_resources
 from ..promql.naming import format_value
 from ..promql.values import Scalar, Vector, label_key
-from .common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
+from ..common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
 from ..errors import BadRequest
 from ..storage.store import Timer
 from ..timeparse import NS, duration_ns, loki_time_ns

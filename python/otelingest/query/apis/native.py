@@ -18,7 +18,7 @@ from msgspec import Meta, Struct
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
 from ..errors import BadRequest, NotFound
 from ..spans import Span, fetch_traces
 from ..storage.store import Timer

@@ -20,7 +20,7 @@ from ..promql.naming import MetricInfo, format_le, format_value, label_name
 from ..promql.parse import parse
 from ..promql.source import LOOKBACK_NS, Source, series_chunks
 from ..promql.values import Matrix, Scalar, Vector, present, scalar_values
-from .common import JSONResponse, cache_of, first, form_params, now_ns, store_of
+from ..common import JSONResponse, cache_of, first, form_params, now_ns, store_of
 from ..errors import BadRequest, Unprocessable
 from ..storage.store import Timer
 from ..storage.tables import choose_metrics_table

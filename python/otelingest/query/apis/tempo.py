@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ... import __version__
 from . import jaeger
-from .common import JSONResponse, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..common import JSONResponse, check_limit, check_window, now_ns, store_of, trace_id_hex
 from ..errors import BadRequest, NotFound
 from .otlp_trace import json_value, resource_spans_json, trace_by_id_response, traces_data
 from ..spans import Span, fetch_traces

@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..apis.common import check_window, now_ns, store_of
+from ..common import check_window, now_ns, store_of
 from ..errors import BadRequest
 from ..timeparse import NS, duration_ns, loki_time_ns
 from .parser import And, Attr, Cmp, Filter, Intrinsic, Lit, Metrics, Operand, parse

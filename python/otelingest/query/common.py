@@ -10,10 +10,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..errors import BadRequest
-from ..storage.store import Store
-from ..storage.cache import ResultCache
-from ..timeparse import NS
+from .errors import BadRequest
+from .storage.store import Store
+from .storage.cache import ResultCache
+from .timeparse import NS
 
 _encoder = msgspec.json.Encoder()
 HEX_RE_16 = "0123456789abcdefABCDEF"
