@@ -237,14 +237,14 @@ def test_distributed_tables_read_and_write_across_two_shards(nodes, clients):
     clients[1].command(f"INSERT INTO {db}.otel_logs_local (Timestamp, ServiceName, ResourceAttributes, Body) "
                        "SELECT now64(9), 'd', map('host.name', '1'), 'x' FROM numbers(3)")
     f = logql.compile_filter(logql.parse('{service_name="d", host_name="1"}'))
-    streams_sql = "\n".join(sqlfiles.query(n) for n in ["loki_streams_select", *f.fragments, "loki_streams_group"])
+    streams_sql = "\n".join(sqlfiles.query(n) for n in ["loki/streams_select", *f.fragments, "loki/streams_group"])
     for node in nodes:
         c = connect(ClickHouseConfig(url=node.url, database=db))
         try:
             ((service, _, h, first, n),) = c.query(
                 streams_sql, parameters={**f.params, "start_ns": 0, "end_ns": 2**62, "limit": 10}).result_rows
             assert (service, n) == ("d", 5)
-            res = c.query(sqlfiles.query("loki_stream_resources"),
+            res = c.query(sqlfiles.query("loki/stream_resources"),
                           parameters={"services": ["d"], "times": [first], "hashes": [h]}).result_rows
             assert res == [(h, {"host.name": "1"})]
         finally:

@@ -15,8 +15,8 @@ from otelingest.clickhouse.client import connect
 from otelingest.config import Config, QueryConfig
 from otelingest.jobs import dependencies as rollup
 from otelingest.query import dependencies
-from otelingest.query.pool import ClientPool
-from otelingest.query.store import Store
+from otelingest.query.storage.pool import ClientPool
+from otelingest.query.storage.store import Store
 
 NS = qd.NS
 MINUTE = 60 * NS

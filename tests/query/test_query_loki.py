@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 import querydata as qd
-from otelingest.query import logql, promql
-from otelingest.query.loki import stream_labels
-from otelingest.query.promql import format_value
+from otelingest.query import logql
+from otelingest.query.logql.evaluator import stream_labels
+from otelingest.query.promql import source
+from otelingest.query.promql.naming import format_value
 from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
 
 
@@ -288,7 +289,7 @@ def test_streams_beyond_a_query_parameter_are_read_in_chunks(many, monkeypatch):
     """Stream resources are read by hash, bound as one parameter (ClickHouse takes 128 KiB): more
     streams than it holds are read a chunk per query, with the same answer."""
     http, t0, records = many
-    monkeypatch.setattr(promql, "MAX_BOUND_SERIES", 2)
+    monkeypatch.setattr(source, "MAX_BOUND_SERIES", 2)
     start, end, step = t0 + 67_000_000_111, t0 + 593 * qd.NS, 40 * qd.NS
     r = http.get("/loki/api/v1/query_range", params={
         "query": 'count_over_time({deployment_environment="prod"}[1m])', "start": str(start), "end": str(end), "step": "40s"})
@@ -369,9 +370,9 @@ def test_filter_reads_body_only_for_line_and_label_filters():
     def fragments(q):
         return logql.compile_filter(logql.parse(q)).fragments
 
-    assert fragments('{service_name=~".+"}') == ["loki_filter"]
-    assert fragments('{service_name="a", level="info"}') == ["loki_filter", "loki_filter_service"]
-    assert fragments('{host_name="h"} |= "x"') == ["loki_filter", "loki_filter_resource", "loki_filter_line"]
-    assert fragments('{level="a", level="b"} | json | code="1"') == ["loki_filter", "loki_filter_columns", "loki_filter_labels"]
+    assert fragments('{service_name=~".+"}') == ["loki/filter"]
+    assert fragments('{service_name="a", level="info"}') == ["loki/filter", "loki/filter_service"]
+    assert fragments('{host_name="h"} |= "x"') == ["loki/filter", "loki/filter_resource", "loki/filter_line"]
+    assert fragments('{level="a", level="b"} | json | code="1"') == ["loki/filter", "loki/filter_columns", "loki/filter_labels"]
     p = logql.compile_filter(logql.parse('{service_name!~"a|b", service_name!~"c", service_name!="d"}')).params
     assert (p["service_nre"], p["service_ne"]) == ("^(?:a|b)$|^(?:c)$", ["d"])

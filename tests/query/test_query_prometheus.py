@@ -224,7 +224,8 @@ def test_promtool(env):
 def test_increase_with_counter_reset_hand_computed():
     import numpy as np
 
-    from otelingest.query.promql import Samples, _range_vectorized
+    from otelingest.query.promql.ranges import range_over_samples as _range_vectorized
+    from otelingest.query.promql.values import Samples
 
     s = Samples({}, np.array([15, 30, 45, 60, 75], dtype=np.int64) * qd.NS,
                 np.array([0.0, 10.0, 20.0, 5.0, 15.0]), True)
@@ -240,7 +241,7 @@ def test_increase_with_counter_reset_hand_computed():
 def test_bucket_quantile_edges():
     import math
 
-    from otelingest.query.promql import bucket_quantile
+    from otelingest.query.promql.quantiles import bucket_quantile
 
     b = [(10.0, 2.0), (50.0, 6.0), (100.0, 8.0), (math.inf, 10.0)]
     assert bucket_quantile(0.5, b) == pytest.approx(40.0)

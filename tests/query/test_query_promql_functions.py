@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from otelingest.query import promql_functions as fx
+from otelingest.query.promql import functions as fx
 
 S = 1_000_000_000
 

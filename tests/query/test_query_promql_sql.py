@@ -1,4 +1,4 @@
-"""PromQL aggregations evaluated in ClickHouse (query/promql_sql.py) answer exactly what the Python
+"""PromQL aggregations evaluated in ClickHouse (query/promql/pushdown/) answer exactly what the Python
 evaluator answers from raw samples, over raw points and over the 5-minute and hourly rollups.
 
 The data set has what makes the evaluation hard: several groups, gaps, counter resets, delta
@@ -22,9 +22,13 @@ from otelingest import config as config_mod
 from otelingest.clickhouse import migrations as schema
 from otelingest.clickhouse.client import connect
 from otelingest.config import ClickHouseConfig
-from otelingest.query import promql, promql_sql
-from otelingest.query.pool import ClientPool
-from otelingest.query.store import Store
+from otelingest.query.promql import evaluator, source as source_mod, values
+from otelingest.query.promql.parse import parse
+from otelingest.query.promql.pushdown import executor as pushdown
+from otelingest.query.promql.pushdown import planner
+from otelingest.query.storage.tables import BUCKET_S
+from otelingest.query.storage.pool import ClientPool
+from otelingest.query.storage.store import Store
 
 NS = qd.NS
 HOURS = 3
@@ -130,49 +134,49 @@ QUERIES = [
 def _fragments_used(monkeypatch) -> set[str]:
     """The names of the sql/ fragments the PromQL pushdown reads from now on."""
     used: set[str] = set()
-    real_query = promql_sql.sqlfiles.query
+    real_query = pushdown.sqlfiles.query
 
     def recording(name: str) -> str:
         used.add(name)
         return real_query(name)
 
-    monkeypatch.setattr(promql_sql.sqlfiles, "query", recording)
+    monkeypatch.setattr(pushdown.sqlfiles, "query", recording)
     return used
 
 
-def _nonempty(v: promql.Vector) -> dict[tuple, np.ndarray]:
-    return {promql._key(lab): vals for lab, vals in v.series if not np.all(np.isnan(vals))}
+def _nonempty(v: values.Vector) -> dict[tuple, np.ndarray]:
+    return {values.label_key(lab): vals for lab, vals in v.series if not np.all(np.isnan(vals))}
 
 
 @pytest.mark.parametrize("table", ["otel_metrics", "otel_metrics_5m", "otel_metrics_1h"])
 def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     store, t0, _ = metrics_db
-    bucket_ns = promql.BUCKET_S[table] * NS
+    bucket_ns = BUCKET_S[table] * NS
     # Raw points 37 s apart: 3m windows hold at most 5 (the lagged paths), 7m up to 12 (too many for them).
     ranges = {"otel_metrics": ["1m", "3m", "7m"], "otel_metrics_5m": ["10m", "15m"], "otel_metrics_1h": ["2h"]}[table]
     steps = {"otel_metrics": [60, 150, 0], "otel_metrics_5m": [300, 600, 0], "otel_metrics_1h": [3600, 0]}[table]
     pushed: list[str] = []
     declined: list[str] = []
-    real = promql_sql.aggregate
+    real = pushdown.aggregate
 
     async def counting(ev, a):
         out = await real(ev, a)
         (pushed if out is not None else declined).append(str(a))
         return out
 
-    monkeypatch.setattr(promql_sql, "aggregate", counting)
-    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)  # a few series here: the lagged paths too
+    monkeypatch.setattr(pushdown, "aggregate", counting)
+    monkeypatch.setattr(planner, "LAGGED_MIN_WINDOWS", 0)  # a few series here: the lagged paths too
     used = _fragments_used(monkeypatch)
 
-    async def both(q: str, start: int, end: int, step: int) -> tuple[promql.Vector, promql.Vector]:
-        expr = promql.parse(q)
+    async def both(q: str, start: int, end: int, step: int) -> tuple[values.Vector, values.Vector]:
+        expr = parse(q)
         out = []
         for pushdown in (True, False):
             steps_ = np.arange(start, end + 1, step, dtype=np.int64) if step else np.array([start], dtype=np.int64)
-            source = promql.Source(store=store, table=table, lookback_ns=max(promql.LOOKBACK_NS, 2 * bucket_ns),
+            source = source_mod.Source(store=store, table=table, lookback_ns=max(source_mod.LOOKBACK_NS, 2 * bucket_ns),
                                    use_buckets=False, pushdown=pushdown)
-            v = await promql.Evaluator(source, steps_, step).eval(expr)
-            assert isinstance(v, promql.Vector)
+            v = await evaluator.Evaluator(source, steps_, step).eval(expr)
+            assert isinstance(v, values.Vector)
             out.append(v)
         return out[0], out[1]
 
@@ -202,12 +206,12 @@ def test_pushdown_equals_python_evaluation(metrics_db, table, monkeypatch):
     assert not [d for d in declined if "moved" not in d and "_over_time" not in d]
     assert any("lat_milliseconds_bucket" in p for p in pushed) and any("temp_celsius" in p for p in pushed)
     if table != "otel_metrics":  # two-bucket windows over a rollup take the previous-row path
-        assert {"prom_agg_windows_pairs", "prom_agg_windows_buckets_pairs"} <= used
+        assert {"promql/pushdown/windows_pairs", "promql/pushdown/windows_buckets_pairs"} <= used
     if table == "otel_metrics":  # windows of many samples: their two ends paired
-        assert {"prom_agg_prefix_windows_buckets", "prom_agg_prefix_windows"} <= used
+        assert {"promql/pushdown/prefix_windows_buckets", "promql/pushdown/prefix_windows"} <= used
     if table != "otel_metrics_1h":  # windows of several steps but few samples: the first read with a lag
-        assert {"prom_agg_lagged_firsts_delta_buckets", "prom_agg_lagged_firsts_buckets",
-                "prom_agg_lagged_windows_buckets", "prom_agg_lagged_windows"} <= used
+        assert {"promql/pushdown/lagged_firsts_delta_buckets", "promql/pushdown/lagged_firsts_buckets",
+                "promql/pushdown/lagged_windows_buckets", "promql/pushdown/lagged_windows"} <= used
 
 
 @pytest.mark.parametrize("pushdown", [True, False])
@@ -218,10 +222,10 @@ def test_delta_rate_does_not_depend_on_where_the_query_starts(metrics_db, pushdo
     at = t0 + 5400 * NS + 7 * NS
 
     async def value(q: str, start: int, end: int, step: int) -> dict[tuple, float]:
-        v, steps, _ = await promql.evaluate(store, promql.parse(q), start, end, step, pushdown=pushdown)
-        assert isinstance(v, promql.Vector)
+        v, steps, _ = await evaluator.evaluate(store, parse(q), start, end, step, pushdown=pushdown)
+        assert isinstance(v, values.Vector)
         i = int(np.searchsorted(steps, at))
-        return {promql._key(lab): float(vals[i]) for lab, vals in v.series}
+        return {values.label_key(lab): float(vals[i]) for lab, vals in v.series}
 
     for q in ("sum by (host) (rate(jobs_total[5m]))", "sum by (le) (increase(size_bytes_bucket[5m]))"):
         instant = anyio.run(value, q, at, at, 0)
@@ -236,17 +240,17 @@ def test_windows_of_many_steps(metrics_db, monkeypatch):
     up to 2^31 (35.8 minutes): a 40-minute window switches to milliseconds, with the same answers.
     (Delta points stored twice take that path; the others pair each window's two ends.)"""
     store, t0, _ = metrics_db
-    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)
+    monkeypatch.setattr(planner, "LAGGED_MIN_WINDOWS", 0)
     used = _fragments_used(monkeypatch)
 
     async def run(q: str, pushdown: bool) -> dict[tuple, np.ndarray]:
-        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 9000 * NS, 60 * NS,
+        v, _, _ = await evaluator.evaluate(store, parse(q), t0 + 3600 * NS, t0 + 9000 * NS, 60 * NS,
                                         use_buckets=False, pushdown=pushdown)
-        assert isinstance(v, promql.Vector)
+        assert isinstance(v, values.Vector)
         return _nonempty(v)
 
     declined: list[str] = []
-    real = promql_sql.aggregate
+    real = pushdown.aggregate
 
     async def counting(ev, a):
         out = await real(ev, a)
@@ -254,7 +258,7 @@ def test_windows_of_many_steps(metrics_db, monkeypatch):
             declined.append(str(a))
         return out
 
-    monkeypatch.setattr(promql_sql, "aggregate", counting)
+    monkeypatch.setattr(pushdown, "aggregate", counting)
     # 4m: six or seven samples, more than a histogram's lags read but not a counter's; 40m: frames in
     # milliseconds; 70m: more copies than the copying paths take (the paths that pair windows' ends
     # copy nothing, so they answer in ClickHouse all the same).
@@ -268,21 +272,21 @@ def test_windows_of_many_steps(metrics_db, monkeypatch):
         for k in fast:
             assert np.allclose(fast[k], slow[k], rtol=1e-6, atol=1e-9, equal_nan=True), (q, k)
     assert not declined
-    assert {"prom_agg_neighbours_buckets", "prom_agg_prefix_windows_buckets", "prom_agg_prefix_windows"} <= used
+    assert {"promql/pushdown/neighbours_buckets", "promql/pushdown/prefix_windows_buckets", "promql/pushdown/prefix_windows"} <= used
 
 
 def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
     """A retried export stores a histogram point twice: a window's growth and counts must not double
     (a duplicated delta point adds half from each copy; a cumulative copy's increment is zero)."""
     store, t0, _ = metrics_db
-    monkeypatch.setattr(promql_sql, "LAGGED_MIN_WINDOWS", 0)
+    monkeypatch.setattr(planner, "LAGGED_MIN_WINDOWS", 0)
     used = _fragments_used(monkeypatch)
 
     async def run(q: str, step_s: int, pushdown: bool) -> dict[tuple, np.ndarray]:
-        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 1800 * NS, t0 + 9000 * NS, step_s * NS,
+        v, _, _ = await evaluator.evaluate(store, parse(q), t0 + 1800 * NS, t0 + 9000 * NS, step_s * NS,
                                         use_buckets=False, pushdown=pushdown)
-        assert isinstance(v, promql.Vector)
-        return {promql._key({k: x for k, x in lab.items() if k != "__name__"}): vals for lab, vals in v.series}
+        assert isinstance(v, values.Vector)
+        return {values.label_key({k: x for k, x in lab.items() if k != "__name__"}): vals for lab, vals in v.series}
 
     # Windows of a step or two copy each sample (1m), of several steps read lags (3m), of many samples
     # pair their ends (7m); delta copies take the increments path from the last two.
@@ -303,7 +307,7 @@ def test_points_sent_twice_change_no_histogram_rate(metrics_db, monkeypatch):
                 assert np.allclose(once[k], twice[k], rtol=1e-9, equal_nan=True), (shape, k, pushdown)
     # Cumulative copies pair windows' ends; delta copies (added twice to a running total) are shared
     # between them by the increments path.
-    assert {"prom_agg_prefix_windows_buckets", "prom_agg_range_increments_buckets", "prom_agg_windows_buckets"} <= used
+    assert {"promql/pushdown/prefix_windows_buckets", "promql/pushdown/range_increments_buckets", "promql/pushdown/windows_buckets"} <= used
 
 
 def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeypatch):
@@ -316,15 +320,15 @@ def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeyp
     real = store.named
 
     async def counting(name, params=None, **kw):
-        if name.startswith("prom_catalog"):
+        if name.startswith("promql/catalog"):
             catalog_reads.append(name)
         return await real(name, params, **kw)
 
     monkeypatch.setattr(store, "named", counting)
 
-    async def run(q: str) -> promql.Vector:
-        v, _, _ = await promql.evaluate(store, promql.parse(q), start, end, 60 * NS)
-        assert isinstance(v, promql.Vector)
+    async def run(q: str) -> values.Vector:
+        v, _, _ = await evaluator.evaluate(store, parse(q), start, end, 60 * NS)
+        assert isinstance(v, values.Vector)
         return v
 
     anyio.run(run, "sum(temp_celsius)")
@@ -343,25 +347,25 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
     """A series id is a hash of its labels: they are read the first time the series is seen, not on
     every evaluation; a full cache drops its oldest half and answers stay the same."""
     store, t0, _ = metrics_db
-    from otelingest.query import store as store_mod
+    from otelingest.query.storage import store as store_mod
 
     store.series_labels.clear()
     label_reads = []
     real = store.named
 
     async def counting(name, params=None, **kw):
-        if name.startswith("prom_series_labels"):
+        if name.startswith("promql/series_labels"):
             label_reads.append(len(params["series"]))
         return await real(name, params, **kw)
 
     monkeypatch.setattr(store, "named", counting)
 
     async def run(q: str) -> dict[tuple, np.ndarray]:
-        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS)
-        assert isinstance(v, promql.Vector)
-        return {promql._key(lab): vals for lab, vals in v.series}
+        v, _, _ = await evaluator.evaluate(store, parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS)
+        assert isinstance(v, values.Vector)
+        return {values.label_key(lab): vals for lab, vals in v.series}
 
-    monkeypatch.setattr(promql, "MAX_BOUND_SERIES", 3)  # ids are a bound parameter: read in chunks
+    monkeypatch.setattr(source_mod, "MAX_BOUND_SERIES", 3)  # ids are a bound parameter: read in chunks
     first = anyio.run(run, "sum by (host, zone) (temp_celsius)")
     assert label_reads == [3, len(HOSTS) - 3] and len(first) == len(HOSTS)
     assert anyio.run(run, "max by (host, zone) (temp_celsius)").keys() == first.keys()
@@ -378,12 +382,12 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
 def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
     """Past its time a shared catalog still answers while a fresh one is read in the background."""
     store, t0, _ = metrics_db
-    monkeypatch.setattr(promql, "CATALOG_TTL_S", 0.0)
+    monkeypatch.setattr(source_mod, "CATALOG_TTL_S", 0.0)
     reads: list[bool] = []
     real = store.named
 
     async def counting(name, params=None, **kw):
-        if name.startswith("prom_catalog"):
+        if name.startswith("promql/catalog"):
             reads.append(kw.get("request") is None)
         return await real(name, params, **kw)
 
@@ -392,13 +396,13 @@ def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
     start, end = t0 + 3960 * NS, t0 + 7260 * NS
 
     async def scenario() -> None:
-        first, _, _ = await promql.evaluate(store, promql.parse("sum(temp_celsius)"), start, end, 60 * NS)
-        second, _, _ = await promql.evaluate(store, promql.parse("sum(temp_celsius)"), start, end, 60 * NS)
+        first, _, _ = await evaluator.evaluate(store, parse("sum(temp_celsius)"), start, end, 60 * NS)
+        second, _, _ = await evaluator.evaluate(store, parse("sum(temp_celsius)"), start, end, 60 * NS)
         for _ in range(100):  # the background read
             if len(reads) == 2:
                 break
             await anyio.sleep(0.05)
-        assert isinstance(first, promql.Vector) and isinstance(second, promql.Vector)
+        assert isinstance(first, values.Vector) and isinstance(second, values.Vector)
         assert np.allclose(first.series[0][1], second.series[0][1], equal_nan=True)
 
     anyio.run(scenario)
@@ -412,10 +416,10 @@ def test_more_series_than_a_query_parameter_holds_are_read_in_chunks(metrics_db,
     store, t0, _ = metrics_db
 
     async def run(q: str) -> dict[tuple, np.ndarray]:
-        v, _, _ = await promql.evaluate(store, promql.parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS,
+        v, _, _ = await evaluator.evaluate(store, parse(q), t0 + 3600 * NS, t0 + 7200 * NS, 60 * NS,
                                         pushdown=pushdown)
-        assert isinstance(v, promql.Vector)
-        return {promql._key(lab): vals for lab, vals in v.series}
+        assert isinstance(v, values.Vector)
+        return {values.label_key(lab): vals for lab, vals in v.series}
 
     queries = [f"{op}(rate(reqs_total[5m]))" for op in ("sum", "avg", "min", "max", "count")]
     queries += ["avg by (zone) (temp_celsius)", "sum by (le) (rate(lat_milliseconds_bucket[5m]))",
@@ -423,7 +427,7 @@ def test_more_series_than_a_query_parameter_holds_are_read_in_chunks(metrics_db,
                 "rate(reqs_total[5m])"]
     whole = {q: anyio.run(run, q) for q in queries}
     for n in (len(HOSTS) - 1, 1):  # two chunks, then a series each
-        monkeypatch.setattr(promql, "MAX_BOUND_SERIES", n)
+        monkeypatch.setattr(source_mod, "MAX_BOUND_SERIES", n)
         for q in queries:
             chunked = anyio.run(run, q)
             assert chunked.keys() == whole[q].keys() and chunked, (q, n)

@@ -11,11 +11,11 @@ from prometheus_client import REGISTRY
 
 import querydata as qd
 from otelingest.config import QueryConfig, RetentionConfig
-from otelingest.query.cache import ResultCache
+from otelingest.query.storage.cache import ResultCache
 from otelingest.query.errors import Unavailable
-from otelingest.query.pool import ClientPool
-from otelingest.query.store import Store
-from otelingest.query.tables import choose_metrics_table
+from otelingest.query.storage.pool import ClientPool
+from otelingest.query.storage.store import Store
+from otelingest.query.storage.tables import choose_metrics_table
 
 DAY = 86400
 NOW = 1_800_000_000.0
@@ -263,7 +263,7 @@ def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
     """Pre-aggregating per bucket in ClickHouse gives exactly what evaluating raw samples gives."""
     import numpy as np
 
-    from otelingest.query import promql
+    from otelingest.query.promql import evaluator, parse, source
 
     e = old_env
     hour = 3600 * qd.NS
@@ -280,21 +280,21 @@ def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
     store = Store(pool, e.cfg.query)
 
     raw_reads = []
-    real_samples = promql.Source.samples
+    real_samples = source.Source.samples
 
     async def counting_samples(self, *a, **kw):
         raw_reads.append(self.use_buckets)
         return await real_samples(self, *a, **kw)
 
-    monkeypatch.setattr(promql.Source, "samples", counting_samples)
+    monkeypatch.setattr(source.Source, "samples", counting_samples)
 
     async def both(q: str, start: int, end: int, step: int):
-        expr = promql.parse(q)
+        expr = parse.parse(q)
         raw_reads.clear()
-        fast, steps, _ = await promql.evaluate(store, expr, start, end, step)
+        fast, steps, _ = await evaluator.evaluate(store, expr, start, end, step)
         if step:  # a range query at a 60 s step never reads raw samples
             assert raw_reads == [], q
-        slow, _, _ = await promql.evaluate(store, expr, start, end, step, use_buckets=False)
+        slow, _, _ = await evaluator.evaluate(store, expr, start, end, step, use_buckets=False)
         return fast, slow
 
     try:

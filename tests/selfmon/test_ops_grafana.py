@@ -148,8 +148,8 @@ def test_catalog_matches_the_metrics_the_code_registers():
     """metrics_catalog is the one list: it names exactly the otel_ families the daemon's modules define."""
     import otelingest.selfmon.tablestats  # noqa: F401  (each import registers its metrics)
     import otelingest.selfmon.instruments  # noqa: F401
-    import otelingest.query.cache  # noqa: F401
-    import otelingest.query.store  # noqa: F401
+    import otelingest.query.storage.cache  # noqa: F401
+    import otelingest.query.storage.store  # noqa: F401
     from prometheus_client import REGISTRY
 
     from otelingest.selfmon.catalog import FAMILIES

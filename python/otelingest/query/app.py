@@ -20,12 +20,12 @@ from starlette.exceptions import HTTPException
 
 from ..auth import Authenticator
 from ..config import Config
-from . import api, jaeger, loki, prometheus, tempo
-from .cache import ResultCache
+from .apis import jaeger, loki, native, prometheus, tempo
 from .common import JSONResponse
 from .errors import QueryError
-from .pool import ClientPool
-from .store import Store, _classify
+from .storage.cache import ResultCache
+from .storage.pool import ClientPool
+from .storage.store import Store, classify_error
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    err = _classify(exc)
+    err = classify_error(exc)
     if not isinstance(err, QueryError) or err.status >= 500:
         log.exception("query failed: %s %s", request.method, request.url.path, exc_info=exc)
     status = getattr(err, "status", 500)
@@ -105,7 +105,7 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
     handlers: dict[Any, Any] = {QueryError: _query_error, HTTPException: _http_error, Exception: _unexpected}
     # The design's POST routes share /api/v1 with Prometheus: they come first. Tempo's
     # /api/traces/{id} answers protobuf and hands JSON requests to Jaeger's: it comes before it.
-    routes = [*api.routes, *tempo.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
+    routes = [*native.routes, *tempo.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
     auth = Authenticator(cfg.auth, "query")
     middleware = [Middleware(AuthMiddleware, authenticator=auth)] if auth.enabled else []
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

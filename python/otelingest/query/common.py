@@ -11,8 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import BadRequest
-from .store import Store
-from .cache import ResultCache
+from .storage.store import Store
+from .storage.cache import ResultCache
 from .timeparse import NS
 
 _encoder = msgspec.json.Encoder()

@@ -17,7 +17,7 @@ import asyncio
 from typing import Any
 
 from ..jobs.dependencies import FINAL_AFTER_NS, HOUR_NS, ceil_hour, floor_hour
-from .store import Store
+from .storage.store import Store
 from .timeparse import NS
 
 Interval = tuple[int, int]

@@ -1,10 +1,10 @@
-"""Spans as read by ``sql/queries/trace_spans.sql``, shared by the design's API and Jaeger."""
+"""Spans as read by ``sql/queries/traces/spans.sql``, shared by the design's API and Jaeger."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .store import Store
+from .storage.store import Store
 
 ZERO_SPAN_ID = "0" * 16
 
@@ -43,7 +43,7 @@ class Span(NamedTuple):
 
 
 async def trace_windows(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
-    rows = await store.named("trace_windows", {"trace_ids": trace_ids}, **kw)
+    rows = await store.named("traces/windows", {"trace_ids": trace_ids}, **kw)
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
@@ -57,7 +57,7 @@ async def fetch_traces(store: Store, trace_ids: list[str], **kw: Any) -> dict[st
     start = min(w[0] for w in windows.values())
     end = max(w[1] for w in windows.values())
     rows = await store.named(
-        "trace_spans", {"trace_ids": list(windows), "start_ns": start, "end_ns": end}, **kw
+        "traces/spans", {"trace_ids": list(windows), "start_ns": start, "end_ns": end}, **kw
     )
     out: dict[str, list[Span]] = {}
     for r in rows:

@@ -9,7 +9,7 @@
   0.5/0.95/0.99 from the rollup's t-digests), and the step is whole hours, or the range is longer
   than :data:`ROLLUP_AUTO_RANGE_NS`, where the step is raised to an hour: a 30-day panel reads a
   few hundred rows per series;
-- raw spans otherwise (sql/queries/tempo_metrics_raw.sql), in which quantiles come from log2
+- raw spans otherwise (sql/queries/tempo/metrics_raw.sql), in which quantiles come from log2
   histograms as Tempo computes them.
 
 Series are Tempo's ``QueryRangeResponse``: ``labels`` (by() values, or ``__name__`` = the
@@ -191,7 +191,7 @@ async def query_range(request: Request, *, instant: bool) -> dict[str, Any]:
         cond = p.frag("true")
         for c in cmps:
             cond = p.frag("and", A=cond, B=p.cmp(c))
-        sql = p.query("tempo_metrics_rollup", GROUPS=groups, FILTER=cond)
+        sql = p.query("tempo/metrics_rollup", GROUPS=groups, FILTER=cond)
         rows = await store.rows(sql, {**p.params, "origin_ns": origin, "step_ns": step, "start_ns": origin,
                                       "end_ns": end}, request=request)
         for bucket, grp, spans, errs, dsum, dmin, dmax, quants in rows:
@@ -218,7 +218,7 @@ async def query_range(request: Request, *, instant: bool) -> dict[str, Any]:
             value_sql = p.frag("numeric_value", EXISTS=exists, TEXT=text, KIND=kind)
             bucket_sql = p.frag("value_bucket" if hist else "no_bucket")
         cond = p.cond(expr, False, True)
-        sql = p.query("tempo_metrics_raw", GROUPS=groups, VALUE=value_sql, BUCKET=bucket_sql, FILTER=cond)
+        sql = p.query("tempo/metrics_raw", GROUPS=groups, VALUE=value_sql, BUCKET=bucket_sql, FILTER=cond)
         rows = await store.rows(sql, {**p.params, "origin_ns": origin, "step_ns": step, "start_ns": origin,
                                       "end_ns": end, "histogram": hist}, request=request)
         for bucket, grp, spans, n, vmin, vmax, vsum, histo in rows:

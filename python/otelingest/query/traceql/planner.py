@@ -1,4 +1,4 @@
-"""TraceQL span conditions -> SQL composed from the fixed fragments of sql/queries/tempo_fragments.sql.
+"""TraceQL span conditions -> SQL composed from the fixed fragments of sql/queries/tempo/fragments.sql.
 
 The planner never writes user text into SQL: it picks fragments by the shape of the parsed query,
 fills their slots (``%A%``, ``%TEXT%``...) with other fragments, numbers each fragment's
@@ -20,7 +20,7 @@ from ...clickhouse import sqlfiles
 from ..errors import BadRequest
 from .parser import And, Attr, BoolConst, Cmp, Filter, Intrinsic, Lit, Not, Operand, Or, SpansetOp
 
-FRAGMENTS = "tempo_fragments"
+FRAGMENTS = "tempo/fragments"
 _PARAM = re.compile(r"\{([a-z_]+):")
 TRACE_LEVEL = ("rootName", "rootServiceName", "traceDuration")
 # Intrinsics that are one text column per span: fragment of the column.

@@ -1,9 +1,9 @@
 """TraceQL search: candidate traces in SQL, then the spanset algebra over their spans.
 
-Step one (sql/queries/tempo_search_candidates.sql) scans the window for traces with spans matching
+Step one (sql/queries/tempo/search_candidates.sql) scans the window for traces with spans matching
 the query's spanset filters, newest first, in time slices from the end (the last ten minutes, the
 rest of the hour, the five hours before, then the rest) so a search that finds enough recent traces never reads the whole window.
-Step two (tempo_search_spans.sql) reads every span of those traces by id with the filters as
+Step two (tempo/search_spans.sql) reads every span of those traces by id with the filters as
 boolean columns; the spanset operators (``&& || > >> < << ~``) and the pipeline (spanset filters,
 ``count() avg() min() max() sum()`` comparisons, ``by()``, ``select()``, ``coalesce()``) run here,
 on at most :data:`MAX_CANDIDATES` traces per request: a structural query whose candidates mostly
@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..spans import trace_windows
-from ..store import Store
+from ..storage.store import Store
 from ..timeparse import NS
 from .parser import AggFilter, Attr, By, Filter, Intrinsic, Lit, Operand, Query, Select, SpansetOp
 from .planner import Planner, comparisons, leaves_of, operands_of
@@ -100,7 +100,7 @@ class Search:
         p = Planner()
         p.number_leaves(self.main)
         columns = p.join([p.leaf(f, i, relax=True) for i, f in enumerate(self.main)])
-        sql = p.query("tempo_search_candidates", COLUMNS=columns, ANY=p.any_leaf(len(self.main)),
+        sql = p.query("tempo/search_candidates", COLUMNS=columns, ANY=p.any_leaf(len(self.main)),
                       HAVING=p.having(self.q.spansets))
         return sql, p.params
 
@@ -108,7 +108,7 @@ class Search:
         p = Planner()
         parts = [p.leaf(f, i, relax=False) for i, f in enumerate(self.leaves)]
         parts += [p.value_tuple(o) for o in self.shown]
-        return p.query("tempo_search_spans", COLUMNS=p.join(parts)), p.params
+        return p.query("tempo/search_spans", COLUMNS=p.join(parts)), p.params
 
     async def run(self, store: Store, start: int, end: int, limit: int, *,
                   min_duration: int = 0, max_duration: int | None = None, **kw: Any) -> list[TraceHit]:
@@ -271,7 +271,7 @@ async def check_regexes(store: Store, exprs: list[Any], **kw: Any) -> None:
     """Compile the query's regexes in ClickHouse (RE2) once: one that does not compile is a 400
     even where no span has the attribute (ClickHouse never evaluates it there)."""
     for pattern in sorted({c.rhs.value for e in exprs for c in comparisons(e) if c.op in ("=~", "!~")}):
-        await store.named("regex_match", {"values": [""], "pattern": f"^(?:{pattern})$"}, **kw)
+        await store.named("shared/regex_match", {"values": [""], "pattern": f"^(?:{pattern})$"}, **kw)
 
 
 def _union(spans: list[SpanRow]) -> list[SpanRow]:

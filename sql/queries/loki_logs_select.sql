@@ -1,2 +1,0 @@
--- Fragment: log lines of a LogQL log query; followed by loki_filter*.sql and an order fragment.
-SELECT toUnixTimestamp64Nano(Timestamp), ServiceName, SeverityText, ResourceAttributes, Body

@@ -1,4 +1,0 @@
--- Fragment: grouping of loki_streams_select.sql.
-GROUP BY ServiceName, SeverityText, ResourceHash
-ORDER BY ServiceName, SeverityText
-LIMIT {limit:UInt32}

@@ -1,5 +1,0 @@
--- Fragment: streams (service, severity, ResourceHash) with the time of one of their records (where
--- loki_stream_resources.sql reads their attributes) and their entry counts; optionally followed by
--- loki_bytes.sql, then loki_filter*.sql and loki_streams_group.sql. Used by labels, label values,
--- series and index stats.
-SELECT ServiceName, SeverityText, ResourceHash, toUnixTimestamp64Nano(min(Timestamp)), count()
