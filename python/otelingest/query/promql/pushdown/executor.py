@@ -2,7 +2,7 @@
 
 The series catalog and the label matching stay in Python (Source.series), which also gives each
 series its group; ClickHouse then evaluates the function per series and step and the aggregation
-per group and step, with the Python evaluator's semantics (tests/test_query_promql_sql.py checks
+per group and step, with the Python evaluator's semantics (tests/query/test_query_promql_sql.py checks
 both give the same answers). A plan's bounded stage that finds a window denser than it reads says
 so with a row at step ``{steps}``; the next stage then runs, and that stage is skipped for this
 metric a while (OVERFLOW_TTL_S). docs/promql.md ("Pushdown") tells which plan serves which panel.
