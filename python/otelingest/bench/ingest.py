@@ -66,7 +66,9 @@ SAMPLE_ROWS = 2_000_000
 class Serve:
     """``otelingest serve`` as a child process on free ports, with its own data dir and log."""
 
-    def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str],
+                 clickhouse_url: str | None = None) -> None:
+        """``clickhouse_url``: a running ClickHouse to write to instead of the embedded one."""
         self.dir = workdir
         (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
          self.ch_http_port, self.ch_tcp_port) = free_ports(6)
@@ -81,6 +83,8 @@ class Serve:
             "--clickhouse-http-port", str(self.ch_http_port), "--clickhouse-tcp-port", str(self.ch_tcp_port),
             "--receivers", str(receivers), "--writers", str(writers),
         ]
+        if clickhouse_url:
+            self.argv += ["--clickhouse-url", clickhouse_url]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180.0) -> None:
