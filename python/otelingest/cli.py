@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the loaded ClickHouse data in DIR and reuse it on the next run (default: a temporary dir)")
     g.add_argument("--only", metavar="SUBSTR", action="append",
                    help="time only the query types whose name contains SUBSTR (repeatable)")
+    g.add_argument("--with-ingest", type=float, metavar="RATE",
+                   help="while the queries run, a daemon stores RATE spans/s (and RATE/2 log records/s and metric "
+                        "points/s) into the same ClickHouse, as in production")
     p.set_defaults(func=cmd_bench)
 
     _add_loadgen_parser(sub)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from otelingest import _native
 from otelingest.clickhouse import migrations as schema
 from otelingest.clickhouse.client import connect
 from otelingest.errors import SchemaError
@@ -174,3 +175,55 @@ def test_attribute_kinds_added_to_a_version_7_database_with_spans(make_config, c
     # A span stored before the kinds existed reads '' (kind unknown: inferred from the text).
     rows = ch_client.query(f"SELECT SpanAttributes, SpanAttributeKinds, ResourceAttributeKinds FROM {db}.otel_traces").result_rows
     assert rows == [({"http.status_code": "503"}, "", "")]
+
+
+def _search(ch_client, db: str, **kw) -> list[tuple]:
+    """The trace search query (sql/queries/trace_search.sql) as the native API runs it."""
+    from otelingest import sqlfiles
+
+    params = {"service": "", "operation": "", "span_kind": "", "start_ns": 0, "end_ns": 2**62,
+              "min_duration": 0, "max_duration": 2**63, "limit": 1000, **kw}
+    sql = sqlfiles.query("trace_search").replace("FROM otel_trace_index", f"FROM {db}.otel_trace_index")
+    return sorted(ch_client.query(sql, parameters=params).result_rows)
+
+
+def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
+    """0010 on a database written by version 9 (the writer's path: Rust Native blocks, dedup tokens):
+    every span keeps exactly one index row, searches answer the same, a replayed batch stays single."""
+    from otelingest.bench.payloads import trace_requests
+    from otelingest.writer.inserter import insert_settings
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=9) == ([1, 2, 3, 4, 5, 6, 7, 8, 9], [])
+    requests = trace_requests(6, spans=200)
+
+    def write(batch: int, bodies) -> None:
+        blocks = [blk for p in bodies for t, _, blk in _native.decode_traces(p.body).blocks if t == "otel_traces"]
+        ch_client.raw_insert(f"{db}.otel_traces", insert_block=b"".join(blocks), fmt="Native",
+                             settings=insert_settings(f"batch{batch}-otel_traces"))
+
+    write(1, requests[:3])
+    counts = f"SELECT (SELECT count() FROM {db}.otel_traces), (SELECT count() FROM {db}.otel_trace_index), " \
+             f"(SELECT uniqExact(TraceId) FROM {db}.otel_trace_times)"
+    before = ch_client.query(counts).result_rows
+    assert before == [(600, 600, 60)]
+    searches = [{}, {"service": "checkout"}, {"service": "cart", "operation": "GET /api/cart"},
+                {"span_kind": "SERVER", "min_duration": 10_000_000}]
+    answers = [_search(ch_client, db, **s) for s in searches]
+    assert all(answers) and len(answers[0]) == 60
+
+    applied, _ = schema.migrate(cfg)
+    assert applied == [10]
+    assert ch_client.query(counts).result_rows == before
+    assert [_search(ch_client, db, **s) for s in searches] == answers
+    cols = {r[0] for r in ch_client.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = 'otel_trace_index'",
+        parameters={"db": db}).result_rows}
+    assert "SpanId" not in cols and {"TraceId", "Timestamp", "Duration", "IsRoot"} <= cols
+    # After the upgrade: new spans get one index row each; a replay of the last batch is dropped.
+    write(2, requests[3:])
+    write(2, requests[3:])
+    assert ch_client.query(counts).result_rows == [(1200, 1200, 120)]
+    assert ch_client.query(f"SELECT countIf(IsRoot = 1) FROM {db}.otel_trace_index").result_rows == [(120,)]
+    assert len(_search(ch_client, db)) == 120

@@ -19,6 +19,7 @@ KEYS = {
     "accepted_spans_per_s", "stored_spans_per_s", "baseline_spans_per_s", "ratio", "loss", "p50_ms", "p99_ms",
     "daemon_rss_mb", "clickhouse_rss_mb", "bytes_per_span", "exporter_schema_bytes_per_span",
     "sender_max_items_per_s", "processes", "storage", "timeline",
+    "spans_per_clickhouse_cpu_s", "spans_per_daemon_cpu_s", "all_tables_bytes_per_span",
 }
 
 
@@ -39,6 +40,9 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     same = r["storage"]["same_spans_optimized"]
     assert same["rows"] == r["stored"]["otel_traces"]
     assert same["ours_bytes_per_span"] > 0 and same["exporter_bytes_per_span"] > 0
+    every = r["all_tables_bytes_per_span"]
+    assert every["ours"] >= same["ours_total_disk_bytes_per_span"] and every["exporter"] > 0
+    assert r["spans_per_clickhouse_cpu_s"] > 0 and r["spans_per_daemon_cpu_s"] > 0
     # The baseline stored every span it built.
     assert r["baseline_stored"] == r["baseline_sent"] > 0
     assert {"otelingest: receiver 0", "otelingest: writer 0"} <= r["processes"].keys()

@@ -155,3 +155,12 @@ def test_batch_stored_but_not_released_is_skipped_not_reinserted(cfg: Config, tm
     assert second.stats["replayed"] == 0
     assert second.rings[0].used_bytes == 0
     assert Ledger(cfg.data_path / "run" / "writer-0.ledger").batches == []
+
+
+def test_batch_seals_at_a_quarter_of_the_rings(migrated: Config, make_config: Any, tmp_path: Path) -> None:
+    """Large batch_max_items must not let one batch hold the rings full while it is inserted."""
+    cfg = make_config(clickhouse={"database": migrated.clickhouse.database}, writer={"ring_mib": 1})
+    cfg.data_path.joinpath("run").mkdir(parents=True, exist_ok=True)
+    rings = [make_ring(tmp_path / f"r{i}", 1 << 20) for i in range(2)]
+    w = make_writer(cfg, rings, threading.Event())
+    assert w.open.max_bytes == (2 << 20) // 4

@@ -48,6 +48,10 @@ from .payloads import SEED
 from .ports import free_ports
 
 TABLES = {"traces": "otel_traces", "logs": "otel_logs", "metrics": "otel_metrics"}
+# Tables the materialized views fill from each signal's raw table (besides the trace-id lookups).
+ROLLUPS = {"traces": ["otel_span_stats_1h"], "metrics": ["otel_metrics_5m", "otel_metrics_1h"]}
+# Items of each signal in the JSON's per-CPU-second figures.
+ITEM_NAMES = {"traces": "spans", "logs": "records", "metrics": "points"}
 DB = "otel"
 BASELINE_DB = "otel_baseline"
 BATCH_TIMEOUT_S = "0.5"
@@ -62,7 +66,9 @@ SAMPLE_ROWS = 2_000_000
 class Serve:
     """``otelingest serve`` as a child process on free ports, with its own data dir and log."""
 
-    def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, *, receivers: int, writers: int, env: dict[str, str],
+                 clickhouse_url: str | None = None) -> None:
+        """``clickhouse_url``: a running ClickHouse to write to instead of the embedded one."""
         self.dir = workdir
         (self.grpc_port, self.http_port, self.query_port, self.metrics_port,
          self.ch_http_port, self.ch_tcp_port) = free_ports(6)
@@ -77,6 +83,8 @@ class Serve:
             "--clickhouse-http-port", str(self.ch_http_port), "--clickhouse-tcp-port", str(self.ch_tcp_port),
             "--receivers", str(receivers), "--writers", str(writers),
         ]
+        if clickhouse_url:
+            self.argv += ["--clickhouse-url", clickhouse_url]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 180.0) -> None:
@@ -279,6 +287,17 @@ def stored_rate(samples: list[dict[str, Any]], table: str, t_from: float, t_to: 
     return (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else 0.0
 
 
+def per_cpu_second(item: str, rate: float, r: dict[str, Any]) -> dict[str, int]:
+    """Items stored per CPU-second of ClickHouse and of the daemon (all its processes) over the
+    measured window, e.g. ``spans_per_clickhouse_cpu_s``. With a mix every signal's figure divides
+    by the same CPU (the signals share it)."""
+    out = {}
+    for who in ("clickhouse", "daemon"):
+        cpu = r.get(f"{who}_cpu_percent", 0.0) / 100
+        out[f"{item}_per_{who}_cpu_s"] = round(rate / cpu) if cpu > 0 else 0
+    return out
+
+
 def wait_stored(client: Any, expected: dict[str, int], timeout: float = STORE_TIMEOUT_S) -> tuple[dict[str, int], float]:
     """Poll until every table holds what was acknowledged, or its count stops changing for SETTLE_S."""
     start = time.monotonic()
@@ -312,7 +331,7 @@ def _per_row(b: dict[str, int] | None, rows: int | None = None, key: str = "comp
 
 def storage_report(client: Any, signals: list[str], sample_rows: int) -> dict[str, Any]:
     aux = ["otel_trace_index", "otel_trace_times"]
-    live = table_bytes(client, [TABLES[s] for s in signals] + aux)
+    live = table_bytes(client, [TABLES[s] for s in signals] + aux + [t for s in signals for t in ROLLUPS.get(s, [])])
     out: dict[str, Any] = {"live_parts_as_they_are": {
         t: {**b, "bytes_per_row": _per_row(b),
             "compression_ratio": round(b["uncompressed"] / b["compressed"], 1) if b["compressed"] else 0.0}
@@ -335,9 +354,10 @@ def storage_report(client: Any, signals: list[str], sample_rows: int) -> dict[st
     ours_bps, theirs_bps = _per_row(ours), _per_row(theirs, rows)
     # Our trace-id lookups (otel_trace_index: a row per span; otel_trace_times: a row per trace) are
     # filled by views on the live tables only: optimized too, so both sides are measured alike.
-    for t in aux:
+    for t in aux + ROLLUPS["traces"]:
         client.command(f"OPTIMIZE TABLE {DB}.{t} FINAL")
-    aux_b = table_bytes(client, aux)
+    aux_b = table_bytes(client, aux + ROLLUPS["traces"])
+    rollup_disk = sum(aux_b.get(t, {}).get("on_disk", 0) for t in ROLLUPS["traces"]) / live["otel_traces"]["rows"]
     spans_live = live["otel_traces"]["rows"]
     ours_lookup = sum(aux_b.get(t, {}).get("compressed", 0) for t in aux) / spans_live
     ours_lookup_disk = sum(aux_b.get(t, {}).get("on_disk", 0) for t in aux) / spans_live
@@ -359,6 +379,12 @@ def storage_report(client: Any, signals: list[str], sample_rows: int) -> dict[st
         "exporter_total_disk_bytes_per_span": round(theirs_disk + their_lookup_disk, 1),
     }
     tot = out["same_spans_optimized"]
+    # Every table a span lands in (spans, trace-id lookups, the hourly span rollup) against the
+    # exporter's two: the issue's "all trace tables together".
+    tot["ours_all_tables_disk_bytes_per_span"] = round(ours_disk + ours_lookup_disk + rollup_disk, 1)
+    tot["exporter_all_tables_disk_bytes_per_span"] = tot["exporter_total_disk_bytes_per_span"]
+    tot["all_tables_disk_ratio"] = round(tot["ours_all_tables_disk_bytes_per_span"] / tot["exporter_total_disk_bytes_per_span"], 3) \
+        if tot["exporter_total_disk_bytes_per_span"] else 0.0
     tot["total_disk_ratio"] = round(tot["ours_total_disk_bytes_per_span"] / tot["exporter_total_disk_bytes_per_span"], 3) \
         if tot["exporter_total_disk_bytes_per_span"] else 0.0
     return out
@@ -605,6 +631,10 @@ def main(args: Any) -> int:
             "measured_seconds": round(load.seconds, 1),
         })
         results.update(summarize_processes(sampler.samples, m_from, m_to))
+        for sig in signals:
+            rate = stored_rate(sampler.samples, TABLES[sig], m_from, m_to)
+            results[f"stored_{ITEM_NAMES[sig]}_per_s"] = round(rate)
+            results.update(per_cpu_second(ITEM_NAMES[sig], rate, results))
         results["clickhouse_profile"] = clickhouse_profile(events_before, server_events(client),
                                                            time.time() - load.started_at)
         if prof_out:
@@ -616,9 +646,18 @@ def main(args: Any) -> int:
         same = storage.get("same_spans_optimized", {})
         results["bytes_per_span"] = same.get("ours_bytes_per_span", _per_row(live.get("otel_traces")))
         results["exporter_schema_bytes_per_span"] = same.get("exporter_bytes_per_span", 0.0)
+        if same:
+            results["all_tables_bytes_per_span"] = {
+                "ours": same["ours_all_tables_disk_bytes_per_span"],
+                "exporter": same["exporter_all_tables_disk_bytes_per_span"], "ratio": same["all_tables_disk_ratio"]}
         for s, key in (("logs", "bytes_per_log"), ("metrics", "bytes_per_point")):
             if TABLES[s] in live:
                 results[key] = live[TABLES[s]]["bytes_per_row"]
+                # With the rollups the views fill from it (parts as they are, not optimized).
+                rows = live[TABLES[s]]["rows"]
+                results[f"{key}_all_tables"] = round(
+                    sum(live.get(t, {}).get("compressed", 0) for t in [TABLES[s], *ROLLUPS.get(s, [])]) / rows, 1) \
+                    if rows else 0.0
         client.close()
         print(f"[ingest] baseline: Python decode + rows + clickhouse-connect insert for {args.baseline_seconds:.0f} s ...",
               flush=True)
@@ -682,7 +721,13 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path | None) ->
         f"(Collector exporter schema), ratio {same.get('ratio', '-')}, {same.get('rows', 0):,} spans, OPTIMIZE FINAL",
         f"  with trace-id lookups, disk  {same.get('ours_total_disk_bytes_per_span', 0)} (ours) vs "
         f"{same.get('exporter_total_disk_bytes_per_span', 0)} (exporter), ratio {same.get('total_disk_ratio', '-')}",
+        f"  all trace tables, disk       {same.get('ours_all_tables_disk_bytes_per_span', 0)} (ours) vs "
+        f"{same.get('exporter_all_tables_disk_bytes_per_span', 0)} (exporter), ratio {same.get('all_tables_disk_ratio', '-')}",
     ]
+    for item in ITEM_NAMES.values():
+        if f"{item}_per_clickhouse_cpu_s" in r:
+            lines.append(f"  {item} per CPU-second          {r[f'{item}_per_clickhouse_cpu_s']:>12,} ClickHouse, "
+                         f"{r[f'{item}_per_daemon_cpu_s']:,} daemon")
     for k in ("bytes_per_log", "bytes_per_point"):
         if k in r:
             lines.append(f"  {k.replace('_', ' '):28} {r[k]} (live parts as they are)")

@@ -184,8 +184,10 @@ def _wait_for_mutations(client: Any, db: str, timeout_s: float = 600) -> None:
 
 
 @contextlib.contextmanager
-def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]]:
-    """Embedded ClickHouse, the schema, and the query app in its own process (uvicorn), as in production."""
+def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path, str]]:
+    """Embedded ClickHouse, the schema, and the query app in its own process (uvicorn), as in production.
+
+    Yields the query app's URL, a ClickHouse client, the database, the data dir and ClickHouse's URL."""
     import os
     import subprocess
     import sys
@@ -220,13 +222,55 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
                     if app.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"query app did not start (exit {app.poll()})")
                     time.sleep(0.1)
-                yield f"http://127.0.0.1:{port}", client, "bench", Path(tmp)
+                yield f"http://127.0.0.1:{port}", client, "bench", Path(tmp), ch.url
             finally:
                 app.terminate()
                 app.wait(10)
                 client.close()
         finally:
             ch.stop()
+
+
+class _Ingest:
+    """``--with-ingest RATE``: ``otelingest serve`` writing into the benchmark's database while the
+    queries run, fed by the load generator with RATE spans/s plus RATE/2 log records/s and RATE/2
+    metric points/s, as a production node is. Sends for as long as the queries may take at most;
+    the report gives the rows stored per second while the queries ran (ClickHouse's counts)."""
+
+    MIX = {"traces": 2, "logs": 1, "metrics": 1}
+
+    def __init__(self, client: Any, ch_url: str, db: str, tmp: Path, rate: float, max_seconds: float = 3600.0) -> None:
+        self.client, self.ch_url, self.db, self.dir = client, ch_url, db, tmp / "ingest"
+        self.rate, self.max_seconds = rate, max_seconds
+        self.report: dict[str, Any] = {"spans_per_s_target": rate}
+
+    def _counts(self) -> dict[str, int]:
+        return {t: int(self.client.query(f"SELECT count() FROM {self.db}.{t}").result_rows[0][0])
+                for t in ("otel_traces", "otel_logs", "otel_metrics")}
+
+    def __enter__(self) -> _Ingest:
+        import threading
+
+        from .ingest import Serve
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.serve = Serve(self.dir, receivers=2, writers=1, clickhouse_url=self.ch_url,
+                           env={"OTELINGEST_CLICKHOUSE_DATABASE": self.db})
+        self.serve.start()
+        spec = loadgen.LoadSpec(rate=self.rate * 2, duration=self.max_seconds, warmup=0.0, connections=4,
+                                mix=dict(self.MIX), http_port=self.serve.http_port, grpc_port=self.serve.grpc_port)
+        # Daemon thread and sender processes: they end with this command, after the daemon is stopped.
+        threading.Thread(target=loadgen.run, args=(spec,), kwargs={"progress": False}, daemon=True).start()
+        time.sleep(10.0)  # warm-up: rings, batches and merges in their steady state
+        self.before, self.t0 = self._counts(), time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        dt = time.monotonic() - self.t0
+        after = self._counts()
+        self.report.update({f"{t}_stored_per_s": round((after[t] - self.before[t]) / dt) for t in after})
+        self.report["seconds"] = round(dt, 1)
+        self.serve.stop()
 
 
 def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
@@ -271,7 +315,8 @@ def main(args: Any) -> int:
     seed = getattr(args, "seed", None) or SEED
     results: dict[str, Any] = {}
     only = getattr(args, "only", None) or []
-    with _environment(getattr(args, "dataset", None)) as (url, client, db, tmp):
+    with_ingest = float(getattr(args, "with_ingest", None) or 0.0)
+    with _environment(getattr(args, "dataset", None)) as (url, client, db, tmp, ch_url):
         # A kept dataset (--dataset) is reused when it was loaded at the same scale and seed: its
         # timestamps stay those of the first run, so "now" is that run's.
         marker = tmp / "bench-query-dataset.json"
@@ -294,7 +339,8 @@ def main(args: Any) -> int:
         ids = data["trace_ids"]
         rnd = random.Random(seed)
         rnd.shuffle(ids)
-        with httpx.Client(base_url=url, timeout=120) as http:
+        ingest = _Ingest(client, ch_url, db, tmp, with_ingest) if with_ingest else contextlib.nullcontext()
+        with httpx.Client(base_url=url, timeout=120) as http, ingest:
             queries = _queries(data, now_ns, _prom_names(http))
             for name, (method, path, params) in queries.items():
                 if only and not any(o in name for o in only):
@@ -326,6 +372,9 @@ def main(args: Any) -> int:
                 row = results[name]
                 print(f"{name:32s} n={row['n']:5d}  p50={row['p50_ms']:8.1f} ms  p95={row['p95_ms']:8.1f} ms  "
                       f"p99={row['p99_ms']:8.1f} ms  ({row['response_bytes']:,} B)", flush=True)
+        if isinstance(ingest, _Ingest):
+            results["_ingest"] = ingest.report
+            print(f"while ingesting: {ingest.report}", flush=True)
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ...config import Config
 from ..spill import SpillQueue
-from .batch import OpenBatch, SealedBatch
+from .batch import BATCH_MAX_BYTES, OpenBatch, SealedBatch
 from .inserter import DEAD_LETTER, SPILLED, Inserter, Stopped
 from .ledger import Ledger
 from .replayer import SpillReplayer
@@ -90,7 +90,11 @@ class WriterService:
         self.heartbeat = heartbeat
         self._last_beat = 0.0
         self.pool = ThreadPoolExecutor(cfg.writer.insert_workers, thread_name_prefix="insert")
-        self.open = OpenBatch(cfg.writer.batch_max_items, cfg.writer.batch_timeout_s)
+        # A batch holds its records in the rings until stored: sealed at a quarter of the rings'
+        # capacity, the next batches still find room while it is inserted (large batch_max_items).
+        ring_bytes = len(self.rings) * (cfg.writer.ring_mib << 20)
+        self.open = OpenBatch(cfg.writer.batch_max_items, cfg.writer.batch_timeout_s,
+                              max_bytes=min(BATCH_MAX_BYTES, max(1, ring_bytes // 4)))
         self.inflight: deque[InFlight] = deque()
         self.max_inflight = cfg.writer.insert_workers * 2
         self._peeked: dict[int, tuple[int, bytes] | None] = {}
