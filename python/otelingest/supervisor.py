@@ -468,26 +468,21 @@ class Supervisor:
             self._spawn(child)
 
     def _open_rings(self) -> list[Any]:
-        from .worker import ring_class
+        from ._native import RingError, RingFile
 
-        Ring = ring_class()
         capacity = self.cfg.writer.ring_mib * 1024 * 1024
         rings = []
         for i in range(self.layout.receivers):
             for j in range(self.layout.writers):
                 path = self.layout.ring_path(i, j)
-                ring = None
-                if path.exists():
-                    try:
-                        ring = Ring.attach(str(path))
-                        if ring.used_bytes:
-                            log.info("ring %s holds %d bytes from the last run; writer %d will store them",
-                                     path.name, ring.used_bytes, j)
-                    except (OSError, ValueError) as e:
-                        log.warning("ring %s unusable (%s); creating it afresh", path, e)
-                        ring = None
-                if ring is None:
-                    ring = Ring.create(str(path), capacity)
+                try:
+                    ring = RingFile.open_or_create(str(path), capacity)
+                    if ring.used_bytes:
+                        log.info("ring %s holds %d bytes from the last run; writer %d will store them",
+                                 path.name, ring.used_bytes, j)
+                except RingError as e:
+                    log.warning("ring %s unusable (%s); creating it afresh", path, e)
+                    ring = RingFile.create(str(path), capacity)
                 rings.append(ring)
         return rings
 
@@ -668,7 +663,7 @@ def _cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, 
     """Receiver and writer counts for this run: the configured ones, raised if the last run had more
     and left data in rings (or batches in writer ledgers) beyond them, so nothing acknowledged is
     stranded. The extra workers drain them like any other; the next start is back to the config."""
-    from .worker import ring_class
+    from ._native import RingFile
 
     want_r, want_w = receivers, writers
     for path in sorted((run_dir / "rings").glob("r*-w*.ring")):
@@ -679,7 +674,7 @@ def _cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, 
         if i < receivers and j < writers:
             continue
         try:
-            ring = ring_class().attach(str(path))
+            ring = RingFile.attach(str(path))
             held = ring.used_bytes
             ring.close()
         except (OSError, ValueError) as e:
