@@ -255,21 +255,6 @@ class RingProducer:
     def close(self) -> None:
         """Give up the producer role and unmap. Idempotent; any later call raises ValueError."""
 
-    def __enter__(self) -> RingProducer: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
-    @property
-    def path(self) -> pathlib.Path:
-        """The ring file."""
-
-    @property
-    def capacity(self) -> int:
-        """Size of the data area in bytes."""
-
     @property
     def max_record(self) -> int:
         """Largest payload ``try_push`` accepts: ``capacity // 2 - 8``."""
@@ -317,21 +302,6 @@ class RingConsumer:
 
     def close(self) -> None:
         """Give up the consumer role and unmap. Idempotent; any later call raises ValueError."""
-
-    def __enter__(self) -> RingConsumer: ...
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool: ...
-    @property
-    def path(self) -> pathlib.Path:
-        """The ring file."""
-
-    @property
-    def capacity(self) -> int:
-        """Size of the data area in bytes."""
 
     @property
     def used_bytes(self) -> int:

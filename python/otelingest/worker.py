@@ -73,12 +73,11 @@ class Orphaned:
 def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     import uvloop
 
+    from ._native import RingProducer
     from .auth import Authenticator
     from .receiver.grpc import GrpcReceiver
     from .receiver.http import HttpReceiver
     from .receiver.intake import Intake
-
-    from ._native import RingProducer
 
     status, rings = attach(layout, RingProducer, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
@@ -162,13 +161,12 @@ def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
 
 
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
+    from ._native import RingConsumer
     from .config import MIB
     from .spill import SpillQueue
     from .writer.inserter import Inserter
     from .writer.ledger import Ledger
     from .writer.service import WriterService
-
-    from ._native import RingConsumer
 
     status, rings = attach(layout, RingConsumer, [(i, index) for i in range(layout.receivers)])
     stop, drain = threading.Event(), threading.Event()

@@ -163,10 +163,13 @@ impl PyRingFile {
     }
 
     fn __repr__(&self) -> String {
-        describe(
-            "RingFile",
-            self.0.with(|r| (r.path().to_owned(), r.capacity())),
-        )
+        match self
+            .0
+            .with(|r| (r.path().display().to_string(), r.capacity()))
+        {
+            Ok((path, cap)) => format!("RingFile({path:?}, capacity={cap})"),
+            Err(_) => "RingFile(<closed>)".to_string(),
+        }
     }
 
     #[getter]
@@ -192,13 +195,6 @@ impl PyRingFile {
     #[getter]
     fn release_offset(&self) -> PyResult<u64> {
         self.0.with(|r| r.release_cursor())
-    }
-}
-
-fn describe(class: &str, what: PyResult<(PathBuf, u64)>) -> String {
-    match what {
-        Ok((path, cap)) => format!("{class}({:?}, capacity={cap})", path.display().to_string()),
-        Err(_) => format!("{class}(<closed>)"),
     }
 }
 
@@ -246,39 +242,6 @@ impl PyRingProducer {
     /// Give up the producer role (after a push in flight) and unmap. Idempotent.
     fn close(&self, py: Python<'_>) {
         py.detach(|| self.0.close())
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __exit__(
-        &self,
-        py: Python<'_>,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> bool {
-        self.close(py);
-        false
-    }
-
-    fn __repr__(&self) -> String {
-        describe(
-            "RingProducer",
-            self.0
-                .with(|p| (p.ring().path().to_owned(), p.ring().capacity())),
-        )
-    }
-
-    #[getter]
-    fn path(&self) -> PyResult<PathBuf> {
-        self.0.with(|p| p.ring().path().to_owned())
-    }
-
-    #[getter]
-    fn capacity(&self) -> PyResult<u64> {
-        self.0.with(|p| p.ring().capacity())
     }
 
     #[getter]
@@ -351,38 +314,6 @@ impl PyRingConsumer {
             }
         }
         Ok(())
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __exit__(
-        &self,
-        _exc_type: &Bound<'_, PyAny>,
-        _exc: &Bound<'_, PyAny>,
-        _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<bool> {
-        self.close()?;
-        Ok(false)
-    }
-
-    fn __repr__(&self) -> String {
-        describe(
-            "RingConsumer",
-            self.0
-                .with(|c| (c.ring().path().to_owned(), c.ring().capacity())),
-        )
-    }
-
-    #[getter]
-    fn path(&self) -> PyResult<PathBuf> {
-        self.0.with(|c| c.ring().path().to_owned())
-    }
-
-    #[getter]
-    fn capacity(&self) -> PyResult<u64> {
-        self.0.with(|c| c.ring().capacity())
     }
 
     #[getter]
