@@ -76,19 +76,19 @@ test-compliance: install system-deps
 	cd tests && ../$(PY) -m compliance.harness --report ../compliance-report.md $(ARGS)
 
 # Minutes of Prometheus 2.42 scraping node-exporter and the daemon, remote-writing to it, the daemon
-# restarted mid-way (tests/test_prometheus_live.py).
+# restarted mid-way (tests/e2e/test_prometheus_live.py).
 test-prometheus-live: install system-deps
-	$(PY) -m pytest -m live -s tests/test_prometheus_live.py $(PYTEST_ARGS)
+	$(PY) -m pytest -m live -s tests/e2e/test_prometheus_live.py $(PYTEST_ARGS)
 
 test-chaos: install
 	$(PY) -m pytest -m chaos -s $(PYTEST_ARGS)
 
 # Not part of `make test`: 30 minutes of mixed traces/logs/metrics at 70% of the measured capacity with
-# queries running (tests/soak.py); SOAK_MINUTES=5 for a shorter run. Figures in bench/results/soak.json.
+# queries running (tests/helpers/soak.py); SOAK_MINUTES=5 for a shorter run. Figures in bench/results/soak.json.
 SOAK_MINUTES ?= 30
 soak: install
 	mkdir -p bench/results
-	$(PY) tests/soak.py --minutes $(SOAK_MINUTES) --json bench/results/soak.json
+	$(PY) tests/helpers/soak.py --minutes $(SOAK_MINUTES) --json bench/results/soak.json
 
 # Not part of `make test`: minutes of full load on the machine. Results land in bench/results/.
 bench: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -9,6 +10,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+
+# The test folders import their shared helpers (tests/helpers/) by module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "helpers"))
 
 from otelingest import config as config_mod
 from otelingest.bench.ports import free_port, free_ports  # noqa: F401  (the tests import them from here)
@@ -96,7 +100,7 @@ def ch_client(clickhouse: EmbeddedClickHouse):
 @pytest.fixture
 def migrated(make_config: Callable[..., Config]) -> Config:
     """A config whose (fresh) database holds the current schema."""
-    from otelingest import schema
+    from otelingest.clickhouse import migrations as schema
 
     cfg = make_config()
     schema.migrate(cfg)

@@ -107,10 +107,11 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from . import logs, schema
+    from .selfmon import logsetup
+    from .clickhouse import migrations
 
     cfg = load_config(args)
-    logs.configure("migrate", cfg.log.format, cfg.log.level)
+    logsetup.configure("migrate", cfg.log.format, cfg.log.level)
     if cfg.clickhouse.embedded:
         from .clickhouse.embedded import EmbeddedClickHouse
 
@@ -122,11 +123,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         ch.start()
         try:
             ch.wait_ready()
-            applied, changed = schema.migrate(cfg, target=args.target)
+            applied, changed = migrations.migrate(cfg, target=args.target)
         finally:
             ch.stop()
     else:
-        applied, changed = schema.migrate(cfg, target=args.target)
+        applied, changed = migrations.migrate(cfg, target=args.target)
     print(f"applied migrations: {', '.join(map(str, applied)) or 'none (schema current)'}")
     print(f"retention changed on: {', '.join(changed) or 'none'}")
     return 0
@@ -137,11 +138,11 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from . import logs
+    from .selfmon import logsetup
     from .clickhouse.embedded import EmbeddedClickHouse
 
     cfg = load_config(args)
-    logs.configure("clickhouse", cfg.log.format, cfg.log.level)
+    logsetup.configure("clickhouse", cfg.log.format, cfg.log.level)
     log = logging.getLogger("otelingest.clickhouse")
     ch = EmbeddedClickHouse(
         cfg.data_path / "clickhouse",
@@ -167,14 +168,15 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args)
-    from . import logs, preflight
-    from .health import prepare_multiprocess_dir
+    from .selfmon import logsetup
+    from .daemon import preflight
+    from .selfmon.endpoint import prepare_multiprocess_dir
 
     with preflight.run(cfg):  # the data-directory lock, held until the daemon has stopped
         # Before anything imports prometheus_client: every process writes its metrics here.
         prepare_multiprocess_dir(cfg.data_path / "run" / "metrics")
-        logs.configure("supervisor", cfg.log.format, cfg.log.level)
-        from .supervisor import Supervisor
+        logsetup.configure("supervisor", cfg.log.format, cfg.log.level)
+        from .daemon.supervisor import Supervisor
 
         return Supervisor(cfg, reload=lambda: load_config(args)).run()
 
@@ -239,12 +241,12 @@ def _add_loadgen_parser(sub: Any) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from . import overview
+    from .selfmon import status
 
     cfg = load_config(args)
-    status = overview.collect(cfg, interval_s=args.interval)
-    sys.stdout.write(status.to_json() + "\n" if args.json else overview.render(status))
-    return status.exit_code()
+    report = status.collect(cfg, interval_s=args.interval)
+    sys.stdout.write(report.to_json() + "\n" if args.json else status.render(report))
+    return report.exit_code()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -186,7 +186,7 @@ class QueryConfig(Section):
     # Most steps a range query may evaluate (Prometheus refuses above 11,000 too).
     max_points: PositiveInt = DEFAULT_QUERY_MAX_POINTS
     # Seconds between runs of the service-dependency rollup (last closed hours into
-    # otel_service_dependencies_1h), run by the query process with the writing user; 0 disables.
+    # otel_service_dependencies_1h), run by the supervisor with the writing user; 0 disables.
     dependencies_rollup_interval_s: NonNegativeInt = 300
     # Hours without a final computation (job not running then, bulk load) each run of that job
     # computes, newest first; bounded so that catching up never hogs ClickHouse. 0 disables.
@@ -261,6 +261,19 @@ class Config(Section):
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)
+
+
+def keep_restart_only(old: Config, new: Config) -> Config:
+    """``new`` (a reloaded config) with what only a restart can change kept from ``old``: ports,
+    worker counts, ring size, data_dir, [clickhouse], [query] and [metrics]."""
+    replace = msgspec.structs.replace
+    kept = replace(
+        new, data_dir=old.data_dir, clickhouse=old.clickhouse, query=old.query, metrics=old.metrics,
+        receiver=replace(new.receiver, host=old.receiver.host, grpc_port=old.receiver.grpc_port,
+                         http_port=old.receiver.http_port, workers=old.receiver.workers),
+        writer=replace(new.writer, workers=old.writer.workers, ring_mib=old.writer.ring_mib),
+    )
+    return kept
 
 
 def _secret(value: str | None, path: str | None, key: str) -> str:

@@ -15,7 +15,7 @@ series compared as sets of label sets (a range query has no order). A query the 
 that is not marked should_fail is a harness error, not counted.
 
 Run: ``make test-compliance`` (writes compliance-report.md and .json); the default suite runs a
-fixed subset (tests/test_compliance.py).
+fixed subset (tests/query/test_compliance.py).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 import yaml
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent), str(HERE.parent / "helpers")]
 
 import promserver  # noqa: E402
 from otelingest.bench.promwrite import Series, compress, post, write_request  # noqa: E402

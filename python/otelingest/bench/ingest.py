@@ -10,7 +10,7 @@ One command, ``otelingest bench ingest [--duration S] [--rate N] [--json PATH]``
 3. samples CPU and RSS of every ``otelingest: ...`` process (ClickHouse apart) and the stored counts
    once a second, for the report and the plot;
 4. storage: bytes per row of the live tables (parts as they are), then the same sample of spans in
-   our schema and in the OpenTelemetry Collector ClickHouse exporter's (sql/bench/exporter_schema.sql),
+   our schema and in the OpenTelemetry Collector ClickHouse exporter's (sql/queries/bench/exporter_schema.sql),
    both after ``OPTIMIZE TABLE ... FINAL``;
 5. the baseline on the same machine and payloads, while the daemon is idle: the official protobuf
    decode, rows built in Python, clickhouse-connect inserts of 10,000 rows into a second database
@@ -38,9 +38,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from otelingest import sqlfiles
+from otelingest.clickhouse import sqlfiles
 from otelingest.config import RetentionConfig
-from otelingest.schema import Migrator, RenderContext, render
+from otelingest.clickhouse.migrations import Migrator, RenderContext, render
 
 from . import loadgen
 from .native import _attrs, _render  # noqa: F401  (the Python baseline's attribute rendering)
@@ -139,7 +139,7 @@ def daemon_metrics(serve: Serve) -> dict[str, Any]:
 
 
 def server_events(client: Any) -> dict[str, int]:
-    return {str(e): int(v) for e, v in client.query(sqlfiles.query("bench_server_events")).result_rows}
+    return {str(e): int(v) for e, v in client.query(sqlfiles.query("bench/server_events")).result_rows}
 
 
 # Counters that say where ClickHouse's time went (the embedded server keeps no query_log).
@@ -298,7 +298,7 @@ def wait_stored(client: Any, expected: dict[str, int], timeout: float = STORE_TI
 # --- storage ---------------------------------------------------------------------------------------
 
 def table_bytes(client: Any, tables: list[str], database: str = DB) -> dict[str, dict[str, int]]:
-    rows = client.query(sqlfiles.query("bench_table_bytes"), parameters={"db": database, "tables": tables}).result_rows
+    rows = client.query(sqlfiles.query("bench/table_bytes"), parameters={"db": database, "tables": tables}).result_rows
     return {r[0]: {"rows": int(r[1]), "compressed": int(r[2]), "uncompressed": int(r[3]), "parts": int(r[4]),
                    "on_disk": int(r[5])} for r in rows}
 
@@ -320,12 +320,12 @@ def storage_report(client: Any, signals: list[str], sample_rows: int) -> dict[st
     if "traces" not in signals or not live.get("otel_traces", {}).get("rows"):
         return out
     ctx = RenderContext(DB, None, {k: int(v) for k, v in asdict_retention().items()})
-    text = (sqlfiles.sql_dir() / "bench" / "exporter_schema.sql").read_text()
+    text = sqlfiles.query("bench/exporter_schema")
     for stmt in render(text, ctx):
         client.command(stmt.sql)
     t0 = time.monotonic()
-    client.command(sqlfiles.query("bench_sample_traces"), parameters={"db": DB, "rows": sample_rows})
-    client.command(sqlfiles.query("bench_exporter_fill"), parameters={"db": DB})
+    client.command(sqlfiles.query("bench/sample_traces"), parameters={"db": DB, "rows": sample_rows})
+    client.command(sqlfiles.query("bench/exporter_fill"), parameters={"db": DB})
     tables = ["bench_traces_sample", "exporter_traces", "exporter_traces_trace_id_ts"]
     for t in tables:
         client.command(f"OPTIMIZE TABLE {DB}.{t} FINAL")

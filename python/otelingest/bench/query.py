@@ -174,10 +174,10 @@ def _data_dir(keep: str | None) -> Iterator[str]:
 
 def _wait_for_mutations(client: Any, db: str, timeout_s: float = 600) -> None:
     """Wait for a migration's background mutations on a reused dataset, so they are not timed."""
-    from otelingest import sqlfiles
+    from otelingest.clickhouse import sqlfiles
 
     deadline = time.monotonic() + timeout_s
-    while client.query(sqlfiles.query("bench_pending_mutations"), parameters={"db": db}).result_rows[0][0]:
+    while client.query(sqlfiles.query("bench/pending_mutations"), parameters={"db": db}).result_rows[0][0]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"mutations in {db} still running after {timeout_s:.0f} s")
         time.sleep(0.5)
@@ -190,7 +190,8 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
     import subprocess
     import sys
 
-    from otelingest import config as config_mod, schema
+    from otelingest import config as config_mod
+    from otelingest.clickhouse import migrations
     from otelingest.clickhouse.client import connect
     from otelingest.clickhouse.embedded import EmbeddedClickHouse
     from otelingest.config import ClickHouseConfig
@@ -207,7 +208,7 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
                    "OTELINGEST_CLICKHOUSE_POOL_MAX": "8", "OTELINGEST_QUERY_PORT": str(port),
                    "OTELINGEST_QUERY_CACHE_TTL_S": "0", "OTELINGEST_QUERY_DEPENDENCIES_ROLLUP_INTERVAL_S": "0"}
             cfg = config_mod.load(None, environ=env)
-            schema.migrate(cfg)
+            migrations.migrate(cfg)
             client = connect(ClickHouseConfig(url=ch.url), with_database=False)
             _wait_for_mutations(client, "bench")
             app = subprocess.Popen([sys.executable, "-c", SERVE_QUERY_APP], env={**os.environ, **env})
@@ -229,10 +230,10 @@ def _environment(keep: str | None = None) -> Iterator[tuple[str, Any, str, Path]
 
 
 def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
-    """Run the dependency rollup's backfill until no hour is left, as the query process's job does."""
+    """Run the dependency rollup's backfill until no hour is left, as the supervisor's job does."""
     from otelingest.clickhouse.client import connect
     from otelingest.config import ClickHouseConfig
-    from otelingest.query import dependencies
+    from otelingest.jobs import dependencies
 
     t0 = time.perf_counter()
     hours = 0
@@ -246,13 +247,13 @@ def _backfill_dependencies(client: Any, db: str) -> dict[str, Any]:
 
 def _cumulative_histogram(client: Any, db: str) -> dict[str, Any]:
     """The delta histogram again as a cumulative one (the SDKs' default), once per dataset."""
-    from otelingest import sqlfiles
+    from otelingest.clickhouse import sqlfiles
 
-    points = lambda: client.query(sqlfiles.query("bench_metric_points"),  # noqa: E731
+    points = lambda: client.query(sqlfiles.query("bench/metric_points"),  # noqa: E731
                                   parameters={"db": db, "name": CUMULATIVE_HISTOGRAM}).result_rows[0][0]
     t0 = time.perf_counter()
     if not points():
-        client.command(sqlfiles.query("bench_cumulative_histogram"),
+        client.command(sqlfiles.query("bench/cumulative_histogram"),
                        parameters={"db": db, "source": "http.server.duration", "target": CUMULATIVE_HISTOGRAM})
     n, seconds = points(), time.perf_counter() - t0
     print(f"cumulative histogram: {n:,} points ({seconds:.1f} s)", flush=True)

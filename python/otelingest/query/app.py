@@ -7,7 +7,6 @@ and result cache on ``app.state``; exception handlers render each API's own erro
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any, AsyncIterator
@@ -23,7 +22,6 @@ from ..auth import Authenticator
 from ..config import Config
 from . import api, jaeger, loki, prometheus, tempo
 from .cache import ResultCache
-from .dependencies import run_rollup_forever
 from .common import JSONResponse
 from .errors import QueryError
 from .pool import ClientPool
@@ -98,16 +96,9 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
         app.state.cfg = cfg
         app.state.store = Store(p, cfg.query, cfg.retention)
         app.state.cache = ResultCache(cfg.query)
-        interval = cfg.query.dependencies_rollup_interval_s
-        backfill = cfg.query.dependencies_backfill_hours
-        task = asyncio.create_task(run_rollup_forever(cfg.clickhouse, interval, backfill)) if interval else None
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             if pool is None:
                 p.close()
 

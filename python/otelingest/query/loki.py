@@ -15,7 +15,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.routing import Route
 
-from .. import sqlfiles
+from ..clickhouse import sqlfiles
 from . import logql, promql
 from .common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
 from .errors import BadRequest, Unavailable

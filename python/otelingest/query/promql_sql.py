@@ -9,7 +9,7 @@ in Python (promql.Source.series), which also gives each series its group; ClickH
 the function per series and step and the aggregation per group and step
 (sql/queries/prom_agg_*.sql), with the Python evaluator's semantics: the same samples, running totals
 for delta temporality, Prometheus' extrapolated rate and 5-minute lookback, absent and NaN values
-skipped. tests/test_query_promql_sql.py checks both give the same answers.
+skipped. tests/query/test_query_promql_sql.py checks both give the same answers.
 
 A histogram's rate over a window of several steps (Grafana's `rate(x_bucket[5m])` at a one-minute
 step) would copy each point's array to every window holding it. Instead, when windows hold at most
@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import promql_parser as pp
 
-from .. import sqlfiles
+from ..clickhouse import sqlfiles
 from .tables import BUCKET_S
 
 if TYPE_CHECKING:

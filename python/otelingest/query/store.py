@@ -21,7 +21,7 @@ import anyio.to_thread
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 
-from .. import sqlfiles
+from ..clickhouse import sqlfiles
 from ..clickhouse.client import as_storage_error, error_code
 from ..config import QueryConfig, RetentionConfig
 from .errors import BadRequest, QueryError, Unavailable, Unprocessable

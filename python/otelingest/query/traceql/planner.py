@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ... import sqlfiles
+from ...clickhouse import sqlfiles
 from ..errors import BadRequest
 from .parser import And, Attr, BoolConst, Cmp, Filter, Intrinsic, Lit, Not, Operand, Or, SpansetOp
 

@@ -1,0 +1,269 @@
+"""Versioned schema migrations and retention (TTL) reconciliation.
+
+Migrations are ``sql/migrations/NNNN_name.sql`` templates (placeholders documented at the top of
+``0001_base.sql``). Applied versions are recorded in ``otelingest_schema_migrations``; a start-up
+applies every newer file in order, so a new release upgrades an existing database with its ALTERs.
+After migrating, each table's TTL is compared with ``[retention]`` and changed where it differs
+(``sql/retention.sql``), so editing a retention in the config applies to existing tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..config import Config
+from ..errors import SchemaError, StorageError
+from .sqlfiles import sql_dir
+
+log = logging.getLogger("otelingest.schema")
+
+MIGRATIONS_TABLE = "otelingest_schema_migrations"
+_FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
+_DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
+_ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
+_TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    database: str
+    cluster: str | None
+    retention: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "RenderContext":
+        return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, msgspec.to_builtins(cfg.retention))
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    table: str | None  # the first ${table:...} named, i.e. the one created or altered
+    ttl_key: str | None
+
+
+def available_migrations(directory: Path | None = None) -> list[Migration]:
+    directory = directory or sql_dir() / "migrations"
+    out = []
+    for p in sorted(directory.iterdir()):
+        m = _FILE_RE.match(p.name)
+        if m:
+            out.append(Migration(int(m.group(1)), m.group(2), p.read_text()))
+    versions = [m.version for m in out]
+    if len(set(versions)) != len(versions):
+        raise SchemaError(f"duplicate migration versions in {directory}")
+    return out
+
+
+def latest_version() -> int:
+    return max(m.version for m in available_migrations())
+
+
+def render(text: str, ctx: RenderContext) -> list[Statement]:
+    """Render a template into statements, adding Distributed tables in cluster mode."""
+    statements: list[Statement] = []
+    buf: list[str] = []
+    for line in text.splitlines():
+        d = _DISTRIBUTED_RE.match(line.strip())
+        if d:
+            if ctx.cluster:
+                name, key = d.group(1), d.group(2)
+                statements.append(Statement(
+                    f"CREATE TABLE IF NOT EXISTS {ctx.database}.{name} ON CLUSTER '{ctx.cluster}' "
+                    f"AS {ctx.database}.{name}_local "
+                    f"ENGINE = Distributed('{ctx.cluster}', '{ctx.database}', '{name}_local', {key})",
+                    name, None,
+                ))
+            continue
+        is_comment = line.lstrip().startswith("--")
+        if not buf and (is_comment or not line.strip()):
+            continue
+        buf.append(line)
+        if not is_comment and line.rstrip().endswith(";"):
+            statements.append(_render_statement("\n".join(buf).rstrip().rstrip(";"), ctx))
+            buf = []
+    if "".join(buf).strip():
+        raise SchemaError("migration ends without ';' after its last statement")
+    return statements
+
+
+def _render_statement(sql: str, ctx: RenderContext) -> Statement:
+    first_table: list[str] = []
+    ttl_key: list[str] = []
+    for m in _PLACEHOLDER_RE.finditer(sql):
+        if m.group(1) == "table" and not first_table:
+            first_table.append(m.group(2))
+        if m.group(1) == "ttl":
+            ttl_key.append(m.group(2))
+    table = first_table[0] if first_table else None
+
+    def sub(m: re.Match[str]) -> str:
+        kind, arg = m.group(1), m.group(2)
+        if kind == "db" and arg is None:
+            return ctx.database
+        if kind == "on_cluster" and arg is None:
+            return f"ON CLUSTER '{ctx.cluster}'" if ctx.cluster else ""
+        if kind == "table" and arg:
+            return f"{ctx.database}.{arg}_local" if ctx.cluster else f"{ctx.database}.{arg}"
+        if kind == "engine" and arg in _ENGINE_KINDS:
+            if not ctx.cluster:
+                return arg
+            if table is None:
+                raise SchemaError(f"${{engine:{arg}}} outside a CREATE TABLE ${{table:...}} statement")
+            return f"Replicated{arg}('/clickhouse/tables/{{shard}}/{ctx.database}/{table}_local', '{{replica}}')"
+        if kind == "ttl" and arg in ctx.retention:
+            return str(int(ctx.retention[arg]))
+        raise SchemaError(f"unknown placeholder {m.group(0)}")
+
+    return Statement(_PLACEHOLDER_RE.sub(sub, sql), table, ttl_key[0] if ttl_key else None)
+
+
+def bootstrap_statements(ctx: RenderContext) -> list[Statement]:
+    return render((sql_dir() / "bootstrap.sql").read_text(), ctx)
+
+
+def retention_statements(ctx: RenderContext) -> list[Statement]:
+    return render((sql_dir() / "retention.sql").read_text(), ctx)
+
+
+class Migrator:
+    """Applies migrations and retention to one database through a clickhouse-connect client.
+
+    The client must not be bound to the target database (it may not exist yet).
+    """
+
+    def __init__(self, client: Any, ctx: RenderContext) -> None:
+        self.client = client
+        self.ctx = ctx
+
+    def _run(self, stmt: Statement) -> None:
+        try:
+            self.client.command(stmt.sql)
+        except Exception as e:
+            from .client import as_storage_error
+
+            err = as_storage_error(e)
+            if err.retryable:
+                raise err from e
+            raise SchemaError(f"{err} -- in statement: {stmt.sql[:200]}") from e
+
+    def applied(self) -> dict[int, str]:
+        rows = self.client.query(
+            f"SELECT version, argMax(checksum, applied_at) FROM {self.ctx.database}.{MIGRATIONS_TABLE} GROUP BY version"
+        ).result_rows
+        return {int(v): str(c) for v, c in rows}
+
+    def current_version(self) -> int:
+        """The highest applied version, 0 for an empty database."""
+        exists = self.client.query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+            parameters={"db": self.ctx.database, "name": MIGRATIONS_TABLE},
+        ).result_rows[0][0]
+        if not exists:
+            return 0
+        return max(self.applied(), default=0)
+
+    def migrate(self, target: int | None = None) -> list[int]:
+        """Apply every migration above the current version up to ``target``; returns those applied."""
+        for stmt in bootstrap_statements(self.ctx):
+            self._run(stmt)
+        done = self.applied()
+        applied_now = []
+        for mig in available_migrations():
+            if target is not None and mig.version > target:
+                break
+            if mig.version in done:
+                if done[mig.version] != mig.checksum:
+                    log.warning("migration %04d_%s changed since it was applied; not re-run", mig.version, mig.name)
+                continue
+            log.info("applying migration %04d_%s", mig.version, mig.name)
+            try:
+                for stmt in render(mig.text, self.ctx):
+                    self._run(stmt)
+            except SchemaError as e:
+                raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
+            self.client.insert(
+                f"{self.ctx.database}.{MIGRATIONS_TABLE}",
+                [[mig.version, mig.name, mig.checksum]],
+                column_names=["version", "name", "checksum"],
+            )
+            applied_now.append(mig.version)
+        return applied_now
+
+    def table_ttl_days(self, table: str) -> int | None:
+        name = f"{table}_local" if self.ctx.cluster else table
+        rows = self.client.query(
+            "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+            parameters={"db": self.ctx.database, "name": name},
+        ).result_rows
+        if not rows:
+            return None
+        m = _TTL_DAYS_RE.search(rows[0][0].split(" TTL ", 1)[-1]) if " TTL " in rows[0][0] else None
+        return int(m.group(1)) if m else None
+
+    def apply_retention(self) -> list[str]:
+        """Change the TTL of every table whose retention differs from the config; returns them."""
+        changed = []
+        for stmt in retention_statements(self.ctx):
+            if stmt.table is None or stmt.ttl_key is None:
+                raise SchemaError("retention.sql: each statement must name a ${table:...} and a ${ttl:...}")
+            want = self.ctx.retention[stmt.ttl_key]
+            have = self.table_ttl_days(stmt.table)
+            if have is None or have == want:
+                continue
+            log.info("retention of %s: %d -> %d days", stmt.table, have, want)
+            self._run(stmt)
+            changed.append(stmt.table)
+        return changed
+
+
+def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[str]]:
+    """Connect, apply migrations and retention. Returns (versions applied, tables whose TTL changed).
+
+    Raises:
+        StorageError: ClickHouse unreachable (retryable) or refused.
+        SchemaError: a migration failed.
+    """
+    from .client import connect
+
+    client = connect(cfg.clickhouse, with_database=False)
+    try:
+        m = Migrator(client, RenderContext.from_config(cfg))
+        applied = m.migrate(target)
+        changed = m.apply_retention()
+        return applied, changed
+    finally:
+        client.close()
+
+
+def is_current(client: Any, cfg: Config) -> bool:
+    """True when the database holds every migration this release ships."""
+    try:
+        return Migrator(client, RenderContext.from_config(cfg)).current_version() >= latest_version()
+    except (StorageError, SchemaError):
+        return False
+
+
+__all__ = [
+    "Migration", "Migrator", "RenderContext", "Statement",
+    "available_migrations", "latest_version", "migrate", "render", "is_current",
+]

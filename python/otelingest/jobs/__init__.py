@@ -1,0 +1,1 @@
+"""Background jobs the supervisor runs against ClickHouse with the writing user."""

@@ -1,0 +1,164 @@
+"""Supervisor-side gauges: ClickHouse table statistics, readiness, limits and spill usage.
+
+A thread of the supervisor reads ``system.parts`` and ``system.merges`` for the configured database
+every :data:`CLICKHOUSE_INTERVAL_S` (``sql/queries/ops/table_stats.sql``,
+``ops/merges.sql``) and refreshes the cheap local gauges (readiness, spill directory size)
+every :data:`LOCAL_INTERVAL_S`. Values go through prometheus-client's multiprocess files like every
+other metric, so ``/metrics`` shows them; names are in :mod:`otelingest.selfmon.catalog`.
+
+In cluster mode ``system.parts`` is this server's share (the ``*_local`` tables of one replica).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+
+from . import catalog as names
+from .gauges import gauge
+from ..config import MIB, Config
+from ..errors import StorageError
+from ..clickhouse.sqlfiles import query
+
+log = logging.getLogger("otelingest.chstats")
+
+CLICKHOUSE_INTERVAL_S = 30.0
+LOCAL_INTERVAL_S = 1.0
+# The writers' on-disk queues live here (one ``writer-<i>/`` each, see otelingest.ingest.spill); the
+# budget counts their segment files, not the quarantine.
+SPILL_DIR_NAME = "spill"
+SPILL_SEGMENT_GLOB = "seg-*.spill"
+
+
+
+clickhouse_up = gauge(names.CLICKHOUSE_UP)
+stats_timestamp = gauge(names.CLICKHOUSE_STATS_TIMESTAMP)
+table_rows = gauge(names.TABLE_ROWS)
+table_bytes_on_disk = gauge(names.TABLE_BYTES_ON_DISK)
+table_compressed = gauge(names.TABLE_COMPRESSED_BYTES)
+table_uncompressed = gauge(names.TABLE_UNCOMPRESSED_BYTES)
+table_parts = gauge(names.TABLE_PARTS)
+table_max_partition_parts = gauge(names.TABLE_MAX_PARTITION_PARTS)
+merges_running = gauge(names.MERGES_RUNNING)
+merges_bytes = gauge(names.MERGES_BYTES)
+ready = gauge(names.READY)
+memory_limit = gauge(names.MEMORY_LIMIT_BYTES)
+spill_bytes = gauge(names.SPILL_BYTES)
+spill_budget = gauge(names.SPILL_BUDGET_BYTES)
+
+
+def table_stats(client: Any, database: str) -> list[dict[str, Any]]:
+    """One dict per MergeTree table: table, rows, bytes_on_disk, compressed_bytes, ...; sorted by name."""
+    res = client.query(query("ops/table_stats"), parameters={"database": database})
+    return [dict(zip(res.column_names, (int(v) if isinstance(v, int) else v for v in row))) for row in res.result_rows]
+
+
+def merges(client: Any, database: str) -> dict[str, tuple[int, int]]:
+    """Running merges per table: (count, compressed bytes being merged)."""
+    res = client.query(query("ops/merges"), parameters={"database": database})
+    return {str(t): (int(n), int(b)) for t, n, b in res.result_rows}
+
+
+def spill_segment_bytes(path: Path) -> int:
+    """Bytes of the spill segment files under ``path`` (0 when it does not exist)."""
+    total = 0
+    for seg in path.rglob(SPILL_SEGMENT_GLOB):
+        try:
+            total += seg.lstat().st_size
+        except OSError:  # removed while we walk: the replayer finished it
+            pass
+    return total
+
+
+class StatsCollector:
+    """The supervisor's collector thread. ``readiness`` is the supervisor's (ready, reason) callable."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        readiness: Callable[[], tuple[bool, str]],
+        *,
+        clickhouse_interval_s: float = CLICKHOUSE_INTERVAL_S,
+        local_interval_s: float = LOCAL_INTERVAL_S,
+    ) -> None:
+        self.cfg = cfg
+        self.readiness = readiness
+        self.clickhouse_interval_s = clickhouse_interval_s
+        self.local_interval_s = local_interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chstats", daemon=True)
+        self._client: Any = None
+
+    def start(self) -> None:
+        mem = self.cfg.memory
+        memory_limit.labels(limit="hard").set(mem.hard_limit_mib * MIB)
+        memory_limit.labels(limit="soft").set(mem.effective_soft_limit_mib * MIB)
+        spill_budget.set(self.cfg.spill.disk_budget_mib * MIB)
+        clickhouse_up.set(0)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._close()
+
+    def _run(self) -> None:
+        next_ch = 0.0
+        while not self._stop.is_set():
+            self.collect_local()
+            now = time.monotonic()
+            # The first collection waits for readiness: before that the tables may not exist yet.
+            if now >= next_ch and self.readiness()[0]:
+                self.collect_clickhouse()
+                next_ch = now + self.clickhouse_interval_s
+            self._stop.wait(self.local_interval_s)
+
+    def collect_local(self) -> None:
+        ready.set(1 if self.readiness()[0] else 0)
+        spill_bytes.set(spill_segment_bytes(self.cfg.data_path / SPILL_DIR_NAME))
+
+    def collect_clickhouse(self) -> bool:
+        """One collection; False (and otel_clickhouse_up 0) when ClickHouse did not answer."""
+        db = self.cfg.clickhouse.database
+        try:
+            if self._client is None:
+                from ..clickhouse.client import connect
+
+                self._client = connect(self.cfg.clickhouse, read_only=True, with_database=False)
+            tables = table_stats(self._client, db)
+            running = merges(self._client, db)
+        except Exception as e:  # any client failure means "no fresh statistics"
+            from ..clickhouse.client import as_storage_error
+
+            err = e if isinstance(e, StorageError) else as_storage_error(e)
+            log.warning("ClickHouse statistics unavailable: %s", err)
+            clickhouse_up.set(0)
+            self._close()
+            return False
+        for t in tables:
+            name = t["table"]
+            table_rows.labels(table=name).set(t["rows"])
+            table_bytes_on_disk.labels(table=name).set(t["bytes_on_disk"])
+            table_compressed.labels(table=name).set(t["compressed_bytes"])
+            table_uncompressed.labels(table=name).set(t["uncompressed_bytes"])
+            table_parts.labels(table=name).set(t["parts"])
+            table_max_partition_parts.labels(table=name).set(t["max_partition_parts"])
+            n, b = running.get(name, (0, 0))
+            merges_running.labels(table=name).set(n)
+            merges_bytes.labels(table=name).set(b)
+        clickhouse_up.set(1)
+        stats_timestamp.set(time.time())
+        return True
+
+    def _close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a broken connection may fail too; nothing to do
+                pass
+            self._client = None

@@ -1,0 +1,25 @@
+-- Fill otel_service_dependencies_1h for one closed hour: children whose span started in the hour,
+-- joined to their parents (which started in the hour or the one before: the rule of
+-- raw.sql). ReplacingMergeTree on (TimeBucket, Parent, Child) makes re-running an hour
+-- replace, not double, its counts; dependencies_mark_hour.sql then records the hour as computed.
+INSERT INTO otel_service_dependencies_1h (TimeBucket, Parent, Child, CallCount, ErrorCount)
+SELECT toDateTime(intDiv({hour_ns:Int64}, 1000000000)) AS TimeBucket, p.ServiceName, c.ServiceName,
+       count(), countIf(c.StatusCode = 'ERROR')
+FROM
+(
+    SELECT TraceId, ParentSpanId, ServiceName, StatusCode
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({hour_ns:Int64})
+      AND Timestamp < fromUnixTimestamp64Nano({hour_ns:Int64}) + INTERVAL 1 HOUR
+      AND ParentSpanId != toFixedString('\0\0\0\0\0\0\0\0', 8)
+) AS c
+INNER JOIN
+(
+    SELECT TraceId, SpanId, ServiceName
+    FROM otel_traces
+    WHERE Timestamp >= fromUnixTimestamp64Nano({hour_ns:Int64}) - INTERVAL 1 HOUR
+      AND Timestamp < fromUnixTimestamp64Nano({hour_ns:Int64}) + INTERVAL 1 HOUR
+) AS p
+ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
+WHERE p.ServiceName != c.ServiceName
+GROUP BY p.ServiceName, c.ServiceName

@@ -1,0 +1,176 @@
+"""Migrations from empty and from the previous version, retention changes, cluster DDL."""
+
+import pytest
+
+from otelingest.clickhouse import migrations as schema
+from otelingest.clickhouse.client import connect
+from otelingest.errors import SchemaError
+
+RAW_TABLES = {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_logs", "otel_metrics"}
+V2_TABLES = {"otel_span_stats_1h", "otel_service_dependencies_1h", "otel_metrics_5m", "otel_metrics_1h"}
+V4_TABLES = {"otel_service_dependency_hours"}
+
+
+def tables(ch_client, db):
+    rows = ch_client.query(
+        "SELECT name FROM system.tables WHERE database = {db:String}", parameters={"db": db}
+    ).result_rows
+    return {r[0] for r in rows}
+
+
+def ttl_days(ch_client, db, table):
+    m = schema.Migrator(ch_client, schema.RenderContext(db, None, {}))
+    return m.table_ttl_days(table)
+
+
+def test_migrate_from_empty_creates_every_table(make_config, ch_client):
+    cfg = make_config()
+    applied, changed = schema.migrate(cfg)
+    assert applied == [m.version for m in schema.available_migrations()]
+    assert changed == []
+    db = cfg.clickhouse.database
+    assert RAW_TABLES | V2_TABLES | V4_TABLES | {"otelingest_schema_migrations"} <= tables(ch_client, db)
+    assert ttl_days(ch_client, db, "otel_traces") == 30
+    assert ttl_days(ch_client, db, "otel_metrics_1h") == 365
+    assert ttl_days(ch_client, db, "otel_metrics_5m") == 90
+    assert ttl_days(ch_client, db, "otel_service_dependency_hours") == 365
+    # Idempotent: a second start applies nothing.
+    assert schema.migrate(cfg) == ([], [])
+    assert schema.is_current(ch_client, cfg)
+
+
+def test_upgrade_from_previous_version(make_config, ch_client):
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=1) == ([1], [])
+    assert not (V2_TABLES & tables(ch_client, db))
+    assert not schema.is_current(ch_client, cfg)
+    # Data written by the previous version survives the upgrade.
+    ch_client.command(
+        f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, Body) VALUES (now64(9), 'svc', 'kept across upgrade')"
+    )
+    ch_client.command(
+        f"INSERT INTO {db}.otel_metrics (TimeUnix, MetricName, MetricType, BucketCounts, ExplicitBounds)"
+        " VALUES (now64(9), 'h', 'Histogram', [1, 2, 3], [0.5, 1.0])"
+    )
+    applied, _ = schema.migrate(cfg)
+    later = [m.version for m in schema.available_migrations() if m.version > 1]
+    assert applied == later
+    assert V2_TABLES | V4_TABLES <= tables(ch_client, db)
+    indexes = ch_client.query(
+        "SELECT name, type FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'otel_logs'",
+        parameters={"db": db},
+    ).result_rows
+    assert ("idx_body", "tokenbf_v1") in indexes
+    assert ch_client.query(f"SELECT Body FROM {db}.otel_logs").result_rows == [("kept across upgrade",)]
+    versions = ch_client.query(f"SELECT version FROM {db}.otelingest_schema_migrations ORDER BY version").result_rows
+    assert versions == [(v,) for v in [1, *later]]
+    # 0003: the views' target tables deduplicate replayed blocks too.
+    (create,), = ch_client.query("SELECT create_table_query FROM system.tables WHERE database = {db:String}"
+                                 " AND name = 'otel_trace_index'", parameters={"db": db}).result_rows
+    assert "non_replicated_deduplication_window = 10000" in create
+    # 0005: a record stored before it has its resource hash too (computed on read until the
+    # background MATERIALIZE COLUMN has written it).
+    row = ch_client.query(f"SELECT ResourceHash = cityHash64(mapSort(ResourceAttributes)) FROM {db}.otel_logs").result_rows
+    assert row == [(1,)]
+    # 0006: histogram bucket counts are stored with T64 + LZ4.
+    codecs = ch_client.query("SELECT name, compression_codec FROM system.columns WHERE database = {db:String}"
+                             " AND table = 'otel_metrics' AND name LIKE '%BucketCounts'", parameters={"db": db}).result_rows
+    assert sorted(codecs) == [(n, "CODEC(T64, LZ4)") for n in ("BucketCounts", "NegativeBucketCounts", "PositiveBucketCounts")]
+    # 0007: a point stored before it has its bounds hash too.
+    row = ch_client.query(f"SELECT BoundsHash = cityHash64([0.5, 1.0]), BucketCounts FROM {db}.otel_metrics").result_rows
+    assert row == [(1, [1, 2, 3])]
+
+
+def test_log_resource_hash_ignores_attribute_order(migrated, ch_client):
+    db = migrated.clickhouse.database
+    ch_client.command(
+        f"INSERT INTO {db}.otel_logs (Timestamp, ServiceName, ResourceAttributes) VALUES "
+        "(now64(9), 's', map('a', '1', 'b', '2')), (now64(9), 's', map('b', '2', 'a', '1')), (now64(9), 's', map('a', '1'))"
+    )
+    hashes = ch_client.query(f"SELECT uniqExact(ResourceHash), countIf(ResourceHash = 0) FROM {db}.otel_logs").result_rows
+    assert hashes == [(2, 0)]
+
+
+def test_retention_change_applies_to_existing_tables(make_config, ch_client):
+    cfg = make_config()
+    schema.migrate(cfg)
+    db = cfg.clickhouse.database
+    cfg2 = make_config(clickhouse={"database": db}, retention={"traces": 7, "metrics_1h": 730, "dependencies": 400})
+    applied, changed = schema.migrate(cfg2)
+    assert applied == []
+    assert set(changed) == {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_metrics_1h",
+                            "otel_service_dependencies_1h", "otel_service_dependency_hours"}
+    assert ttl_days(ch_client, db, "otel_traces") == 7
+    assert ttl_days(ch_client, db, "otel_trace_index") == 7
+    assert ttl_days(ch_client, db, "otel_metrics_1h") == 730
+    # The record of computed hours expires with the rollup it describes.
+    assert ttl_days(ch_client, db, "otel_service_dependency_hours") == 400
+    assert ttl_days(ch_client, db, "otel_logs") == 30
+    assert schema.migrate(cfg2) == ([], [])
+
+
+def test_materialized_views_fill_the_derived_tables(migrated, ch_client):
+    db = migrated.clickhouse.database
+    ch_client.command(
+        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, Duration, StatusCode) "
+        "VALUES ('2026-11-24 10:00:00', unhex('0102030405060708090a0b0c0d0e0f10'), unhex('0102030405060708'), "
+        "'checkout', 'GET /cart', 2000000, 'ERROR')"
+    )
+    assert ch_client.query(f"SELECT count(), any(IsRoot) FROM {db}.otel_trace_index").result_rows == [(1, 1)]
+    row = ch_client.query(
+        f"SELECT SpanCount, ErrorCount, DurationSum FROM {db}.otel_span_stats_1h FINAL WHERE ServiceName = 'checkout'"
+    ).result_rows
+    assert row == [(1, 1, 2000000)]
+    window = ch_client.query(f"SELECT dateDiff('millisecond', Start, End) FROM {db}.otel_trace_times").result_rows
+    assert window == [(2,)]
+
+
+def test_bad_migration_is_a_schema_error(make_config, ch_client):
+    cfg = make_config()
+    m = schema.Migrator(ch_client, schema.RenderContext.from_config(cfg))
+    with pytest.raises(SchemaError, match="SYNTAX_ERROR|Syntax error"):
+        m._run(schema.Statement("CREATE TABLE broken (", None, None))
+
+
+def test_unknown_placeholder_is_rejected():
+    with pytest.raises(SchemaError, match=r"unknown placeholder \$\{ttl:nope\}"):
+        schema.render("SELECT ${ttl:nope};", schema.RenderContext("db", None, {"traces": 1}))
+
+
+def test_cluster_ddl_is_accepted_by_clickhouse(ch_client):
+    """Every statement rendered for a cluster parses in the real ClickHouse."""
+    ctx = schema.RenderContext("otel", "prod_cluster", {k: 30 for k in
+        ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")})
+    stmts = schema.bootstrap_statements(ctx)
+    for mig in schema.available_migrations():
+        stmts += schema.render(mig.text, ctx)
+    stmts += schema.retention_statements(ctx)
+    distributed = [s for s in stmts if "ENGINE = Distributed(" in s.sql]
+    assert {s.table for s in distributed} >= RAW_TABLES | V2_TABLES | V4_TABLES
+    for s in stmts:
+        if s.sql.startswith(("CREATE", "ALTER")):
+            assert "ON CLUSTER 'prod_cluster'" in s.sql, s.sql
+        if "MergeTree" in s.sql and "ENGINE = " in s.sql and "Distributed" not in s.sql:
+            assert "ENGINE = Replicated" in s.sql, s.sql
+            assert "'/clickhouse/tables/{shard}/otel/" in s.sql
+        formatted = ch_client.query("SELECT formatQuery({q:String})", parameters={"q": s.sql}).result_rows[0][0]
+        assert formatted, s.sql
+    mv = next(s.sql for s in stmts if "otel_trace_index_mv" in s.sql)
+    assert "TO otel.otel_trace_index_local" in mv and "FROM otel.otel_traces_local" in mv
+
+
+def test_attribute_kinds_added_to_a_version_7_database_with_spans(make_config, ch_client):
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=7) == ([1, 2, 3, 4, 5, 6, 7], [])
+    ch_client.command(
+        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, SpanAttributes) "
+        "VALUES (now64(9), unhex('0102030405060708090a0b0c0d0e0f10'), unhex('0102030405060708'), 'svc', 'op', "
+        "map('http.status_code', '503'))"
+    )
+    applied, _ = schema.migrate(cfg)
+    assert 8 in applied
+    # A span stored before the kinds existed reads '' (kind unknown: inferred from the text).
+    rows = ch_client.query(f"SELECT SpanAttributes, SpanAttributeKinds, ResourceAttributeKinds FROM {db}.otel_traces").result_rows
+    assert rows == [({"http.status_code": "503"}, "", "")]

@@ -1,0 +1,176 @@
+"""Jaeger query API: documented JSON shapes, a trace across two services, dependencies."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import querydata as qd
+from querydata import env, http  # noqa: F401 (pytest fixtures: the served data set, a client)
+from otelingest.clickhouse.client import connect
+from otelingest.jobs import dependencies
+
+
+def us(env, seconds):
+    return (env.data.t0 + seconds * qd.NS) // 1000
+
+
+def test_services_and_operations(http):
+    r = http.get("/api/services")
+    assert r.status_code == 200
+    assert r.json() == {"data": ["checkout", "frontend"], "total": 2, "limit": 0, "offset": 0, "errors": None}
+    r = http.get("/api/services/checkout/operations")
+    assert r.json()["data"] == ["SELECT orders", "batch-job", "charge"]
+    r = http.get("/api/operations", params={"service": "checkout", "spanKind": "server"})
+    assert r.json()["data"] == [{"name": "charge", "spanKind": "server"}]
+
+
+def test_trace_by_id_shape_and_exact_microseconds(env, http):
+    r = http.get(f"/api/traces/{qd.TRACE_A.hex()}")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total"] == 1 and body["errors"] is None
+    (trace,) = body["data"]
+    assert trace["traceID"] == qd.TRACE_A.hex() and trace["warnings"] is None
+    spans = {s["spanID"]: s for s in trace["spans"]}
+    assert set(spans) == {qd.ROOT_SPAN.hex(), qd.CHILD_SPAN.hex(), qd.DB_SPAN.hex()}
+    root, child, db = spans[qd.ROOT_SPAN.hex()], spans[qd.CHILD_SPAN.hex()], spans[qd.DB_SPAN.hex()]
+    assert root["duration"] == 150123  # 150_123_456 ns
+    assert root["startTime"] == us(env, 1)
+    assert child["startTime"] == us(env, 1) + 20_000 and child["duration"] == 80_000
+    assert root["references"] == []
+    assert child["references"] == [
+        {"refType": "CHILD_OF", "traceID": qd.TRACE_A.hex(), "spanID": qd.ROOT_SPAN.hex()},
+        {"refType": "FOLLOWS_FROM", "traceID": qd.TRACE_B.hex(), "spanID": qd.JOB_SPAN.hex()},
+    ]
+    tags = {t["key"]: (t["type"], t["value"]) for t in child["tags"]}
+    assert tags["span.kind"] == ("string", "server")
+    assert tags["otel.status_code"] == ("string", "ERROR")
+    assert tags["otel.status_description"] == ("string", "card declined")
+    assert tags["error"] == ("bool", True)
+    assert tags["otel.scope.name"] == ("string", "io.opentelemetry.http")
+    assert tags["payment.method"] == ("string", "card")
+    assert {t["key"]: t["value"] for t in db["tags"]}["span.kind"] == "client"
+    assert root["logs"] == [{"timestamp": us(env, 1) + 10_000, "fields": [
+        {"key": "event", "type": "string", "value": "cache miss"},
+        {"key": "cache.key", "type": "string", "value": "cart:42"}]}]
+    procs = trace["processes"]
+    assert procs[root["processID"]]["serviceName"] == "frontend"
+    assert procs[child["processID"]]["serviceName"] == "checkout"
+    assert child["processID"] == db["processID"] != root["processID"]
+    assert {"key": "service.instance.id", "type": "string", "value": "fe-1"} in procs[root["processID"]]["tags"]
+    for s in trace["spans"]:
+        assert set(s) == {"traceID", "spanID", "flags", "operationName", "references", "startTime", "duration",
+                          "tags", "logs", "processID", "warnings"}
+
+
+def test_trace_missing_is_404_and_bad_id_is_400(http):
+    r = http.get("/api/traces/" + "cd" * 16)
+    assert r.status_code == 404
+    assert r.json()["errors"][0]["code"] == 404
+    r = http.get("/api/traces/not-a-trace-id'--")
+    assert r.status_code == 400
+
+
+def test_search(env, http):
+    base = {"service": "checkout", "start": us(env, 0), "end": us(env, 3600)}
+    r = http.get("/api/traces", params=base)
+    assert r.status_code == 200, r.text
+    assert [t["traceID"] for t in r.json()["data"]] == [qd.TRACE_B.hex(), qd.TRACE_A.hex()]
+    r = http.get("/api/traces", params={**base, "operation": "charge"})
+    assert [t["traceID"] for t in r.json()["data"]] == [qd.TRACE_A.hex()]
+    assert len(r.json()["data"][0]["spans"]) == 3  # the whole trace, both services
+    r = http.get("/api/traces", params={**base, "minDuration": "50ms", "maxDuration": "1.2s"})
+    assert [t["traceID"] for t in r.json()["data"]] == [qd.TRACE_A.hex()]
+    r = http.get("/api/traces", params={**base, "tags": json.dumps({"job.kind": "nightly"})})
+    assert [t["traceID"] for t in r.json()["data"]] == [qd.TRACE_B.hex()]
+    r = http.get("/api/traces", params={**base, "tags": json.dumps({"error": "true"})})
+    assert [t["traceID"] for t in r.json()["data"]] == [qd.TRACE_A.hex()]
+    r = http.get("/api/traces", params={**base, "tags": json.dumps({"service.instance.id": "co-1"}), "limit": "1"})
+    assert len(r.json()["data"]) == 1
+    r = http.get("/api/traces", params={**base, "tags": json.dumps({"job.kind": "x' OR '1'='1"})})
+    assert r.json()["data"] == []
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"service": "checkout", "limit": "-1"},
+    {"service": "checkout", "limit": "99999999"},
+    {"service": "checkout", "minDuration": "soon"},
+    {"service": "checkout", "tags": "{not json"},
+    {"service": "checkout", "start": "0", "end": "99999999999999999"},
+])
+def test_search_bad_params_are_400(http, params):
+    r = http.get("/api/traces", params=params)
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["code"] == 400
+
+
+def test_dependencies_query_time_join(env, http):
+    end_ms = (env.data.t0 + 3600 * qd.NS) // 1_000_000
+    r = http.get("/api/dependencies", params={"endTs": end_ms, "lookback": 3600 * 1000})
+    assert r.status_code == 200, r.text
+    # frontend root -> checkout charge (parent and child inserted separately); checkout->checkout not listed.
+    assert r.json()["data"] == [{"parent": "frontend", "child": "checkout", "callCount": 1}]
+
+
+def test_dependencies_rollup_job(env, http, clickhouse):
+    from otelingest.config import ClickHouseConfig
+
+    client = connect(ClickHouseConfig(url=clickhouse.url, database=env.data.db))
+    try:
+        dependencies.rollup_hour(client, env.data.t0)
+        dependencies.rollup_hour(client, env.data.t0)  # idempotent
+        rows = client.query(
+            f"SELECT Parent, Child, CallCount, ErrorCount FROM {env.data.db}.otel_service_dependencies_1h FINAL"
+        ).result_rows
+        assert rows == [("frontend", "checkout", 1, 1)]
+        hours = dependencies.rollup_hours(client, hours=2, now_ns=env.data.t0 + 2 * 3600 * qd.NS + 5)
+        assert hours == [env.data.t0, env.data.t0 + 3600 * qd.NS]
+    finally:
+        client.close()
+
+
+def test_background_job_fills_the_dependency_rollup(env):
+    import time
+
+    # The supervisor runs the rollup once the schema is current and every [query] dependencies_rollup_interval_s.
+    q = f"SELECT Parent, Child, CallCount FROM {env.data.db}.otel_service_dependencies_1h FINAL WHERE TimeBucket = {{h:DateTime}}"
+    deadline = time.monotonic() + 60
+    rows = []
+    while time.monotonic() < deadline:
+        rows = env.client.query(q, parameters={"h": env.data.t0 // qd.NS}).result_rows
+        if rows:
+            break
+        time.sleep(0.2)
+    assert rows == [("frontend", "checkout", 1)]
+
+
+def test_long_window_dependencies_come_from_the_rollup(env, http, clickhouse):
+    from otelingest.config import ClickHouseConfig
+
+    hour = 3600 * qd.NS
+    old = env.data.t0 - 5 * hour + 10 * qd.NS
+    tid = bytes.fromhex("aa" * 16)
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, [
+        qd.span(old, tid, bytes.fromhex("01" * 8), qd.ZERO_SPAN, "cron", "SERVER", "scheduler", {}, {}, 1000)])
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, [
+        qd.span(old + 1000, tid, bytes.fromhex("02" * 8), bytes.fromhex("01" * 8), "run", "SERVER", "worker", {}, {},
+                500)])
+    client = connect(ClickHouseConfig(url=clickhouse.url, database=env.data.db))
+    try:
+        dependencies.rollup_hour(client, old)
+        # The raw spans go away (as after their TTL): only the rollup still knows the call.
+        client.command("ALTER TABLE otel_traces DELETE WHERE TraceId = {t:FixedString(16)} SETTINGS mutations_sync = 2",
+                       parameters={"t": tid})
+    finally:
+        client.close()
+    end_ms = (env.data.t0 + hour) // 1_000_000
+    r = http.get("/api/dependencies", params={"endTs": end_ms, "lookback": 3 * 24 * 3600 * 1000})
+    assert r.status_code == 200, r.text
+    assert sorted((d["parent"], d["child"], d["callCount"]) for d in r.json()["data"]) == [
+        ("frontend", "checkout", 1), ("scheduler", "worker", 1)]
+    # A one-hour window around it reads raw spans: the deleted trace is gone there.
+    r = http.get("/api/dependencies", params={"endTs": (old + hour) // 1_000_000, "lookback": 3600 * 1000})
+    assert r.json()["data"] == []
