@@ -101,6 +101,7 @@ bench: install
 lint: install
 	cargo clippy --locked -- -D warnings
 	$(PY) -m mypy python/otelingest
+	$(BIN)/lint-imports --no-logo
 
 format:
 	cargo fmt

@@ -170,11 +170,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = load_config(args)
     from .selfmon import logsetup
     from .daemon import preflight
+    from .daemon.rundir import metrics_path
     from .selfmon.endpoint import prepare_multiprocess_dir
 
     with preflight.run(cfg):  # the data-directory lock, held until the daemon has stopped
         # Before anything imports prometheus_client: every process writes its metrics here.
-        prepare_multiprocess_dir(cfg.data_path / "run" / "metrics")
+        prepare_multiprocess_dir(metrics_path(cfg.data_path))
         logsetup.configure("supervisor", cfg.log.format, cfg.log.level)
         from .daemon.supervisor import Supervisor
 

@@ -28,8 +28,22 @@ from ..config import Config
 
 log = logging.getLogger("otelingest.supervisor")
 
+WORKER_FILE = "worker.json"
 _RING_NAME = re.compile(r"^r(\d+)-w(\d+)\.ring$")
 _LEDGER_NAME = re.compile(r"^writer-(\d+)\.ledger$")
+
+
+def run_path(data_dir: Path) -> Path:
+    return data_dir / "run"
+
+
+def rings_path(run_dir: Path) -> Path:
+    return run_dir / "rings"
+
+
+def metrics_path(data_dir: Path) -> Path:
+    """prometheus-client's multiprocess files, shared by every process of the daemon."""
+    return run_path(data_dir) / "metrics"
 
 
 @dataclass(frozen=True)
@@ -46,8 +60,12 @@ class Layout:
     def boot_failure_path(self) -> Path:
         return self.run_dir / "boot-failure"
 
+    @property
+    def rings_dir(self) -> Path:
+        return rings_path(self.run_dir)
+
     def ring_path(self, receiver: int, writer: int) -> Path:
-        return self.run_dir / "rings" / f"r{receiver}-w{writer}.ring"
+        return self.rings_dir / f"r{receiver}-w{writer}.ring"
 
     def ledger_path(self, writer: int) -> Path:
         return self.run_dir / f"writer-{writer}.ledger"
@@ -68,8 +86,8 @@ class Layout:
 
 
 def write_worker_file(run_dir: Path, cfg: Config, layout: Layout) -> Path:
-    path = run_dir / "worker.json"
-    tmp = run_dir / "worker.json.tmp"
+    path = run_dir / WORKER_FILE
+    tmp = run_dir / (WORKER_FILE + ".tmp")
     data = {"config": cfg.to_dict(), "receivers": layout.receivers, "writers": layout.writers}
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -79,14 +97,14 @@ def write_worker_file(run_dir: Path, cfg: Config, layout: Layout) -> Path:
 
 
 def read_worker_file(run_dir: Path) -> tuple[Config, Layout]:
-    data = json.loads((run_dir / "worker.json").read_text())
+    data = json.loads((run_dir / WORKER_FILE).read_text())
     cfg = msgspec.convert(data["config"], Config)
     return cfg, Layout(run_dir, int(data["receivers"]), int(data["writers"]))
 
 
 def ring_files(run_dir: Path) -> Iterator[tuple[int, int, Path]]:
     """(receiver, writer, path) of every ring file in the run directory."""
-    for path in sorted((run_dir / "rings").glob("r*-w*.ring")):
+    for path in sorted(rings_path(run_dir).glob("r*-w*.ring")):
         m = _RING_NAME.match(path.name)
         if m:
             yield int(m.group(1)), int(m.group(2)), path

@@ -227,12 +227,12 @@ class Supervisor:
     def _start_workers(self) -> None:
         from .flags import StatusPage
         from .memory import MemoryTicker
-        from .rundir import Layout, cover_leftovers, open_rings, write_worker_file
+        from .rundir import Layout, cover_leftovers, open_rings, run_path, write_worker_file
 
-        run_dir = self.data_dir / "run"
-        (run_dir / "rings").mkdir(parents=True, exist_ok=True)
+        run_dir = run_path(self.data_dir)
         receivers, writers = cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
         layout = Layout(run_dir, receivers, writers)
+        layout.rings_dir.mkdir(parents=True, exist_ok=True)
         layout.boot_failure_path.unlink(missing_ok=True)
         self.flags = StatusPage.create(layout.status_path, layout.slots)
         self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024)

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..selfmon import logsetup
 from ..errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
-from .rundir import Layout, read_worker_file
+from .rundir import WORKER_FILE, Layout, read_worker_file
 from .flags import StatusPage
 from .process import set_process_title
 
@@ -264,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, layout = read_worker_file(run_dir)
     except (OSError, ValueError, ConfigError) as e:
-        print(f"otelingest {role} {index}: cannot read {run_dir / 'worker.json'}: {e}", file=sys.stderr)
+        print(f"otelingest {role} {index}: cannot read {run_dir / WORKER_FILE}: {e}", file=sys.stderr)
         return EXIT_CONFIG
     title = f"otelingest: {role}" if role == "query" else f"otelingest: {role} {index}"
     set_process_title(title)

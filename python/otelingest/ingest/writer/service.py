@@ -1,11 +1,6 @@
 """The writer loop: take records from the rings, batch them, INSERT them, then release the rings.
 
-Exactly once across a writer crash
-----------------------------------
-Consumption is two-phase: ``read`` hands a record out, ``release(offset)`` frees everything up to
-it, and a new consumer starts again from the release cursor. A batch is released only after every
-one of its tables is stored, so a writer killed at any moment leaves each unstored record in its
-ring. What must not happen is a replay storing rows twice, or storing them under a new token. So:
+How each step keeps the delivery spec (package doc; the argument: docs/delivery.md):
 
 1. On seal, the batch's boundaries (for each ring, the end offset of its last record) and a fresh
    random token go into the ledger file (:mod:`.ledger`) BEFORE the first INSERT.
@@ -14,36 +9,12 @@ ring. What must not happen is a replay storing rows twice, or storing them under
    extends it to the views).
 3. Once all tables are stored: ledger entry marked done, rings released, entry removed.
 4. A writer starting at the same index reads the ledger first. Entries not done are rebuilt from the
-   rings: from the release cursor up to the recorded end offsets, in the same order, which gives
-   byte-identical bodies, and re-inserted with the recorded token; ClickHouse drops what it already
-   has. Entries marked done are skipped past and released. Then normal operation resumes.
-
-Exactly once through the disk spill
------------------------------------
-With a spill queue (``<data_dir>/spill/writer-<i>/``, :mod:`otelingest.ingest.spill`), a table whose INSERT
-keeps failing for ``spill.after_s`` is appended to the queue under the SAME per-table token
-(``<token>-<table>``) and counts as stored for releasing the rings (outcome SPILLED). The
-:mod:`.replayer` thread later inserts it with that token and only then acknowledges it in the queue.
-
-- Crash after the spill append but before the ring release: the ledger entry is not done, so the
-  next writer rebuilds the batch from the ring with the same token. While its spill queue is not
-  empty the next writer appends such rebuilt batches to the queue straight away (``spill_first``),
-  so both copies sit next to each other in the FIFO and whichever is inserted second is dropped by
-  ClickHouse's deduplication.
-- Crash between a replay INSERT and its ``ack``: the next writer replays the same record first,
-  with the same token: deduplicated.
-- The deduplication window: the raw tables keep the hashes of their last
-  ``non_replicated_deduplication_window = 10000`` inserted blocks (0001_base.sql), and so do the
-  views' target tables (0003_view_dedup.sql; without it a replay doubled otel_trace_index and the
-  hourly rollups, since the views push a deduplicated block all the same). In both cases
-  above the two copies are inserted at most a few batches apart (adjacent in the queue, or the very
-  next replay), far inside 10000 blocks, even with one block per hourly partition of a batch.
-  Copies only fall out of the window if more than 10000 blocks reach a table between them, which
-  needs a second crash in the middle of a backlog replay; we accept that bound.
-- ``SpillFull``: the INSERT is retried as before (rings fill, receivers refuse with retryable codes).
-
-We chose the ledger file over the ring's side area because it is ours alone (the ring's layout
-belongs to the ring), and over record ids in the blocks because the blocks are the decoder's.
+   rings (release cursor up to the recorded end offsets, same order: byte-identical bodies) and
+   re-inserted with the recorded token. Entries marked done are skipped past and released.
+5. With a spill queue, a table whose INSERT keeps failing for ``spill.after_s`` is appended to the
+   queue under the same token and counts as stored for releasing the rings (outcome SPILLED); while
+   the queue is not empty, rebuilt batches go to it straight away (``spill_first``), so both copies
+   of a batch sit next to each other and the second one is deduplicated.
 
 Flow control: the writer stops reading while ``insert_workers * 2`` batches are in flight or,
 once it holds a batch, while the memory limiter's "pause writers" flag is up. A writer holding
