@@ -135,70 +135,52 @@ def decode_remote_write(
     """
 
 # ---------------------------------------------------------------------------------------------
-# Shared-memory ring (rust/src/ring.rs, rust/src/py/ring.rs)
+# Shared-memory rings (rust/src/ring/, rust/src/py/ring.rs): one producer, one consumer each
 # ---------------------------------------------------------------------------------------------
 
 class RingError(ValueError):
-    """The ring file is corrupt or incompatible, or another process already consumes the ring.
+    """The ring file is corrupt or incompatible, or its role is held by another live handle.
     A ValueError, so ``except (OSError, ValueError)`` around ``attach`` covers every bad file."""
 
+class RingBusy(RingError):
+    """Another live process (or handle) already holds this ring's producer or consumer role."""
+
 class RecordTooLarge(ValueError):
-    """The record can never fit in this ring (larger than ``Ring.max_record``); not the same as full."""
+    """The record can never fit in this ring (larger than ``max_record``); not the same as full."""
 
-class Ring:
-    """A bounded multi-producer, single-consumer ring of byte records in a shared file.
-
-    Producers (any thread of any process) call ``try_push``/``try_push_parts``; one consumer
-    process calls ``read``/``release``/``rewind`` (the role is taken on the first such call and
-    held, via ``flock``, until ``close()`` or process exit). Records not yet released survive the
-    consumer's death: a new consumer attaches and reads them again from the release cursor.
+@final
+class RingFile:
+    """A ring file without a role: the supervisor creates or opens it; anyone may read its figures.
+    The roles attach separately: ``RingProducer.attach`` (a receiver), ``RingConsumer.attach`` (a writer).
     """
 
     @staticmethod
-    def create(
-        path: str | os.PathLike[str],
-        capacity_bytes: int,
-        *,
-        gap_timeout: float = 1.0,
-        stuck_timeout: float = 60.0,
-    ) -> Ring:
+    def create(path: str | os.PathLike[str], capacity_bytes: int) -> RingFile:
         """Create (or atomically replace) the ring file with a data area of ``capacity_bytes``.
 
         Arguments:
             path: the ring file, under ``/dev/shm`` or the data dir; replaced via rename.
             capacity_bytes: multiple of 8, 4096 .. 2**40; the file is 4096 bytes larger.
-            gap_timeout: consumer only: seconds before skipping a record whose producer died
-                right after reserving (header never written).
-            stuck_timeout: consumer only: seconds before skipping an uncommitted record whose
-                producer pid still exists (dead pids are detected at once).
 
         Raises:
-            ValueError: bad capacity or timeout.
+            ValueError: bad capacity.
             OSError: the file cannot be created or its space reserved (e.g. /dev/shm full).
         """
 
     @staticmethod
-    def open_or_create(
-        path: str | os.PathLike[str],
-        capacity_bytes: int,
-        *,
-        gap_timeout: float = 1.0,
-        stuck_timeout: float = 60.0,
-    ) -> Ring:
-        """Supervisor start-up: attach to a valid existing ring, so acknowledged records not yet
-        released survive a restart of the whole daemon; create it if missing. An existing ring of
-        another capacity is kept while it holds records (the new capacity applies once empty).
+    def open_or_create(path: str | os.PathLike[str], capacity_bytes: int) -> RingFile:
+        """Daemon start-up: keep a valid existing ring, so acknowledged records not yet released
+        survive a restart of the whole daemon; create it if missing. An existing ring of another
+        capacity is kept while it holds records (the new capacity applies once empty).
 
         Raises:
-            RingError: the existing file is corrupt (move it aside and ``create``).
-            ValueError: bad capacity or timeout.
+            RingError: the existing file is corrupt or of another layout version (``create`` it).
+            ValueError: bad capacity.
             OSError: the file cannot be opened or created.
         """
 
     @staticmethod
-    def attach(
-        path: str | os.PathLike[str], *, gap_timeout: float = 1.0, stuck_timeout: float = 60.0
-    ) -> Ring:
+    def attach(path: str | os.PathLike[str]) -> RingFile:
         """Map an existing ring file, validating magic, layout version, size and cursors.
 
         Raises:
@@ -206,49 +188,10 @@ class Ring:
             OSError: the file cannot be opened (FileNotFoundError if missing).
         """
 
-    def try_push(self, record: Buffer) -> bool:
-        """Copy one record (any C-contiguous bytes-like object) into the ring. Never blocks;
-        the GIL is released during the copy.
-
-        Returns:
-            True once committed (it will be delivered: acknowledge only now); False when the ring
-            is full (answer 429/503) or, rarely, when the consumer abandoned this push as stuck.
-
-        Raises:
-            RecordTooLarge: ``len(record) > max_record``; the record can never fit.
-            ValueError: non-contiguous buffer, or the ring is closed.
-            RingError: another process corrupted the ring's cursors.
-        """
-
-    def try_push_parts(self, parts: Iterable[Buffer]) -> bool:
-        """Like ``try_push`` for the concatenation of ``parts``, without concatenating in Python
-        (e.g. a small envelope followed by the Native blocks of one request)."""
-
-    def read(self) -> tuple[int, bytes] | None:
-        """Consumer: the next committed record as ``(end_offset, payload)``, in reservation order,
-        or None when nothing is ready. Does not free space; pass ``end_offset`` to ``release``.
-
-        Raises:
-            RingError: another process holds the consumer role, or a record header is corrupt.
-        """
-
-    def release(self, offset: int) -> None:
-        """Consumer: the records before ``offset`` (an offset from ``read``, or ``read_offset``)
-        are durable elsewhere; free their space. A new consumer resumes from here. An offset at
-        or behind the release cursor is a no-op (already released).
-
-        Raises:
-            ValueError: ``offset`` is beyond what was read (or not 8-aligned).
-        """
-
-    def rewind(self) -> None:
-        """Consumer: restart reading at the release cursor (unreleased records are read again)."""
-
     def close(self) -> None:
-        """Give up the consumer role and unmap (in-flight pushes finish first). Idempotent; any
-        later call raises ValueError."""
+        """Unmap. Idempotent; any later call raises ValueError."""
 
-    def __enter__(self) -> Ring: ...
+    def __enter__(self) -> RingFile: ...
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -265,19 +208,108 @@ class Ring:
 
     @property
     def max_record(self) -> int:
+        """Largest record payload: ``capacity // 2 - 8``."""
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes published and not yet released (record headers and padding included)."""
+
+    @property
+    def release_offset(self) -> int:
+        """The release cursor: where a new consumer starts reading."""
+
+@final
+class RingProducer:
+    """The only producer of a ring (a receiver): the role is held, via an open-file-description
+    lock, until ``close()`` or process exit. Thread-safe: pushes are serialized inside.
+    """
+
+    @staticmethod
+    def attach(path: str | os.PathLike[str]) -> RingProducer:
+        """Attach to a ring file as its producer; pushing resumes at the last published record.
+
+        Raises:
+            RingBusy: another live process (or handle) is the producer.
+            RingError: the file is not a valid ring.
+            OSError: the file cannot be opened (FileNotFoundError if missing).
+        """
+
+    def try_push(self, record: Buffer) -> bool:
+        """Copy one record (any C-contiguous bytes-like object) into the ring and publish it.
+        Never waits for the consumer; the GIL is released during the copy.
+
+        Returns:
+            True once published (it will be delivered: acknowledge only now); False when the
+            ring is full (answer 429/503).
+
+        Raises:
+            RecordTooLarge: ``len(record) > max_record``; the record can never fit.
+            ValueError: non-contiguous buffer, or the producer is closed.
+            RingError: the consumer's cursor is corrupt.
+        """
+
+    def try_push_parts(self, parts: Iterable[Buffer]) -> bool:
+        """Like ``try_push`` for the concatenation of ``parts``, each copied once straight into
+        the ring (the receivers push a request's frame headers and Native blocks this way)."""
+
+    def close(self) -> None:
+        """Give up the producer role and unmap. Idempotent; any later call raises ValueError."""
+
+    @property
+    def max_record(self) -> int:
         """Largest payload ``try_push`` accepts: ``capacity // 2 - 8``."""
 
     @property
     def used_bytes(self) -> int:
-        """Bytes reserved and not yet released (record headers and padding included)."""
+        """Bytes published and not yet released (record headers and padding included)."""
+
+@final
+class RingConsumer:
+    """The only consumer of a ring (a writer): the role is held until ``close()`` or process exit.
+    Records not yet released survive the consumer's death: a new consumer attaches and reads
+    them again from the release cursor. One thread at a time (a second is a RuntimeError).
+    """
+
+    @staticmethod
+    def attach(path: str | os.PathLike[str]) -> RingConsumer:
+        """Attach to a ring file as its consumer; reading starts at the release cursor.
+
+        Raises:
+            RingBusy: another live process (or handle) is the consumer.
+            RingError: the file is not a valid ring.
+            OSError: the file cannot be opened (FileNotFoundError if missing).
+        """
+
+    def read(self) -> tuple[int, bytes] | None:
+        """The next record as ``(end_offset, payload)``, in push order, or None when nothing
+        more is published. Does not free space; pass ``end_offset`` to ``release``.
+
+        Raises:
+            RingError: a record header or the producer's cursor is corrupt.
+        """
+
+    def release(self, offset: int) -> None:
+        """The records before ``offset`` (an offset from ``read``, or ``read_offset``) are durable
+        elsewhere; free their space. A new consumer resumes from here. An offset at or behind the
+        release cursor is a no-op (already released).
+
+        Raises:
+            ValueError: ``offset`` is beyond what was read (or not 8-aligned).
+        """
+
+    def rewind(self) -> None:
+        """Restart reading at the release cursor (unreleased records are read again)."""
+
+    def close(self) -> None:
+        """Give up the consumer role and unmap. Idempotent; any later call raises ValueError."""
+
+    @property
+    def used_bytes(self) -> int:
+        """Bytes published and not yet released (record headers and padding included)."""
 
     @property
     def pending_bytes(self) -> int:
-        """Bytes of committed records not yet read by the consumer (headers included)."""
-
-    @property
-    def abandoned(self) -> int:
-        """Uncommitted records (producers killed mid-write) skipped by consumers, ever."""
+        """Bytes of published records not yet read (headers included, padding not)."""
 
     @property
     def release_offset(self) -> int:
@@ -285,9 +317,15 @@ class Ring:
 
     @property
     def read_offset(self) -> int:
-        """The consumer's read cursor: just past the last record read or skipped."""
+        """Just past the last record read: ``release(read_offset)`` frees everything read."""
 
-    def _debug_reserve_uncommitted(self, nbytes: int, stage: str = "header") -> bool:
-        """TEST ONLY: reserve a record and stop without committing, as a producer killed at
-        ``stage`` would leave it: "reserved" (header not written), "header", or "partial"
-        (half the payload written). Returns False when full."""
+class _Testing:
+    """``otelingest._native.testing``: test support, not API."""
+
+    @staticmethod
+    def abandon_push(producer: RingProducer, nbytes: int, stage: str = "header") -> bool:
+        """Reserve a record and stop without publishing it, as a producer killed at ``stage``
+        would leave it: "reserved" (nothing written), "header", or "partial" (half the payload
+        written). Returns False when full."""
+
+testing: _Testing

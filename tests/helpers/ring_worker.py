@@ -1,4 +1,4 @@
-"""Child processes for tests/ingest/test_ring.py: producers, consumers and a producer that dies mid-write.
+"""Child processes for tests/ingest/test_ring.py: a producer, a consumer and a producer that dies mid-write.
 
 Run as ``python ring_worker.py <role> <ring path> ...``. Records are self-checking:
 ``producer u32 | seq u64 | filler | blake2b-8 of everything before``.
@@ -13,7 +13,7 @@ import struct
 import sys
 import time
 
-from otelingest._native import Ring
+from otelingest._native import RingConsumer, RingProducer, testing
 
 HEAD = struct.Struct("<IQ")
 DIGEST = 8
@@ -37,7 +37,7 @@ def check_record(record: bytes) -> tuple[int, int]:
 def produce(path: str, producer: int, count: int, max_size: int, seed: int) -> None:
     """Push `count` records of random sizes in order, retrying while the ring is full."""
     rng = random.Random(seed)
-    ring = Ring.attach(path)
+    ring = RingProducer.attach(path)
     for seq in range(count):
         record = make_record(producer, seq, rng.randint(0, max_size), rng)
         while not ring.try_push(record):
@@ -48,7 +48,7 @@ def consume(path: str, out_path: str, done_flag: str, release_every: int) -> Non
     """A writer: "store" each record as a line in `out_path` (written before release, so it
     survives this process being killed), release every `release_every` records. Exits once
     `done_flag` exists (all producers finished) and nothing is left to read."""
-    ring = Ring.attach(path)
+    ring = RingConsumer.attach(path)
     fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     unreleased = 0
     end = None
@@ -74,8 +74,8 @@ def consume(path: str, out_path: str, done_flag: str, release_every: int) -> Non
 
 def hang(path: str, nbytes: int, stage: str) -> None:
     """Reserve a record, stop at `stage` as if killed there, say so, and wait to be killed."""
-    ring = Ring.attach(path)
-    assert ring._debug_reserve_uncommitted(nbytes, stage)
+    ring = RingProducer.attach(path)
+    assert testing.abandon_push(ring, nbytes, stage)
     print("ready", flush=True)
     time.sleep(600)
 

@@ -177,7 +177,7 @@ class _FullRing:
     max_record = 1 << 20
     used_bytes = 0
 
-    def try_push(self, record: bytes) -> bool:
+    def try_push_parts(self, parts: list[bytes]) -> bool:
         return False
 
 

@@ -13,12 +13,12 @@ import sys
 import tempfile
 import time
 
-from otelingest._native import Ring
+from otelingest._native import RingConsumer, RingFile
 
 PRODUCER = """
 import sys, time
-from otelingest._native import Ring
-ring = Ring.attach(sys.argv[1])
+from otelingest._native import RingProducer
+ring = RingProducer.attach(sys.argv[1])
 record = b"\\x5a" * int(sys.argv[2])
 for _ in range(int(sys.argv[3])):
     while not ring.try_push(record):
@@ -35,7 +35,8 @@ def main() -> None:
     size = args.record_kib * 1024
     base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
     path = os.path.join(base, f"otelingest-bench-ring-{os.getpid()}")
-    ring = Ring.create(path, args.ring_mib << 20)
+    RingFile.create(path, args.ring_mib << 20).close()
+    ring = RingConsumer.attach(path)
     try:
         producer = subprocess.Popen([sys.executable, "-c", PRODUCER, path, str(size), str(args.count)])
         n = 0

@@ -118,33 +118,33 @@ def ledger_files(run_dir: Path) -> Iterator[tuple[int, Path]]:
             yield int(m.group(1)), path
 
 
-def open_rings(layout: Layout, capacity: int, ring_class: Any) -> list[Any]:
-    """Every receiver->writer ring of the layout: re-attached when a usable file is left from the
-    last run (a replaced writer resumes from its release cursor), created otherwise."""
+def open_rings(layout: Layout, capacity: int) -> list[Any]:
+    """Every receiver->writer ring file of the layout: kept when a usable file is left from the
+    last run (a replaced writer resumes from its release cursor), created otherwise
+    (``RingFile.open_or_create``); a corrupt one is created afresh."""
+    from .._native import RingError, RingFile
+
     rings = []
     for i in range(layout.receivers):
         for j in range(layout.writers):
             path = layout.ring_path(i, j)
-            ring = None
-            if path.exists():
-                try:
-                    ring = ring_class.attach(str(path))
-                    if ring.used_bytes:
-                        log.info("ring %s holds %d bytes from the last run; writer %d will store them",
-                                 path.name, ring.used_bytes, j)
-                except (OSError, ValueError) as e:
-                    log.warning("ring %s unusable (%s); creating it afresh", path, e)
-                    ring = None
-            if ring is None:
-                ring = ring_class.create(str(path), capacity)
+            try:
+                ring = RingFile.open_or_create(str(path), capacity)
+                if ring.used_bytes:
+                    log.info("ring %s holds %d bytes from the last run; writer %d will store them",
+                             path.name, ring.used_bytes, j)
+            except RingError as e:
+                log.warning("ring %s unusable (%s); creating it afresh", path, e)
+                ring = RingFile.create(str(path), capacity)
             rings.append(ring)
     return rings
 
 
-def cover_leftovers(run_dir: Path, receivers: int, writers: int, ring_class: Any) -> tuple[int, int]:
+def cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, int]:
     """Receiver and writer counts for this run: the configured ones, raised if the last run had more
     and left data in rings (or batches in writer ledgers) beyond them, so nothing acknowledged is
     stranded. The extra workers drain them like any other; the next start is back to the config."""
+    from .._native import RingFile
     from ..ingest.writer.ledger import pending_batches
 
     want_r, want_w = receivers, writers
@@ -152,7 +152,7 @@ def cover_leftovers(run_dir: Path, receivers: int, writers: int, ring_class: Any
         if i < receivers and j < writers:
             continue
         try:
-            ring = ring_class.attach(str(path))
+            ring = RingFile.attach(str(path))
             held = ring.used_bytes
             ring.close()
         except (OSError, ValueError) as e:

@@ -228,15 +228,14 @@ class Supervisor:
         from .flags import StatusPage
         from .memory import MemoryTicker
         from .rundir import Layout, cover_leftovers, open_rings, run_path, write_worker_file
-        from .worker import ring_class
 
         run_dir = run_path(self.data_dir)
-        receivers, writers = cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers, ring_class())
+        receivers, writers = cover_leftovers(run_dir, self.cfg.receiver_workers(), self.cfg.writer.workers)
         layout = Layout(run_dir, receivers, writers)
         layout.rings_dir.mkdir(parents=True, exist_ok=True)
         layout.boot_failure_path.unlink(missing_ok=True)
         self.flags = StatusPage.create(layout.status_path, layout.slots)
-        self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024, ring_class())
+        self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024)
         write_worker_file(run_dir, self.cfg, layout)
         children = Children(layout, self.flags, self._on_fatal_child)
         self.memory = MemoryTicker(self.cfg.memory, self.flags, self.rings, children, self.storage.state, self._stopping)

@@ -43,18 +43,16 @@ GRPC_THREADS = 16
 STOP_GRACE_S = 10.0
 
 
-def ring_class() -> Any:
-    try:
-        from ..ring import Ring  # type: ignore[import-not-found,import-untyped,attr-defined,unused-ignore]
-    except ImportError:
-        from .._native import Ring  # type: ignore[import-untyped,attr-defined,no-redef,unused-ignore]
-    return Ring
+def attach(layout: Layout, role: Any, pairs: list[tuple[int, int]]) -> tuple[StatusPage, list[Any]]:
+    """The status page and this worker's end (``role``: RingProducer or RingConsumer) of each ring.
+    A role still held by a live process (a predecessor not yet gone) is not a boot failure: the
+    exception propagates, the worker exits 1 and the supervisor retries after a backoff."""
+    from .._native import RingBusy
 
-
-def attach(layout: Layout, pairs: list[tuple[int, int]]) -> tuple[StatusPage, list[Any]]:
-    Ring = ring_class()
     try:
-        return StatusPage.attach(layout.status_path), [Ring.attach(str(layout.ring_path(i, j))) for i, j in pairs]
+        return StatusPage.attach(layout.status_path), [role.attach(str(layout.ring_path(i, j))) for i, j in pairs]
+    except RingBusy:
+        raise
     except (OSError, ValueError) as e:
         raise BootError(f"cannot attach the run directory {layout.run_dir}: {e}") from e
 
@@ -75,12 +73,13 @@ class Orphaned:
 def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     import uvloop
 
+    from .._native import RingProducer
     from ..auth import Authenticator
     from ..ingest.receiver.grpc import GrpcReceiver
     from ..ingest.receiver.http import HttpReceiver
     from ..ingest.receiver.intake import Intake
 
-    status, rings = attach(layout, [(index, j) for j in range(layout.writers)])
+    status, rings = attach(layout, RingProducer, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
     intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse, disk_low=lambda: status.disk_low)
     rc = cfg.receiver
@@ -162,13 +161,14 @@ def orphan_spill_queues(cfg: Any, layout: Layout) -> list[Any]:
 
 
 def run_writer(index: int, cfg: Any, layout: Layout) -> int:
+    from .._native import RingConsumer
     from ..config import MIB
     from ..ingest.spill import SpillQueue
     from ..ingest.writer.inserter import Inserter
     from ..ingest.writer.ledger import Ledger
     from ..ingest.writer.service import WriterService
 
-    status, rings = attach(layout, [(i, index) for i in range(layout.receivers)])
+    status, rings = attach(layout, RingConsumer, [(i, index) for i in range(layout.receivers)])
     stop, drain = threading.Event(), threading.Event()
     inserter_stop = threading.Event()
 

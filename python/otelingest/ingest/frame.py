@@ -28,7 +28,9 @@ class RecordError(ValueError):
     """A ring record that does not parse: a bug or a corrupted ring, never client input."""
 
 
-def encode(blocks: Iterable[tuple[str, int, bytes]]) -> bytes:
+def encode_parts(blocks: Iterable[tuple[str, int, bytes]]) -> tuple[list[bytes], int]:
+    """The record as parts to push without joining them (``RingProducer.try_push_parts`` copies
+    each straight into the ring, so a block is copied once), and its length in bytes."""
     blocks = list(blocks)
     if len(blocks) > MAX_BLOCKS:
         raise ValueError(f"{len(blocks)} blocks in one record (at most {MAX_BLOCKS})")
@@ -37,7 +39,11 @@ def encode(blocks: Iterable[tuple[str, int, bytes]]) -> bytes:
         name = table.encode("ascii")
         parts.append(bytes((len(name),)) + name + _BLOCK.pack(rows, len(data)))
         parts.append(data)
-    return b"".join(parts)
+    return parts, sum(map(len, parts))
+
+
+def encode(blocks: Iterable[tuple[str, int, bytes]]) -> bytes:
+    return b"".join(encode_parts(blocks)[0])
 
 
 def decode(record: bytes | memoryview) -> list[Block]:

@@ -1,32 +1,42 @@
-//! `otelingest._native.Ring`: the Python face of [`crate::ring`].
+//! `otelingest._native.RingFile`, `RingProducer`, `RingConsumer`: the Python face of
+//! [`crate::ring`], one class per role.
 //!
-//! One class plays both roles. Producer calls (`try_push`, `try_push_parts`) may come from any
-//! thread and release the GIL while copying. The consumer role (`read`, `release`, `rewind`) is
-//! taken on the first such call: it locks the ring file so a second consumer process fails with
-//! `RingError`, and starts reading at the release cursor.
+//! The supervisor opens ring files (`RingFile.open_or_create`) and reads their figures; a receiver
+//! attaches a `RingProducer` (thread-safe: pushes are serialized inside, with the GIL released
+//! during the copy); a writer attaches a `RingConsumer` (one thread at a time).
+//! `otelingest._native.testing` holds what only the tests use.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, TryLockError};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use pyo3::buffer::PyUntypedBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::ring::{self, Consumer, ConsumerOptions, RingError as CoreError};
+use crate::ring::{
+    self,
+    testing::{abandon_push, Stage},
+    Consumer, Producer, RingError as CoreError,
+};
 
 pyo3::create_exception!(
     otelingest._native,
     RingError,
     PyValueError,
-    "The ring file is corrupt or incompatible, or another process already consumes the ring."
+    "The ring file is corrupt or incompatible, or its role is held by another live handle."
+);
+pyo3::create_exception!(
+    otelingest._native,
+    RingBusy,
+    RingError,
+    "Another live process (or handle) already holds this ring's producer or consumer role."
 );
 pyo3::create_exception!(
     otelingest._native,
     RecordTooLarge,
     PyValueError,
-    "The record can never fit in this ring (larger than Ring.max_record); not the same as full."
+    "The record can never fit in this ring (larger than max_record); not the same as full."
 );
 
 fn to_py(e: CoreError) -> PyErr {
@@ -34,20 +44,9 @@ fn to_py(e: CoreError) -> PyErr {
         CoreError::Io(e) => e.into(),
         CoreError::TooLarge { .. } => RecordTooLarge::new_err(e.to_string()),
         CoreError::Invalid(m) => PyValueError::new_err(m),
-        CoreError::Corrupt(_) | CoreError::ConsumerBusy => RingError::new_err(e.to_string()),
+        CoreError::Busy(_) => RingBusy::new_err(e.to_string()),
+        CoreError::Corrupt(_) => RingError::new_err(e.to_string()),
     }
-}
-
-fn closed() -> PyErr {
-    PyValueError::new_err("ring is closed")
-}
-
-fn duration(name: &str, secs: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        PyValueError::new_err(format!(
-            "{name} must be a non-negative number of seconds, got {secs}"
-        ))
-    })
 }
 
 /// A contiguous view of any bytes-like object (bytes, bytearray, memoryview, array, ...).
@@ -75,177 +74,78 @@ unsafe fn as_slice(buf: &PyUntypedBuffer) -> &[u8] {
     unsafe { std::slice::from_raw_parts(buf.buf_ptr() as *const u8, buf.len_bytes()) }
 }
 
-/// A bounded multi-producer, single-consumer ring of byte records in a shared file.
-#[pyclass(frozen, module = "otelingest._native", name = "Ring")]
-pub struct PyRing {
-    /// None once closed. Held only to clone the Arc: no Python code runs under this lock.
-    ring: Mutex<Option<Arc<ring::Ring>>>,
-    /// The consumer role, taken lazily; `try_lock`ed so misuse from two threads is an error.
-    consumer: Mutex<Option<Consumer>>,
-    opts: ConsumerOptions,
-}
+/// A Rust handle behind a Python object: `None` once closed.
+struct Held<T>(Mutex<Option<T>>);
 
-impl PyRing {
-    fn new(ring: ring::Ring, gap_timeout: f64, stuck_timeout: f64) -> PyResult<Self> {
-        let opts = ConsumerOptions {
-            gap_timeout: duration("gap_timeout", gap_timeout)?,
-            stuck_timeout: duration("stuck_timeout", stuck_timeout)?,
-        };
-        Ok(PyRing {
-            ring: Mutex::new(Some(Arc::new(ring))),
-            consumer: Mutex::new(None),
-            opts,
-        })
+impl<T> Held<T> {
+    fn new(t: T) -> Self {
+        Held(Mutex::new(Some(t)))
     }
 
-    fn ring(&self) -> PyResult<Arc<ring::Ring>> {
-        let guard = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().cloned().ok_or_else(closed)
+    fn guard(&self) -> MutexGuard<'_, Option<T>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Run `f` with the consumer role, taking it on first use.
-    fn with_consumer<T>(&self, f: impl FnOnce(&mut Consumer) -> PyResult<T>) -> PyResult<T> {
-        let mut guard = match self.consumer.try_lock() {
+    /// Run `f` on the handle, waiting for another thread's call to finish. Callers that hold the
+    /// GIL must not keep it while `f` runs long (pushes run inside `py.detach`).
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> PyResult<R> {
+        self.guard()
+            .as_mut()
+            .map(f)
+            .ok_or_else(|| PyValueError::new_err("ring is closed"))
+    }
+
+    /// Like `with`, but a call already running on another thread is an error, not a wait.
+    fn with_alone<R>(&self, what: &str, f: impl FnOnce(&mut T) -> R) -> PyResult<R> {
+        let mut guard = match self.0.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => {
-                return Err(PyRuntimeError::new_err(
-                    "Ring consumer methods called from two threads at once",
-                ))
+                return Err(PyRuntimeError::new_err(format!(
+                    "{what} methods called from two threads at once"
+                )))
             }
         };
-        if guard.is_none() {
-            let ring = self.ring()?;
-            *guard = Some(Consumer::new(ring, self.opts).map_err(to_py)?);
-        }
-        f(guard.as_mut().expect("consumer set above"))
+        guard
+            .as_mut()
+            .map(f)
+            .ok_or_else(|| PyValueError::new_err("ring is closed"))
+    }
+
+    fn close(&self) {
+        *self.guard() = None;
     }
 }
 
+/// A ring file without a role: created or opened by the supervisor, observed by anyone.
+#[pyclass(frozen, module = "otelingest._native", name = "RingFile")]
+pub struct PyRingFile(Held<ring::RingFile>);
+
 #[pymethods]
-impl PyRing {
+impl PyRingFile {
     /// Create (or atomically replace) the ring file at `path` with `capacity_bytes` of data area.
     #[staticmethod]
-    #[pyo3(signature = (path, capacity_bytes, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
-    fn create(
-        py: Python<'_>,
-        path: PathBuf,
-        capacity_bytes: u64,
-        gap_timeout: f64,
-        stuck_timeout: f64,
-    ) -> PyResult<Self> {
-        let ring = py
-            .detach(|| ring::Ring::create(&path, capacity_bytes))
-            .map_err(to_py)?;
-        PyRing::new(ring, gap_timeout, stuck_timeout)
+    fn create(py: Python<'_>, path: PathBuf, capacity_bytes: u64) -> PyResult<Self> {
+        let ring = py.detach(|| ring::RingFile::create(&path, capacity_bytes));
+        Ok(PyRingFile(Held::new(ring.map_err(to_py)?)))
     }
 
-    /// Supervisor start-up: attach to a valid existing ring (keeping unreleased records across a
-    /// daemon restart), else create it.
+    /// Daemon start-up: keep a valid existing ring (and its unreleased records), else create it.
     #[staticmethod]
-    #[pyo3(signature = (path, capacity_bytes, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
-    fn open_or_create(
-        py: Python<'_>,
-        path: PathBuf,
-        capacity_bytes: u64,
-        gap_timeout: f64,
-        stuck_timeout: f64,
-    ) -> PyResult<Self> {
-        let ring = py
-            .detach(|| ring::Ring::open_or_create(&path, capacity_bytes))
-            .map_err(to_py)?;
-        PyRing::new(ring, gap_timeout, stuck_timeout)
+    fn open_or_create(py: Python<'_>, path: PathBuf, capacity_bytes: u64) -> PyResult<Self> {
+        let ring = py.detach(|| ring::RingFile::open_or_create(&path, capacity_bytes));
+        Ok(PyRingFile(Held::new(ring.map_err(to_py)?)))
     }
 
     /// Map an existing ring file, validating its header.
     #[staticmethod]
-    #[pyo3(signature = (path, *, gap_timeout = 1.0, stuck_timeout = 60.0))]
-    fn attach(
-        py: Python<'_>,
-        path: PathBuf,
-        gap_timeout: f64,
-        stuck_timeout: f64,
-    ) -> PyResult<Self> {
-        let ring = py.detach(|| ring::Ring::attach(&path)).map_err(to_py)?;
-        PyRing::new(ring, gap_timeout, stuck_timeout)
+    fn attach(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let ring = py.detach(|| ring::RingFile::attach(&path));
+        Ok(PyRingFile(Held::new(ring.map_err(to_py)?)))
     }
 
-    /// Push one record; False when the ring is full. Never blocks; the GIL is released.
-    fn try_push(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let ring = self.ring()?;
-        let buf = contiguous(record)?;
-        let pushed = py.detach(|| {
-            // SAFETY: `buf` is contiguous and alive for the whole closure.
-            let data = unsafe { as_slice(&buf) };
-            ring.push(data)
-        });
-        buf.release(py);
-        pushed.map_err(to_py)
-    }
-
-    /// Push the concatenation of `parts` as one record; False when full. The GIL is released.
-    fn try_push_parts(&self, py: Python<'_>, parts: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let ring = self.ring()?;
-        let bufs = parts
-            .try_iter()?
-            .map(|p| contiguous(&p?))
-            .collect::<PyResult<Vec<_>>>()?;
-        let pushed = py.detach(|| {
-            // SAFETY: every buffer is contiguous and alive for the whole closure.
-            let slices: Vec<&[u8]> = bufs.iter().map(|b| unsafe { as_slice(b) }).collect();
-            ring.push_parts(&slices)
-        });
-        for b in bufs {
-            b.release(py);
-        }
-        pushed.map_err(to_py)
-    }
-
-    /// Consumer: the next committed record as `(end_offset, payload)`, or None if none is ready.
-    fn read<'py>(&self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
-        self.with_consumer(|c| {
-            let got = c
-                .read_with(|payload| {
-                    PyBytes::new_with(py, payload.len(), |dst| {
-                        payload.copy_to(dst);
-                        Ok(())
-                    })
-                })
-                .map_err(to_py)?;
-            match got {
-                None => Ok(None),
-                Some((end, bytes)) => Ok(Some((end, bytes?))),
-            }
-        })
-    }
-
-    /// Consumer: records before `offset` are durable elsewhere; free their space (a no-op for an
-    /// offset at or behind the release cursor).
-    fn release(&self, offset: u64) -> PyResult<()> {
-        self.with_consumer(|c| c.release(offset).map_err(to_py))
-    }
-
-    /// Consumer: restart reading at the release cursor.
-    fn rewind(&self) -> PyResult<()> {
-        self.with_consumer(|c| {
-            c.rewind();
-            Ok(())
-        })
-    }
-
-    /// Unmap (once in-flight pushes finish) and give up the consumer role. Idempotent.
-    fn close(&self) -> PyResult<()> {
-        match self.consumer.try_lock() {
-            Ok(mut g) => *g = None,
-            Err(TryLockError::Poisoned(p)) => *p.into_inner() = None,
-            Err(TryLockError::WouldBlock) => {
-                return Err(PyRuntimeError::new_err(
-                    "Ring.close() while a consumer call is running",
-                ))
-            }
-        }
-        *self.ring.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        Ok(())
+    fn close(&self) {
+        self.0.close()
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -257,94 +157,219 @@ impl PyRing {
         _exc_type: &Bound<'_, PyAny>,
         _exc: &Bound<'_, PyAny>,
         _tb: &Bound<'_, PyAny>,
-    ) -> PyResult<bool> {
-        self.close()?;
-        Ok(false)
+    ) -> bool {
+        self.close();
+        false
     }
 
     fn __repr__(&self) -> String {
-        match self.ring() {
-            Ok(r) => format!(
-                "Ring({:?}, capacity={})",
-                r.path().display().to_string(),
-                r.capacity()
-            ),
-            Err(_) => "Ring(<closed>)".to_string(),
+        match self
+            .0
+            .with(|r| (r.path().display().to_string(), r.capacity()))
+        {
+            Ok((path, cap)) => format!("RingFile({path:?}, capacity={cap})"),
+            Err(_) => "RingFile(<closed>)".to_string(),
         }
     }
 
     #[getter]
     fn path(&self) -> PyResult<PathBuf> {
-        Ok(self.ring()?.path().to_owned())
+        self.0.with(|r| r.path().to_owned())
     }
 
-    /// Size of the data area in bytes.
     #[getter]
     fn capacity(&self) -> PyResult<u64> {
-        Ok(self.ring()?.capacity())
+        self.0.with(|r| r.capacity())
     }
 
-    /// Largest record (payload bytes) `try_push` accepts.
     #[getter]
     fn max_record(&self) -> PyResult<usize> {
-        Ok(self.ring()?.max_record())
+        self.0.with(|r| r.max_record())
     }
 
-    /// Bytes reserved and not yet released (the queue's footprint, including record headers).
     #[getter]
     fn used_bytes(&self) -> PyResult<u64> {
-        Ok(self.ring()?.used_bytes())
+        self.0.with(|r| r.used_bytes())
     }
 
-    /// Bytes of committed records the consumer has not read yet (including record headers).
-    #[getter]
-    fn pending_bytes(&self) -> PyResult<u64> {
-        self.ring()?.pending_bytes().map_err(to_py)
-    }
-
-    /// Uncommitted records (producers killed mid-write) the consumer skipped, ever.
-    #[getter]
-    fn abandoned(&self) -> PyResult<u64> {
-        Ok(self.ring()?.abandoned())
-    }
-
-    /// The release cursor: where a new consumer resumes reading.
     #[getter]
     fn release_offset(&self) -> PyResult<u64> {
-        Ok(self.ring()?.release_cursor())
-    }
-
-    /// The consumer's read cursor: just past the last record read or skipped. `release(read_offset)`
-    /// frees everything read, including abandoned records skipped after the last one returned.
-    #[getter]
-    fn read_offset(&self) -> PyResult<u64> {
-        Ok(self.ring()?.read_cursor())
-    }
-
-    /// TEST ONLY: reserve a record of `nbytes` and stop without committing, exactly as a producer
-    /// killed at `stage` would leave it ("reserved": header not written; "header": header written;
-    /// "partial": header and half the payload written). Returns False when full.
-    #[pyo3(signature = (nbytes, stage = "header"))]
-    fn _debug_reserve_uncommitted(&self, nbytes: usize, stage: &str) -> PyResult<bool> {
-        let stage = match stage {
-            "reserved" => 0,
-            "header" => 1,
-            "partial" => 2,
-            _ => {
-                return Err(PyValueError::new_err(
-                    "stage must be 'reserved', 'header' or 'partial'",
-                ))
-            }
-        };
-        self.ring()?
-            .debug_reserve_uncommitted(nbytes, stage)
-            .map_err(to_py)
+        self.0.with(|r| r.release_cursor())
     }
 }
 
+/// The single producer of a ring (a receiver). Thread-safe: pushes are serialized inside.
+#[pyclass(frozen, module = "otelingest._native", name = "RingProducer")]
+pub struct PyRingProducer(Held<Producer>);
+
+#[pymethods]
+impl PyRingProducer {
+    /// Attach to the ring file at `path` as its only producer.
+    #[staticmethod]
+    fn attach(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let p = py.detach(|| Producer::attach(&path));
+        Ok(PyRingProducer(Held::new(p.map_err(to_py)?)))
+    }
+
+    /// Push one record; False when the ring is full. Never blocks on the consumer; the GIL is
+    /// released while waiting for another thread's push and while copying.
+    fn try_push(&self, py: Python<'_>, record: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let buf = contiguous(record)?;
+        // SAFETY: `buf` is contiguous and alive for the whole closure.
+        let pushed = py.detach(|| self.0.with(|p| p.push(unsafe { as_slice(&buf) })));
+        buf.release(py);
+        pushed?.map_err(to_py)
+    }
+
+    /// Push the concatenation of `parts` as one record, each part copied once straight into the
+    /// ring; False when full. The GIL is released as in `try_push`.
+    fn try_push_parts(&self, py: Python<'_>, parts: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let bufs = parts
+            .try_iter()?
+            .map(|p| contiguous(&p?))
+            .collect::<PyResult<Vec<_>>>()?;
+        let pushed = py.detach(|| {
+            // SAFETY: every buffer is contiguous and alive for the whole closure.
+            let slices: Vec<&[u8]> = bufs.iter().map(|b| unsafe { as_slice(b) }).collect();
+            self.0.with(|p| p.push_parts(&slices))
+        });
+        for b in bufs {
+            b.release(py);
+        }
+        pushed?.map_err(to_py)
+    }
+
+    /// Give up the producer role (after a push in flight) and unmap. Idempotent.
+    fn close(&self, py: Python<'_>) {
+        py.detach(|| self.0.close())
+    }
+
+    #[getter]
+    fn max_record(&self) -> PyResult<usize> {
+        self.0.with(|p| p.ring().max_record())
+    }
+
+    #[getter]
+    fn used_bytes(&self) -> PyResult<u64> {
+        self.0.with(|p| p.ring().used_bytes())
+    }
+}
+
+/// The single consumer of a ring (a writer). One thread at a time.
+#[pyclass(frozen, module = "otelingest._native", name = "RingConsumer")]
+pub struct PyRingConsumer(Held<Consumer>);
+
+impl PyRingConsumer {
+    fn call<R>(&self, f: impl FnOnce(&mut Consumer) -> R) -> PyResult<R> {
+        self.0.with_alone("RingConsumer", f)
+    }
+}
+
+#[pymethods]
+impl PyRingConsumer {
+    /// Attach to the ring file at `path` as its only consumer; reading starts at the release
+    /// cursor.
+    #[staticmethod]
+    fn attach(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let c = py.detach(|| Consumer::attach(&path));
+        Ok(PyRingConsumer(Held::new(c.map_err(to_py)?)))
+    }
+
+    /// The next record as `(end_offset, payload)`, or None if none is published.
+    fn read<'py>(&self, py: Python<'py>) -> PyResult<Option<(u64, Bound<'py, PyBytes>)>> {
+        let got = self.call(|c| {
+            c.read_with(|payload| {
+                PyBytes::new_with(py, payload.len(), |dst| {
+                    payload.copy_to(dst);
+                    Ok(())
+                })
+            })
+        })?;
+        match got.map_err(to_py)? {
+            None => Ok(None),
+            Some((end, bytes)) => Ok(Some((end, bytes?))),
+        }
+    }
+
+    /// Records before `offset` are durable elsewhere; free their space (a no-op for an offset at
+    /// or behind the release cursor).
+    fn release(&self, offset: u64) -> PyResult<()> {
+        self.call(|c| c.release(offset))?.map_err(to_py)
+    }
+
+    /// Restart reading at the release cursor.
+    fn rewind(&self) -> PyResult<()> {
+        self.call(|c| c.rewind())
+    }
+
+    /// Give up the consumer role and unmap. Idempotent.
+    fn close(&self) -> PyResult<()> {
+        match self.0 .0.try_lock() {
+            Ok(mut g) => *g = None,
+            Err(TryLockError::Poisoned(p)) => *p.into_inner() = None,
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err(
+                    "RingConsumer.close() while a consumer call is running",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    #[getter]
+    fn used_bytes(&self) -> PyResult<u64> {
+        self.0.with(|c| c.ring().used_bytes())
+    }
+
+    /// Bytes of records published and not yet read (headers included).
+    #[getter]
+    fn pending_bytes(&self) -> PyResult<u64> {
+        self.call(|c| c.pending_bytes())?.map_err(to_py)
+    }
+
+    #[getter]
+    fn release_offset(&self) -> PyResult<u64> {
+        self.0.with(|c| c.ring().release_cursor())
+    }
+
+    /// Just past the last record read: `release(read_offset)` frees everything read.
+    #[getter]
+    fn read_offset(&self) -> PyResult<u64> {
+        self.0.with(|c| c.read_cursor())
+    }
+}
+
+/// TEST ONLY: reserve a record of `nbytes` and stop without publishing it, exactly as a producer
+/// killed at `stage` would leave it ("reserved": nothing written; "header": header written;
+/// "partial": header and half the payload written). Returns False when full.
+#[pyfunction]
+#[pyo3(name = "abandon_push", signature = (producer, nbytes, stage = "header"))]
+fn py_abandon_push(producer: &PyRingProducer, nbytes: usize, stage: &str) -> PyResult<bool> {
+    let stage = match stage {
+        "reserved" => Stage::Reserved,
+        "header" => Stage::Header,
+        "partial" => Stage::Partial,
+        _ => {
+            return Err(PyValueError::new_err(
+                "stage must be 'reserved', 'header' or 'partial'",
+            ))
+        }
+    };
+    producer
+        .0
+        .with(|p| abandon_push(p, nbytes, stage))?
+        .map_err(to_py)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<PyRing>()?;
+    m.add_class::<PyRingFile>()?;
+    m.add_class::<PyRingProducer>()?;
+    m.add_class::<PyRingConsumer>()?;
     m.add("RingError", m.py().get_type::<RingError>())?;
+    m.add("RingBusy", m.py().get_type::<RingBusy>())?;
     m.add("RecordTooLarge", m.py().get_type::<RecordTooLarge>())?;
+    let testing = PyModule::new(m.py(), "testing")?;
+    testing.add_function(wrap_pyfunction!(py_abandon_push, &testing)?)?;
+    m.add_submodule(&testing)?;
     Ok(())
 }

@@ -13,7 +13,6 @@ skipped before the request is refused.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -50,7 +49,6 @@ class Intake:
     ) -> None:
         self.cfg = cfg
         self.rings = list(rings)
-        self._locks = [threading.Lock() for _ in self.rings]
         self._next = index % max(1, len(self.rings))
         self.refuse = refuse
         self.disk_low = disk_low
@@ -95,26 +93,25 @@ class Intake:
         if decoded.rejected:
             instruments.rejected_items.labels(signal).inc(decoded.rejected)
         if decoded.blocks:
-            record = frame.encode(decoded.blocks)
-            if len(record) > self.max_record:
+            parts, size = frame.encode_parts(decoded.blocks)
+            if size > self.max_record:
                 instruments.refused.labels("too_large").inc()
-                return Outcome(TOO_LARGE, message=f"decoded request of {len(record)} bytes exceeds the "
+                return Outcome(TOO_LARGE, message=f"decoded request of {size} bytes exceeds the "
                                f"{self.max_record} byte queue record limit; send smaller batches")
-            if not self.push(record):
+            if not self.push(parts):
                 instruments.refused.labels("ring_full").inc()
                 return Outcome(FULL, message="ingest queue full, retry later")
         instruments.RECEIVED[signal].labels(transport).inc(decoded.items)
         return Outcome(OK, decoded.items, decoded.rejected, decoded.rejection_reason)
 
-    def push(self, record: bytes) -> bool:
+    def push(self, parts: list[bytes]) -> bool:
+        """One record (its parts, copied once into the ring); the producers serialize pushes."""
         n = len(self.rings)
         start = self._next
         self._next = (start + 1) % n
         for k in range(n):
-            i = (start + k) % n
-            with self._locks[i]:
-                if self.rings[i].try_push(record):
-                    return True
+            if self.rings[(start + k) % n].try_push_parts(parts):
+                return True
         return False
 
     def handle(self, signal: str, body: bytes, fmt: str, compression: str | None, transport: str) -> Outcome:
