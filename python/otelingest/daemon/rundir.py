@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import msgspec
 
 from ..config import Config
+from ..errors import BootError
 
 log = logging.getLogger("otelingest.supervisor")
 
@@ -118,6 +119,30 @@ def ledger_files(run_dir: Path) -> Iterator[tuple[int, Path]]:
             yield int(m.group(1)), path
 
 
+# Ring files of layout version 1 (the multi-producer ring of earlier releases): where the
+# header keeps its magic, version and the reserve and release cursors.
+_V1_MAGIC = b"OTIRING\0"
+_V1_RESERVE_AT, _V1_RELEASE_AT = 64, 192
+
+
+def _refuse_older_ring_with_records(path: Path) -> None:
+    """This build cannot read a version-1 ring; one still holding records (an older daemon killed
+    without draining) must not be recreated, which would drop what its clients were acknowledged."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_V1_RELEASE_AT + 8)
+    except OSError:
+        return
+    if len(head) < _V1_RELEASE_AT + 8 or head[:8] != _V1_MAGIC or int.from_bytes(head[8:12], "little") != 1:
+        return
+    held = int.from_bytes(head[_V1_RESERVE_AT:_V1_RESERVE_AT + 8], "little") - \
+        int.from_bytes(head[_V1_RELEASE_AT:_V1_RELEASE_AT + 8], "little")
+    if held > 0:
+        raise BootError(f"ring {path} was written by an older otelingest (ring layout 1) and still holds {held} "
+                        "bytes of acknowledged, unstored records; start the previous release once and stop it with "
+                        "SIGTERM (it drains the rings), or delete the file to discard them")
+
+
 def open_rings(layout: Layout, capacity: int) -> list[Any]:
     """Every receiver->writer ring file of the layout: kept when a usable file is left from the
     last run (a replaced writer resumes from its release cursor), created otherwise
@@ -134,6 +159,7 @@ def open_rings(layout: Layout, capacity: int) -> list[Any]:
                     log.info("ring %s holds %d bytes from the last run; writer %d will store them",
                              path.name, ring.used_bytes, j)
             except RingError as e:
+                _refuse_older_ring_with_records(path)
                 log.warning("ring %s unusable (%s); creating it afresh", path, e)
                 ring = RingFile.create(str(path), capacity)
             rings.append(ring)
@@ -156,6 +182,7 @@ def cover_leftovers(run_dir: Path, receivers: int, writers: int) -> tuple[int, i
             held = ring.used_bytes
             ring.close()
         except (OSError, ValueError) as e:
+            _refuse_older_ring_with_records(path)
             log.warning("ring %s from the last run unusable (%s); ignored", path, e)
             continue
         if held:
