@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import promql_parser as pp
@@ -547,41 +547,35 @@ class Evaluator:
         return Vector(out)
 
 
-def max_window(e: Any) -> int:
-    """Longest range + offset in the expression, to choose the table."""
-    best = 0
+def nodes(e: Any) -> Iterator[Any]:
+    """Every node of the expression tree."""
     stack = [e]
     while stack:
         x = stack.pop()
-        if isinstance(x, pp.MatrixSelector):
-            best = max(best, nanos(x.range) + nanos(x.vector_selector.offset))
-        elif isinstance(x, pp.VectorSelector):
-            best = max(best, LOOKBACK_NS + nanos(x.offset))
+        yield x
         for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
             child = getattr(x, attr, None)
             if child is not None and not isinstance(child, (str, int, float)):
                 stack.append(child)
         if isinstance(x, pp.Call):
             stack.extend(x.args)
+
+
+def max_window(e: Any) -> int:
+    """Longest range + offset in the expression, to choose the table."""
+    best = 0
+    for x in nodes(e):
+        if isinstance(x, pp.MatrixSelector):
+            best = max(best, nanos(x.range) + nanos(x.vector_selector.offset))
+        elif isinstance(x, pp.VectorSelector):
+            best = max(best, LOOKBACK_NS + nanos(x.offset))
     return best
 
 
 def at_times(e: Any, start_ns: int, end_ns: int) -> list[int]:
     """The times the expression's @ modifiers fix (for a query from start to end)."""
-    out = []
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        at = getattr(x, "at", None)
-        if isinstance(x, (pp.VectorSelector, pp.SubqueryExpr)) and at is not None:
-            out.append(at_ns(at, start_ns, end_ns))
-        for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
-            child = getattr(x, attr, None)
-            if child is not None and not isinstance(child, (str, int, float)):
-                stack.append(child)
-        if isinstance(x, pp.Call):
-            stack.extend(x.args)
-    return out
+    return [at_ns(x.at, start_ns, end_ns) for x in nodes(e)
+            if isinstance(x, (pp.VectorSelector, pp.SubqueryExpr)) and x.at is not None]
 
 
 def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
