@@ -357,11 +357,8 @@ class Evaluator:
                 labels = {m.name: m.value for m in matchers_of(rng_arg.vector_selector)
                           if m.op == "=" and m.name != "__name__"}
             return Vector([(labels, np.where(seen, np.nan, 1.0))])
-        # The regression's intercept is at the evaluation time, as in Prometheus. Where it is with @
-        # (2.42 answers at fewer steps than the step-invariant evaluation would): refused.
-        at = rng_arg.vector_selector.at if isinstance(rng_arg, pp.MatrixSelector) else rng_arg.at
-        if at is not None and name == "predict_linear":
-            raise BadRequest("unsupported: the @ modifier in predict_linear()")
+        # The regression's intercept is at each step's evaluation time, with @ too (Prometheus 3;
+        # prometheus/prometheus#13559 fixed 2.x's range queries there: docs/promql.md).
         out = []
         for s in series:
             lo, hi = self._windows(s, rng, ends)
