@@ -316,6 +316,115 @@ def run_cases(cases: list[Case], ref_url: str, test_url: str, start: float, end:
     return out
 
 
+# --- beyond the upstream list: instant queries (ordered under sort), @, value NaN --------------------
+
+# A gauge whose samples are sometimes NaN (a value, not an absent sample): instance 0 NaN for one
+# scrape in six, instance 1 NaN for whole 10-minute spans, instance 2 never.
+NAN_METRIC = "demo_nan_gauge"
+
+
+def nan_series(end_s: int, hours: float) -> list[Series]:
+    n = int(hours * 3600 / SCRAPE_S)
+    start_ms = (end_s - int(hours * 3600)) * 1000
+    out = []
+    for i, inst in enumerate(INSTANCES):
+        ts = start_ms + PHASES_MS[i] + np.arange(n) * SCRAPE_S * 1000
+        vals = 10.0 * (i + 1) + np.sin(np.arange(n) / 17.0)
+        if i == 0:
+            vals[np.arange(n) % 6 == 3] = math.nan
+        elif i == 1:
+            vals[((ts // 1000) // 600) % 3 == 1] = math.nan
+        out.append(Series({"__name__": NAN_METRIC, "instance": inst, "job": JOB},
+                          [(int(t), float(v)) for t, v in zip(ts, vals)]))
+    return out
+
+
+# Range queries (compared as sets of series) and instant queries (compared in order under sort).
+EXTRA_RANGE = [
+    *[f"{op}({NAN_METRIC})" for op in ["sum", "avg", "min", "max", "count", "stddev", "stdvar", "group"]],
+    f"quantile(0.5, {NAN_METRIC})", f"topk(2, {NAN_METRIC})", f"bottomk(1, {NAN_METRIC})",
+    f"max by(job) ({NAN_METRIC} offset 1m)",
+    *[f"{fn}_over_time({NAN_METRIC}[1m])" for fn in ["sum", "avg", "min", "max", "count", "stddev", "stdvar",
+                                                     "last"]],
+    f"quantile_over_time(0.5, {NAN_METRIC}[2m])", f"sum(sum_over_time({NAN_METRIC}[1m]))",
+    f"max(max_over_time({NAN_METRIC}[30s]))", f"min_over_time({NAN_METRIC}[10m])",
+    f"sum(rate({NAN_METRIC}[1m]))", f"max by(job) (increase({NAN_METRIC}[5m]))", f"rate({NAN_METRIC}[1m])",
+    f"avg(avg_over_time({NAN_METRIC}[2m]))", f"count_values(\"v\", {NAN_METRIC} > 100 or {NAN_METRIC})",
+    "sort(demo_memory_usage_bytes)", "sort_desc(rate(demo_cpu_usage_seconds_total[5m]))",
+    "demo_memory_usage_bytes @ {at}", "rate(demo_cpu_usage_seconds_total[5m] @ {at})",
+    "demo_memory_usage_bytes @ start()", "demo_memory_usage_bytes @ end() offset 5m",
+    "sum by(type) (demo_memory_usage_bytes @ {at})",
+    # Offset 30 s: with the window's start on a subquery step, 2.42's closed window holds one point more.
+    "max_over_time(demo_memory_usage_bytes[10m:1m] @ end() offset 30s)", "deriv(demo_disk_usage_bytes[15m] @ {at})",
+    "demo_memory_usage_bytes - demo_memory_usage_bytes @ start()",
+    "avg_over_time(demo_memory_usage_bytes[5m] @ start() offset -5m)",
+    "timestamp(demo_num_cpus @ {at})", "stddev_over_time(demo_memory_usage_bytes[5m] @ {at})",
+]
+# Answered as Prometheus 3 does, where 2.42 differs (the reason).
+EXTRA_KNOWN_DIFFERENCES = {
+    "predict_linear(demo_disk_usage_bytes[15m] @ {at}, 600)":
+        "2.42 narrows an @ range at each later step of a range query (prometheus/prometheus#11708, fixed "
+        "by #13559 in 2.50): its answer has no points from some step on",
+}
+EXTRA_INSTANT = [
+    "sort(demo_memory_usage_bytes)", "sort_desc(demo_memory_usage_bytes)",
+    "sort(rate(demo_cpu_usage_seconds_total[5m]))", "sort_desc(sum by(type) (demo_memory_usage_bytes))",
+    f"sort({NAN_METRIC})", f"sort_desc({NAN_METRIC})", f"sort(-{NAN_METRIC})",
+    f"sum({NAN_METRIC})", f"max({NAN_METRIC})", f"min({NAN_METRIC})", f"count({NAN_METRIC})",
+    "demo_memory_usage_bytes @ {at}", "demo_memory_usage_bytes @ start()", "demo_memory_usage_bytes[1m] @ {at}",
+    "max_over_time(demo_memory_usage_bytes[10m:1m] @ {at} offset 2m)",
+    "predict_linear(demo_disk_usage_bytes[15m] @ {at}, 600)",
+]
+
+
+def query_instant(client: httpx.Client, url: str, q: str, t: float) -> tuple[bool, Any]:
+    try:
+        r = client.post(url + "/api/v1/query", data={"query": q, "time": repr(t)}, timeout=60)
+        body = r.json()
+    except (httpx.HTTPError, ValueError) as e:
+        return False, f"error: {e!r}"
+    if r.status_code != 200 or body.get("status") != "success":
+        return False, f"HTTP {r.status_code} {body.get('errorType', '')}: {body.get('error', r.text[:300])}"
+    return True, body["data"]
+
+
+def compare_instant(expected: Any, got: Any, ordered: bool) -> str:
+    """'' when equal: a vector's series in the same order when ``ordered`` (sort), else as sets."""
+    if expected["resultType"] != got["resultType"]:
+        return f"result type {got['resultType']}, expected {expected['resultType']}"
+    if expected["resultType"] != "vector":
+        return compare({**expected, "resultType": "matrix"}, {**got, "resultType": "matrix"})
+    e = [(tuple(sorted(s["metric"].items())), float(s["value"][1])) for s in expected["result"]]
+    g = [(tuple(sorted(s["metric"].items())), float(s["value"][1])) for s in got["result"]]
+    if not ordered:
+        e, g = sorted(e), sorted(g)
+    if [k for k, _ in e] != [k for k, _ in g]:
+        return f"series (in order) differ: expected {[dict(k) for k, _ in e]}, got {[dict(k) for k, _ in g]}"
+    bad = [(dict(k), a, b) for (k, a), (_, b) in zip(e, g) if not _close(a, b)]
+    return f"{len(bad)} values differ, first {bad[0]}" if bad else ""
+
+
+def run_extra(ref_url: str, test_url: str, start: float, end: float, step: float) -> list[Result]:
+    """The extra queries, range and instant, with ``{at}`` a time inside the range."""
+    at = repr(start + 1234.5)
+    out = run_cases([Case(q.replace("{at}", at)) for q in EXTRA_RANGE + list(EXTRA_KNOWN_DIFFERENCES)], ref_url,
+                    test_url, start, end, step)
+    with httpx.Client() as client:
+        for q in (q.replace("{at}", at) for q in EXTRA_INSTANT):
+            for t in (end, end - 333.0):
+                ref_ok, ref = query_instant(client, ref_url, q, t)
+                ok, got = query_instant(client, test_url, q, t)
+                name = f"instant@{t:g}: {q}"
+                if not ref_ok:
+                    out.append(Result(name, "reference_error", ref, got))
+                elif not ok:
+                    out.append(Result(name, "unexpected_failure", ref, got, str(got)))
+                else:
+                    diff = compare_instant(ref, got, ordered=q.startswith("sort"))
+                    out.append(Result(name, "pass" if not diff else "wrong", ref, got, diff))
+    return out
+
+
 def summary(results: list[Result]) -> dict[str, Any]:
     counted = [r for r in results if r.outcome != "reference_error"]
     by: dict[str, int] = {}

@@ -150,7 +150,7 @@ def test_labels_series_metadata(http, env):
 
 
 @pytest.mark.parametrize("q", [
-    "sum(", "foo{bar=~\"(\"}", "x @ 100", "a * on(job) group_left b * on(job) group_right c offset",
+    "sum(", "foo{bar=~\"(\"}", "x @ -100", "a * on(job) group_left b * on(job) group_right c offset",
     "{job=~\".*\"}", "'; DROP TABLE otel_metrics; --", "rate(foo)", "label_replace(up, '~a', 'b', 'c', 'd')",
     "label_replace(up, 'a', 'b', 'c', '(d')", "quantile_over_time(x[5m])", "count_values('~x', up)", "",
 ])

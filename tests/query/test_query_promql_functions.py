@@ -86,3 +86,64 @@ def test_label_join_and_names() -> None:
     assert fx.label_join({"a": "x", "c": "old"}, "c", "-", ["z"]) == {"a": "x"}
     with pytest.raises(Exception, match="invalid destination label name"):
         fx.check_label_name("~invalid", "label_join")
+
+
+# --- sort, @, value NaN (issue 17) ------------------------------------------------------------------
+
+def test_sort_by_value_puts_nan_last_both_ways() -> None:
+    from otelingest.query.promql.values import VALUE_NAN, sort_by_value
+    series = [({"i": str(i)}, np.array([v])) for i, v in enumerate([3.0, VALUE_NAN, -1.0, math.inf, 2.0])]
+    asc = [lab["i"] for lab, _ in sort_by_value(series, desc=False)]
+    desc = [lab["i"] for lab, _ in sort_by_value(series, desc=True)]
+    assert asc == ["2", "4", "0", "3", "1"]
+    assert desc == ["3", "0", "4", "2", "1"]
+
+
+def test_at_modifier_times() -> None:
+    import promql_parser as pp
+
+    from otelingest.query.errors import BadRequest
+    from otelingest.query.promql.parse import at_ns
+    e = pp.parse("x @ 1609746000.5")
+    assert at_ns(e.at, 1, 2) == 1_609_746_000_500_000_000
+    assert at_ns(pp.parse("x @ start()").at, 1, 2) == 1
+    assert at_ns(pp.parse("rate(x[5m] @ end())").args[0].vector_selector.at, 1, 2) == 2
+    with pytest.raises(BadRequest):
+        at_ns(pp.parse("x @ -10").at, 1, 2)
+
+
+def test_aggregations_keep_a_value_nan() -> None:
+    from otelingest.query.promql.aggregations import AGGREGATIONS
+    from otelingest.query.promql.values import VALUE_NAN, present
+    # A row per series, a column per step. Step 0: 1, NaN, 3; step 1: NaN alone; step 2: none.
+    x = np.array([[1.0, VALUE_NAN, np.nan], [VALUE_NAN, np.nan, np.nan], [3.0, np.nan, np.nan]])
+    p = present(x)
+    with np.errstate(all="ignore"):  # as the evaluator
+        assert math.isnan(AGGREGATIONS["sum"](x, p)[0]) and math.isnan(AGGREGATIONS["avg"](x, p)[0])
+        assert AGGREGATIONS["min"](x, p)[0] == 1.0 and AGGREGATIONS["max"](x, p)[0] == 3.0
+        assert math.isnan(AGGREGATIONS["max"](x, p)[1]) and math.isnan(AGGREGATIONS["min"](x, p)[1])
+        assert AGGREGATIONS["count"](x, p).tolist()[:2] == [3.0, 1.0]
+        assert math.isnan(fx.agg_stdvar(x, p)[0])
+        # NaN sorts below every number: the lowest quantile is NaN, the highest the maximum.
+        assert math.isnan(fx.quantile(0.0, np.array([2.0, math.nan, 1.0])))
+        assert fx.quantile(1.0, np.array([2.0, math.nan, 1.0])) == 2.0
+
+
+def test_range_functions_over_a_nan_sample() -> None:
+    from otelingest.query.promql.ranges import range_over_samples, value_nans, window_sum
+    from otelingest.query.promql.values import Samples, is_value_nan
+    v = np.array([1.0, math.nan, 2.0, 4.0, math.inf, 1.0])
+    lo, hi = np.array([0, 2, 3, 1]), np.array([2, 4, 6, 2])
+    s = window_sum(v, lo, hi)
+    assert math.isnan(s[0]) and s[1] == 6.0 and s[2] == math.inf and math.isnan(s[3])
+    samples = Samples({}, np.arange(6) * S, v, False)
+    ends = np.array([1, 3, 5, 1]) * S
+
+    def run(name: str) -> np.ndarray:
+        return value_nans(name, v, lo, hi, range_over_samples(name, samples, lo, hi, ends - 10 * S, ends))
+
+    mx = run("max_over_time")
+    assert mx[0] == 1.0 and mx[1] == 4.0 and is_value_nan(mx[3:]).all()  # all-NaN window: NaN
+    total = run("sum_over_time")
+    assert is_value_nan(total[[0, 3]]).all() and total[1] == 6.0  # a later window is not poisoned
+    assert run("count_over_time").tolist() == [2.0, 2.0, 3.0, 1.0]

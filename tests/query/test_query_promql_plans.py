@@ -109,6 +109,8 @@ def test_too_many_copies_drop_the_copying_stage_or_the_plan():
     ("sum by (__name__) (reqs_total)", "grouping by __name__"),
     ('sum(lat_bucket{le="0.5"})', "`le` matcher"),
     ("sum(reqs_total @ 100)", "@ modifier"),
+    ("sum(rate(reqs_total[5m] @ end()))", "@ modifier"),
+    ("max(max_over_time(temp_celsius[5m] @ start() offset 1m))", "@ modifier"),
     ("sum(rate(reqs_total[5m]) * 2)", "neither a selector nor"),
     ("sum(quantile_over_time(0.5, temp_celsius[5m]))", "neither a selector nor"),
 ])

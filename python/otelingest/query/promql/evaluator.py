@@ -10,19 +10,17 @@ evaluator answers everything else and is their reference. On rollups a range win
 buckets. Delta temporality is exposed as a running total from the fetched window's start; rate()
 does not extrapolate such a total to zero.
 
-Supported: selectors with = != =~ !~ and offset; rate, irate, increase, delta, {avg,sum,min,max,
-count,last}_over_time, histogram_quantile, abs/ceil/floor/round/sqrt/exp/ln/log2/log10, clamp_min,
-clamp_max, vector, scalar, time, absent; sum/avg/min/max/count/topk/bottomk/group with by/without;
-arithmetic, comparisons (with bool) and and/or/unless between vectors and scalars (one-to-one
-matching with on/ignoring); unary minus; parentheses. Anything else (subqueries, @, group_left/right,
-summaries and exponential histograms, other functions) is a 400 ``bad_data``: never a wrong answer.
+Selectors and subqueries take offset and the @ modifier (a fixed evaluation time: its windows end
+there at every step; start() and end() are the query's). A NaN sample is a value (values.py):
+aggregations and range functions treat it as Prometheus does. What is not supported is a 400
+``bad_data``, never a wrong answer; docs/promql.md lists it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import promql_parser as pp
@@ -36,24 +34,33 @@ from .aggregations import AGGREGATIONS, count_values, topk
 from .buckets import NeedRaw, bucketed
 from .matchers import matchers_of
 from .operators import ARITH, CMP, apply_op, group_binary, matching, set_op, signature, vector_scalar
-from .parse import nanos
+from .parse import at_ns, nanos
 from .pushdown import executor as pushdown
 from .quantiles import histogram_quantile_of
-from .ranges import RANGE_FUNCS, last_nonempty, range_over_buckets, range_over_samples
+from .ranges import RANGE_FUNCS, last_nonempty, range_over_buckets, range_over_samples, value_nans
 from .source import LOOKBACK_NS, Source
 from .values import (STALE_NAN_BITS, Labels, Matrix, Samples, Scalar, Vector, check_unique, drop_name, keep_nan,
-                     label_key, present, scalar_values, without_stale)
+                     label_key, present, scalar_values, sort_by_value, without_stale)
 
 # Buckets narrower than this gain little over raw samples (typical scrape/export intervals are 10-60 s).
 MIN_BUCKET_NS = 60 * NS
 SUBQUERY_DEFAULT_STEP_NS = 60 * NS
 
 
+def _clamped(offset_ns: int) -> int:
+    """An offset within what int64 step times take: beyond 146 years either way nothing is stored."""
+    return max(-(2**62), min(offset_ns, 2**62))
+
+
 class Evaluator:
-    def __init__(self, source: Source, steps: np.ndarray, step_ns: int = 0) -> None:
+    def __init__(self, source: Source, steps: np.ndarray, step_ns: int = 0, start_ns: int | None = None,
+                 end_ns: int | None = None) -> None:
         self.source = source
         self.steps = steps  # int64 ns
         self.step_ns = step_ns  # 0 for an instant query
+        # The query's start and end (@ start(), @ end()), also inside subqueries.
+        self.start_ns = int(steps[0]) if start_ns is None else start_ns
+        self.end_ns = int(steps[-1]) if end_ns is None else end_ns
 
     async def eval(self, e: Any) -> Vector | Scalar | Matrix:
         if isinstance(e, pp.NumberLiteral):
@@ -83,16 +90,18 @@ class Evaluator:
             raise BadRequest("a subquery's range vector must be an argument of a function such as max_over_time()")
         raise BadRequest(f"unsupported expression: {type(e).__name__}")
 
-    def _check_at(self, vs: pp.VectorSelector) -> None:
-        if vs.at is not None:
-            raise BadRequest("unsupported: the @ modifier")
+    def _times(self, at: Any) -> np.ndarray:
+        """The evaluation times of a selector or subquery: the steps, or its ``@`` time at each."""
+        if at is None:
+            return self.steps
+        return np.full(len(self.steps), at_ns(at, self.start_ns, self.end_ns), dtype=np.int64)
 
-    async def _fetch(self, vs: pp.VectorSelector, window_ns: int) -> tuple[list[Samples], int]:
-        self._check_at(vs)
-        offset = nanos(vs.offset)
-        start = int(self.steps[0]) - offset - window_ns
-        end = int(self.steps[-1]) - offset
-        return await self.source.samples(matchers_of(vs), start, end), offset
+    async def _fetch(self, vs: pp.VectorSelector, window_ns: int) -> tuple[list[Samples], np.ndarray]:
+        """The selected samples for windows of ``window_ns`` ending at each step's returned end
+        (its evaluation time, or @ time, minus the offset)."""
+        ends = self._times(vs.at) - _clamped(nanos(vs.offset))
+        start, end = int(ends.min()) - window_ns, int(ends.max())
+        return await self.source.samples(matchers_of(vs), start, end), ends
 
     def _bucket_width(self, window_ns: int) -> int:
         """Bucket width for the pre-aggregated path, or 0 to read raw samples."""
@@ -105,15 +114,15 @@ class Evaluator:
     async def selector(self, vs: pp.VectorSelector) -> Vector:
         lookback = self.source.lookback_ns
         w = self.step_ns if self.step_ns >= MIN_BUCKET_NS and self._bucket_width(self.step_ns) else 0
-        if w:
+        if w and vs.at is None:
             try:
                 return await self._selector_buckets(vs, w, lookback)
             except NeedRaw:
                 pass
-        series, offset = await self._fetch(vs, lookback)
+        series, ends = await self._fetch(vs, lookback)
         out = []
         for s in series:
-            idx, ok = self._latest(s, offset, lookback)
+            idx, ok = self._latest(s, ends, lookback)
             vals = np.full(len(self.steps), np.nan)
             vals[ok] = s.values[idx[ok]]
             # A NaN sample is a value; a stale marker ends the series (absent).
@@ -121,16 +130,14 @@ class Evaluator:
             out.append((s.labels, keep_nan(vals, ok & ~stale)))
         return Vector(out)
 
-    def _latest(self, s: Samples, offset: int, lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    def _latest(self, s: Samples, t: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
         """Per step, the index of the series' last sample in (t - lookback, t], and where there is one."""
-        t = self.steps - offset
         idx = np.searchsorted(s.times, t, side="right") - 1
         ok = idx >= 0
         ok[ok] &= s.times[idx[ok]] > t[ok] - lookback
         return idx, ok
 
     async def _selector_buckets(self, vs: pp.VectorSelector, w: int, lookback: int) -> Vector:
-        self._check_at(vs)
         offset = nanos(vs.offset)
         k0 = -(-lookback // w)
         origin = int(self.steps[0]) - offset - k0 * w
@@ -149,7 +156,6 @@ class Evaluator:
 
     async def _range_buckets(self, name: str, ms: pp.MatrixSelector, w: int) -> Vector:
         vs = ms.vector_selector
-        self._check_at(vs)
         rng, offset = nanos(ms.range), nanos(vs.offset)
         origin = int(self.steps[0]) - offset - rng
         end = int(self.steps[-1]) - offset
@@ -165,7 +171,7 @@ class Evaluator:
             out.append((b.labels if name == "last_over_time" else drop_name(b.labels), vals))
         return Vector(out)
 
-    async def range_samples(self, ms: pp.MatrixSelector) -> tuple[list[Samples], int, int]:
+    async def range_samples(self, ms: pp.MatrixSelector) -> tuple[list[Samples], int, np.ndarray]:
         rng = nanos(ms.range)
         if rng <= 0:
             raise BadRequest("range must be positive")
@@ -173,17 +179,16 @@ class Evaluator:
         # two samples rate() needs, so it is widened to the data's resolution (as Grafana's
         # $__rate_interval does for a scrape interval).
         rng = max(rng, 2 * BUCKET_S[self.source.table] * NS)
-        series, offset = await self._fetch(ms.vector_selector, rng)
-        return [without_stale(s) for s in series], rng, offset
+        series, ends = await self._fetch(ms.vector_selector, rng)
+        return [without_stale(s) for s in series], rng, ends
 
-    def _windows(self, s: Samples, rng: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
-        t = self.steps - offset
+    def _windows(self, s: Samples, rng: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lo = np.searchsorted(s.times, t - rng, side="right")
         hi = np.searchsorted(s.times, t, side="right")
         return lo, hi
 
-    async def _range_input(self, arg: Any, fn: str) -> tuple[list[Samples], int, int]:
-        """The samples, range and offset of a range function's argument: a range selector or a
+    async def _range_input(self, arg: Any, fn: str) -> tuple[list[Samples], int, np.ndarray]:
+        """The samples, range and window ends of a range function's argument: a range selector or a
         subquery (evaluated at its own steps; each step's value is a sample)."""
         if isinstance(arg, pp.MatrixSelector):
             return await self.range_samples(arg)
@@ -191,23 +196,22 @@ class Evaluator:
             return await self.subquery(arg)
         raise BadRequest(f"{fn}() expects a range vector such as x[5m] or a subquery")
 
-    async def subquery(self, sq: pp.SubqueryExpr) -> tuple[list[Samples], int, int]:
-        if sq.at is not None:
-            raise BadRequest("unsupported: the @ modifier")
-        rng, offset = nanos(sq.range), nanos(sq.offset)
+    async def subquery(self, sq: pp.SubqueryExpr) -> tuple[list[Samples], int, np.ndarray]:
+        rng = nanos(sq.range)
+        ends = self._times(sq.at) - _clamped(nanos(sq.offset))
         # Without a step, Prometheus uses the global evaluation interval (1m by default), not the query's.
         step = nanos(sq.step) or SUBQUERY_DEFAULT_STEP_NS
         if rng <= 0 or step <= 0:
             raise BadRequest("subquery range and step must be positive")
         # Prometheus evaluates the inner expression at absolute multiples of its step.
-        first = int(self.steps[0]) - offset - rng
-        last = int(self.steps[-1]) - offset
+        first = int(ends.min()) - rng
+        last = int(ends.max())
         grid = np.arange(-(-first // step) * step, last + 1, step, dtype=np.int64)
         if len(grid) > 11_000 * max(1, len(self.steps)) or len(grid) > 1_000_000:
             raise Unprocessable("subquery has too many steps")
         if not len(grid):
-            return [], rng, offset
-        inner = Evaluator(self.source, grid, step)
+            return [], rng, ends
+        inner = Evaluator(self.source, grid, step, self.start_ns, self.end_ns)
         v = await inner.eval(sq.expr)
         if isinstance(v, Scalar):
             v = Vector([({}, v.values)])
@@ -215,10 +219,10 @@ class Evaluator:
             raise BadRequest("a subquery needs a scalar or instant vector expression")
         out = []
         for lab, vals in v.series:
-            keep = ~np.isnan(vals)
+            keep = present(vals)  # a value NaN is a sample of the subquery
             if keep.any():
                 out.append(Samples(lab, grid[keep], vals[keep], False))
-        return out, rng, offset
+        return out, rng, ends
 
     async def call(self, c: pp.Call) -> Vector | Scalar:
         name = c.func.name
@@ -227,18 +231,18 @@ class Evaluator:
             if len(args) != 1:
                 raise BadRequest(f"{name}() expects a range vector such as x[5m]")
             if isinstance(args[0], pp.MatrixSelector):
-                w = self._bucket_width(nanos(args[0].range)) if name != "irate" else 0
+                plain = name != "irate" and args[0].vector_selector.at is None
+                w = self._bucket_width(nanos(args[0].range)) if plain else 0
                 if w and nanos(args[0].range) > 0:
                     try:
                         return await self._range_buckets(name, args[0], w)
                     except NeedRaw:
                         pass
-            series, rng, offset = await self._range_input(args[0], name)
+            series, rng, ends = await self._range_input(args[0], name)
             out = []
             for s in series:
-                lo, hi = self._windows(s, rng, offset)
-                ends = self.steps - offset
-                vals = range_over_samples(name, s, lo, hi, ends - rng, ends)
+                lo, hi = self._windows(s, rng, ends)
+                vals = value_nans(name, s.values, lo, hi, range_over_samples(name, s, lo, hi, ends - rng, ends))
                 keep_name = name == "last_over_time"
                 out.append((s.labels if keep_name else drop_name(s.labels), vals))
             return Vector(out)
@@ -260,8 +264,10 @@ class Evaluator:
                 return Vector([(drop_name(lab), keep_nan(fx.MATH_EXTRA[name](vals), present(vals)))
                                for lab, vals in v.series])
         if name in ("sort", "sort_desc"):
-            # Order matters only for instant queries; the API renders a vector in label order.
-            return await self._vector_arg(args[0], name)
+            # Order matters only for an instant query's vector (a range query's matrix is in label
+            # order, as in Prometheus): by value, NaN last either way (Prometheus 3's funcSort).
+            v = await self._vector_arg(args[0], name)
+            return Vector(sort_by_value(v.series, name == "sort_desc")) if len(self.steps) == 1 else v
         if name == "pi":
             return Scalar(np.full(len(self.steps), math.pi))
         if name == "clamp":
@@ -340,23 +346,24 @@ class Evaluator:
             if not isinstance(p, Scalar):
                 raise BadRequest(f"{name}(): the parameter must be a scalar")
             param = p.values
-        series, rng, offset = await self._range_input(rng_arg, name)
+        series, rng, ends = await self._range_input(rng_arg, name)
         if name == "absent_over_time":
             seen = np.zeros(len(self.steps), dtype=bool)
             for s in series:
-                lo, hi = self._windows(s, rng, offset)
+                lo, hi = self._windows(s, rng, ends)
                 seen |= hi > lo
             labels: Labels = {}
             if isinstance(rng_arg, pp.MatrixSelector):
                 labels = {m.name: m.value for m in matchers_of(rng_arg.vector_selector)
                           if m.op == "=" and m.name != "__name__"}
             return Vector([(labels, np.where(seen, np.nan, 1.0))])
+        # The regression's intercept is at each step's evaluation time, with @ too (Prometheus 3;
+        # prometheus/prometheus#13559 fixed 2.x's range queries there: docs/promql.md).
         out = []
         for s in series:
-            lo, hi = self._windows(s, rng, offset)
+            lo, hi = self._windows(s, rng, ends)
             with np.errstate(all="ignore"):
-                # The regression's intercept is at the evaluation time, as in Prometheus.
-                vals = fx.range_extra(name, s.times, s.values, lo, hi, self.steps, param)
+                vals = value_nans(name, s.values, lo, hi, fx.range_extra(name, s.times, s.values, lo, hi, self.steps, param))
             out.append((drop_name(s.labels), vals))
         return Vector(out)
 
@@ -367,10 +374,10 @@ class Evaluator:
             inner = inner.expr
         if isinstance(inner, pp.VectorSelector):
             lookback = self.source.lookback_ns
-            series, offset = await self._fetch(inner, lookback)
+            series, ends = await self._fetch(inner, lookback)
             out = []
             for s in series:
-                idx, ok = self._latest(s, offset, lookback)
+                idx, ok = self._latest(s, ends, lookback)
                 vals = np.full(len(self.steps), np.nan)
                 ok[ok] &= ~np.isnan(s.values[idx[ok]])
                 vals[ok] = np.round(s.times[idx[ok]] / 1e6) / 1e3
@@ -469,12 +476,12 @@ class Evaluator:
         out = []
         for g, members in groups.values():
             stacked = np.vstack(members)
-            # Aggregations skip a value NaN as an absent sample (docs/promql.md).
-            held = ~np.isnan(stacked)
+            # A value NaN is a value here too (aggregations.py says what each makes of it).
+            held = present(stacked)
             any_present = held.any(axis=0)
             with np.errstate(all="ignore"):
                 vals = fx.agg_quantile(q, stacked, held) if q is not None else AGGREGATIONS[op](stacked, held)
-            vals = np.where(any_present, vals, np.nan)
+            vals = keep_nan(vals, np.asarray(any_present))
             out.append((g, vals))
         return Vector(out)
 
@@ -537,28 +544,43 @@ class Evaluator:
         return Vector(out)
 
 
-def max_window(e: Any) -> int:
-    """Longest range + offset in the expression, to choose the table."""
-    best = 0
+def nodes(e: Any) -> Iterator[Any]:
+    """Every node of the expression tree."""
     stack = [e]
     while stack:
         x = stack.pop()
-        if isinstance(x, pp.MatrixSelector):
-            best = max(best, nanos(x.range) + nanos(x.vector_selector.offset))
-        elif isinstance(x, pp.VectorSelector):
-            best = max(best, LOOKBACK_NS + nanos(x.offset))
+        yield x
         for attr in ("expr", "lhs", "rhs", "param", "vector_selector"):
             child = getattr(x, attr, None)
             if child is not None and not isinstance(child, (str, int, float)):
                 stack.append(child)
         if isinstance(x, pp.Call):
             stack.extend(x.args)
+
+
+def max_window(e: Any) -> int:
+    """Longest range + offset in the expression, to choose the table."""
+    best = 0
+    for x in nodes(e):
+        if isinstance(x, pp.MatrixSelector):
+            best = max(best, nanos(x.range) + nanos(x.vector_selector.offset))
+        elif isinstance(x, pp.VectorSelector):
+            best = max(best, LOOKBACK_NS + nanos(x.offset))
     return best
+
+
+def at_times(e: Any, start_ns: int, end_ns: int) -> list[int]:
+    """The times the expression's @ modifiers fix (for a query from start to end)."""
+    return [at_ns(x.at, start_ns, end_ns) for x in nodes(e)
+            if isinstance(x, (pp.VectorSelector, pp.SubqueryExpr)) and x.at is not None]
 
 
 def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
                 use_buckets: bool = True, pushdown: bool = True) -> Source:
-    table = choose_metrics_table(start_ns - max_window(expr), end_ns, step_ns / NS, store.retention)
+    # An @ time outside the query's range widens the span the table must hold.
+    ats = at_times(expr, start_ns, end_ns)
+    lo, hi = min([start_ns, *ats]), max([end_ns, *ats])
+    table = choose_metrics_table(lo - max_window(expr), hi, step_ns / NS, store.retention)
     bucket = BUCKET_S[table] * NS
     return Source(store=store, table=table, lookback_ns=max(LOOKBACK_NS, 2 * bucket), request=request,
                   use_buckets=use_buckets, pushdown=pushdown)
@@ -578,8 +600,8 @@ async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns:
         series, _, _ = await ev.range_samples(expr)
         return Matrix(series), steps, source.table
     if isinstance(expr, pp.SubqueryExpr) and len(steps) == 1:
-        series, rng, offset = await ev.subquery(expr)
-        end = int(steps[0]) - offset
+        series, rng, ends = await ev.subquery(expr)
+        end = int(ends[0])
         windowed = [Samples(s.labels, s.times[keep], s.values[keep], s.counter)
                     for s in series for keep in [(s.times > end - rng) & (s.times <= end)] if keep.any()]
         return Matrix(windowed), steps, source.table

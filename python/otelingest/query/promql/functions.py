@@ -33,7 +33,11 @@ def quantile(q: float, values: np.ndarray) -> float:
         return -math.inf
     if q > 1:
         return math.inf
+    # NaN sorts first, below every number (Prometheus' vectorByValueHeap).
     v = np.sort(values)
+    nans = int(np.isnan(v).sum())
+    if nans:
+        v = np.concatenate([v[len(v) - nans:], v[:len(v) - nans]])
     rank = q * (n - 1)
     lo = max(0, math.floor(rank))
     hi = min(n - 1, lo + 1)
@@ -123,8 +127,8 @@ def linear_regression(times: np.ndarray, values: np.ndarray, intercept_ns: int) 
 
 def agg_stdvar(x: np.ndarray, p: np.ndarray) -> np.ndarray:
     n = p.sum(axis=0)
-    mean = np.nansum(np.where(p, x, 0.0), axis=0) / n
-    return np.nansum(np.where(p, (x - mean) ** 2, 0.0), axis=0) / n
+    mean = np.sum(np.where(p, x, 0.0), axis=0) / n
+    return np.sum(np.where(p, (x - mean) ** 2, 0.0), axis=0) / n
 
 
 def agg_stddev(x: np.ndarray, p: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import promql_parser as pp
@@ -10,6 +11,7 @@ from ..errors import BadRequest
 from ..timeparse import NS
 
 MAX_QUERY_LEN = 64 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def parse(query: str) -> Any:
@@ -28,3 +30,21 @@ def parse(query: str) -> Any:
 def nanos(d: Any) -> int:
     """A parsed duration (a range, an offset) in nanoseconds; 0 when absent."""
     return int(round(d.total_seconds() * NS)) if d is not None else 0
+
+
+def at_ns(at: Any, start_ns: int, end_ns: int) -> int:
+    """An ``@`` modifier's time in nanoseconds: its timestamp, or the query's start or end
+    (``start()``/``end()``; both the evaluation time of an instant query)."""
+    kind = str(at.type)
+    if kind.endswith("Start"):
+        return start_ns
+    if kind.endswith("End"):
+        return end_ns
+    try:
+        dt = at.at  # promql-parser panics on a time before 1970
+    except BaseException as e:
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise BadRequest("unsupported: an @ time before 1970") from None
+    d = dt - _EPOCH
+    return (d.days * 86400 + d.seconds) * NS + d.microseconds * 1000

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..timeparse import NS
-from .buckets import Buckets
-from .values import Samples
+from .buckets import Buckets, NeedRaw
+from .values import VALUE_NAN, Samples
 
 
 RANGE_FUNCS = frozenset({
@@ -29,7 +29,14 @@ def _next_nonempty(n: np.ndarray) -> np.ndarray:
 
 def range_over_buckets(name: str, b: Buckets, lo: np.ndarray, hi: np.ndarray, starts: np.ndarray,
                      ends: np.ndarray) -> np.ndarray:
-    """A range function per step from the buckets (lo, hi] of each step's window."""
+    """A range function per step from the buckets (lo, hi] of each step's window.
+
+    Raises:
+        NeedRaw: a gauge's or counter's bucket holds a NaN or infinite sample (its sum is not finite): the raw samples
+            give each window's NaN or Inf as Prometheus does.
+    """
+    if b.exact_stats and not np.isfinite(b.v_sum[b.n > 0]).all():
+        raise NeedRaw()
     nb = len(b.n)
     cnt = np.concatenate([[0.0], np.cumsum(b.n)])
     count = cnt[hi + 1] - cnt[lo + 1]
@@ -126,17 +133,58 @@ def range_over_samples(name: str, s: Samples, lo: np.ndarray, hi: np.ndarray, st
         dt = (t[b] - t[a]) / NS
         with np.errstate(all="ignore"):
             return np.where(two & (dt > 0), dv / dt, np.nan)
-    csum = np.concatenate([[0.0], np.cumsum(v)])
     if name == "sum_over_time":
-        return np.where(some, csum[hi] - csum[lo], np.nan)
+        return np.where(some, window_sum(v, lo, hi), np.nan)
     if name == "count_over_time":
         return np.where(some, n.astype(np.float64), np.nan)
     if name == "avg_over_time":
         with np.errstate(all="ignore"):
-            return np.where(some, (csum[hi] - csum[lo]) / n, np.nan)
+            return np.where(some, window_sum(v, lo, hi) / n, np.nan)
     if name == "last_over_time":
         return np.where(some, v[last_i], np.nan)
+    # min/max_over_time skip a NaN sample unless all are NaN (Prometheus).
     fn = np.min if name == "min_over_time" else np.max
     for i in np.nonzero(some)[0]:
-        out[i] = fn(v[lo[i]:hi[i]])
+        w = v[lo[i]:hi[i]]
+        w = w[~np.isnan(w)]
+        if len(w):
+            out[i] = fn(w)
+    return out
+
+
+def window_sum(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Each window's sum of ``v[lo:hi]`` as Prometheus adds: NaN if the window holds a NaN or both
+    infinities, ±Inf if it holds one, else the sum (prefix sums that a NaN or an Inf does not
+    poison for the later windows)."""
+    finite = np.isfinite(v)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(finite, v, 0.0))])
+    out = csum[hi] - csum[lo]
+    if finite.all():
+        return out
+
+    def held(mask: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0], np.cumsum(mask)])
+        return (c[hi] - c[lo]) > 0
+
+    pos, neg = held(v == np.inf), held(v == -np.inf)
+    out = np.where(pos, np.inf, np.where(neg, -np.inf, out))
+    return np.where(held(np.isnan(v)) | (pos & neg), np.nan, out)
+
+
+# Samples a window needs for a range function to have a value (1 for the others).
+MIN_SAMPLES = {"rate": 2, "increase": 2, "delta": 2, "irate": 2, "idelta": 2, "deriv": 2, "predict_linear": 2}
+
+
+def value_nans(name: str, v: np.ndarray, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray) -> np.ndarray:
+    """``vals`` with the NaN results of the windows holding a NaN or infinite sample (and enough
+    samples) marked as value NaNs: such a window's NaN is an answer, not "no value"."""
+    odd = ~np.isfinite(v)
+    if not odd.any():
+        return vals
+    c = np.concatenate([[0], np.cumsum(odd)])
+    where = ((c[hi] - c[lo]) > 0) & ((hi - lo) >= MIN_SAMPLES.get(name, 1)) & np.isnan(vals)
+    if not where.any():
+        return vals
+    out = vals.copy()
+    out[where] = VALUE_NAN
     return out

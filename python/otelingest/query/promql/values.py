@@ -3,6 +3,7 @@ conventions they follow (absent vs value NaN vs stale marker)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,8 +44,8 @@ class Matrix:
 # A NaN that is a value (sqrt(-1), x * NaN, a NaN sample) rather than "no sample at this step", which
 # the per-step arrays write as the plain NaN: a quiet NaN with its own payload. An operation that may
 # make a NaN computes which steps have both operands (present()) and marks its NaN results there
-# (keep_nan()); the API renders it as "NaN". Aggregations and range functions still skip it as they
-# skip an absent sample (docs/promql.md).
+# (keep_nan()); the API renders it as "NaN". Aggregations and range functions take it as Prometheus
+# does (sum NaN, min/max skip it unless all are NaN, count counts it: docs/promql.md).
 VALUE_NAN_BITS = 0x7FF8_0000_0000_0BAD
 VALUE_NAN = float(np.array([VALUE_NAN_BITS], dtype=np.uint64).view(np.float64)[0])
 
@@ -100,3 +101,12 @@ def check_unique(series: list[tuple[Labels, np.ndarray]]) -> None:
         if k in seen and (seen[k] & held).any():
             raise Unprocessable("vector cannot contain metrics with the same labelset")
         seen[k] = seen.get(k, np.zeros(len(vals), dtype=bool)) | held
+
+
+def sort_by_value(series: list[tuple[Labels, np.ndarray]], desc: bool) -> list[tuple[Labels, np.ndarray]]:
+    """An instant vector's series by their (last) value, ascending or descending, NaN last; ties
+    keep their order (Prometheus' heap sort leaves them unspecified)."""
+    def key(item: tuple[Labels, np.ndarray]) -> tuple[bool, float]:
+        x = float(item[1][-1])
+        return (math.isnan(x), 0.0 if math.isnan(x) else (-x if desc else x))
+    return sorted(series, key=key)

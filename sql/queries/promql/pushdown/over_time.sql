@@ -3,7 +3,8 @@
 -- ClickHouse, one row per group and step. Step k ends at e_k = {e0_ns} + k * {step_ns}; its window is
 -- (e_k - {range_ns}, e_k]. Each sample is copied to the steps whose window holds it; per series and
 -- step the count, sum, min, max or last sample; then the aggregation over the series of a group, as
--- in promql/pushdown/range.sql. NaN values are skipped, as the Python evaluator does.
+-- in promql/pushdown/range.sql. A NaN sample is a value, as in Prometheus: sum/avg_over_time and then sum
+-- and avg are NaN, min and max (ClickHouse's, as Prometheus') skip it unless all are NaN.
 SELECT gid, k,
        multiIf({agg:String} = 'sum', sum(x), {agg:String} = 'avg', avg(x), {agg:String} = 'min', min(x),
                {agg:String} = 'max', max(x), toFloat64(count())) AS value
@@ -26,5 +27,4 @@ FROM
     )
     GROUP BY sid, k
 )
-WHERE NOT isNaN(x)
 GROUP BY gid, k

@@ -3,12 +3,13 @@ sums per (group, bounds, step) combined per `le`."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..naming import format_le
-from ..values import Labels, Vector
+from ..values import VALUE_NAN, Labels, Vector
 
 
 def combined(rows: list[tuple[Any, ...]], op: str) -> dict[tuple[int, str, int], float]:
@@ -20,6 +21,10 @@ def combined(rows: list[tuple[Any, ...]], op: str) -> dict[tuple[int, str, int],
             out[key] = v
         elif op in ("sum", "count"):
             out[key] += v
+        elif math.isnan(v):
+            pass  # min and max skip NaN unless all are NaN
+        elif math.isnan(out[key]):
+            out[key] = v
         else:
             out[key] = min(out[key], v) if op == "min" else max(out[key], v)
     return out
@@ -47,7 +52,7 @@ def dense(points: dict[tuple[int, str, int], float], steps: int) -> dict[tuple[i
         arr = out.get((gid, le))
         if arr is None:
             arr = out[(gid, le)] = np.full(steps, np.nan)
-        arr[k] = v
+        arr[k] = VALUE_NAN if math.isnan(v) else v  # a row is a value: its NaN a value NaN
     return out
 
 
