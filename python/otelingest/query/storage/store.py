@@ -117,7 +117,7 @@ class Store:
     def _kill(self, query_id: str) -> None:
         try:
             with self.pool.client() as client:
-                client.command(sqlfiles.query("kill_query"), parameters={"query_id": query_id})
+                client.command(sqlfiles.query("shared/kill_query"), parameters={"query_id": query_id})
         except Exception as e:  # best effort: the query also dies at max_execution_time
             log.warning("kill query %s failed: %s", query_id, e)
 
