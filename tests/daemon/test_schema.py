@@ -179,11 +179,11 @@ def test_attribute_kinds_added_to_a_version_7_database_with_spans(make_config, c
 
 def _search(ch_client, db: str, **kw) -> list[tuple]:
     """The trace search query (sql/queries/trace_search.sql) as the native API runs it."""
-    from otelingest import sqlfiles
+    from otelingest.clickhouse import sqlfiles
 
     params = {"service": "", "operation": "", "span_kind": "", "start_ns": 0, "end_ns": 2**62,
               "min_duration": 0, "max_duration": 2**63, "limit": 1000, **kw}
-    sql = sqlfiles.query("trace_search").replace("FROM otel_trace_index", f"FROM {db}.otel_trace_index")
+    sql = sqlfiles.query("traces/search").replace("FROM otel_trace_index", f"FROM {db}.otel_trace_index")
     return sorted(ch_client.query(sql, parameters=params).result_rows)
 
 
@@ -191,7 +191,7 @@ def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
     """0010 on a database written by version 9 (the writer's path: Rust Native blocks, dedup tokens):
     every span keeps exactly one index row, searches answer the same, a replayed batch stays single."""
     from otelingest.bench.payloads import trace_requests
-    from otelingest.writer.inserter import insert_settings
+    from otelingest.ingest.writer.inserter import insert_settings
 
     cfg = make_config()
     db = cfg.clickhouse.database
