@@ -115,7 +115,7 @@ class MemoryTicker:
                 self.flags.usage = d.data_bytes
                 for (process, kind), value in self._breakdown.items():
                     instruments.memory_usage.labels(process, kind).set(value)
-                instruments.queue_size.set(sum(int(r.used_bytes) for r in self.rings))
+                instruments.queue_size.set(self._breakdown.get(("rings", "data"), 0))
             except Exception:  # noqa: BLE001 - the ticker must survive a bad reading
                 log.exception("memory limiter tick failed")
             self.flags.set_flag(STORAGE_READY, self.storage.readiness()[0])
