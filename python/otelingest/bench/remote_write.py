@@ -29,6 +29,8 @@ from .promwrite import Series, compress, write_request
 SAMPLES_PER_REQUEST = 2000
 TEMPLATES = 32
 SERIES = 20_000
+# Where remote-written samples are stored (since migration 0012; otel_metrics before).
+TABLE = "otel_prom_samples"
 
 
 def _templates(seed: int) -> list[bytes]:
@@ -97,7 +99,7 @@ def main(args: Any) -> int:
     result: dict[str, Any] = {"duration_s": duration, "senders": senders, "connections": conns,
                               "samples_per_request": SAMPLES_PER_REQUEST}
     try:
-        sampler = Sampler(serve, ["otel_metrics"])
+        sampler = Sampler(serve, [TABLE])
         sampler.start()
         q: Any = mp.get_context("spawn").Queue()
         start_at = time.time() + 8.0  # the senders build their templates first
@@ -112,12 +114,12 @@ def main(args: Any) -> int:
         t_to = t_from + duration
         acked = sum(t[0] for t in totals)
         client = serve.client(DB)
-        stored, waited = wait_stored(client, {"otel_metrics": acked})
+        stored, waited = wait_stored(client, {TABLE: acked})
         sampler.stop()
         procs_summary = summarize_processes(sampler.samples, t_from, t_to)
         cpu_s = procs_summary["daemon_cpu_percent"] / 100 * duration
         result.update({
-            "accepted_samples": acked, "stored_samples": stored["otel_metrics"], "loss": acked - stored["otel_metrics"],
+            "accepted_samples": acked, "stored_samples": stored[TABLE], "loss": acked - stored[TABLE],
             "accepted_per_s": round(acked / duration), "refused_requests": sum(t[1] for t in totals),
             "errors": sum(t[2] for t in totals), "store_wait_s": round(waited, 1),
             "daemon_cpu_seconds": round(cpu_s, 1),
