@@ -120,7 +120,10 @@ def main(args: Any) -> int:
         cpu_s = procs_summary["daemon_cpu_percent"] / 100 * duration
         result.update({
             "accepted_samples": acked, "stored_samples": stored[TABLE], "loss": acked - stored[TABLE],
-            "accepted_per_s": round(acked / duration), "refused_requests": sum(t[1] for t in totals),
+            "accepted_per_s": round(acked / duration),
+            # Stored over the run plus the drain after it: the rate ClickHouse keeps up with.
+            "stored_per_s_until_drained": round(stored[TABLE] / (duration + waited)),
+            "refused_requests": sum(t[1] for t in totals),
             "errors": sum(t[2] for t in totals), "store_wait_s": round(waited, 1),
             "daemon_cpu_seconds": round(cpu_s, 1),
             "samples_per_daemon_cpu_second": round(acked / cpu_s) if cpu_s else None, **procs_summary,
@@ -132,7 +135,8 @@ def main(args: Any) -> int:
         Path(args.json).write_text(text)
     print(f"remote write, closed loop {duration:.0f} s: {result.get('accepted_per_s', 0):,} samples/s accepted, "
           f"stored {result.get('stored_samples', 0):,} of {result.get('accepted_samples', 0):,} "
-          f"(loss {result.get('loss')}), {result.get('samples_per_daemon_cpu_second')} samples per daemon CPU-second, "
+          f"(loss {result.get('loss')}; {result.get('stored_per_s_until_drained', 0):,}/s until drained), "
+          f"{result.get('samples_per_daemon_cpu_second')} samples per daemon CPU-second, "
           f"daemon CPU {result.get('daemon_cpu_percent')}%, ClickHouse CPU {result.get('clickhouse_cpu_percent')}%, "
           f"load {result.get('load_average')}")
     return 0 if result.get("loss") == 0 and not result.get("errors") else 1
