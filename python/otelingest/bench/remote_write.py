@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .ingest import DB, Sampler, Serve, summarize_processes, wait_stored
+from .ingest import DB, Sampler, Serve, clickhouse_profile, server_events, summarize_processes, wait_stored
 from .promwrite import Series, compress, write_request
 
 SAMPLES_PER_REQUEST = 2000
@@ -101,6 +101,8 @@ def main(args: Any) -> int:
     try:
         sampler = Sampler(serve, [TABLE])
         sampler.start()
+        client = serve.client(DB)
+        events_before = server_events(client)
         q: Any = mp.get_context("spawn").Queue()
         start_at = time.time() + 8.0  # the senders build their templates first
         procs = [mp.get_context("spawn").Process(target=_sender_main, args=(serve.http_port, s, start_at, duration,
@@ -113,8 +115,13 @@ def main(args: Any) -> int:
             p.join(30)
         t_to = t_from + duration
         acked = sum(t[0] for t in totals)
-        client = serve.client(DB)
         stored, waited = wait_stored(client, {TABLE: acked})
+        # ClickHouse's own counters from the first request to the last row stored (drain included):
+        # its CPU per sample, where the sampled CPU% above covers the sending window only.
+        ch = clickhouse_profile(events_before, server_events(client), duration + waited + 8.0)
+        ch_cpu_s = (ch.get("query_user_cpu_us", 0) + ch.get("query_system_cpu_us", 0)) / 1e6
+        result["clickhouse_profile"] = ch
+        result["samples_per_clickhouse_query_cpu_second"] = round(stored[TABLE] / ch_cpu_s) if ch_cpu_s else None
         sampler.stop()
         procs_summary = summarize_processes(sampler.samples, t_from, t_to)
         cpu_s = procs_summary["daemon_cpu_percent"] / 100 * duration
@@ -137,6 +144,7 @@ def main(args: Any) -> int:
           f"stored {result.get('stored_samples', 0):,} of {result.get('accepted_samples', 0):,} "
           f"(loss {result.get('loss')}; {result.get('stored_per_s_until_drained', 0):,}/s until drained), "
           f"{result.get('samples_per_daemon_cpu_second')} samples per daemon CPU-second, "
+          f"{result.get('samples_per_clickhouse_query_cpu_second')} per ClickHouse query CPU-second, "
           f"daemon CPU {result.get('daemon_cpu_percent')}%, ClickHouse CPU {result.get('clickhouse_cpu_percent')}%, "
           f"load {result.get('load_average')}")
     return 0 if result.get("loss") == 0 and not result.get("errors") else 1
