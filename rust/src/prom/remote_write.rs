@@ -45,9 +45,9 @@ use crate::error::{bail, Result};
 use crate::native::{FixedCol, MapCol, MapRow, PodCol, StringCol};
 use crate::otlp::wire::{is_utf8, Reader, Value};
 use crate::prom::series_id::series_id;
+use crate::tables::{table, Limits, Stats, UNKNOWN_SERVICE};
 use std::collections::HashSet;
 use std::sync::Mutex;
-use crate::tables::{table, Limits, Stats, UNKNOWN_SERVICE};
 
 /// `ScopeName` of every remote-written row: the query side names their metric verbatim.
 pub const SCOPE_NAME: &[u8] = b"otelingest.prometheus.remote_write";
@@ -907,14 +907,22 @@ mod tests {
     fn series_rows_once_per_series_and_day_until_remembered() {
         let day_ms = 86_400_000;
         let body = request(&[
-            series(&[("__name__", "once_a"), ("job", "j")], &[(1.0, 1), (2.0, 2)]),
+            series(
+                &[("__name__", "once_a"), ("job", "j")],
+                &[(1.0, 1), (2.0, 2)],
+            ),
             series(&[("__name__", "once_b")], &[(3.0, 3), (4.0, day_ms + 3)]),
         ]);
         let d = decode(&body).unwrap();
         assert_eq!(d.samples.rows, 4);
         assert_eq!(d.series.rows, 3); // a; b on two days
-        let ids: Vec<u64> = d.samples.series_id.data.chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap())).collect();
+        let ids: Vec<u64> = d
+            .samples
+            .series_id
+            .data
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
         assert_eq!(ids[0], ids[1]);
         assert_eq!(ids[2], ids[3]);
         assert_ne!(ids[0], ids[2]);

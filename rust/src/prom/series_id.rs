@@ -67,7 +67,8 @@ fn len_0_to_16(s: &[u8]) -> u64 {
         let (a, b, c) = (s[0] as u32, s[len >> 1] as u32, s[len - 1] as u32);
         let y = a.wrapping_add(b << 8);
         let z = (len as u32).wrapping_add(c << 2);
-        return shift_mix((y as u64).wrapping_mul(K2) ^ (z as u64).wrapping_mul(K3)).wrapping_mul(K2);
+        return shift_mix((y as u64).wrapping_mul(K2) ^ (z as u64).wrapping_mul(K3))
+            .wrapping_mul(K2);
     }
     K2
 }
@@ -197,7 +198,10 @@ pub fn city_hash64(s: &[u8]) -> u64 {
 
 /// Chains `mapSort(map)` into `h` as a non-first argument of `cityHash64`: the entries must be
 /// sorted by key (byte order, as `mapSort` sorts String keys) and keys unique.
-pub fn chain_map<'a>(mut h: u64, sorted: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>) -> u64 {
+pub fn chain_map<'a>(
+    mut h: u64,
+    sorted: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+) -> u64 {
     h = combine(h, array_start(sorted.len()));
     for (k, v) in sorted {
         h = combine(h, combine(city_hash64(k), city_hash64(v)));
@@ -238,7 +242,28 @@ mod tests {
     #[test]
     fn every_length_class_as_clickhouse() {
         // cityHash64 of 'a', 'h', 'o', ... (byte 97 + 7i mod 26) of each length.
-        for (n, want) in [(0, 11160318154034397263u64), (3, 9326811929869430901), (4, 14271945767400165103), (7, 5407576278025459152), (8, 16218213257056838089), (9, 4918638456089231642), (16, 12283835963537903118), (17, 8099677216467987132), (31, 310297576330617007), (32, 8743296266067237776), (33, 479772079190785112), (50, 17522856265689764494), (64, 1854395591480767239), (65, 16764174874202791190), (100, 7456325570131921291), (127, 3748642079054094780), (128, 13853765893861349808), (129, 12559867421193648767), (200, 9072963857481285365), (300, 694881161954880650)] {
+        for (n, want) in [
+            (0, 11160318154034397263u64),
+            (3, 9326811929869430901),
+            (4, 14271945767400165103),
+            (7, 5407576278025459152),
+            (8, 16218213257056838089),
+            (9, 4918638456089231642),
+            (16, 12283835963537903118),
+            (17, 8099677216467987132),
+            (31, 310297576330617007),
+            (32, 8743296266067237776),
+            (33, 479772079190785112),
+            (50, 17522856265689764494),
+            (64, 1854395591480767239),
+            (65, 16764174874202791190),
+            (100, 7456325570131921291),
+            (127, 3748642079054094780),
+            (128, 13853765893861349808),
+            (129, 12559867421193648767),
+            (200, 9072963857481285365),
+            (300, 694881161954880650),
+        ] {
             let s: Vec<u8> = (0..n).map(|i| 97 + ((i * 7) % 26) as u8).collect();
             assert_eq!(city_hash64(&s), want, "length {n}");
         }
