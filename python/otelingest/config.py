@@ -36,9 +36,9 @@ DEFAULT_QUERY_PORT = 8080
 DEFAULT_METRICS_PORT = 8888
 DEFAULT_CLICKHOUSE_HTTP_PORT = 18123
 DEFAULT_CLICKHOUSE_TCP_PORT = 19000
-# 50,000 costs ClickHouse less CPU and fewer parts per span, but a memory-capped server cannot always
-# insert it (docs/benchmarks.md): the default stays where every exhaustion scenario holds.
-DEFAULT_BATCH_MAX_ITEMS = 10_000
+# 50,000 costs ClickHouse less CPU and fewer parts to merge per span than 10,000; a memory-capped
+# server gets smaller batches (ingest/writer/sizing.py, docs/benchmarks.md).
+DEFAULT_BATCH_MAX_ITEMS = 50_000
 DEFAULT_BATCH_TIMEOUT_S = 10.0
 DEFAULT_INSERT_WORKERS = 4
 DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
