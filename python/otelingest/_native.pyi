@@ -329,3 +329,18 @@ class _Testing:
         written). Returns False when full."""
 
 testing: _Testing
+
+
+def remote_write_v2_to_v1(
+    body: bytes,
+    *,
+    compression: str | None = "snappy",
+    max_decompressed_bytes: int = 67108864,
+) -> tuple[bytes, int, int]:
+    """Rewrite a Prometheus remote-write 2.0 ``io.prometheus.write.v2.Request`` as an uncompressed
+    1.0 ``WriteRequest`` for :func:`decode_remote_write` (``compression=None``).
+
+    Returns ``(body, samples, exemplars)``. Raises ``DecodeError`` for bad snappy, malformed
+    protobuf, symbol references outside the symbols table, native histograms, or a rewritten
+    request larger than ``max_decompressed_bytes``.
+    """

@@ -359,6 +359,9 @@ EXTRA_RANGE = [
     "demo_memory_usage_bytes - demo_memory_usage_bytes @ start()",
     "avg_over_time(demo_memory_usage_bytes[5m] @ start() offset -5m)",
     "timestamp(demo_num_cpus @ {at})", "stddev_over_time(demo_memory_usage_bytes[5m] @ {at})",
+    # Prometheus 2's name; answered by double_exponential_smoothing.
+    "holt_winters(demo_memory_usage_bytes[10m], 0.5, 0.1)", f"holt_winters({NAN_METRIC}[5m], 0.3, 0.6)",
+    "holt_winters(rate(demo_cpu_usage_seconds_total[5m])[10m:1m] offset 30s, 0.1, 0.9)",
 ]
 # Answered as Prometheus 3 does, where 2.42 differs (the reason).
 EXTRA_KNOWN_DIFFERENCES = {
@@ -374,6 +377,7 @@ EXTRA_INSTANT = [
     "demo_memory_usage_bytes @ {at}", "demo_memory_usage_bytes @ start()", "demo_memory_usage_bytes[1m] @ {at}",
     "max_over_time(demo_memory_usage_bytes[10m:1m] @ {at} offset 2m)",
     "predict_linear(demo_disk_usage_bytes[15m] @ {at}, 600)",
+    "holt_winters(demo_disk_usage_bytes[15m], 0.5, 0.5)",
 ]
 
 

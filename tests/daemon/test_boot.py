@@ -155,3 +155,33 @@ def test_an_unreachable_clickhouse_stops_the_boot_after_the_boot_timeout(tmp_pat
     assert code == 3
     assert f"ClickHouse at {url} did not answer within 3s" in line and "clickhouse.url" in line, line
     assert time.monotonic() - t0 < 60
+
+
+def test_a_query_port_taken_while_its_process_restarts_stops_the_daemon_with_one_line(tmp_path: Path) -> None:
+    """The port is free at boot (preflight passes), then taken by another program while the query
+    process restarts: a boot failure naming the port (exit 3), not a crash restarted in a loop."""
+    from daemon import Daemon
+
+    d = Daemon(tmp_path / "d", receivers=1).start()
+    try:
+        os.kill(d.pid_of("otelingest: query"), 9)
+        taken = socket.socket()
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 10
+        while True:  # the killed process's socket closes within milliseconds; the restart waits 0.5 s
+            try:
+                taken.bind(("0.0.0.0", d.query_port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+        taken.listen()
+        with taken:
+            assert d.proc is not None
+            code = d.proc.wait(BOOT_TIMEOUT_S)
+        assert code == 3, d.log_tail()
+        last = d.log_text().strip().splitlines()[-1]
+        assert f"cannot listen on 0.0.0.0:{d.query_port} for the query API" in last, last
+        assert last.endswith("change query.port (--query-port)"), last
+    finally:
+        d.stop()

@@ -296,3 +296,24 @@ def test_exemplars_link_metrics_to_traces(http, env):
     r = http.get("/api/v1/query_exemplars", params={"query": "system_memory_usage_bytes",
                                                     "start": at(env, 0), "end": at(env, 600)})
     assert r.json()["data"] == []
+
+
+def test_sort_by_label_and_smoothing(http, env):
+    # By the named label (GET < POST), then descending; labels are kept, name included.
+    data = instant(http, env, 'sort_by_label(http_server_requests_total, "http_method")')
+    assert [s["metric"]["http_method"] for s in data["result"]] == ["GET", "POST"]
+    assert data["result"][0]["metric"]["__name__"] == "http_server_requests_total"
+    data = instant(http, env, 'sort_by_label_desc(http_server_requests_total, "job", "http_method")')
+    assert [s["metric"]["http_method"] for s in data["result"]] == ["POST", "GET"]
+    r = http.get("/api/v1/query", params={"query": "sort_by_label(http_server_requests_total, 1)", "time": at(env, T)})
+    assert r.status_code == 400 and r.json()["errorType"] == "bad_data"
+    # Prometheus 2's holt_winters is the same function as double_exponential_smoothing.
+    new = instant(http, env, "double_exponential_smoothing(system_memory_usage_bytes[1m], 0.5, 0.5)")
+    old = instant(http, env, "holt_winters(system_memory_usage_bytes[1m], 0.5, 0.5)")
+    assert new["result"] == old["result"] and len(new["result"]) == 1
+    assert "__name__" not in new["result"][0]["metric"]
+    for bad in ("holt_winters(system_memory_usage_bytes[1m], 1, 0.5)",
+                "double_exponential_smoothing(system_memory_usage_bytes[1m], 0.5, 0)"):
+        r = http.get("/api/v1/query", params={"query": bad, "time": at(env, T)})
+        assert r.status_code == 422 and r.json()["errorType"] == "execution", r.text
+        assert "factor. Expected: 0 <" in r.json()["error"]

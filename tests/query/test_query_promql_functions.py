@@ -3,6 +3,7 @@ Prometheus' promql/functions.go and aggregation.go define them."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -147,3 +148,19 @@ def test_range_functions_over_a_nan_sample() -> None:
     total = run("sum_over_time")
     assert is_value_nan(total[[0, 3]]).all() and total[1] == 6.0  # a later window is not poisoned
     assert run("count_over_time").tolist() == [2.0, 2.0, 3.0, 1.0]
+
+
+def test_double_exponential_smoothing_by_hand() -> None:
+    v = np.array([1.0, 3.0, 4.0, 8.0])
+    lo, hi = np.array([0, 0, 3]), np.array([4, 2, 4])
+    sf, tf = np.full(3, 0.5), np.full(3, 0.5)
+    # s1=1, b=2; k=1: s=0.5*3+0.5*(1+2)=3; k=2: b=0.5*(3-1)+0.5*2=2, s=0.5*4+0.5*(3+2)=4.5;
+    # k=3: b=0.5*(4.5-3)+0.5*2=1.75, s=0.5*8+0.5*(4.5+1.75)=7.125. Two samples: 3. One: no value.
+    out = fx.double_exponential_smoothing(v, lo, hi, sf, tf)
+    assert out[:2].tolist() == [7.125, 3.0] and math.isnan(out[2])
+
+
+def test_natural_order_of_label_values() -> None:
+    key = functools.cmp_to_key(lambda x, y: -1 if fx.natural_less(x, y) else 1)
+    assert sorted(["a10", "a2", "a1b", "b", "a1"], key=key) == ["a1", "a1b", "a2", "a10", "b"]
+    assert fx.natural_less("node2", "node10") and not fx.natural_less("node10", "node2")

@@ -1,6 +1,7 @@
-"""A Prometheus remote-write 1.0 client for ``bench remote_write``, the tests and the compliance harness: ``prompb.WriteRequest``
+"""A Prometheus remote-write client for ``bench remote_write``, the tests and the compliance harness: ``prompb.WriteRequest``
 encoded by hand (the field numbers of prometheus/prompb types.proto and remote.proto), snappy block
-format by cramjam, POSTed with the headers Prometheus sends."""
+format by cramjam, POSTed with the headers Prometheus sends. Remote write 2.0 too
+(``write_request_v2``, io/prometheus/write/v2/types.proto), which the Prometheus here (2.42) cannot send."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ HEADERS = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
     "User-Agent": "otelingest-tests/remote-write",
 }
+HEADERS_V2 = {**HEADERS, "Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+              "X-Prometheus-Remote-Write-Version": "2.0.0"}
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 METRIC_TYPES = {"unknown": 0, "counter": 1, "gauge": 2, "histogram": 3, "gaugehistogram": 4, "summary": 5,
                 "info": 6, "stateset": 7}
@@ -64,6 +67,34 @@ def write_request(series: Iterable[Series], metadata: Iterable[tuple[str, str, s
         body += _len_field(4, help_text.encode()) + _len_field(5, unit.encode())
         out += _len_field(3, body)
     return out
+
+
+def write_request_v2(series: Iterable[Series], metadata: dict[str, tuple[str, str, str]] | None = None) -> bytes:
+    """The protobuf of a 2.0 Request: labels as references into one symbols table; ``metadata``
+    maps a metric name to (type, help, unit), attached to each of its series."""
+    symbols: dict[str, int] = {"": 0}
+
+    def ref(s: str) -> int:
+        return symbols.setdefault(s, len(symbols))
+
+    def refs(labels: dict[str, str]) -> bytes:
+        packed = b"".join(_varint(ref(x)) for k, v in sorted(labels.items()) for x in (k, v))
+        return _len_field(1, packed)
+
+    body = b""
+    for s in series:
+        ts = refs(s.labels)
+        for ms, v in s.samples:
+            ts += _len_field(2, b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(ms))
+        for labels, v, ms in s.exemplars:
+            ts += _len_field(4, refs(labels) + b"\x11" + struct.pack("<d", v) + b"\x18" + _varint(ms))
+        meta = (metadata or {}).get(s.labels.get("__name__", ""))
+        if meta:
+            kind, help_text, unit = meta
+            ts += _len_field(5, _varint(1 << 3) + _varint(METRIC_TYPES[kind]) + _varint(3 << 3) + _varint(ref(help_text))
+                             + _varint(4 << 3) + _varint(ref(unit)))
+        body += _len_field(5, ts)
+    return b"".join(_len_field(4, sym.encode()) for sym in symbols) + body
 
 
 def compress(raw: bytes) -> bytes:

@@ -101,7 +101,8 @@ def _load(client: Any, db: str, now_ns: int, scale: float, seed: int) -> dict[st
 def _prom_names(http: httpx.Client) -> dict[str, str]:
     """The Prometheus names the query service gives the generator's metrics (found, not assumed)."""
     names = http.get("/api/v1/label/__name__/values").json()["data"]
-    pick = lambda *parts: next(n for n in names if all(p in n for p in parts))  # noqa: E731
+    # The cumulative copy is absent when --only skipped building it (its query is skipped too).
+    pick = lambda *parts: next((n for n in names if all(p in n for p in parts)), "absent")  # noqa: E731
     return {"counter": pick("http_server_requests"), "bucket": pick("http_server_duration", "_bucket"),
             "gauge": pick("process_cpu_utilization"), "cumulative_bucket": pick("http_server_latency", "_bucket")}
 

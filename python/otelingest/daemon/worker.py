@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -229,6 +230,18 @@ def run_query(index: int, cfg: Any, layout: Layout) -> int:
 
     status = StatusPage.attach(layout.status_path)
     orphaned = Orphaned()
+    q = cfg.query
+    # Bound here rather than by uvicorn, which answers a taken port with sys.exit(1): a crash to the
+    # supervisor, restarted in a loop, where this is a boot failure that names the port.
+    sock = socket.socket(socket.AF_INET6 if ":" in q.host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((q.host, q.port))
+        sock.listen(1024)
+    except OSError as e:
+        sock.close()
+        raise BootError(f"cannot listen on {q.host}:{q.port} for the query API ({e.strerror or e}); "
+                        "change query.port (--query-port)") from e
     server = uvicorn.Server(uvicorn.Config(
         create_app(cfg), host=cfg.query.host, port=cfg.query.port, loop="uvloop", log_config=None,
         access_log=False, lifespan="auto",
@@ -245,7 +258,7 @@ def run_query(index: int, cfg: Any, layout: Layout) -> int:
             loop.call_later(HEARTBEAT_S, beat)
 
         beat()
-        await server.serve()
+        await server.serve(sockets=[sock])
 
     asyncio.run(main())
     return EXIT_OK

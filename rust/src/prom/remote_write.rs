@@ -484,7 +484,7 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// Snappy block-format decompression with the size checked before any allocation.
-fn unsnappy(body: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn unsnappy(body: &[u8], max: usize, out: &mut Vec<u8>) -> Result<()> {
     let n = match snap::raw::decompress_len(body) {
         Ok(n) => n,
         Err(e) => bail!("invalid snappy body: {e}"),

@@ -4,6 +4,7 @@
 use pyo3::prelude::*;
 
 mod decode;
+mod remote_write_v2;
 pub mod ring;
 
 /// Version of the native extension, equal to the package version.
@@ -15,6 +16,7 @@ fn version() -> &'static str {
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(version, m)?)?;
     decode::register(m)?;
+    remote_write_v2::register(m)?;
     ring::register(m)?;
     Ok(())
 }

@@ -48,7 +48,8 @@ class HttpError(Exception):
 
 
 class Request:
-    __slots__ = ("method", "path", "headers", "body", "chunks", "remaining", "chunked", "fmt", "signal", "keep_alive")
+    __slots__ = ("method", "path", "headers", "body", "chunks", "remaining", "chunked", "fmt", "signal", "keep_alive",
+                 "rw_version", "rw_written")
 
     def __init__(self) -> None:
         self.method = ""
@@ -62,6 +63,9 @@ class Request:
         self.fmt = "json"
         self.signal = ""
         self.keep_alive = True
+        self.rw_version = 1
+        # Remote write 2.0: (samples, exemplars) of the request, for the reply's headers.
+        self.rw_written: tuple[int, int] | None = None
 
 
 class HttpReceiver:
@@ -233,7 +237,7 @@ class HttpProtocol(asyncio.Protocol):
         if req.method != "POST":
             raise HttpError(405, "only POST is supported", req.fmt)
         if signal == REMOTE_WRITE:
-            problem = prometheus.check_headers(ctype, headers)
+            problem, req.rw_version = prometheus.check_headers(headers)
             if problem is not None:
                 raise HttpError(415, problem, req.fmt)
         elif fmt is None:
@@ -328,7 +332,11 @@ class HttpProtocol(asyncio.Protocol):
                 outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
                 try:
-                    if req.signal == REMOTE_WRITE:
+                    if req.signal == REMOTE_WRITE and req.rw_version == 2:
+                        decoded, *written = await self.loop.run_in_executor(
+                            srv.executor, srv.intake.decode_remote_write_v2, req.body)
+                        req.rw_written = (written[0], written[1])
+                    elif req.signal == REMOTE_WRITE:
                         decoded = await self.loop.run_in_executor(srv.executor, srv.intake.decode_remote_write, req.body)
                     else:
                         compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
@@ -364,6 +372,8 @@ class HttpProtocol(asyncio.Protocol):
         if req.signal == REMOTE_WRITE:
             status, body = prometheus.reply(outcome)
             extra = b"Retry-After: " + self.srv.retry_after + b"\r\n" if status == 503 else b""
+            if outcome.kind == OK and req.rw_written is not None:
+                extra += prometheus.written_headers(*req.rw_written)
             self._respond(status, MEDIA["text"], body, close=close, extra=extra)
             return
         if outcome.kind == OK:

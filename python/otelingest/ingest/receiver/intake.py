@@ -82,12 +82,19 @@ class Intake:
             max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes,
         )
 
-    def decode_remote_write(self, body: bytes) -> Any:
+    def decode_remote_write(self, body: bytes, compression: str | None = "snappy") -> Any:
         """A Prometheus remote-write body (snappy WriteRequest); runs in a worker thread."""
         from ... import _native
 
-        return _native.decode_remote_write(body, compression="snappy", max_decompressed_bytes=self.max_decompressed,
+        return _native.decode_remote_write(body, compression=compression, max_decompressed_bytes=self.max_decompressed,
                                            max_attributes=self.max_attributes)
+
+    def decode_remote_write_v2(self, body: bytes) -> tuple[Any, int, int]:
+        """A remote write 2.0 body (snappy Request): (decoded, samples, exemplars); a worker thread."""
+        from ... import _native
+
+        v1, samples, exemplars = _native.remote_write_v2_to_v1(body, max_decompressed_bytes=self.max_decompressed)
+        return self.decode_remote_write(v1, compression=None), samples, exemplars
 
     def store(self, signal: str, decoded: Any, transport: str) -> Outcome:
         if decoded.rejected:

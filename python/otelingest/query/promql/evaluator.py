@@ -18,6 +18,7 @@ aggregations and range functions treat it as Prometheus does. What is not suppor
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Iterator
@@ -268,6 +269,10 @@ class Evaluator:
             # order, as in Prometheus): by value, NaN last either way (Prometheus 3's funcSort).
             v = await self._vector_arg(args[0], name)
             return Vector(sort_by_value(v.series, name == "sort_desc")) if len(self.steps) == 1 else v
+        if name in ("sort_by_label", "sort_by_label_desc"):
+            return await self._sort_by_label(name, args)
+        if name == "double_exponential_smoothing":
+            return await self._smoothing(args)
         if name == "pi":
             return Scalar(np.full(len(self.steps), math.pi))
         if name == "clamp":
@@ -365,6 +370,47 @@ class Evaluator:
             with np.errstate(all="ignore"):
                 vals = value_nans(name, s.values, lo, hi, fx.range_extra(name, s.times, s.values, lo, hi, self.steps, param))
             out.append((drop_name(s.labels), vals))
+        return Vector(out)
+
+    async def _sort_by_label(self, name: str, args: list[Any]) -> Vector:
+        """An instant query's vector by the named labels' values in natural order, then by the
+        whole label set (Prometheus 3's funcSortByLabel); a range query's matrix stays in label order."""
+        if len(args) < 2 or not all(isinstance(a, pp.StringLiteral) for a in args[1:]):
+            raise BadRequest(f"{name}(vector, label, ...) takes label names as strings")
+        v = await self._vector_arg(args[0], name)
+        if len(self.steps) != 1:
+            return v
+        names = [a.val for a in args[1:]]
+        desc = name.endswith("_desc")
+
+        def cmp(a: tuple[Labels, np.ndarray], b: tuple[Labels, np.ndarray]) -> int:
+            if desc:
+                a, b = b, a
+            for n in names:
+                x, y = a[0].get(n, ""), b[0].get(n, "")
+                if x != y:
+                    return -1 if fx.natural_less(x, y) else 1
+            ka, kb = sorted(a[0].items()), sorted(b[0].items())
+            return -1 if ka < kb else (1 if ka > kb else 0)
+
+        return Vector(sorted(v.series, key=functools.cmp_to_key(cmp)))
+
+    async def _smoothing(self, args: list[Any]) -> Vector:
+        if len(args) != 3:
+            raise BadRequest("double_exponential_smoothing(range vector, scalar, scalar)")
+        sf, tf = await self.eval(args[1]), await self.eval(args[2])
+        if not isinstance(sf, Scalar) or not isinstance(tf, Scalar):
+            raise BadRequest("double_exponential_smoothing(): the smoothing and trend factors must be scalars")
+        for what, f in (("smoothing", sf.values), ("trend", tf.values)):
+            bad = ~((f > 0) & (f < 1))
+            if bad.any():
+                raise Unprocessable(f"invalid {what} factor. Expected: 0 < {what[0]}f < 1, got: {f[bad][0]:f}")
+        series, rng, ends = await self._range_input(args[0], "double_exponential_smoothing")
+        out = []
+        for s in series:
+            lo, hi = self._windows(s, rng, ends)
+            vals = fx.double_exponential_smoothing(s.values, lo, hi, sf.values, tf.values)
+            out.append((drop_name(s.labels), value_nans("double_exponential_smoothing", s.values, lo, hi, vals)))
         return Vector(out)
 
     async def _timestamp(self, arg: Any) -> Vector:

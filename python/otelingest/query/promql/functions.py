@@ -108,6 +108,48 @@ def range_extra(name: str, times: np.ndarray, values: np.ndarray, lo: np.ndarray
     return out
 
 
+def double_exponential_smoothing(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, sf: np.ndarray,
+                                  tf: np.ndarray) -> np.ndarray:
+    """Holt's linear smoothing of each step's window (Prometheus 2's ``holt_winters``, 3's
+    ``double_exponential_smoothing``): the last smoothed value; no value under two samples. The
+    factors must lie strictly between 0 and 1 at every step (checked by the caller)."""
+    out = np.full(len(lo), np.nan)
+    for i in np.nonzero(hi - lo >= 2)[0]:
+        w = values[lo[i]:hi[i]]
+        a, t = float(sf[i]), float(tf[i])
+        s0, s1, b = 0.0, float(w[0]), float(w[1] - w[0])
+        for k in range(1, len(w)):
+            if k > 1:  # the first step keeps the initial trend (Prometheus' calcTrendValue)
+                b = t * (s1 - s0) + (1 - t) * b
+            s0, s1 = s1, a * float(w[k]) + (1 - a) * (s1 + b)
+        out[i] = s1
+    return out
+
+
+def _natural_chunks(s: str) -> list[str]:
+    return re.findall(r"[0-9]+|[^0-9]+", s)
+
+
+def natural_less(a: str, b: str) -> bool:
+    """Prometheus' natural order of label values (facette/natsort, used by ``sort_by_label``):
+    runs of digits compare as integers, other runs as strings."""
+    ca, cb = _natural_chunks(a), _natural_chunks(b)
+    for i, x in enumerate(ca):
+        if i >= len(cb):
+            return False
+        y = cb[i]
+        if x.isdigit() and y.isdigit():
+            if int(x) != int(y):
+                return int(x) < int(y)
+        elif x != y:
+            return x < y
+        if i == len(ca) - 1:
+            return True
+        if i == len(cb) - 1:
+            return False
+    return False
+
+
 def linear_regression(times: np.ndarray, values: np.ndarray, intercept_ns: int) -> tuple[float, float]:
     """Least-squares slope (per second) and the value at ``intercept_ns``, as Prometheus'
     linearRegression; computed on centred data for precision."""

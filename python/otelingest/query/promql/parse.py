@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -14,13 +15,24 @@ MAX_QUERY_LEN = 64 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+# Prometheus 2's name of double_exponential_smoothing, which Prometheus 2 dashboards still use; the
+# parser knows only the new name. Quoted strings are matched first so a label value is never rewritten.
+_RENAMED = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)|\bholt_winters(?=\s*\()""")
+
+
+def _new_names(query: str) -> str:
+    if "holt_winters" not in query:
+        return query
+    return _RENAMED.sub(lambda m: m.group(1) or "double_exponential_smoothing", query)
+
+
 def parse(query: str) -> Any:
     if not query or not query.strip():
         raise BadRequest("query is empty")
     if len(query) > MAX_QUERY_LEN:
         raise BadRequest("query too long")
     try:
-        return pp.parse(query)
+        return pp.parse(_new_names(query))
     except BaseException as e:  # the parser raises ValueError and Rust panics alike
         if isinstance(e, (KeyboardInterrupt, SystemExit)):
             raise

@@ -172,7 +172,8 @@ def window_sum(v: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 # Samples a window needs for a range function to have a value (1 for the others).
-MIN_SAMPLES = {"rate": 2, "increase": 2, "delta": 2, "irate": 2, "idelta": 2, "deriv": 2, "predict_linear": 2}
+MIN_SAMPLES = {"rate": 2, "increase": 2, "delta": 2, "irate": 2, "idelta": 2, "deriv": 2, "predict_linear": 2,
+               "double_exponential_smoothing": 2}
 
 
 def value_nans(name: str, v: np.ndarray, lo: np.ndarray, hi: np.ndarray, vals: np.ndarray) -> np.ndarray:
