@@ -65,7 +65,13 @@ def _disk_config_xml(keep_free_space_bytes: int) -> str:
 
 def _config_xml(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> str:
     log_dir = root / "log"
-    memory = f"<max_server_memory_usage>{max_memory_mib * 1024 * 1024}</max_server_memory_usage>" if max_memory_mib else ""
+    memory = ""
+    if max_memory_mib:
+        # Merges take at most half the cap (ClickHouse's default is half the host's RAM, which a cap
+        # makes meaningless): with 16 merge threads they otherwise left queries and INSERTs no room.
+        memory = (f"<max_server_memory_usage>{max_memory_mib << 20}</max_server_memory_usage>"
+                  f"<merges_mutations_memory_usage_soft_limit>{max_memory_mib << 19}"
+                  "</merges_mutations_memory_usage_soft_limit>")
     return f"""<clickhouse>
   <listen_host>127.0.0.1</listen_host>
   <http_port>{http_port}</http_port>
