@@ -149,6 +149,7 @@ def cmd_clickhouse(args: argparse.Namespace) -> int:
         http_port=cfg.clickhouse.embedded_http_port,
         tcp_port=cfg.clickhouse.embedded_tcp_port,
         max_memory_mib=cfg.clickhouse.embedded_max_memory_mib,
+        merge_threads=cfg.clickhouse.embedded_merge_threads,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,15 +36,17 @@ DEFAULT_QUERY_PORT = 8080
 DEFAULT_METRICS_PORT = 8888
 DEFAULT_CLICKHOUSE_HTTP_PORT = 18123
 DEFAULT_CLICKHOUSE_TCP_PORT = 19000
-# 50,000 costs ClickHouse less CPU and fewer parts per span, but a memory-capped server cannot always
-# insert it (docs/benchmarks.md): the default stays where every exhaustion scenario holds.
-DEFAULT_BATCH_MAX_ITEMS = 10_000
+# 50,000 costs ClickHouse less CPU and fewer parts to merge per span than 10,000; a memory-capped
+# server gets smaller batches (ingest/writer/sizing.py, docs/benchmarks.md).
+DEFAULT_BATCH_MAX_ITEMS = 50_000
 DEFAULT_BATCH_TIMEOUT_S = 10.0
 DEFAULT_INSERT_WORKERS = 4
 DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
 # Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
 DEFAULT_SPIKE_PERCENT = 20
 DEFAULT_CLICKHOUSE_MIN_FREE_DISK_MIB = 1024
+# ClickHouse's own background_pool_size; chdb-core's 2 lets merges fall behind (docs/benchmarks.md).
+DEFAULT_EMBEDDED_MERGE_THREADS = 16
 # At least the half of the ClickHouse floor the embedded server keeps free (see _check).
 DEFAULT_SPILL_MIN_FREE_DISK_MIB = 1024
 DEFAULT_QUERY_CACHE_TTL_S = 900.0
@@ -144,6 +146,8 @@ class ClickHouseConfig(Section):
     embedded_tcp_port: Port = DEFAULT_CLICKHOUSE_TCP_PORT
     # Memory cap of the embedded server; 0 leaves ClickHouse's own default (90% of RAM).
     embedded_max_memory_mib: NonNegativeInt = 0
+    # Background merge threads of the embedded server (its background_pool_size).
+    embedded_merge_threads: PositiveInt = DEFAULT_EMBEDDED_MERGE_THREADS
     # Below this much unreserved free space on ClickHouse's disks the receivers refuse (503 /
     # UNAVAILABLE, Retry-After) and /ready says why; the embedded server keeps half of it free
     # itself (keep_free_space_bytes), so what is already acknowledged still fits. 0 disables.

@@ -19,7 +19,7 @@ def load(toml: str | None = None, tmp_path=None, **kw):
 def test_defaults_are_the_designs():
     cfg = load()
     assert (cfg.receiver.grpc_port, cfg.receiver.http_port) == (4317, 4318)
-    assert (cfg.writer.batch_max_items, cfg.writer.batch_timeout_s, cfg.writer.insert_workers) == (10_000, 10.0, 4)
+    assert (cfg.writer.batch_max_items, cfg.writer.batch_timeout_s, cfg.writer.insert_workers) == (50_000, 10.0, 4)
     assert (cfg.clickhouse.pool_min, cfg.clickhouse.pool_max) == (5, 50)
     assert cfg.query.cache_ttl_s == 900
     assert cfg.clickhouse.embedded

@@ -165,3 +165,23 @@ def test_clickhouse_stops_when_the_supervisor_is_killed(tmp_path):
         client.close()
     finally:
         ch.stop()
+
+
+def test_merge_threads_and_merge_memory_are_the_servers_own(tmp_path):
+    """chdb-core's 2 merge threads let merges fall behind the daemon's inserts (docs/benchmarks.md):
+    the server runs ``merge_threads`` of them; under a memory cap merges get at most half of it."""
+    http_port, tcp_port = free_ports(2)
+    ch = EmbeddedClickHouse(tmp_path / "ch", http_port=http_port, tcp_port=tcp_port, max_memory_mib=300,
+                            merge_threads=6)
+    ch.start()
+    try:
+        ch.wait_ready(timeout=60)
+        client = connect(ClickHouseConfig(url=ch.url), with_database=False)
+        rows = dict(client.query(
+            "SELECT name, value FROM system.server_settings WHERE name IN ('background_pool_size', "
+            "'max_server_memory_usage', 'merges_mutations_memory_usage_soft_limit')").result_rows)
+        client.close()
+        assert rows == {"background_pool_size": "6", "max_server_memory_usage": str(300 << 20),
+                        "merges_mutations_memory_usage_soft_limit": str(150 << 20)}
+    finally:
+        assert ch.stop() == 0

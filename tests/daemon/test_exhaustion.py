@@ -23,6 +23,7 @@ import pytest
 
 from conftest import running_clickhouse
 from daemon import Daemon
+from diagnose import explain_on_failure
 from faults import DelayingProxy, free_mib, grow_filesystem, small_filesystem
 from traffic import FAST_RETRY, ProtoSender, assert_tables_readable, start_senders, traces_protobuf, wait_acked, wait_stored
 from otelingest.clickhouse.embedded import EmbeddedClickHouse
@@ -66,12 +67,19 @@ def status_text(d: Daemon) -> str:
 # --- 1. The data dir on a small filesystem, filled up, then grown -----------------------------------
 
 
-@pytest.mark.parametrize("size_mib,spans,floor_mib", [
-    pytest.param(80, 100, 16, id="quick"),
-    pytest.param(300, 512, 60, id="300MiB", marks=pytest.mark.chaos),
+# The 300 MiB run's spans carry 1 KiB of random bytes each: its bare spans (about 25 bytes each on
+# disk) took more than 300 s to fill the disk on a busy machine, and pytest's timeout cut the test
+# off while it was still filling, with nothing to say why. Filled means refusing for disk with the
+# filesystem itself under ``full_mib`` free: a large merge's reservation alone trips the floor earlier.
+FILL_TIMEOUT_S = 420
+
+
+@pytest.mark.parametrize("size_mib,spans,floor_mib,filler_bytes,full_mib", [
+    pytest.param(80, 100, 16, 0, 80, id="quick", marks=pytest.mark.timeout(600)),
+    pytest.param(300, 512, 60, 1024, 120, id="300MiB", marks=[pytest.mark.chaos, pytest.mark.timeout(1200)]),
 ])
 def test_full_disk_refuses_then_resumes_without_loss_or_broken_parts(
-        tmp_path: Path, size_mib: int, spans: int, floor_mib: int) -> None:
+        tmp_path: Path, size_mib: int, spans: int, floor_mib: int, filler_bytes: int, full_mib: int) -> None:
     """Embedded ClickHouse, rings and spill on one small tmpfs (the default layout), loaded from two
     connections until the disk floor makes the receivers refuse; then the filesystem is grown."""
     fs = tmp_path / "fs"
@@ -83,45 +91,48 @@ def test_full_disk_refuses_then_resumes_without_loss_or_broken_parts(
         d.start()
         senders: list[ProtoSender] = []
         try:
-            senders = start_senders(d, "disk", spans=spans, pause_s=0.0)
-            deadline = time.monotonic() + 300
-            while (d.metric("otel_refused_total", reason="disk") < 20 or d.metric("otel_disk_low") != 1) \
-                    and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert d.metric("otel_refused_total", reason="disk") >= 20, d.log_tail()
-            # What the operator sees while the disk is low.
-            code, body = ready_body(d)
-            assert code == 503 and "disk space low" in body["reason"], body
-            status, headers = one_request(d)
-            assert status == 503 and headers.get("retry-after") == "1"
-            assert d.metric("otel_disk_low") == 1
-            # `otelingest status` reads /ready and /metrics a second apart; the floor may flip in
-            # between (space freed by a merge, taken again by the senders): a few tries.
-            for _ in range(10):
-                text = status_text(d)
-                if "NOT READY (disk space low" in text and "DISK    LOW, refusing new data" in text:
-                    break
-            assert "NOT READY (disk space low" in text and "DISK    LOW, refusing new data" in text, text
-            free_at_low = free_mib(fs)
-            assert free_at_low > floor_mib / 4  # nobody took the filesystem to ENOSPC
-            acked_at_low = sum(s.acked for s in senders)
-            grow_filesystem(fs, size_mib * 3)
-            deadline = time.monotonic() + 60
-            while d.metric("otel_disk_low") != 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert d.metric("otel_disk_low") == 0
-            wait_acked(senders, acked_at_low + 20 * spans)  # accepting again by itself
-            acked = sum(s.stop() for s in senders)
-            counts = wait_stored(d, "disk", acked, timeout=180)
-            report(f"full-disk-{size_mib}MiB", acked, counts, senders,
-                   f"acknowledged_when_low={acked_at_low}, free_mib_when_low={free_at_low:.1f}, "
-                   f"refused_disk={d.metric('otel_refused_total', reason='disk'):.0f}")
-            assert counts == (acked, acked)
-            assert ready_body(d)[0] == 200
-            assert_tables_readable(d)
-            log = d.log_text()
-            assert "disk space low" in log and "disk space back" in log
-            assert "No space left on device" not in log
+            with explain_on_failure(d, fs):
+                senders = start_senders(d, "disk", spans=spans, pause_s=0.0, filler_bytes=filler_bytes)
+                deadline = time.monotonic() + FILL_TIMEOUT_S
+                while (d.metric("otel_refused_total", reason="disk") < 20 or d.metric("otel_disk_low") != 1
+                       or free_mib(fs) > full_mib) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                assert d.metric("otel_refused_total", reason="disk") >= 20 and free_mib(fs) <= full_mib, \
+                    f"disk floor not reached in {FILL_TIMEOUT_S}s: {sum(s.acked for s in senders)} spans " \
+                    f"acknowledged, {free_mib(fs):.0f} MiB free"
+                # What the operator sees while the disk is low.
+                code, body = ready_body(d)
+                assert code == 503 and "disk space low" in body["reason"], body
+                status, headers = one_request(d)
+                assert status == 503 and headers.get("retry-after") == "1"
+                assert d.metric("otel_disk_low") == 1
+                # `otelingest status` reads /ready and /metrics a second apart; the floor may flip in
+                # between (space freed by a merge, taken again by the senders): a few tries.
+                for _ in range(10):
+                    text = status_text(d)
+                    if "NOT READY (disk space low" in text and "DISK    LOW, refusing new data" in text:
+                        break
+                assert "NOT READY (disk space low" in text and "DISK    LOW, refusing new data" in text, text
+                free_at_low = free_mib(fs)
+                assert free_at_low > floor_mib / 4, free_at_low  # nobody took the filesystem to ENOSPC
+                acked_at_low = sum(s.acked for s in senders)
+                grow_filesystem(fs, size_mib * 3)
+                deadline = time.monotonic() + 60
+                while d.metric("otel_disk_low") != 0 and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                assert d.metric("otel_disk_low") == 0
+                wait_acked(senders, acked_at_low + 20 * spans)  # accepting again by itself
+                acked = sum(s.stop() for s in senders)
+                counts = wait_stored(d, "disk", acked, timeout=180)
+                report(f"full-disk-{size_mib}MiB", acked, counts, senders,
+                       f"acknowledged_when_low={acked_at_low}, free_mib_when_low={free_at_low:.1f}, "
+                       f"refused_disk={d.metric('otel_refused_total', reason='disk'):.0f}")
+                assert counts == (acked, acked)
+                assert ready_body(d)[0] == 200
+                assert_tables_readable(d)
+                log = d.log_text()
+                assert "disk space low" in log and "disk space back" in log
+                assert "No space left on device" not in log
         finally:
             for s in senders:
                 s.stop()
@@ -147,25 +158,26 @@ def test_too_many_parts_is_retried_not_dead_lettered(tmp_path: Path, strict_part
     d.start()
     senders: list[ProtoSender] = []
     try:
-        senders = start_senders(d, "parts", spans=20, pause_s=0.0)
-        wait_acked(senders, 2000)
-        # Merges stopped: parts pile up until ClickHouse throws TOO_MANY_PARTS.
-        d.client().command(f"SYSTEM STOP MERGES {d.database}.otel_traces")
-        deadline = time.monotonic() + 120
-        while "TOO_MANY_PARTS" not in d.log_text() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert "TOO_MANY_PARTS" in d.log_text()
-        time.sleep(5)
-        d.client().command(f"SYSTEM START MERGES {d.database}.otel_traces")
-        wait_acked(senders, sum(s.acked for s in senders) + 2000, timeout=120)
-        acked = sum(s.stop() for s in senders)
-        counts = wait_stored(d, "parts", acked, timeout=180)
-        report("too-many-parts", acked, counts, senders,
-               f"retries={d.metric('otel_storage_writes_total', status='retry'):.0f}")
-        assert counts == (acked, acked)
-        assert d.metric("otel_storage_writes_total", status="dead_letter") == 0
-        assert not (d.data_dir / "deadletter").exists()
-        assert_tables_readable(d)
+        with explain_on_failure(d):
+            senders = start_senders(d, "parts", spans=20, pause_s=0.0)
+            wait_acked(senders, 2000)
+            # Merges stopped: parts pile up until ClickHouse throws TOO_MANY_PARTS.
+            d.client().command(f"SYSTEM STOP MERGES {d.database}.otel_traces")
+            deadline = time.monotonic() + 120
+            while "TOO_MANY_PARTS" not in d.log_text() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert "TOO_MANY_PARTS" in d.log_text()
+            time.sleep(5)
+            d.client().command(f"SYSTEM START MERGES {d.database}.otel_traces")
+            wait_acked(senders, sum(s.acked for s in senders) + 2000, timeout=120)
+            acked = sum(s.stop() for s in senders)
+            counts = wait_stored(d, "parts", acked, timeout=180)
+            report("too-many-parts", acked, counts, senders,
+                   f"retries={d.metric('otel_storage_writes_total', status='retry'):.0f}")
+            assert counts == (acked, acked)
+            assert d.metric("otel_storage_writes_total", status="dead_letter") == 0
+            assert not (d.data_dir / "deadletter").exists()
+            assert_tables_readable(d)
     finally:
         for s in senders:
             s.stop()
@@ -184,18 +196,19 @@ def test_clickhouse_over_its_memory_limit(tmp_path: Path) -> None:
     d.start()
     senders: list[ProtoSender] = []
     try:
-        senders = start_senders(d, "memory", spans=512, pause_s=0.0)
-        deadline = time.monotonic() + 120
-        while "MEMORY_LIMIT_EXCEEDED" not in d.log_text() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        hit = "MEMORY_LIMIT_EXCEEDED" in d.log_text()
-        acked = sum(s.stop() for s in senders)
-        counts = wait_stored(d, "memory", acked, timeout=240)
-        report("clickhouse-memory-limit", acked, counts, senders, f"memory_limit_exceeded_seen={hit}")
-        assert hit, d.log_tail()
-        assert counts == (acked, acked)
-        assert d.metric("otel_storage_writes_total", status="dead_letter") == 0
-        assert_tables_readable(d)
+        with explain_on_failure(d):
+            senders = start_senders(d, "memory", spans=512, pause_s=0.0)
+            deadline = time.monotonic() + 120
+            while "MEMORY_LIMIT_EXCEEDED" not in d.log_text() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            hit = "MEMORY_LIMIT_EXCEEDED" in d.log_text()
+            acked = sum(s.stop() for s in senders)
+            counts = wait_stored(d, "memory", acked, timeout=240)
+            report("clickhouse-memory-limit", acked, counts, senders, f"memory_limit_exceeded_seen={hit}")
+            assert hit, d.log_tail()
+            assert counts == (acked, acked)
+            assert d.metric("otel_storage_writes_total", status="dead_letter") == 0
+            assert_tables_readable(d)
     finally:
         for s in senders:
             s.stop()
@@ -221,21 +234,22 @@ def test_slow_clickhouse_backpressure_within_memory_limits(tmp_path: Path, click
     senders: list[ProtoSender] = []
     peak = 0.0
     try:
-        senders = start_senders(d, "slow", spans=200, pause_s=0.0)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            data = d.metric("otel_memory_usage_bytes", kind="data")
-            peak = max(peak, data)
-            time.sleep(0.25)
-        acked = sum(s.stop() for s in senders)
-        counts = wait_stored(d, "slow", acked, timeout=240)
-        report("slow-clickhouse", acked, counts, senders,
-               f"inserts_delayed={proxy.delayed}, peak_data_mib={peak / 2**20:.1f}, hard_limit_mib={hard_mib}")
-        assert proxy.delayed > 0
-        assert sum(s.refused for s in senders) > 0  # backpressure reached the clients
-        assert peak <= hard_mib * 2**20 * 1.5  # rings + batches: the hard limit plus one batch per insert worker
-        assert counts == (acked, acked)
-        assert_tables_readable(d)
+        with explain_on_failure(d):
+            senders = start_senders(d, "slow", spans=200, pause_s=0.0)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                data = d.metric("otel_memory_usage_bytes", kind="data")
+                peak = max(peak, data)
+                time.sleep(0.25)
+            acked = sum(s.stop() for s in senders)
+            counts = wait_stored(d, "slow", acked, timeout=240)
+            report("slow-clickhouse", acked, counts, senders,
+                   f"inserts_delayed={proxy.delayed}, peak_data_mib={peak / 2**20:.1f}, hard_limit_mib={hard_mib}")
+            assert proxy.delayed > 0
+            assert sum(s.refused for s in senders) > 0  # backpressure reached the clients
+            assert peak <= hard_mib * 2**20 * 1.5  # rings + batches: the hard limit plus one batch per insert worker
+            assert counts == (acked, acked)
+            assert_tables_readable(d)
     finally:
         for s in senders:
             s.stop()

@@ -193,6 +193,17 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 2 else (values[0] if values else 0.0)
 
 
+def parts_by_table(d: Daemon) -> dict[str, int]:
+    """Active parts of each table of the database (where a growth comes from)."""
+    rows = d.client().query(
+        "SELECT table, count() FROM system.parts WHERE database = 'otel' AND active GROUP BY table ORDER BY table").result_rows
+    return {str(t): int(n) for t, n in rows}
+
+
+def merges_running(d: Daemon) -> int:
+    return int(d.client().query("SELECT count() FROM system.merges WHERE database = 'otel'").result_rows[0][0])
+
+
 def stored(d: Daemon, service: str) -> dict[str, tuple[int, int]]:
     c = d.client()
     q = {
@@ -224,12 +235,18 @@ def main() -> int:
     # The daemon's own default, not the tests' 0.2 s (tests/daemon.py): a soak is production-shaped,
     # and 0.2-s batches alone made 5 INSERTs per second per table whatever the rate.
     ap.add_argument("--batch-timeout-s", type=float, default=DEFAULT_BATCH_TIMEOUT_S)
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="units/s to soak at, without calibration (to compare settings at one rate)")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="an OTELINGEST_* override for the daemon (repeatable)")
     ap.add_argument("--max-parts-slope", type=float, default=MAX_PARTS_SLOPE,
                     help="active parts per minute over the second half above which the soak fails")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="otelingest-soak-") as tmp:
-        d = Daemon(Path(tmp), env={"OTELINGEST_WRITER_BATCH_TIMEOUT_S": str(args.batch_timeout_s)})
+        env = {"OTELINGEST_WRITER_BATCH_TIMEOUT_S": str(args.batch_timeout_s)}
+        env.update(kv.split("=", 1) for kv in args.env)
+        d = Daemon(Path(tmp), env=env)
         d.start()
         try:
             return soak(d, args)
@@ -239,7 +256,15 @@ def main() -> int:
 
 def soak(d: Daemon, args: argparse.Namespace) -> int:
     assert d.proc is not None
-    # 1. Calibration.
+    capacity = args.rate / args.fraction if args.rate else calibrate(d, args)
+    rate = capacity * args.fraction
+    print(f"capacity {capacity:.1f} units/s ({capacity * args.items:.0f} items/s per signal); soak at "
+          f"{rate:.1f} units/s for {args.minutes:.0f} min", flush=True)
+    return run(d, args, capacity, rate)
+
+
+def calibrate(d: Daemon, args: argparse.Namespace) -> float:
+    """Senders at full speed; returns the units/s both acknowledged and stored."""
     cal = [Sender(d.http_port, "soak-calibration", args.items, 0) for _ in range(args.senders)]
     for s in cal:
         s.start()
@@ -261,10 +286,11 @@ def soak(d: Daemon, args: argparse.Namespace) -> int:
     for s in cal:
         s.join(60)
     time.sleep(20)  # let the calibration load drain
-    rate = capacity * args.fraction
-    print(f"capacity {capacity:.1f} units/s ({capacity * args.items:.0f} items/s per signal); soak at "
-          f"{rate:.1f} units/s for {args.minutes:.0f} min", flush=True)
+    return capacity
 
+
+def run(d: Daemon, args: argparse.Namespace, capacity: float, rate: float) -> int:
+    assert d.proc is not None
     # 2. Soak.
     service = f"soak-{RUN}"
     senders = [Sender(d.http_port, service, args.items, rate / args.senders) for _ in range(args.senders)]
@@ -278,11 +304,12 @@ def soak(d: Daemon, args: argparse.Namespace) -> int:
         time.sleep(max(0.0, start + 60 * (len(minutes) + 1) - time.monotonic()))
         now = time.monotonic()
         lat = [s for t, s in querier.samples if t >= now - 60]
-        parts = int(d.client().query(
-            "SELECT count() FROM system.parts WHERE database = 'otel' AND active").result_rows[0][0])
+        by_table = parts_by_table(d)
+        parts = sum(by_table.values())
         own, ch = tree_rss(d.proc.pid)
         row = {"minute": len(minutes) + 1, "rss_mib": own / 2**20, "clickhouse_rss_mib": ch / 2**20, "parts": parts,
-               "query_p95_ms": 1000 * p95(lat), "queries": len(lat),
+               "query_p95_ms": 1000 * p95(lat), "queries": len(lat), "parts_by_table": by_table,
+               "merges_running": merges_running(d),
                "acked_items": sum(sum(s.acked.values()) for s in senders), "refused": sum(s.refused for s in senders)}
         minutes.append(row)
         print(json.dumps(row), flush=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import os
 import threading
 import time
 import uuid
@@ -21,7 +22,9 @@ _request_ids = itertools.count(1)
 RUN = uuid.uuid4().int & 0xFFFF_FFFF  # distinct ids across test processes sharing a server
 
 
-def traces_protobuf(service: str, request_id: int, spans: int) -> bytes:
+def traces_protobuf(service: str, request_id: int, spans: int, filler_bytes: int = 0) -> bytes:
+    """``filler_bytes``: an attribute of that many random bytes per span, which no codec shrinks (a
+    disk fills in a bounded time: the spans alone compress to about 25 bytes each)."""
     req = trace_service_pb2.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     rs.resource.attributes.add(key="service.name").value.string_value = service
@@ -38,6 +41,8 @@ def traces_protobuf(service: str, request_id: int, spans: int) -> bytes:
         s.end_time_unix_nano = base + k + 1000
         a = s.attributes.add(key="request")
         a.value.int_value = request_id
+        if filler_bytes:
+            s.attributes.add(key="filler").value.bytes_value = os.urandom(filler_bytes)
     return req.SerializeToString()
 
 
@@ -49,9 +54,11 @@ class ProtoSender(threading.Thread):
     before an answer (outcome unknown to the client).
     """
 
-    def __init__(self, port: int, service: str, *, spans: int = SPANS_PER_REQUEST, pause_s: float = 0.01) -> None:
+    def __init__(self, port: int, service: str, *, spans: int = SPANS_PER_REQUEST, pause_s: float = 0.01,
+                 filler_bytes: int = 0) -> None:
         super().__init__(daemon=True)
         self.port, self.service, self.spans, self.pause_s = port, service, spans, pause_s
+        self.filler_bytes = filler_bytes
         self.stop_event = threading.Event()
         self.acked = 0
         self.refused = 0
@@ -61,7 +68,7 @@ class ProtoSender(threading.Thread):
     def run(self) -> None:
         conn: http.client.HTTPConnection | None = None
         while not self.stop_event.is_set():
-            body = traces_protobuf(self.service, next(_request_ids), self.spans)
+            body = traces_protobuf(self.service, next(_request_ids), self.spans, self.filler_bytes)
             sent = False
             try:
                 if conn is None:
@@ -148,6 +155,18 @@ FAST_RETRY = {
 }
 
 
+def _retry_memory(read: Any) -> Any:
+    """A full read may not fit next to merges in a memory-capped server (the exhaustion scenario's
+    200 MiB): MEMORY_LIMIT_EXCEEDED says nothing about the table, so it is tried again."""
+    for attempt in range(10):
+        try:
+            return read()
+        except Exception as e:  # noqa: BLE001 - only the memory error is retried
+            if "MEMORY_LIMIT_EXCEEDED" not in str(e) or attempt == 9:
+                raise
+            time.sleep(2)
+
+
 def assert_tables_readable(d: Daemon) -> None:
     """CHECK TABLE and a full read of every MergeTree table of the daemon's database; no detached part."""
     c = d.client()
@@ -156,10 +175,11 @@ def assert_tables_readable(d: Daemon) -> None:
         parameters={"db": d.database}).result_rows]
     assert tables
     for t in tables:
-        verdict = c.raw_query(f"CHECK TABLE {d.database}.{t} SETTINGS check_query_single_value_result = 1 "
-                              "FORMAT TabSeparated").decode().strip()
+        verdict = _retry_memory(lambda: c.raw_query(
+            f"CHECK TABLE {d.database}.{t} SETTINGS check_query_single_value_result = 1 FORMAT TabSeparated"
+        )).decode().strip()
         assert verdict == "1", (t, verdict)
-        c.query(f"SELECT sum(cityHash64(*)) FROM {d.database}.{t}")  # reads every column of every part
+        _retry_memory(lambda: c.query(f"SELECT sum(cityHash64(*)) FROM {d.database}.{t}"))  # every column of every part
     detached = c.query("SELECT table, name, reason FROM system.detached_parts WHERE database = {db:String}",
                        parameters={"db": d.database}).result_rows
     assert detached == [], detached

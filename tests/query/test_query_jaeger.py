@@ -93,6 +93,36 @@ def test_search(env, http):
     assert r.json()["data"] == []
 
 
+def test_search_reads_newest_first_and_answers_as_the_whole_window(env, http):
+    """Traces of a service spread over 3 hours, several spans each, some in both the newest slice
+    and much earlier: the newest-first search (15 minutes, then 4x wider) gives, for every limit,
+    the traces and order the search over the whole window gives."""
+    t0 = env.data.t0 + 4 * 3600 * qd.NS
+    rows, trace_ids = [], []
+    for i in range(40):
+        trace = (0xA11CE000 + i).to_bytes(16, "big")
+        trace_ids.append(trace)
+        # Trace i's spans at 3 h - 4.5 min * i, plus an early one; every 7th has one more in the last minute.
+        offsets = [10_800 - 270 * i, 60 + i]
+        if i % 7 == 0:
+            offsets.append(10_800 - 30 + i)
+        for k, off in enumerate(offsets):
+            rows.append(qd.span(t0 + off * qd.NS, trace, (k + 1).to_bytes(8, "big"), qd.ZERO_SPAN, "op",
+                                "SERVER", "newest-first", {"service.name": "newest-first"}, {}, 1000))
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, rows)
+    start_us, end_us = t0 // 1000, (t0 + 10_801 * qd.NS) // 1000
+    whole = env.client.query(
+        "SELECT lower(hex(TraceId)) FROM otel_trace_index WHERE ServiceName = 'newest-first' "
+        "AND Timestamp BETWEEN fromUnixTimestamp64Nano({s:Int64}) AND fromUnixTimestamp64Nano({e:Int64}) "
+        "GROUP BY TraceId ORDER BY max(Timestamp) DESC",
+        parameters={"s": start_us * 1000, "e": end_us * 1000}, settings={"database": env.data.db}).result_rows
+    assert len(whole) == 40
+    for limit in (1, 3, 6, 7, 20, 40, 100):
+        r = http.get("/api/traces", params={"service": "newest-first", "start": start_us, "end": end_us,
+                                            "limit": str(limit)})
+        assert [t["traceID"] for t in r.json()["data"]] == [w[0] for w in whole[:limit]], limit
+
+
 @pytest.mark.parametrize("params", [
     {},
     {"service": "checkout", "limit": "-1"},

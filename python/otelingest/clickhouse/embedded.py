@@ -33,6 +33,21 @@ EXTRA_CONFIG_PATH = "config.d/otelingest-extra.xml"
 # The free space the server keeps on its disk (keep_free_space_bytes): its inserts and merges fail
 # cleanly with NOT_ENOUGH_SPACE before the filesystem is full, instead of ENOSPC mid-part.
 DISK_CONFIG_PATH = "config.d/otelingest-disk.xml"
+# Background merge threads (background_pool_size): chdb-core, made to run inside other programs,
+# lowers ClickHouse's 16 to 2, and with 2 the merges of the nine tables one batch writes to fell
+# behind the inserts (active parts +147/min in the soak, docs/benchmarks.md). The schedule pool
+# runs each table's merge selection; chdb-core's 2 threads there delay it too.
+MERGE_CONFIG_PATH = "config.d/otelingest-merges.xml"
+DEFAULT_MERGE_THREADS = 16  # config.DEFAULT_EMBEDDED_MERGE_THREADS
+SCHEDULE_POOL_THREADS = 16
+
+
+def _merge_config_xml(merge_threads: int) -> str:
+    return f"""<clickhouse>
+  <background_pool_size>{merge_threads}</background_pool_size>
+  <background_schedule_pool_size>{SCHEDULE_POOL_THREADS}</background_schedule_pool_size>
+</clickhouse>
+"""
 
 
 def _disk_config_xml(keep_free_space_bytes: int) -> str:
@@ -50,7 +65,13 @@ def _disk_config_xml(keep_free_space_bytes: int) -> str:
 
 def _config_xml(root: Path, http_port: int, tcp_port: int, max_memory_mib: int) -> str:
     log_dir = root / "log"
-    memory = f"<max_server_memory_usage>{max_memory_mib * 1024 * 1024}</max_server_memory_usage>" if max_memory_mib else ""
+    memory = ""
+    if max_memory_mib:
+        # Merges take at most half the cap (ClickHouse's default is half the host's RAM, which a cap
+        # makes meaningless): with 16 merge threads they otherwise left queries and INSERTs no room.
+        memory = (f"<max_server_memory_usage>{max_memory_mib << 20}</max_server_memory_usage>"
+                  f"<merges_mutations_memory_usage_soft_limit>{max_memory_mib << 19}"
+                  "</merges_mutations_memory_usage_soft_limit>")
     return f"""<clickhouse>
   <listen_host>127.0.0.1</listen_host>
   <http_port>{http_port}</http_port>
@@ -82,17 +103,19 @@ class EmbeddedClickHouse:
 
     def __init__(
         self, root: Path, *, http_port: int, tcp_port: int, max_memory_mib: int = 0, extra_config_xml: str | None = None,
-        keep_free_space_mib: int = 0,
+        keep_free_space_mib: int = 0, merge_threads: int = DEFAULT_MERGE_THREADS,
     ) -> None:
         """``extra_config_xml``: a whole ``<clickhouse>...</clickhouse>`` document merged over the
         generated config (cluster settings for tests of the cluster path); None adds nothing.
-        ``keep_free_space_mib``: free space the server leaves on its disk (0: none)."""
+        ``keep_free_space_mib``: free space the server leaves on its disk (0: none).
+        ``merge_threads``: background merge threads (``background_pool_size``)."""
         self.root = Path(root).resolve()
         self.http_port = http_port
         self.tcp_port = tcp_port
         self.max_memory_mib = max_memory_mib
         self.extra_config_xml = extra_config_xml
         self.keep_free_space_mib = keep_free_space_mib
+        self.merge_threads = merge_threads
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -116,6 +139,7 @@ class EmbeddedClickHouse:
         disk = self.root / "etc" / DISK_CONFIG_PATH
         disk.parent.mkdir(exist_ok=True)
         disk.write_text(_disk_config_xml(self.keep_free_space_mib * 1024 * 1024))
+        (self.root / "etc" / MERGE_CONFIG_PATH).write_text(_merge_config_xml(self.merge_threads))
         cmd = [
             sys.executable, "-m", "otelingest.clickhouse.embedded",
             str(self.root), str(self.http_port), str(self.tcp_port), str(self.max_memory_mib),

@@ -81,6 +81,7 @@ class StorageWatcher:
                 tcp_port=ch.embedded_tcp_port,
                 max_memory_mib=ch.embedded_max_memory_mib,
                 keep_free_space_mib=ch.min_free_disk_mib // 2,
+                merge_threads=ch.embedded_merge_threads,
             )
             self.clickhouse.start()
             self._backoff.started()

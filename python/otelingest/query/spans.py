@@ -42,6 +42,30 @@ class Span(NamedTuple):
         return None if self.parent_span_id == ZERO_SPAN_ID else self.parent_span_id
 
 
+# Newest-first search: the last FIRST_SLICE_NS of the window first, then FOUR times wider each pass.
+FIRST_SLICE_NS = 15 * 60 * 1_000_000_000
+WIDEN = 4
+
+
+async def search_newest(store: Store, name: str, params: dict[str, Any], **kw: Any) -> list[tuple]:
+    """The ``limit`` traces whose newest matching span is latest in the window, reading the end of
+    the window first and widening only while fewer than ``limit`` traces are found there.
+
+    Exact: a trace's last match in the whole window is at or after the slice's start exactly when it
+    has a match in the slice, where its maximum is the same; so once a slice holds ``limit`` traces,
+    every trace outside it ranks below all of them. A service with many traces reads minutes, not
+    the whole window (the search SQL groups every matching span of its window by trace).
+    """
+    start, end, limit = params["start_ns"], params["end_ns"], params["limit"]
+    width = FIRST_SLICE_NS
+    while True:
+        lo = max(start, end - width)
+        rows = await store.named(name, {**params, "start_ns": lo}, **kw)
+        if len(rows) >= limit or lo == start:
+            return rows
+        width *= WIDEN
+
+
 async def trace_windows(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
     rows = await store.named("traces/windows", {"trace_ids": trace_ids}, **kw)
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}

@@ -31,6 +31,7 @@ from ...clickhouse.client import as_storage_error, connect
 from ...config import Config
 from ...errors import StorageError
 from ..spill import SpillFull, SpillQueue
+from .sizing import BatchSizer
 
 log = logging.getLogger("otelingest.writer")
 
@@ -85,6 +86,7 @@ class Inserter:
         self.cfg = cfg
         self.stop = stop
         self.spill = spill
+        self.sizer: BatchSizer | None = None  # told of MEMORY_LIMIT_EXCEEDED, to seal smaller batches
         self._spilling = False  # for the start/stop log lines only
         self._spill_full_logged = False
         self.storage_ready = storage_ready
@@ -148,6 +150,8 @@ class Inserter:
                 )
             except Exception as e:  # noqa: BLE001 - classified right below
                 err = as_storage_error(e)
+                if self.sizer is not None:
+                    self.sizer.failed(err.code, rows)
                 retryable = err.retryable or not self.storage_ready()
                 if not retryable:
                     self._dead_letter(table, rows, body, dedup_token, err)

@@ -38,6 +38,7 @@ from .batch import BATCH_MAX_BYTES, OpenBatch, SealedBatch
 from .inserter import DEAD_LETTER, SPILLED, Inserter, Stopped
 from .ledger import Ledger
 from .replayer import SpillReplayer
+from .sizing import BatchSizer
 
 log = logging.getLogger("otelingest.writer")
 
@@ -93,7 +94,9 @@ class WriterService:
         # A batch holds its records in the rings until stored: sealed at a quarter of the rings'
         # capacity, the next batches still find room while it is inserted (large batch_max_items).
         ring_bytes = len(self.rings) * (cfg.writer.ring_mib << 20)
-        self.open = OpenBatch(cfg.writer.batch_max_items, cfg.writer.batch_timeout_s,
+        self.sizer = BatchSizer(cfg)
+        inserter.sizer = self.sizer
+        self.open = OpenBatch(self.sizer.max_items, cfg.writer.batch_timeout_s,
                               max_bytes=min(BATCH_MAX_BYTES, max(1, ring_bytes // 4)))
         self.inflight: deque[InFlight] = deque()
         self.max_inflight = cfg.writer.insert_workers * 2
@@ -176,6 +179,7 @@ class WriterService:
             return
         seq = self.ledger.take_seq()
         sealed = self.open.seal(seq, f"w{self.index}-{uuid.uuid4().hex}")
+        self.open.max_items = self.sizer.max_items  # lowered by a MEMORY_LIMIT_EXCEEDED since the last seal
         self.ledger.add(sealed.ledger_entry())
         log.debug("batch %d sealed: %s", seq, {t.table: t.rows for t in sealed.tables.values()})
         self._submit(sealed)
@@ -311,7 +315,8 @@ class WriterService:
                 q.close()
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = dict(self.stats, inflight=len(self.inflight), held_bytes=self.held_bytes)
+        out: dict[str, Any] = dict(self.stats, inflight=len(self.inflight), held_bytes=self.held_bytes,
+                                   batch_max_items=self.sizer.max_items)
         if self.replayer is not None and self.spill is not None:
             out.update(spill_replayed=self.replayer.replayed_items, spill_bytes=len(self.spill))
         return out

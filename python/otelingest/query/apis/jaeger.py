@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
 from ..dependencies import dependencies as compute_dependencies
 from ..errors import BadRequest, NotFound
-from ..spans import Span, fetch_traces
+from ..spans import Span, fetch_traces, search_newest
 from ..storage.store import Timer
 from ..timeparse import NS, duration_ns, parse_time
 
@@ -177,7 +177,7 @@ async def search(request: Request) -> JSONResponse:
         store = store_of(request)
 
         async def compute() -> list[dict[str, Any]]:
-            rows = await store.named("traces/search_tags" if tags else "traces/search", params, request=request)
+            rows = await search_newest(store, "traces/search_tags" if tags else "traces/search", params, request=request)
             ids = [r[0] for r in rows]
             found = await fetch_traces(store, ids, request=request)
             return [trace_json(t, found[t]) for t in ids if t in found]

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
 from ..errors import BadRequest, NotFound
-from ..spans import Span, fetch_traces
+from ..spans import Span, fetch_traces, search_newest
 from ..storage.store import Timer
 from ..storage.tables import BUCKET_S, choose_metrics_table
 from ..timeparse import NS, duration_ns, time_ns
@@ -171,7 +171,7 @@ async def traces(request: Request) -> JSONResponse:
         }
 
         async def compute() -> dict[str, Any]:
-            rows = await store.named("traces/search", params, request=request)
+            rows = await search_newest(store, "traces/search", params, request=request)
             ids = [r[0] for r in rows]
             found = await fetch_traces(store, ids, request=request)
             return {"traces": [trace_json(t, found[t]) for t in ids if t in found]}
