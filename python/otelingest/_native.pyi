@@ -42,6 +42,9 @@ class Decoded:
     @property
     def nbytes(self) -> int:
         """Total bytes of all blocks."""
+    def stored(self) -> None:
+        """Call once the blocks are in a ring: a remote-written series whose labels they carry
+        (``otel_prom_series``) is not written again by this process that day. No-op for OTLP."""
     @property
     def blocks(self) -> list[tuple[str, int, bytes]]:
         """``(table, rows, block)``: a ClickHouse Native block for ``table`` (e.g. ``"otel_traces"``).
@@ -125,8 +128,9 @@ def decode_remote_write(
         max_attributes: most labels per series (besides ``__name__``).
 
     Returns:
-        ``Decoded`` with ``items`` = samples and blocks for ``otel_metrics`` (one row per sample,
-        name and labels verbatim), ``otel_metrics_metadata`` and ``otel_metrics_exemplars``.
+        ``Decoded`` with ``items`` = samples and blocks for ``otel_prom_samples`` (one narrow row
+        per sample), ``otel_prom_series`` (name and labels verbatim, once per series and day until
+        ``Decoded.stored``), ``otel_metrics_metadata`` and ``otel_metrics_exemplars``.
 
     Raises:
         DecodeError: invalid snappy or protobuf, a series without ``__name__``, an empty or

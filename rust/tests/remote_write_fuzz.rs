@@ -141,5 +141,14 @@ fn valid_request_decodes() {
     assert_eq!(d.stats.items, 3);
     assert_eq!(d.metadata_rows, 1);
     assert_eq!(d.exemplar_rows, 1);
-    assert_eq!(d.blocks().len(), 3);
+    let tables: Vec<&str> = d.blocks().iter().map(|b| b.0).collect();
+    assert_eq!(
+        tables,
+        [
+            "otel_prom_samples",
+            "otel_prom_series",
+            "otel_metrics_metadata",
+            "otel_metrics_exemplars"
+        ]
+    );
 }

@@ -482,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             n = remote_write(series, "127.0.0.1", d.http_port)
             total = sum(len(s.samples) for s in series)
             assert n == total
-            d.wait_count("otel_metrics", total, timeout=600)
+            d.wait_count("otel_prom_samples", total, timeout=600)
             print(f"{total} samples remote-written and stored in {time.monotonic() - t0:.1f} s", file=sys.stderr)
             version = httpx.get(ref + "/api/v1/status/buildinfo").json()["data"]["version"]
             t0 = time.monotonic()

@@ -213,7 +213,7 @@ def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
     answers = [_search(ch_client, db, **s) for s in searches]
     assert all(answers) and len(answers[0]) == 60
 
-    applied, _ = schema.migrate(cfg)
+    applied, _ = schema.migrate(cfg, target=10)
     assert applied == [10]
     assert ch_client.query(counts).result_rows == before
     assert [_search(ch_client, db, **s) for s in searches] == answers
@@ -227,3 +227,61 @@ def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
     assert ch_client.query(counts).result_rows == [(1200, 1200, 120)]
     assert ch_client.query(f"SELECT countIf(IsRoot = 1) FROM {db}.otel_trace_index").result_rows == [(120,)]
     assert len(_search(ch_client, db)) == 120
+
+
+def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_client):
+    """0012 on a database written by version 10 (remote-written samples as whole otel_metrics rows,
+    as its Rust decoder wrote them): nothing is moved; the series keeps its id and labels across the
+    two layouts, the PromQL reads see old and new samples once each, a replayed batch stays single."""
+    import time
+
+    from otelingest.bench.promwrite import Series, write_request
+    from otelingest.clickhouse import sqlfiles
+    from otelingest.ingest.writer.inserter import insert_settings
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=10) == (list(range(1, 11)), [])
+    t0_s = int(time.time()) // 3600 * 3600 - 7200
+    ns = 1_000_000_000
+    labels = {"__name__": "node_x", "job": "node", "instance": "h:9100", "cpu": "0"}
+    ch_client.command(
+        f"INSERT INTO {db}.otel_metrics (TimeUnix, MetricName, MetricType, ServiceName, ResourceAttributes,"
+        " ScopeName, Attributes, Value) SELECT fromUnixTimestamp64Nano(toInt64({t0:Int64} + number * 15 * 1000000000)),"
+        " 'node_x', 'Gauge', 'node', map('service.name', 'node', 'service.instance.id', 'h:9100', 'otelingest.source',"
+        " 'prometheus.remote_write'), 'otelingest.prometheus.remote_write', map('cpu', '0', 'instance', 'h:9100',"
+        " 'job', 'node'), toFloat64(number) FROM numbers(10)", parameters={"t0": t0_s * ns})
+
+    applied, _ = schema.migrate(cfg)
+    assert applied[-1] == 12
+    assert ch_client.query(f"SELECT count() FROM {db}.otel_metrics").result_rows == [(10,)]
+    body = write_request([Series(labels, [((t0_s + (10 + k) * 15) * 1000, float(10 + k)) for k in range(10)])])
+    decoded = _native.decode_remote_write(body, compression=None)
+    assert sorted(t for t, _, _ in decoded.blocks) == ["otel_prom_samples", "otel_prom_series"]
+    for _ in range(2):  # a replay of the same batch (same token) is dropped, views included
+        for table, _, block in decoded.blocks:
+            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
+                                 settings=insert_settings(f"batch1-{table}"))
+
+    client = connect(cfg.clickhouse)
+    window = {"names": ["node_x"], "start_ns": (t0_s - 60) * ns, "end_ns": (t0_s + 3600) * ns}
+    series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
+    assert [(name, service) for _, name, service, _, _ in series] == [("node_x", "node")]
+    sid = series[0][0]
+    points = client.query(sqlfiles.query("promql/points_raw"), parameters={**window, "series": [sid]}).result_rows
+    assert [(t, v) for _, t, v, *_ in points] == [((t0_s + k * 15) * ns, float(k)) for k in range(20)]
+    full = ({"service.name": "node", "service.instance.id": "h:9100", "otelingest.source": "prometheus.remote_write"},
+            {"cpu": "0", "instance": "h:9100", "job": "node"})
+    got = client.query(sqlfiles.query("promql/series_labels_raw"), parameters={**window, "series": [sid]}).result_rows
+    assert [(s, r, a) for s, _, r, a in got] == [(sid, *full)]
+    catalog = client.query(sqlfiles.query("promql/catalog_raw"), parameters=window).result_rows
+    assert [c for c in catalog if c[0] == "node_x"] == [("node_x", "Gauge", "Unspecified", False, "", "", 1)]
+    for rollup in ("otel_metrics_5m", "otel_metrics_1h"):
+        assert client.query(f"SELECT sum(Points), sum(ValueSum) FROM {rollup}").result_rows == [(20, 190.0)], rollup
+        got = client.query(sqlfiles.query("promql/series_labels_rollup"),
+                           parameters={**window, "series": [sid], "table": rollup}).result_rows
+        assert [(s, r, a) for s, _, r, a in got] == [(sid, *full)], rollup
+        keys = client.query(sqlfiles.query("promql/label_keys_rollup"), parameters={**window, "table": rollup}).result_rows
+        assert sorted(keys[0][0]) == ["cpu", "instance", "job"] and keys[0][1] == 1
+    keys = client.query(sqlfiles.query("promql/label_keys_raw"), parameters=window).result_rows
+    assert sorted(keys[0][0]) == ["cpu", "instance", "job"] and keys[0][1] == 1

@@ -45,7 +45,7 @@ def query(d: Daemon, path: str, **params: Any) -> Any:
 
 
 def wait_rows(d: Daemon, name: str, n: int) -> None:
-    assert d.wait_count_where("otel_metrics", "MetricName = {n:String}", {"n": name}, n) == n
+    assert d.wait_count_where("otel_prom_samples", "MetricName = {n:String}", {"n": name}, n) == n
 
 
 def test_series_read_back_under_exactly_its_name_and_labels(daemon: Daemon) -> None:
@@ -90,16 +90,20 @@ def test_job_and_instance_are_the_resource(daemon: Daemon) -> None:
     assert write(daemon, [Series({"__name__": "rw_up", "job": "shop/cart", "instance": "10.0.0.7:8080"}, [(t, 1.0)]),
                           Series({"__name__": "rw_up"}, [(t, 0.0)])])[0] == 204
     wait_rows(daemon, "rw_up", 2)
+    # The labels once per series (otel_prom_series), the samples narrow (otel_prom_samples), one
+    # SeriesId: the otel_metrics formula, computed in Rust exactly as ClickHouse computes it.
     rows = daemon.client().query(
-        "SELECT ServiceName, ResourceAttributes, Attributes, ScopeName, toString(MetricType), Value"
-        " FROM otel.otel_metrics WHERE MetricName = 'rw_up' ORDER BY ServiceName").result_rows
+        "SELECT s.ServiceName, s.ResourceAttributes, s.Attributes, p.Value,"
+        " s.SeriesId = cityHash64(s.MetricName, s.ServiceName, mapSort(s.ResourceAttributes), mapSort(s.Attributes))"
+        " FROM otel.otel_prom_series AS s INNER JOIN otel.otel_prom_samples AS p USING (MetricName, SeriesId)"
+        " WHERE MetricName = 'rw_up' ORDER BY s.ServiceName").result_rows
     assert rows == [
         ("shop/cart", {"service.name": "shop/cart", "service.instance.id": "10.0.0.7:8080",
                        "otelingest.source": "prometheus.remote_write"},
-         {"job": "shop/cart", "instance": "10.0.0.7:8080"}, "otelingest.prometheus.remote_write", "Gauge", 1.0),
-        ("unknown_service", {"otelingest.source": "prometheus.remote_write"}, {},
-         "otelingest.prometheus.remote_write", "Gauge", 0.0),
+         {"job": "shop/cart", "instance": "10.0.0.7:8080"}, 1.0, True),
+        ("unknown_service", {"otelingest.source": "prometheus.remote_write"}, {}, 0.0, True),
     ]
+    assert daemon.count_where("otel_metrics", "MetricName = 'rw_up'", {}) == 0
 
 
 def test_nan_and_inf_are_stored_as_values(daemon: Daemon) -> None:
@@ -109,7 +113,8 @@ def test_nan_and_inf_are_stored_as_values(daemon: Daemon) -> None:
                           Series({"__name__": "rw_special", "k": "stale"}, [(t, STALE_NAN)])])[0] == 204
     wait_rows(daemon, "rw_special", 3)
     rows = dict(daemon.client().query(
-        "SELECT Attributes['k'], reinterpretAsUInt64(Value) FROM otel.otel_metrics WHERE MetricName = 'rw_special'"
+        "SELECT s.Attributes['k'], reinterpretAsUInt64(p.Value) FROM otel.otel_prom_samples AS p"
+        " INNER JOIN otel.otel_prom_series AS s USING (MetricName, SeriesId) WHERE MetricName = 'rw_special'"
     ).result_rows)
     assert rows["inf"] == 0x7FF0000000000000
     assert rows["stale"] == 0x7FF0000000000002
@@ -139,7 +144,7 @@ def test_exemplars_are_stored(daemon: Daemon) -> None:
         " WHERE MetricName = 'rw_exemplified'").result_rows
     assert rows == [("0102030405060708090a0b0c0d0e0f10", 0.25, {"job": "x"},
                      {"trace_id": "0102030405060708090a0b0c0d0e0f10"})]
-    assert daemon.count_where("otel_metrics", "MetricName = 'rw_exemplified'", {}) == 0
+    assert daemon.count_where("otel_prom_samples", "MetricName = 'rw_exemplified'", {}) == 0
     # Served by query_exemplars once the series has samples (Prometheus sends both).
     assert write(daemon, [Series({"__name__": "rw_exemplified", "job": "x"}, [(NOW_S * MS, 3.0)])])[0] == 204
     wait_rows(daemon, "rw_exemplified", 1)

@@ -24,7 +24,7 @@ def test_extra_queries_answer_as_prometheus(tmp_path: Path) -> None:
     with Daemon(tmp_path / "daemon") as d, harness.prometheus(series, tmp_path / "prometheus") as ref:
         total = sum(len(s.samples) for s in series)
         assert harness.remote_write(series, "127.0.0.1", d.http_port) == total
-        d.wait_count("otel_metrics", total, timeout=300)
+        d.wait_count("otel_prom_samples", total, timeout=300)
         results = harness.run_extra(ref, d.query_url, float(end - 3600), float(end), 60.0)
     assert not [r.query for r in results if r.outcome == "reference_error"]
     # Each known difference (Prometheus 3's answer where 2.42 differs) must still differ, as a strict xfail.

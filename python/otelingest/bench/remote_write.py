@@ -23,12 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .ingest import DB, Sampler, Serve, summarize_processes, wait_stored
+from .ingest import DB, Sampler, Serve, clickhouse_profile, server_events, summarize_processes, wait_stored
 from .promwrite import Series, compress, write_request
 
 SAMPLES_PER_REQUEST = 2000
 TEMPLATES = 32
 SERIES = 20_000
+# Where remote-written samples are stored (since migration 0012; otel_metrics before).
+TABLE = "otel_prom_samples"
 
 
 def _templates(seed: int) -> list[bytes]:
@@ -97,8 +99,10 @@ def main(args: Any) -> int:
     result: dict[str, Any] = {"duration_s": duration, "senders": senders, "connections": conns,
                               "samples_per_request": SAMPLES_PER_REQUEST}
     try:
-        sampler = Sampler(serve, ["otel_metrics"])
+        sampler = Sampler(serve, [TABLE])
         sampler.start()
+        client = serve.client(DB)
+        events_before = server_events(client)
         q: Any = mp.get_context("spawn").Queue()
         start_at = time.time() + 8.0  # the senders build their templates first
         procs = [mp.get_context("spawn").Process(target=_sender_main, args=(serve.http_port, s, start_at, duration,
@@ -111,14 +115,22 @@ def main(args: Any) -> int:
             p.join(30)
         t_to = t_from + duration
         acked = sum(t[0] for t in totals)
-        client = serve.client(DB)
-        stored, waited = wait_stored(client, {"otel_metrics": acked})
+        stored, waited = wait_stored(client, {TABLE: acked})
+        # ClickHouse's own counters from the first request to the last row stored (drain included):
+        # its CPU per sample, where the sampled CPU% above covers the sending window only.
+        ch = clickhouse_profile(events_before, server_events(client), duration + waited + 8.0)
+        ch_cpu_s = (ch.get("query_user_cpu_us", 0) + ch.get("query_system_cpu_us", 0)) / 1e6
+        result["clickhouse_profile"] = ch
+        result["samples_per_clickhouse_query_cpu_second"] = round(stored[TABLE] / ch_cpu_s) if ch_cpu_s else None
         sampler.stop()
         procs_summary = summarize_processes(sampler.samples, t_from, t_to)
         cpu_s = procs_summary["daemon_cpu_percent"] / 100 * duration
         result.update({
-            "accepted_samples": acked, "stored_samples": stored["otel_metrics"], "loss": acked - stored["otel_metrics"],
-            "accepted_per_s": round(acked / duration), "refused_requests": sum(t[1] for t in totals),
+            "accepted_samples": acked, "stored_samples": stored[TABLE], "loss": acked - stored[TABLE],
+            "accepted_per_s": round(acked / duration),
+            # Stored over the run plus the drain after it: the rate ClickHouse keeps up with.
+            "stored_per_s_until_drained": round(stored[TABLE] / (duration + waited)),
+            "refused_requests": sum(t[1] for t in totals),
             "errors": sum(t[2] for t in totals), "store_wait_s": round(waited, 1),
             "daemon_cpu_seconds": round(cpu_s, 1),
             "samples_per_daemon_cpu_second": round(acked / cpu_s) if cpu_s else None, **procs_summary,
@@ -130,7 +142,9 @@ def main(args: Any) -> int:
         Path(args.json).write_text(text)
     print(f"remote write, closed loop {duration:.0f} s: {result.get('accepted_per_s', 0):,} samples/s accepted, "
           f"stored {result.get('stored_samples', 0):,} of {result.get('accepted_samples', 0):,} "
-          f"(loss {result.get('loss')}), {result.get('samples_per_daemon_cpu_second')} samples per daemon CPU-second, "
+          f"(loss {result.get('loss')}; {result.get('stored_per_s_until_drained', 0):,}/s until drained), "
+          f"{result.get('samples_per_daemon_cpu_second')} samples per daemon CPU-second, "
+          f"{result.get('samples_per_clickhouse_query_cpu_second')} per ClickHouse query CPU-second, "
           f"daemon CPU {result.get('daemon_cpu_percent')}%, ClickHouse CPU {result.get('clickhouse_cpu_percent')}%, "
           f"load {result.get('load_average')}")
     return 0 if result.get("loss") == 0 and not result.get("errors") else 1

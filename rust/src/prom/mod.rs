@@ -3,3 +3,4 @@
 
 pub mod remote_write;
 pub mod remote_write_v2;
+pub mod series_id;

@@ -1,6 +1,14 @@
 //! Prometheus remote write 1.0: a snappy-compressed (block format) `prompb.WriteRequest` into
-//! Native blocks of `otel_metrics` (samples), `otel_metrics_metadata` (metadata) and
-//! `otel_metrics_exemplars` (exemplars).
+//! Native blocks of `otel_prom_samples` (samples), `otel_prom_series` (each series' labels, once),
+//! `otel_metrics_metadata` (metadata) and `otel_metrics_exemplars` (exemplars).
+//!
+//! The narrow layout (migration 0012, docs/promql.md "Throughput"): a sample is a
+//! `(MetricName, ServiceName, SeriesId, TimeUnix, Value)` row; the labels go to `otel_prom_series`
+//! once per series and UTC day, the first time this process sees the pair: a request's new pairs
+//! are [`RemoteWriteDecoder::new_series`] and only count as written once the request is in a ring
+//! ([`remember_series`]); a request refused and retried writes them again. `SeriesId` is computed
+//! here exactly as `otel_metrics` computes it (`series_id.rs`), so a series keeps its id across
+//! the two layouts.
 //!
 //! The protobuf (prometheus/prompb types.proto, remote.proto), read field by field like `wire.rs`:
 //!
@@ -16,7 +24,8 @@
 //! ```
 //!
 //! How a series is stored so that it reads back exactly as written (the query side's half is
-//! `promql.series_labels`/`MetricInfo`; design notes in docs/promql.md):
+//! `promql.series_labels`/`MetricInfo`; design notes in docs/promql.md); as `otel_metrics` rows
+//! before migration 0012, as `otel_prom_series` columns now:
 //! - `MetricName` is `__name__` verbatim; `MetricType` Gauge, no unit: a remote-written sample is a
 //!   plain float whatever its family's type (types come separately, as metadata), so the OTel ->
 //!   Prometheus naming (unit suffixes, `_total`) must not apply to it.
@@ -35,8 +44,10 @@
 use crate::error::{bail, Result};
 use crate::native::{FixedCol, MapCol, MapRow, PodCol, StringCol};
 use crate::otlp::wire::{is_utf8, Reader, Value};
-use crate::tables::metrics::MetricsTable;
+use crate::prom::series_id::series_id;
 use crate::tables::{table, Limits, Stats, UNKNOWN_SERVICE};
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 /// `ScopeName` of every remote-written row: the query side names their metric verbatim.
 pub const SCOPE_NAME: &[u8] = b"otelingest.prometheus.remote_write";
@@ -46,6 +57,48 @@ pub const SOURCE_KEY: &[u8] = b"otelingest.source";
 pub const SOURCE: &[u8] = b"prometheus.remote_write";
 pub const METADATA_TABLE: &str = "otel_metrics_metadata";
 pub const EXEMPLARS_TABLE: &str = "otel_metrics_exemplars";
+pub const SAMPLES_TABLE: &str = "otel_prom_samples";
+pub const SERIES_TABLE: &str = "otel_prom_series";
+/// Beyond this many remembered (series, day) pairs the set starts over (a series written again is
+/// one more row that `otel_prom_series`' merges fold away).
+const MAX_REMEMBERED: usize = 1 << 20;
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// (series, day) pairs of this process whose labels are in a ring already.
+static REMEMBERED: Mutex<Option<HashSet<u64>>> = Mutex::new(None);
+
+fn remembered(key: u64) -> bool {
+    let g = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().is_some_and(|set| set.contains(&key))
+}
+
+/// An iterator of a known length (the labels but `__name__`).
+struct ExactLen<I>(I, usize);
+
+impl<I: Iterator> Iterator for ExactLen<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.0.next()
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.1, Some(self.1))
+    }
+}
+
+impl<I: Iterator> ExactSizeIterator for ExactLen<I> {}
+
+/// Marks the new series of a request as written: call once the request's blocks are in a ring.
+pub fn remember_series(keys: &[u64]) {
+    if keys.is_empty() {
+        return;
+    }
+    let mut g = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+    let set = g.get_or_insert_with(HashSet::new);
+    if set.len() + keys.len() > MAX_REMEMBERED {
+        set.clear();
+    }
+    set.extend(keys.iter().copied());
+}
 
 /// |milliseconds| beyond this overflow Int64 nanoseconds.
 const MAX_ABS_MS: i64 = i64::MAX / 1_000_000;
@@ -75,6 +128,29 @@ table! {
     }
 }
 
+table! {
+    /// `otel_prom_samples`: one row per remote-written sample.
+    SamplesTable {
+        metric_name: StringCol = ("MetricName", "String"),
+        service_name: StringCol = ("ServiceName", "String"),
+        series_id: PodCol<u64> = ("SeriesId", "UInt64"),
+        time: PodCol<i64> = ("TimeUnix", "DateTime64(9)"),
+        value: PodCol<f64> = ("Value", "Float64"),
+    }
+}
+
+table! {
+    /// `otel_prom_series`: a series' labels, once per series and day (see the module doc).
+    SeriesTable {
+        time: PodCol<i64> = ("TimeUnix", "DateTime64(9)"),
+        metric_name: StringCol = ("MetricName", "String"),
+        service_name: StringCol = ("ServiceName", "String"),
+        series_id: PodCol<u64> = ("SeriesId", "UInt64"),
+        resource_attributes: MapCol = ("ResourceAttributes", "Map(String, String)"),
+        attributes: MapCol = ("Attributes", "Map(String, String)"),
+    }
+}
+
 /// `prompb.MetricMetadata.MetricType` as Prometheus' metadata API spells it.
 fn metric_type(v: u64) -> &'static [u8] {
     match v {
@@ -92,7 +168,12 @@ fn metric_type(v: u64) -> &'static [u8] {
 /// Decoder state reused across requests (the tables and scratch buffers).
 #[derive(Default)]
 pub struct RemoteWriteDecoder {
-    pub samples: MetricsTable,
+    pub samples: SamplesTable,
+    pub series: SeriesTable,
+    /// (series, day) keys of the `series` rows of the last decode: for [`remember_series`].
+    pub new_series: Vec<u64>,
+    /// Keys of `new_series`, for lookups.
+    in_request: HashSet<u64>,
     pub metadata: MetadataTable,
     pub exemplars: ExemplarsTable,
     pub stats: Stats,
@@ -103,8 +184,9 @@ pub struct RemoteWriteDecoder {
     labels: Vec<LabelAt>,
     attrs: MapRow,
     resource: MapRow,
-    empty: MapRow,
     service: Vec<u8>,
+    /// The current series' id.
+    id: u64,
 }
 
 /// A label as byte ranges of the series message it was read from.
@@ -156,6 +238,9 @@ impl RemoteWriteDecoder {
         received_ns: i64,
     ) -> Result<()> {
         self.samples.clear();
+        self.series.clear();
+        self.new_series.clear();
+        self.in_request.clear();
         self.metadata.clear();
         self.exemplars.clear();
         self.stats = Stats::default();
@@ -299,6 +384,29 @@ impl RemoteWriteDecoder {
         if !has_samples {
             return self.exemplars_of(msg, &s);
         }
+        // mapSort order of the resource: otelingest.source < service.instance.id < service.name.
+        let mut resource: [(&[u8], &[u8]); 3] = [(&[], &[]); 3];
+        let mut n = 0;
+        resource[n] = (SOURCE_KEY, SOURCE);
+        n += 1;
+        if let Some(instance) = s.instance {
+            resource[n] = (b"service.instance.id", instance);
+            n += 1;
+        }
+        if let Some(job) = s.job {
+            resource[n] = (b"service.name", job);
+            n += 1;
+        }
+        let attributes = labels
+            .iter()
+            .map(|l| (l.key(msg), l.value(msg)))
+            .filter(|(k, _)| *k != b"__name__");
+        self.id = series_id(
+            s.name,
+            &self.service,
+            resource[..n].iter().copied(),
+            ExactLen(attributes, labels.len() - 1),
+        );
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == 2 {
@@ -311,38 +419,26 @@ impl RemoteWriteDecoder {
 
     fn push_sample(&mut self, s: &SeriesLabels<'_>, value: f64, ms: i64) -> Result<()> {
         let time = millis_to_nanos(ms)?;
+        let key = crate::prom::series_id::combine(self.id, time.div_euclid(DAY_NS) as u64);
+        if !self.in_request.contains(&key) && !remembered(key) {
+            self.in_request.insert(key);
+            self.new_series.push(key);
+            let t = &mut self.series;
+            t.time.push(time);
+            t.metric_name.push(s.name);
+            t.service_name.push(&self.service);
+            t.series_id.push(self.id);
+            t.resource_attributes.push_row(&self.resource);
+            t.attributes.push_row(&self.attrs);
+            t.rows += 1;
+        }
         let t = &mut self.samples;
-        t.time.push(time);
-        t.start_time.push(0);
         t.metric_name.push(s.name);
-        t.metric_description.push(b"");
-        t.metric_unit.push(b"");
-        t.metric_type.push(1); // Gauge
-        t.temporality.push(0);
-        t.is_monotonic.push(0);
         t.service_name.push(&self.service);
-        t.resource_attributes.push_row(&self.resource);
-        t.resource_schema_url.push(b"");
-        t.scope_name.push(SCOPE_NAME);
-        t.scope_version.push(b"");
-        t.scope_attributes.push_row(&self.empty);
-        t.scope_schema_url.push(b"");
-        t.attributes.push_row(&self.attrs);
-        t.flags.push(0);
+        t.series_id.push(self.id);
+        t.time.push(time);
         t.value.push(value);
-        t.value_int.push(None);
-        t.count.push(0);
-        t.sum.push(None);
-        t.min.push(None);
-        t.max.push(None);
-        t.scale.push(0);
-        t.zero_count.push(0);
-        t.zero_threshold.push(0.0);
-        t.positive_offset.push(0);
-        t.positive_bucket_counts.end_row();
-        t.negative_offset.push(0);
-        t.negative_bucket_counts.end_row();
-        t.end_point();
+        t.rows += 1;
         self.stats.items += 1;
         Ok(())
     }
@@ -400,11 +496,10 @@ impl RemoteWriteDecoder {
     pub fn blocks(&self) -> Vec<(&'static str, usize, Vec<u8>)> {
         let mut out = Vec::new();
         if self.samples.rows > 0 {
-            out.push((
-                crate::tables::metrics::TABLE,
-                self.samples.rows,
-                self.samples.encode(),
-            ));
+            out.push((SAMPLES_TABLE, self.samples.rows, self.samples.encode()));
+        }
+        if self.series.rows > 0 {
+            out.push((SERIES_TABLE, self.series.rows, self.series.encode()));
         }
         if self.metadata.rows > 0 {
             out.push((METADATA_TABLE, self.metadata.rows, self.metadata.encode()));
@@ -801,8 +896,40 @@ mod tests {
         ]);
         let d = decode(&body).unwrap();
         let blocks = d.blocks();
-        assert_eq!(blocks.len(), 1);
-        assert_eq!(blocks[0].1, 3);
+        assert_eq!(blocks.len(), 2);
+        assert_eq!((blocks[0].0, blocks[0].1), (SAMPLES_TABLE, 3));
         assert_eq!(blocks[0].2.len(), d.samples.encoded_len());
+        assert_eq!((blocks[1].0, blocks[1].1), (SERIES_TABLE, 2));
+        assert_eq!(blocks[1].2.len(), d.series.encoded_len());
+    }
+
+    #[test]
+    fn series_rows_once_per_series_and_day_until_remembered() {
+        let day_ms = 86_400_000;
+        let body = request(&[
+            series(
+                &[("__name__", "once_a"), ("job", "j")],
+                &[(1.0, 1), (2.0, 2)],
+            ),
+            series(&[("__name__", "once_b")], &[(3.0, 3), (4.0, day_ms + 3)]),
+        ]);
+        let d = decode(&body).unwrap();
+        assert_eq!(d.samples.rows, 4);
+        assert_eq!(d.series.rows, 3); // a; b on two days
+        let ids: Vec<u64> = d
+            .samples
+            .series_id
+            .data
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(ids[0], ids[1]);
+        assert_eq!(ids[2], ids[3]);
+        assert_ne!(ids[0], ids[2]);
+        // Not yet in a ring: a retry writes the labels again; once remembered, not any more.
+        assert_eq!(decode(&body).unwrap().series.rows, 3);
+        remember_series(&d.new_series);
+        let again = decode(&body).unwrap();
+        assert_eq!((again.samples.rows, again.series.rows), (4, 0));
     }
 }

@@ -29,10 +29,18 @@ pub struct Decoded {
     nbytes: u64,
     /// (table name, rows, Native block).
     blocks: Py<PyList>,
+    /// Remote write: the (series, day) keys whose labels these blocks write (`remember_series`).
+    series_keys: Vec<u64>,
 }
 
 #[pymethods]
 impl Decoded {
+    /// Called once the blocks are in a ring: the remote-written series they carry labels for are
+    /// not written again by this process (no-op for OTLP).
+    fn stored(&self) {
+        crate::prom::remote_write::remember_series(&self.series_keys);
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Decoded(items={}, rejected={}, nbytes={}, rejection_reason={:?})",
@@ -103,6 +111,7 @@ fn run(py: Python<'_>, signal: Signal, body: &[u8], opts: Options) -> PyResult<D
         rejection_reason: summary.stats.rejection_reason,
         nbytes: summary.block_len as u64,
         blocks: blocks.unbind(),
+        series_keys: Vec::new(),
     })
 }
 
@@ -161,8 +170,8 @@ thread_local! {
 }
 
 /// Decodes one Prometheus remote-write 1.0 body (`WriteRequest`, snappy block format unless
-/// `compression` is None/"identity") into Native blocks of otel_metrics, otel_metrics_metadata
-/// and otel_metrics_exemplars (GIL released). `items` counts samples.
+/// `compression` is None/"identity") into Native blocks of otel_prom_samples, otel_prom_series,
+/// otel_metrics_metadata and otel_metrics_exemplars (GIL released). `items` counts samples.
 #[pyfunction]
 #[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
 fn decode_remote_write(
@@ -189,7 +198,7 @@ fn decode_remote_write(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
         .unwrap_or(0);
-    let (stats, blocks) = py
+    let (stats, blocks, series_keys) = py
         .detach(|| {
             REMOTE_WRITE.with(|cell| {
                 let Ok(mut d) = cell.try_borrow_mut() else {
@@ -198,7 +207,7 @@ fn decode_remote_write(
                     ));
                 };
                 let res = d.decode(&body, snappy, max_decompressed_bytes, &limits, now_ns);
-                let out = res.map(|()| (d.take_stats(), d.blocks()));
+                let out = res.map(|()| (d.take_stats(), d.blocks(), d.new_series.clone()));
                 // A huge request should not pin its column buffers for the life of the thread.
                 if d.samples.encoded_len() > 32 << 20 {
                     *d = RemoteWriteDecoder::default();
@@ -227,6 +236,7 @@ fn decode_remote_write(
         rejection_reason: stats.rejection_reason,
         nbytes,
         blocks: list.unbind(),
+        series_keys,
     })
 }
 

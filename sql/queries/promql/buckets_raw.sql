@@ -19,13 +19,27 @@ SELECT
     arraySum(arrayMap((x, y) -> if(y < x, x, 0),
              arrayPopBack(arrayMap(p -> ifNull(p.2, 0), arraySort(groupArray((TimeUnix, Sum)))) AS ss), arrayPopFront(ss))),
     argMin(BucketCounts, TimeUnix), argMax(BucketCounts, TimeUnix), sumForEach(BucketCounts), any(ExplicitBounds)
-FROM otel_metrics
-WHERE MetricName IN {names:Array(String)}
-  AND SeriesId IN {series:Array(UInt64)}
-  AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
-  AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
-  -- Prometheus stale markers (remote write, 0x7ff0000000000002) are not samples of any window; here
-  -- a stopped series is then still selected for up to the lookback, where the raw path ends it.
-  AND reinterpretAsUInt64(Value) != 9218868437227405314
+FROM
+(
+    SELECT SeriesId, TimeUnix, Value, Count, Sum, BucketCounts, ExplicitBounds
+    FROM otel_metrics
+    WHERE MetricName IN {names:Array(String)}
+      AND SeriesId IN {series:Array(UInt64)}
+      AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
+      AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+      -- Prometheus stale markers (remote write, 0x7ff0000000000002) are not samples of any window; here
+      -- a stopped series is then still selected for up to the lookback, where the raw path ends it.
+      AND reinterpretAsUInt64(Value) != 9218868437227405314
+    UNION ALL
+    -- Remote-written samples since migration 0012 (gauges: no Count, Sum or buckets).
+    SELECT SeriesId, TimeUnix, Value, toUInt64(0), CAST(NULL, 'Nullable(Float64)'),
+           CAST([], 'Array(UInt64)'), CAST([], 'Array(Float64)')
+    FROM otel_prom_samples
+    WHERE MetricName IN {names:Array(String)}
+      AND SeriesId IN {series:Array(UInt64)}
+      AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
+      AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+      AND reinterpretAsUInt64(Value) != 9218868437227405314
+)
 GROUP BY SeriesId, b
 ORDER BY SeriesId, b

@@ -1,8 +1,23 @@
--- promql/series_labels_raw.sql from a rollup table ({table}).
-SELECT SeriesId, any(ServiceName), any(ResourceAttributes), any(Attributes)
-FROM {table:Identifier}
-WHERE MetricName IN {names:Array(String)}
-  AND SeriesId IN {series:Array(UInt64)}
-  AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
-  AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
+-- promql/series_labels_raw.sql from a rollup table ({table}). Rows rolled up from remote-written
+-- samples since migration 0012 carry no labels (only the remote-write marker as resource): those
+-- come from otel_prom_series, and the longest maps of a series are its labels (every row of a
+-- series holds its full labels or, from the narrow rollups, a subset of them).
+SELECT SeriesId, any(ServiceName), argMax(ResourceAttributes, length(ResourceAttributes)),
+       argMax(Attributes, length(Attributes))
+FROM
+(
+    SELECT SeriesId, ServiceName, ResourceAttributes, Attributes
+    FROM {table:Identifier}
+    WHERE MetricName IN {names:Array(String)}
+      AND SeriesId IN {series:Array(UInt64)}
+      AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
+      AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
+    UNION ALL
+    SELECT SeriesId, ServiceName, CAST(ResourceAttributes, 'Map(String, String)'), CAST(Attributes, 'Map(String, String)')
+    FROM otel_prom_series
+    WHERE MetricName IN {names:Array(String)}
+      AND SeriesId IN {series:Array(UInt64)}
+      AND toDate(TimeUnix) >= toDate(toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR)
+      AND toDate(TimeUnix) <= toDate(toDateTime(intDiv({end_ns:Int64}, 1000000000)))
+)
 GROUP BY SeriesId

@@ -108,6 +108,7 @@ class Intake:
             if not self.push(parts):
                 instruments.refused.labels("ring_full").inc()
                 return Outcome(FULL, message="ingest queue full, retry later")
+            decoded.stored()
         instruments.RECEIVED[signal].labels(transport).inc(decoded.items)
         return Outcome(OK, decoded.items, decoded.rejected, decoded.rejection_reason)
 

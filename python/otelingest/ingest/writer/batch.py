@@ -15,6 +15,11 @@ from .. import frame
 
 # A batch also seals on size, so a burst of wide rows never builds an unbounded INSERT.
 BATCH_MAX_BYTES = 64 << 20
+# Narrow rows count as a fraction of an item toward writer.batch_max_items, which is sized for
+# otel_metrics-wide rows: a remote-written sample (otel_prom_samples, ~40 bytes of Native block
+# against ~430 for an otel_metrics row) at 10,000 per INSERT made the INSERT's fixed cost the limit
+# (docs/promql.md "Throughput").
+ROWS_PER_ITEM = {"otel_prom_samples": 10}
 
 
 @dataclass
@@ -63,7 +68,8 @@ class OpenBatch:
         self.nbytes += len(record)
 
     def full(self) -> bool:
-        return self.nbytes >= self.max_bytes or any(r >= self.max_items for r in self.rows.values())
+        return self.nbytes >= self.max_bytes or any(
+            r >= self.max_items * ROWS_PER_ITEM.get(t, 1) for t, r in self.rows.items())
 
     def due(self, now: float | None = None) -> bool:
         if self.empty:

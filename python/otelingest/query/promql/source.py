@@ -166,7 +166,11 @@ class Source:
             if changed:
                 self.bounds_changed.add(int(sid))
             self.bounds_of[int(sid)] = tuple(bounds)
-            base = known[int(sid)]  # both read the same window: every series has its labels
+            base = known.get(int(sid))
+            if base is None:
+                # A remote-written series' labels (otel_prom_series) can land a moment after its
+                # first samples (another INSERT of the batch, or another writer): not visible yet.
+                continue
             for info, prom_name, kind in wanted.get(metric, []):
                 candidates.append((int(sid), info, kind, {"__name__": prom_name, **base}))
         # `le` is matched per bucket bound later, once the bounds are read.

@@ -19,5 +19,14 @@ WITH samples AS
           AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
           -- Prometheus stale markers (remote write) are not samples of any window.
           AND reinterpretAsUInt64(Value) != 9218868437227405314
+        UNION ALL
+        -- Remote-written samples since migration 0012 (gauges: Count and Sum are 0).
+        SELECT SeriesId, toUnixTimestamp64Nano(TimeUnix), if({kind:String} = 'value', Value, 0)
+        FROM otel_prom_samples
+        WHERE MetricName IN {names:Array(String)}
+          AND SeriesId IN {series:Array(UInt64)}
+          AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
+          AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
+          AND reinterpretAsUInt64(Value) != 9218868437227405314
     )
 )
