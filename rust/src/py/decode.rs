@@ -172,6 +172,20 @@ thread_local! {
 /// Decodes one Prometheus remote-write 1.0 body (`WriteRequest`, snappy block format unless
 /// `compression` is None/"identity") into Native blocks of otel_prom_samples, otel_prom_series,
 /// otel_metrics_metadata and otel_metrics_exemplars (GIL released). `items` counts samples.
+/// Whether a remote-write body is snappy-compressed: `compression` "snappy", or None/"identity".
+pub(super) fn snappy_compression(compression: Option<&str>) -> PyResult<bool> {
+    match compression
+        .map(|c| c.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => Ok(false),
+        Some("snappy") => Ok(true),
+        Some(other) => Err(PyValueError::new_err(format!(
+            "unknown compression {other:?} (snappy)"
+        ))),
+    }
+}
+
 #[pyfunction]
 #[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
 fn decode_remote_write(
@@ -181,18 +195,7 @@ fn decode_remote_write(
     max_decompressed_bytes: usize,
     max_attributes: usize,
 ) -> PyResult<Decoded> {
-    let snappy = match compression
-        .map(|c| c.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("" | "identity") => false,
-        Some("snappy") => true,
-        Some(other) => {
-            return Err(PyValueError::new_err(format!(
-                "unknown compression {other:?} (snappy)"
-            )))
-        }
-    };
+    let snappy = snappy_compression(compression)?;
     let limits = Limits { max_attributes };
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,12 +1,11 @@
 //! `remote_write_v2_to_v1`: a Prometheus remote write 2.0 body as a 1.0 `WriteRequest` for
 //! `decode_remote_write`.
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyBytes;
 
-use super::decode::DecodeError;
+use super::decode::{snappy_compression, DecodeError};
 use crate::prom::remote_write::unsnappy;
 use crate::prom::remote_write_v2::to_v1;
 
@@ -21,18 +20,7 @@ fn remote_write_v2_to_v1<'py>(
     compression: Option<&str>,
     max_decompressed_bytes: usize,
 ) -> PyResult<(Bound<'py, PyBytes>, u64, u64)> {
-    let snappy = match compression
-        .map(|c| c.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("" | "identity") => false,
-        Some("snappy") => true,
-        Some(other) => {
-            return Err(PyValueError::new_err(format!(
-                "unknown compression {other:?} (snappy)"
-            )))
-        }
-    };
+    let snappy = snappy_compression(compression)?;
     let (out, written) = py
         .detach(|| {
             let mut inflated = Vec::new();
