@@ -333,9 +333,9 @@ class HttpProtocol(asyncio.Protocol):
             if outcome is None:
                 try:
                     if req.signal == REMOTE_WRITE and req.rw_version == 2:
-                        decoded, *written = await self.loop.run_in_executor(
+                        decoded, samples, exemplars = await self.loop.run_in_executor(
                             srv.executor, srv.intake.decode_remote_write_v2, req.body)
-                        req.rw_written = (written[0], written[1])
+                        req.rw_written = (samples, exemplars)
                     elif req.signal == REMOTE_WRITE:
                         decoded = await self.loop.run_in_executor(srv.executor, srv.intake.decode_remote_write, req.body)
                     else:
