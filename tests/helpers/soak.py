@@ -40,20 +40,19 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa
 from otelingest.config import DEFAULT_BATCH_TIMEOUT_S  # noqa: E402
 
 from daemon import Daemon  # noqa: E402
-from load import T0  # noqa: E402
 from traffic import assert_tables_readable, traces_protobuf  # noqa: E402
 
 RUN = uuid.uuid4().int & 0xFFFF_FFFF
 _ids = itertools.count(1)
 
 
-def logs_protobuf(service: str, request_id: int, n: int) -> bytes:
+def logs_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     req = logs_service_pb2.ExportLogsServiceRequest()
     rl = req.resource_logs.add()
     rl.resource.attributes.add(key="service.name").value.string_value = service
     sl = rl.scope_logs.add()
     sl.scope.name = "soak"
-    base = T0 + request_id * 1_000_000
+    base = base_ns
     for k in range(n):
         r = sl.log_records.add()
         r.time_unix_nano = base + k
@@ -65,14 +64,14 @@ def logs_protobuf(service: str, request_id: int, n: int) -> bytes:
     return req.SerializeToString()
 
 
-def metrics_protobuf(service: str, request_id: int, n: int) -> bytes:
+def metrics_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     req = metrics_service_pb2.ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     rm.resource.attributes.add(key="service.name").value.string_value = service
     sm = rm.scope_metrics.add()
     m = sm.metrics.add()
     m.name = "soak_gauge"
-    base = T0 + request_id * 1_000_000
+    base = base_ns
     for k in range(n):
         p = m.gauge.data_points.add()
         p.time_unix_nano = base + k
@@ -103,7 +102,9 @@ class Sender(threading.Thread):
         while not self.stop_event.is_set():
             rid = next(_ids)
             for signal, build in SIGNALS:
-                body = build(self.service, rid, self.items)
+                # Stamped as sent, as in production: the newest-first trace search and the
+                # dependency job then see the shape they were built for.
+                body = build(self.service, rid, self.items, base_ns=time.time_ns())
                 while not self.stop_event.is_set():
                     try:
                         conn.request("POST", f"/v1/{signal}", body=body, headers={"Content-Type": "application/x-protobuf"})
