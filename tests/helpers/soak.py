@@ -52,10 +52,9 @@ def logs_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     rl.resource.attributes.add(key="service.name").value.string_value = service
     sl = rl.scope_logs.add()
     sl.scope.name = "soak"
-    base = base_ns
     for k in range(n):
         r = sl.log_records.add()
-        r.time_unix_nano = base + k
+        r.time_unix_nano = base_ns + k
         r.severity_number = 9
         r.severity_text = "INFO"
         r.body.string_value = f"soak line {request_id} {k} user=alice status=200"
@@ -71,10 +70,9 @@ def metrics_protobuf(service: str, request_id: int, n: int, base_ns: int) -> byt
     sm = rm.scope_metrics.add()
     m = sm.metrics.add()
     m.name = "soak_gauge"
-    base = base_ns
     for k in range(n):
         p = m.gauge.data_points.add()
-        p.time_unix_nano = base + k
+        p.time_unix_nano = base_ns + k
         p.as_double = float(k)
         a = p.attributes.add(key="seq")
         a.value.string_value = f"{RUN}-{request_id}-{k}"
