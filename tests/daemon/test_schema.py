@@ -253,7 +253,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
         " 'job', 'node'), toFloat64(number) FROM numbers(10)", parameters={"t0": t0_s * ns})
 
     applied, _ = schema.migrate(cfg)
-    assert applied[-1] == 12
+    assert applied[-1] == schema.latest_version()
     assert ch_client.query(f"SELECT count() FROM {db}.otel_metrics").result_rows == [(10,)]
     body = write_request([Series(labels, [((t0_s + (10 + k) * 15) * 1000, float(10 + k)) for k in range(10)])])
     decoded = _native.decode_remote_write(body, compression=None)
@@ -285,3 +285,58 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
         assert sorted(keys[0][0]) == ["cpu", "instance", "job"] and keys[0][1] == 1
     keys = client.query(sqlfiles.query("promql/label_keys_raw"), parameters=window).result_rows
     assert sorted(keys[0][0]) == ["cpu", "instance", "job"] and keys[0][1] == 1
+
+
+def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_client):
+    """0013 on a database written by version 12 (both rollups computed from the narrow rows): the
+    rollup rows already written stay, samples written after it reach the 5-minute and hourly rollups
+    once each (a replay and otel_metrics' own rows included), and PromQL reads the same last values
+    from either rollup as from raw samples."""
+    import time
+
+    from otelingest.bench.promwrite import Series, write_request
+    from otelingest.clickhouse import sqlfiles
+    from otelingest.ingest.writer.inserter import insert_settings
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=12) == (list(range(1, 11)) + [12], [])
+    t0_s = int(time.time()) // 3600 * 3600 - 7200
+    ns = 1_000_000_000
+    labels = {"__name__": "node_y", "job": "node", "instance": "h:9100", "cpu": "1"}
+
+    def write(token, first, count):
+        body = write_request([Series(labels, [((t0_s + k * 60) * 1000, float(k)) for k in range(first, first + count)])])
+        for table, _, block in _native.decode_remote_write(body, compression=None).blocks:
+            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
+                                 settings=insert_settings(f"{token}-{table}"))
+
+    write("before", 0, 40)  # 0:00-0:39, rolled up by 0012's views
+    assert schema.migrate(cfg) == ([13], [])
+    for _ in range(2):  # a replay of the same batch is dropped, chained view included
+        write("after", 40, 50)  # 0:40-1:29: the first hour gets rows from both versions
+    # An otel_metrics gauge with the same name keeps its own hourly view and is not re-rolled.
+    ch_client.command(
+        f"INSERT INTO {db}.otel_metrics (TimeUnix, MetricName, MetricType, ServiceName, ResourceAttributes,"
+        " Attributes, Value) SELECT fromUnixTimestamp64Nano(toInt64({t0:Int64} + number * 60 * 1000000000)),"
+        " 'node_y', 'Gauge', 'other', map('service.name', 'other'), map('k', 'v'), 1.0 FROM numbers(30)",
+        parameters={"t0": t0_s * ns})
+
+    for rollup in ("otel_metrics_5m", "otel_metrics_1h"):
+        got = ch_client.query(f"SELECT ServiceName, sum(Points), sum(ValueSum), min(ValueMin), max(ValueMax) FROM {db}.{rollup}"
+                              " GROUP BY ServiceName ORDER BY ServiceName").result_rows
+        assert got == [("node", 90, float(sum(range(90))), 0.0, 89.0), ("other", 30, 30.0, 1.0, 1.0)], rollup
+
+    client = connect(cfg.clickhouse)
+    window = {"names": ["node_y"], "start_ns": t0_s * ns, "end_ns": (t0_s + 4 * 3600) * ns}
+    series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
+    sid = next(s for s, _, service, _, _ in series if service == "node")
+    for rollup, bucket_s in (("otel_metrics_5m", 300), ("otel_metrics_1h", 3600)):
+        points = client.query(sqlfiles.query("promql/points_rollup"),
+                              parameters={**window, "series": [sid], "table": rollup, "bucket_s": bucket_s}).result_rows
+        # The last sample of each bucket, stamped at the bucket's end.
+        want = [((t0_s + b + bucket_s) * ns, float(min((b + bucket_s) // 60, 90) - 1)) for b in range(0, 90 * 60, bucket_s)]
+        assert [(t, v) for _, t, v, *_ in points] == want, rollup
+        got = client.query(sqlfiles.query("promql/series_labels_rollup"),
+                           parameters={**window, "series": [sid], "table": rollup}).result_rows
+        assert [a for _, _, _, a in got] == [{"cpu": "1", "instance": "h:9100", "job": "node"}], rollup

@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .ingest import DB, Sampler, Serve, clickhouse_profile, server_events, summarize_processes, wait_stored
+from .ingest import (DB, Sampler, Serve, clickhouse_profile, daemon_metrics, server_events, summarize_processes,
+                     wait_stored)
 from .promwrite import Series, compress, write_request
 
 SAMPLES_PER_REQUEST = 2000
@@ -121,6 +122,8 @@ def main(args: Any) -> int:
         ch = clickhouse_profile(events_before, server_events(client), duration + waited + 8.0)
         ch_cpu_s = (ch.get("query_user_cpu_us", 0) + ch.get("query_system_cpu_us", 0)) / 1e6
         result["clickhouse_profile"] = ch
+        # Refusals by reason (memory, ring_full, ...): what a closed loop's 503s came from.
+        result["daemon_metrics"] = daemon_metrics(serve)
         result["samples_per_clickhouse_query_cpu_second"] = round(stored[TABLE] / ch_cpu_s) if ch_cpu_s else None
         sampler.stop()
         procs_summary = summarize_processes(sampler.samples, t_from, t_to)

@@ -44,7 +44,14 @@ class Stopped(Exception):
     """The writer is stopping: the batch stays in the ring for a replay."""
 
 
-def insert_settings(token: str, *, cluster: bool = False) -> dict[str, object]:
+# Tables whose views write one rollup row per series and bucket of the INSERT: collapsing equal
+# keys in each new part (optimize_on_insert) found nothing to collapse and cost up to two thirds of
+# the view's insert when the series are many (docs/benchmarks.md "Remote write: lean rollups");
+# merges collapse them, as they do across INSERTs, and every rollup reader merges states anyway.
+NO_INSERT_OPTIMIZE = frozenset({"otel_prom_samples"})
+
+
+def insert_settings(token: str, *, cluster: bool = False, table: str = "") -> dict[str, object]:
     settings: dict[str, object] = {
         "insert_deduplication_token": token,
         "insert_deduplicate": 1,
@@ -52,6 +59,8 @@ def insert_settings(token: str, *, cluster: bool = False) -> dict[str, object]:
         # Hourly partitions: a batch may span many of them.
         "max_partitions_per_insert_block": 0,
     }
+    if table.rpartition(".")[2] in NO_INSERT_OPTIMIZE:
+        settings["optimize_on_insert"] = 0
     if cluster:
         # A Distributed table otherwise queues the rows locally and answers at once; the rings are
         # released on this answer, so it must mean "on its shards".
@@ -145,7 +154,7 @@ class Inserter:
             started = time.monotonic()
             try:
                 self._client().raw_insert(
-                    table, insert_block=payload, fmt="Native", settings=insert_settings(dedup_token, cluster=bool(self.cfg.clickhouse.cluster)),
+                    table, insert_block=payload, fmt="Native", settings=insert_settings(dedup_token, cluster=bool(self.cfg.clickhouse.cluster), table=table),
                     compression=self.encoding,
                 )
             except Exception as e:  # noqa: BLE001 - classified right below

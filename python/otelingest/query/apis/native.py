@@ -217,6 +217,10 @@ async def metrics(request: Request) -> JSONResponse:
                     v = r[2 + _AGG_INDEX[req.aggregation]]
                 else:
                     v = r[7][_Q_INDEX[req.aggregation]]
+                    # NaN: no quantile state in the bucket (remote-written series' rollups keep
+                    # none since migration 0013), so no point rather than a made-up one.
+                    if v != v:
+                        continue
                 series.setdefault(service, []).append([int(bucket) * NS, float(v)])
             return {
                 "metric_name": req.metric_name, "aggregation": req.aggregation, "step_s": step_s, "table": table,
