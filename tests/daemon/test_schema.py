@@ -200,8 +200,10 @@ def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
 
     def write(batch: int, bodies) -> None:
         blocks = [blk for p in bodies for t, _, blk in _native.decode_traces(p.body).blocks if t == "otel_traces"]
+        # This release's blocks carry TenantId (migration 0014), which a version 9/10 table lacks:
+        # dropped here as ClickHouse does by default, so the rows are what version 9 wrote.
         ch_client.raw_insert(f"{db}.otel_traces", insert_block=b"".join(blocks), fmt="Native",
-                             settings=insert_settings(f"batch{batch}-otel_traces"))
+                             settings={**insert_settings(f"batch{batch}-otel_traces"), "input_format_skip_unknown_fields": 1})
 
     write(1, requests[:3])
     counts = f"SELECT (SELECT count() FROM {db}.otel_traces), (SELECT count() FROM {db}.otel_trace_index), " \
@@ -253,7 +255,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
         " 'job', 'node'), toFloat64(number) FROM numbers(10)", parameters={"t0": t0_s * ns})
 
     applied, _ = schema.migrate(cfg)
-    assert applied[-1] == 12
+    assert 12 in applied
     assert ch_client.query(f"SELECT count() FROM {db}.otel_metrics").result_rows == [(10,)]
     body = write_request([Series(labels, [((t0_s + (10 + k) * 15) * 1000, float(10 + k)) for k in range(10)])])
     decoded = _native.decode_remote_write(body, compression=None)

@@ -28,6 +28,7 @@ MIGRATIONS_TABLE = "otelingest_schema_migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
 _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
+_REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
 
@@ -59,6 +60,8 @@ class Statement:
     sql: str
     table: str | None  # the first ${table:...} named, i.e. the one created or altered
     ttl_key: str | None
+    # `-- @rekey <table>`: not SQL but a rebuild the Migrator runs (clickhouse/rekey.py); sql is "".
+    rekey: bool = False
 
 
 def available_migrations(directory: Path | None = None) -> list[Migration]:
@@ -83,6 +86,12 @@ def render(text: str, ctx: RenderContext) -> list[Statement]:
     statements: list[Statement] = []
     buf: list[str] = []
     for line in text.splitlines():
+        r = _REKEY_RE.match(line.strip())
+        if r:
+            # Single node only: a cluster's tables keep their key (rekey.py's module doc).
+            if not ctx.cluster:
+                statements.append(Statement("", r.group(1), None, rekey=True))
+            continue
         d = _DISTRIBUTED_RE.match(line.strip())
         if d:
             if ctx.cluster:
@@ -154,17 +163,29 @@ class Migrator:
     def __init__(self, client: Any, ctx: RenderContext) -> None:
         self.client = client
         self.ctx = ctx
+        # Tests interrupt a table rebuild here (rekey.Rekey.before_partition).
+        self.before_partition: Any = lambda table, partition: None
 
     def _run(self, stmt: Statement) -> None:
         try:
+            if stmt.rekey:
+                from .rekey import Rekey
+
+                rekey = Rekey(self.client, self.ctx.database)
+                rekey.before_partition = self.before_partition
+                if rekey.run(stmt.table or ""):
+                    log.info("%s rebuilt with TenantId leading its sorting key", stmt.table)
+                return
             self.client.command(stmt.sql)
+        except SchemaError:
+            raise
         except Exception as e:
             from .client import as_storage_error
 
             err = as_storage_error(e)
             if err.retryable:
                 raise err from e
-            raise SchemaError(f"{err} -- in statement: {stmt.sql[:200]}") from e
+            raise SchemaError(f"{err} -- in statement: {stmt.sql[:200] or '@rekey ' + str(stmt.table)}") from e
 
     def applied(self) -> dict[int, str]:
         rows = self.client.query(

@@ -225,7 +225,7 @@ class Supervisor:
     # --- workers and jobs --------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        from .flags import StatusPage
+        from .flags import SCHEMA_PENDING, StatusPage
         from .memory import MemoryTicker
         from .rundir import Layout, cover_leftovers, open_rings, run_path, write_worker_file
 
@@ -235,6 +235,8 @@ class Supervisor:
         layout.rings_dir.mkdir(parents=True, exist_ok=True)
         layout.boot_failure_path.unlink(missing_ok=True)
         self.flags = StatusPage.create(layout.status_path, layout.slots)
+        # Before any writer starts: the storage watcher may be migrating already.
+        self.flags.set_flag(SCHEMA_PENDING, not self.storage.state.schema_current)
         self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024)
         write_worker_file(run_dir, self.cfg, layout)
         children = Children(layout, self.flags, self._on_fatal_child)

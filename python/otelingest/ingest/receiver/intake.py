@@ -86,7 +86,7 @@ class Intake:
             self._decoders = _decoders()
         return self._decoders[signal](
             body, format=fmt, compression=compression,
-            max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes,
+            max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes, tenant=tenant,
         )
 
     def decode_remote_write(self, body: bytes, compression: str | None = "snappy", tenant: str = DEFAULT_TENANT) -> Any:
@@ -94,7 +94,7 @@ class Intake:
         from ... import _native
 
         return _native.decode_remote_write(body, compression=compression, max_decompressed_bytes=self.max_decompressed,
-                                           max_attributes=self.max_attributes)
+                                           max_attributes=self.max_attributes, tenant=tenant)
 
     def decode_remote_write_v2(self, body: bytes, tenant: str = DEFAULT_TENANT) -> tuple[Any, int, int]:
         """A remote write 2.0 body (snappy Request): (decoded, samples, exemplars); a worker thread."""
