@@ -161,3 +161,28 @@ def test_a_tenant_over_its_rate_is_refused_alone(daemon: Daemon) -> None:
         assert b"type.googleapis.com/google.rpc.RetryInfo" in trailers["grpc-status-details-bin"]
         assert "google.rpc.retryinfo-bin" in trailers
         export(req.SerializeToString(), metadata=(("x-scope-orgid", "fast"),), timeout=10)
+
+
+QUERY_PATHS = ["/api/v1/query?query=up", "/api/v1/labels", "/api/services", "/api/traces?service=t-http-ok",
+               "/loki/api/v1/query_range?query=%7Bservice_name%3D%22a%22%7D", "/api/search?q=%7B%7D",
+               "/api/v1/services"]
+
+
+def _get(d: Daemon, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", d.query_port, timeout=30)
+    try:
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_query_api_resolves_the_tenant_and_answers_no_data_until_reads_are_scoped(daemon: Daemon) -> None:
+    for path in QUERY_PATHS:
+        assert _get(daemon, path, {})[0] == 401, path
+        assert _get(daemon, path, {"X-Scope-OrgID": "a|b"})[0] == 400, path
+        assert _get(daemon, path, {"X-Scope-OrgID": "'; SELECT 1 --"})[0] == 400, path
+        status, body = _get(daemon, path, {"X-Scope-OrgID": "team-a"})
+        assert status == 501, (path, status)
+        assert b"t-http-ok" not in body and b"not built yet" in body
