@@ -42,6 +42,9 @@ DEFAULT_BATCH_MAX_ITEMS = 50_000
 DEFAULT_BATCH_TIMEOUT_S = 10.0
 DEFAULT_INSERT_WORKERS = 4
 DEFAULT_MEMORY_HARD_LIMIT_MIB = 2048
+# A batch holds its records in the rings until stored, so the rings must hold a batch's worth of
+# records plus what arrives while it is inserted: 64 MiB each was sized for 10,000-item batches.
+AUTO_RING_MIN_MIB = 64
 # Soft limit = hard limit minus a spike allowance, as the Collector's memory limiter does.
 DEFAULT_SPIKE_PERCENT = 20
 DEFAULT_CLICKHOUSE_MIN_FREE_DISK_MIB = 1024
@@ -87,8 +90,9 @@ class WriterConfig(Section):
     insert_workers: PositiveInt = DEFAULT_INSERT_WORKERS
     retry_initial_s: PositiveFloat = 0.5
     retry_max_s: PositiveFloat = 30.0
-    # Shared-memory ring size per receiver->writer pair.
-    ring_mib: PositiveInt = 64
+    # Shared-memory ring size per receiver->writer pair; 0 = the rings share a quarter of
+    # memory.hard_limit_mib, at least AUTO_RING_MIN_MIB each (resolved by load()).
+    ring_mib: NonNegativeInt = 0
     # On stop, how long a writer keeps trying to store what it holds (ClickHouse down); past it the
     # records stay in the rings and the ledger, and the next start stores them.
     stop_timeout_s: PositiveFloat = 60.0
@@ -467,6 +471,9 @@ def load(
     except msgspec.ValidationError as e:
         raise ConfigError(_describe(e, data)) from None
     _check(cfg)
+    if not cfg.writer.ring_mib:
+        rings = cfg.receiver_workers() * cfg.writer.workers
+        cfg.writer.ring_mib = max(AUTO_RING_MIN_MIB, cfg.memory.hard_limit_mib // 4 // rings)
     return cfg
 
 

@@ -27,6 +27,17 @@ def test_defaults_are_the_designs():
     assert cfg.retention.metrics_1h == 365
 
 
+def test_rings_share_a_quarter_of_the_hard_limit_unless_sized():
+    def ring_mib(**sections):
+        return config.load(None, overrides=sections, environ={}).writer.ring_mib
+
+    two_by_one = {"receiver": {"workers": 2}, "writer": {"workers": 1}}
+    assert ring_mib(**two_by_one) == 256  # 2048 / 4 / 2 rings
+    assert ring_mib(receiver={"workers": 4}, writer={"workers": 2}) == 64  # 2048 / 4 / 8 rings
+    assert ring_mib(memory={"hard_limit_mib": 512}, **two_by_one) == 64  # never below 64 MiB
+    assert ring_mib(receiver={"workers": 2}, writer={"workers": 1, "ring_mib": 32}) == 32
+
+
 def test_file_then_env_then_flags(tmp_path):
     toml = '[receiver]\ngrpc_port = 5000\nhttp_port = 5001\n[clickhouse]\ndatabase = "fromfile"\n'
     cfg = load(toml, tmp_path, environ={"OTELINGEST_RECEIVER_HTTP_PORT": "6001", "OTELINGEST_WRITER_BATCH_TIMEOUT_S": "2.5"},

@@ -40,20 +40,19 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa
 from otelingest.config import DEFAULT_BATCH_TIMEOUT_S  # noqa: E402
 
 from daemon import Daemon  # noqa: E402
-from load import T0  # noqa: E402
 from traffic import assert_tables_readable, traces_protobuf  # noqa: E402
 
 RUN = uuid.uuid4().int & 0xFFFF_FFFF
 _ids = itertools.count(1)
 
 
-def logs_protobuf(service: str, request_id: int, n: int) -> bytes:
+def logs_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     req = logs_service_pb2.ExportLogsServiceRequest()
     rl = req.resource_logs.add()
     rl.resource.attributes.add(key="service.name").value.string_value = service
     sl = rl.scope_logs.add()
     sl.scope.name = "soak"
-    base = T0 + request_id * 1_000_000
+    base = base_ns
     for k in range(n):
         r = sl.log_records.add()
         r.time_unix_nano = base + k
@@ -65,14 +64,14 @@ def logs_protobuf(service: str, request_id: int, n: int) -> bytes:
     return req.SerializeToString()
 
 
-def metrics_protobuf(service: str, request_id: int, n: int) -> bytes:
+def metrics_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     req = metrics_service_pb2.ExportMetricsServiceRequest()
     rm = req.resource_metrics.add()
     rm.resource.attributes.add(key="service.name").value.string_value = service
     sm = rm.scope_metrics.add()
     m = sm.metrics.add()
     m.name = "soak_gauge"
-    base = T0 + request_id * 1_000_000
+    base = base_ns
     for k in range(n):
         p = m.gauge.data_points.add()
         p.time_unix_nano = base + k
@@ -103,7 +102,9 @@ class Sender(threading.Thread):
         while not self.stop_event.is_set():
             rid = next(_ids)
             for signal, build in SIGNALS:
-                body = build(self.service, rid, self.items)
+                # Stamped as sent, as in production: the newest-first trace search and the
+                # dependency job then see the shape they were built for.
+                body = build(self.service, rid, self.items, base_ns=time.time_ns())
                 while not self.stop_event.is_set():
                     try:
                         conn.request("POST", f"/v1/{signal}", body=body, headers={"Content-Type": "application/x-protobuf"})
@@ -158,6 +159,40 @@ class Querier(threading.Thread):
                 self.errors += 1
             self.samples.append((t, time.monotonic() - t))
             self.stop_event.wait(0.5)
+
+
+class RingSampler(threading.Thread):
+    """Once a second, the daemon's own /metrics: bytes waiting in the rings (``otel_queue_size``)
+    and refusals by reason, so a refusal can be told apart (ring full, memory, disk)."""
+
+    def __init__(self, d: Daemon) -> None:
+        super().__init__(daemon=True)
+        self.d = d
+        self.stop_event = threading.Event()
+        self.queue_bytes: list[tuple[float, float]] = []  # (monotonic time, bytes)
+        self.refused: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                with urllib.request.urlopen(self.d.metrics_url + "/metrics", timeout=5) as r:
+                    text = r.read().decode()
+            except OSError:
+                text = ""
+            queue, refused = 0.0, {}
+            for line in text.splitlines():
+                if line.startswith("otel_queue_size "):
+                    queue = float(line.split()[-1])
+                elif line.startswith("otel_refused_total{"):
+                    reason = line.split('reason="', 1)[1].split('"', 1)[0]
+                    refused[reason] = refused.get(reason, 0.0) + float(line.split()[-1])
+            self.queue_bytes.append((time.monotonic(), queue))
+            if refused:
+                self.refused = refused
+            self.stop_event.wait(1.0)
+
+    def max_queue_mib(self, since: float) -> float:
+        return max((b for t, b in self.queue_bytes if t >= since), default=0.0) / 2**20
 
 
 def tree_rss(pid: int) -> tuple[int, int]:
@@ -295,9 +330,11 @@ def run(d: Daemon, args: argparse.Namespace, capacity: float, rate: float) -> in
     service = f"soak-{RUN}"
     senders = [Sender(d.http_port, service, args.items, rate / args.senders) for _ in range(args.senders)]
     querier = Querier(d, service)
+    rings = RingSampler(d)
     for s in senders:
         s.start()
     querier.start()
+    rings.start()
     start = time.monotonic()
     minutes: list[dict[str, float]] = []
     while time.monotonic() - start < args.minutes * 60:
@@ -310,12 +347,14 @@ def run(d: Daemon, args: argparse.Namespace, capacity: float, rate: float) -> in
         row = {"minute": len(minutes) + 1, "rss_mib": own / 2**20, "clickhouse_rss_mib": ch / 2**20, "parts": parts,
                "query_p95_ms": 1000 * p95(lat), "queries": len(lat), "parts_by_table": by_table,
                "merges_running": merges_running(d),
-               "acked_items": sum(sum(s.acked.values()) for s in senders), "refused": sum(s.refused for s in senders)}
+               "acked_items": sum(sum(s.acked.values()) for s in senders), "refused": sum(s.refused for s in senders),
+               "rings_max_mib": round(rings.max_queue_mib(now - 60), 1), "refused_by_reason": dict(rings.refused)}
         minutes.append(row)
         print(json.dumps(row), flush=True)
     for s in senders:
         s.stop_event.set()
     querier.stop_event.set()
+    rings.stop_event.set()
     for s in senders:
         s.join(120)
     querier.join(60)

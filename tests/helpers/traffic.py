@@ -22,15 +22,17 @@ _request_ids = itertools.count(1)
 RUN = uuid.uuid4().int & 0xFFFF_FFFF  # distinct ids across test processes sharing a server
 
 
-def traces_protobuf(service: str, request_id: int, spans: int, filler_bytes: int = 0) -> bytes:
+def traces_protobuf(service: str, request_id: int, spans: int, filler_bytes: int = 0,
+                    base_ns: int | None = None) -> bytes:
     """``filler_bytes``: an attribute of that many random bytes per span, which no codec shrinks (a
-    disk fills in a bounded time: the spans alone compress to about 25 bytes each)."""
+    disk fills in a bounded time: the spans alone compress to about 25 bytes each). ``base_ns``: the
+    first span's start (default: a millisecond per request after ``T0``, an hour ago)."""
     req = trace_service_pb2.ExportTraceServiceRequest()
     rs = req.resource_spans.add()
     rs.resource.attributes.add(key="service.name").value.string_value = service
     out = rs.scope_spans.add()
     out.scope.name = "chaos"
-    base = T0 + request_id * 1_000_000
+    base = T0 + request_id * 1_000_000 if base_ns is None else base_ns
     for k in range(spans):
         s = out.spans.add()
         s.trace_id = RUN.to_bytes(4, "big") + request_id.to_bytes(8, "big") + k.to_bytes(4, "big")

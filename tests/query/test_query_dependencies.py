@@ -172,25 +172,26 @@ def test_window_mixing_final_missing_early_hours_and_unaligned_edges_is_exact(en
     assert [n for n, _ in env.store.calls] == ["dependencies/raw"]
 
 
-def test_late_spans_are_counted_once_the_hour_is_recomputed(env):
+def test_each_hour_is_computed_once_when_it_can_be_final(env):
     h = env.h
-    assert rollup.rollup_hours(env.client, now_ns=h(4) + 5 * MINUTE) == [h(1), h(2), h(3)]
+    # At H4 + 5 min only H1 can be final (computed two hours after its end); H2 and H3 would be
+    # early computations, which queries never read, so the job leaves them to the raw join.
+    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(4) + 5 * MINUTE) == [h(1), h(0), h(-1)]
     start, end = h(1), h(4)
     assert env.query(start, end) == expected(env.calls, start, end)
-    assert env.store.params("dependencies/hourly") == [{"runs": seconds([(h(1), h(2))])}]  # H2, H3 not final yet
+    assert env.store.params("dependencies/hourly") == [{"runs": seconds([(h(1), h(2))])}]  # H2, H3 read raw
+    # The next run in the same hour computes nothing: no hour is computed twice.
+    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(4) + 10 * MINUTE) == []
 
     late = [Call(h(1) + 50 * MINUTE, h(1) + 51 * MINUTE, "frontend", "cart"),
             Call(h(3) + 50 * MINUTE, h(3) + 51 * MINUTE, "frontend", "cart")]
     insert_calls(env.client, env.db, late)
     # H3 is read raw: its late call counts at once. H1 went final before its late call came (later
-    # than ROLLUP_LAG_NS after its end): not counted until the hour is computed again.
+    # than ROLLUP_LAG_NS after its end): not counted, as the module says.
     assert env.query(start, end) == expected(env.calls + late[1:], start, end)
-    rollup.rollup_hours(env.client, now_ns=h(4) + 10 * MINUTE)
-    assert env.query(start, end) == expected(env.calls + late, start, end)
-    # The next run, two hours later (none during H5), makes H3 final and backfills H2, with their
-    # late spans: the window is all rollup.
-    assert rollup.run_once(env.client, backfill_hours=1, now_ns=h(6) + 5 * MINUTE) == ([h(3), h(4), h(5)], [h(2)])
-    assert env.query(start, end) == expected(env.calls + late, start, end)
+    # Two hours later H2 and H3 become final, with their late spans: the window is all rollup.
+    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(6) + 5 * MINUTE) == [h(3), h(2)]
+    assert env.query(start, end) == expected(env.calls + late[1:], start, end)
     assert env.store.params("dependencies/raw") == []
 
 
@@ -212,12 +213,10 @@ def test_backfill_computes_a_bounded_number_of_hours_newest_first(env):
     assert [n for n, _ in env.store.calls] == ["dependencies/final_hours", "dependencies/hourly"]
 
 
-def test_one_run_recomputes_the_last_hours_then_backfills(env):
+def test_one_run_computes_a_bounded_number_of_hours(env):
     h = env.h
-    recent, filled = rollup.run_once(env.client, backfill_hours=2, now_ns=h(6) + 5 * MINUTE)
-    assert recent == [h(3), h(4), h(5)]  # H3 final now; H4, H5 not yet
-    assert filled == [h(2), h(1)]
-    assert rollup.pending_hours(env.client, limit=100, now_ns=h(6) + 5 * MINUTE) == [h(0), h(-1)]
+    assert rollup.run_once(env.client, backfill_hours=2, now_ns=h(6) + 5 * MINUTE) == [h(3), h(2)]
+    assert rollup.pending_hours(env.client, limit=100, now_ns=h(6) + 5 * MINUTE) == [h(1), h(0), h(-1)]
 
 
 def test_hours_older_than_every_span_come_from_the_rollup_without_a_record(env):

@@ -156,25 +156,48 @@ def test_dependencies_rollup_job(env, http, clickhouse):
             f"SELECT Parent, Child, CallCount, ErrorCount FROM {env.data.db}.otel_service_dependencies_1h FINAL"
         ).result_rows
         assert rows == [("frontend", "checkout", 1, 1)]
-        hours = dependencies.rollup_hours(client, hours=2, now_ns=env.data.t0 + 2 * 3600 * qd.NS + 5)
-        assert hours == [env.data.t0, env.data.t0 + 3600 * qd.NS]
+        # Those computations were too early to be final; three hours after the hour began, a run
+        # computes it once more, as final, and the next run has nothing to do.
+        final = env.data.t0 + 3 * 3600 * qd.NS + 5
+        assert dependencies.run_once(client, now_ns=final) == [env.data.t0]
+        assert dependencies.run_once(client, now_ns=final) == []
     finally:
         client.close()
 
 
-def test_background_job_fills_the_dependency_rollup(env):
+def test_background_job_fills_the_dependency_rollup(env, clickhouse):
     import time
 
-    # The supervisor runs the rollup once the schema is current and every [query] dependencies_rollup_interval_s.
-    q = f"SELECT Parent, Child, CallCount FROM {env.data.db}.otel_service_dependencies_1h FINAL WHERE TimeBucket = {{h:DateTime}}"
+    from otelingest.config import ClickHouseConfig
+    from otelingest.jobs.dependencies import DependencyRollup
+
+    # A call in an hour old enough to be final; the job (as the supervisor runs it) computes it.
+    hour = 3600 * qd.NS
+    old = env.data.t0 - 2 * hour + 10 * qd.NS
+    tid = bytes.fromhex("bb" * 16)
+    qd.insert_rows(env.client, env.data.db, "otel_traces", qd.SPAN_COLUMNS, [
+        qd.span(old, tid, bytes.fromhex("03" * 8), qd.ZERO_SPAN, "poll", "SERVER", "bg-parent", {}, {}, 1000),
+        qd.span(old + 1000, tid, bytes.fromhex("04" * 8), bytes.fromhex("03" * 8), "work", "SERVER", "bg-child",
+                {}, {}, 500)])
+    cfg = ClickHouseConfig(url=clickhouse.url, database=env.data.db)
+    job = DependencyRollup(cfg, interval_s=0.2)
+    job.start()
+    q = f"SELECT Parent, Child, CallCount FROM {env.data.db}.otel_service_dependencies_1h FINAL WHERE Parent = 'bg-parent'"
     deadline = time.monotonic() + 60
     rows = []
-    while time.monotonic() < deadline:
-        rows = env.client.query(q, parameters={"h": env.data.t0 // qd.NS}).result_rows
-        if rows:
-            break
-        time.sleep(0.2)
-    assert rows == [("frontend", "checkout", 1)]
+    try:
+        while time.monotonic() < deadline:
+            rows = env.client.query(q).result_rows
+            if rows:
+                break
+            time.sleep(0.2)
+    finally:
+        job.stop()
+    assert rows == [("bg-parent", "bg-child", 1)]
+    # Leave the dataset as the other tests know it.
+    for table, cond in (("otel_traces", "TraceId = {t:FixedString(16)}"), ("otel_service_dependencies_1h", "Parent = 'bg-parent'")):
+        env.client.command(f"ALTER TABLE {env.data.db}.{table} DELETE WHERE {cond} SETTINGS mutations_sync = 2",
+                           parameters={"t": tid})
 
 
 def test_long_window_dependencies_come_from_the_rollup(env, http, clickhouse):

@@ -11,11 +11,12 @@ which of its hours were rolled up.
 The supervisor runs :class:`DependencyRollup` every ``[query] dependencies_rollup_interval_s`` with
 the writing user (the query process only reads). A run computes an hour, then records it in
 ``otel_service_dependency_hours`` with the time it read the spans. An hour is *final* when that
-time is at least ``ROLLUP_LAG_NS`` after the hour's end (spans arriving later than that are not
-waited for). Each run recomputes the last ``DEFAULT_ROLLUP_HOURS`` closed hours (late spans are
-picked up, and the oldest of them becomes final), then computes up to ``[query]
-dependencies_backfill_hours`` hours, newest first, that hold spans but no final record: after the
-job was stopped, or a bulk load, it catches up without hogging ClickHouse.
+time is at least ``ROLLUP_LAG_NS`` after the hour's end (spans arriving later are not waited for);
+queries read only final hours from the rollup and join raw spans for the rest. So each run computes
+only hours that hold spans, have no final record, and become final by being computed now: up to
+``[query] dependencies_backfill_hours`` of them, newest first. An hour is computed once, however
+often the job runs (a computation before it could be final would never be read); after the job was
+stopped, or a bulk load, it catches up a bounded number of hours per run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ HOUR_NS = 3600 * NS
 ROLLUP_LAG_NS = 2 * HOUR_NS
 # An hour's computation is final when it read the spans this long after the hour began.
 FINAL_AFTER_NS = HOUR_NS + ROLLUP_LAG_NS
-DEFAULT_ROLLUP_HOURS = 3
 DEFAULT_BACKFILL_HOURS = 6
 
 
@@ -57,18 +57,6 @@ def rollup_hour(client: Client, hour_start_ns: int, *, now_ns: int | None = None
     computed = time.time_ns() if now_ns is None else now_ns
     client.command(sqlfiles.query("dependencies/rollup"), parameters={"hour_ns": hour})
     client.command(sqlfiles.query("dependencies/mark_hour"), parameters={"hour_ns": hour, "computed_ns": computed})
-
-
-def rollup_hours(client: Client, *, hours: int = DEFAULT_ROLLUP_HOURS, now_ns: int | None = None) -> list[int]:
-    """Recompute the last ``hours`` closed hours; returns their start times (ns)."""
-    now = time.time_ns() if now_ns is None else now_ns
-    current = floor_hour(now)
-    done = []
-    for i in range(hours, 0, -1):
-        h = current - i * HOUR_NS
-        rollup_hour(client, h, now_ns=now_ns)
-        done.append(h)
-    return done
 
 
 def pending_hours(client: Client, *, limit: int, now_ns: int | None = None) -> list[int]:
@@ -92,10 +80,10 @@ def backfill(client: Client, *, limit: int = DEFAULT_BACKFILL_HOURS, now_ns: int
 
 
 def run_once(client: Client, *, backfill_hours: int = DEFAULT_BACKFILL_HOURS,
-             now_ns: int | None = None) -> tuple[list[int], list[int]]:
-    """One run of the job: the last closed hours, then the backfill. Returns the hours of each."""
-    recent = rollup_hours(client, now_ns=now_ns)
-    return recent, backfill(client, limit=backfill_hours, now_ns=now_ns)
+             now_ns: int | None = None) -> list[int]:
+    """One run of the job: the hours that become final by being computed now (see the module
+    docstring). Returns their start times (ns)."""
+    return backfill(client, limit=backfill_hours, now_ns=now_ns)
 
 
 class DependencyRollup:
@@ -124,11 +112,11 @@ class DependencyRollup:
             try:
                 client = connect(self.cfg)
                 try:
-                    filled = run_once(client, backfill_hours=self.backfill_hours)[1]
+                    filled = run_once(client, backfill_hours=self.backfill_hours)
                 finally:
                     client.close()
                 if filled:
-                    log.info("dependency rollup: backfilled %d hours", len(filled))
+                    log.info("dependency rollup: computed %d hours", len(filled))
             except Exception as e:  # ClickHouse down or a restart in progress: try again next time
                 log.warning("dependency rollup failed: %s", e)
             self._stop.wait(self.interval_s)

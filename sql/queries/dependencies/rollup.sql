@@ -2,6 +2,8 @@
 -- joined to their parents (which started in the hour or the one before: the rule of
 -- raw.sql). ReplacingMergeTree on (TimeBucket, Parent, Child) makes re-running an hour
 -- replace, not double, its counts; dependencies_mark_hour.sql then records the hour as computed.
+-- A background job beside ingest: one thread, and a grace hash join whose in-memory part stays
+-- under max_bytes_in_join (an hour at 100,000 spans/s is 360M children against 720M candidates).
 INSERT INTO otel_service_dependencies_1h (TimeBucket, Parent, Child, CallCount, ErrorCount)
 SELECT toDateTime(intDiv({hour_ns:Int64}, 1000000000)) AS TimeBucket, p.ServiceName, c.ServiceName,
        count(), countIf(c.StatusCode = 'ERROR')
@@ -23,3 +25,5 @@ INNER JOIN
 ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId
 WHERE p.ServiceName != c.ServiceName
 GROUP BY p.ServiceName, c.ServiceName
+SETTINGS max_threads = 1, join_algorithm = 'grace_hash', grace_hash_join_initial_buckets = 8,
+         max_bytes_in_join = 268435456
