@@ -24,7 +24,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from .auth import Authenticator
 from .config import DEFAULT_TENANT, TenancyConfig, tenant_id_problem
@@ -103,6 +103,12 @@ class Tenancy:
     def resolve_headers(self, headers: Mapping[str, str], credential: str | None = None) -> str | Problem:
         """``resolve`` from lower-cased HTTP headers (or gRPC metadata as a dict)."""
         return self.resolve(headers.get(HEADER), credential)
+
+    def resolve_pairs(self, pairs: Iterable[tuple[str, str]], credential: str | None = None) -> str | Problem:
+        """``resolve`` from (lower-cased name, value) pairs: the header sent twice is two tenants,
+        refused as ``a|b`` is, not the last one silently."""
+        values = [v for k, v in pairs if k == HEADER]
+        return self.resolve("|".join(values) if values else None, credential)
 
 
 class RateLimiter:

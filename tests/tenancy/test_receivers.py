@@ -54,8 +54,22 @@ def test_http_needs_a_valid_tenant(daemon: Daemon) -> None:
     for bad in ("a|b", "a b", "'; DROP TABLE otel.otel_traces; --", "..", "x" * 151):
         assert post(daemon, {"X-Scope-OrgID": bad}, "t-bad")[0] == 400, bad
     assert post(daemon, {"X-Scope-OrgID": "team-a"}, "t-http-ok")[0] == 200
+    # The header twice is two tenants: refused, never the last one.
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/traces")
+        body = traces_json("t-twice", 1, 3)
+        for name, value in (("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("X-Scope-OrgID", "team-a"), ("X-Scope-OrgID", "team-b")):
+            conn.putheader(name, value)
+        conn.endheaders(body)
+        assert conn.getresponse().status == 400
+    finally:
+        conn.close()
     assert daemon.wait_count_where("otel_traces", "ServiceName = 't-http-ok'", {}, 3) == 3
-    assert daemon.count_where("otel_traces", "ServiceName IN ('t-none', 't-bad')", {}) == 0
+    assert daemon.count_where("otel_traces", "ServiceName IN ('t-none', 't-bad', 't-twice')", {}) == 0
+    # Rows carry the tenant the header named.
+    assert daemon.count_where("otel_traces", "ServiceName = 't-http-ok' AND TenantId = 'team-a'", {}) == 3
 
 
 def test_grpc_sdk_exporter_with_the_tenant_header(daemon: Daemon) -> None:
@@ -73,7 +87,7 @@ def test_grpc_sdk_exporter_with_the_tenant_header(daemon: Daemon) -> None:
             with provider.get_tracer("t").start_as_current_span(f"s{n}"):
                 pass
         provider.shutdown()
-    assert daemon.wait_count_where("otel_traces", "ServiceName = 't-grpc-ok'", {}, 4) == 4
+    assert daemon.wait_count_where("otel_traces", "ServiceName = 't-grpc-ok' AND TenantId = 'team-a'", {}, 4) == 4
     assert daemon.count_where("otel_traces", "ServiceName IN ('t-grpc-none', 't-grpc-bad')", {}) == 0
 
     with grpc.insecure_channel(f"127.0.0.1:{daemon.grpc_port}") as channel:
@@ -99,7 +113,10 @@ def test_otlp_http_sdk_exporter_with_the_tenant_header(daemon: Daemon) -> None:
         with provider.get_tracer("t").start_as_current_span(f"s{n}"):
             pass
     provider.shutdown()
-    assert daemon.wait_count_where("otel_traces", "ServiceName = 't-http-sdk'", {}, 3) == 3
+    assert daemon.wait_count_where("otel_traces", "ServiceName = 't-http-sdk' AND TenantId = 'team-b'", {}, 3) == 3
+    # The views carried the tenant into the lookups and rollups.
+    for table in ("otel_trace_index", "otel_span_stats_1h"):
+        assert daemon.count_where(table, "ServiceName = 't-http-sdk' AND TenantId = 'team-b'", {}) > 0, table
 
 
 def _rw_body(name: str, version: int) -> bytes:
@@ -120,7 +137,8 @@ def test_remote_write_needs_a_tenant(daemon: Daemon, version: int) -> None:
     status, _, _ = promwrite.post("127.0.0.1", daemon.http_port, _rw_body(name, version),
                                   {**headers, "X-Scope-OrgID": "team-a"})
     assert status == 204
-    assert daemon.wait_count_where("otel_prom_samples", "MetricName = {n:String}", {"n": name}, 1) == 1
+    assert daemon.wait_count_where("otel_prom_samples", "MetricName = {n:String} AND TenantId = 'team-a'", {"n": name}, 1) == 1
+    assert daemon.count_where("otel_prom_series", "MetricName = {n:String} AND TenantId = 'team-a'", {"n": name}) == 1
 
 
 def test_a_tenant_over_its_rate_is_refused_alone(daemon: Daemon) -> None:

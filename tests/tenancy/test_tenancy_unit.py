@@ -142,3 +142,11 @@ def test_tenant_limits_inherit_the_defaults() -> None:
     big = cfg.limits("big")
     assert (big.rate, big.max_query_points, big.retention.traces, big.retention.logs) == (1000, 500, 7, None)
     assert cfg.limits("other").rate == 100
+
+
+def test_the_header_twice_is_two_tenants() -> None:
+    t = Tenancy(TenancyConfig(mode="header"))
+    assert t.resolve_pairs([("x-scope-orgid", "a")]) == "a"
+    twice = t.resolve_pairs([("x-scope-orgid", "a"), ("x-scope-orgid", "b")])
+    assert isinstance(twice, Problem) and twice.status == 400
+    assert isinstance(t.resolve_pairs([("other", "a")]), Problem)

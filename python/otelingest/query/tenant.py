@@ -41,9 +41,10 @@ class TenantMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        credential = self.auth.identify(headers.get("authorization")) if self.auth.enabled else None
-        tenant = self.tenancy.resolve_headers(headers, credential)
+        pairs = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+        authorization = next((v for k, v in pairs if k == "authorization"), None)
+        credential = self.auth.identify(authorization) if self.auth.enabled else None
+        tenant = self.tenancy.resolve_pairs(pairs, credential)
         if isinstance(tenant, Problem):
             error_type = "unauthorized" if tenant.status == 401 else "bad_data"
             await self.render(scope["path"], tenant.status, error_type, tenant.message)(scope, receive, send)

@@ -77,9 +77,9 @@ class GrpcReceiver:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
             tenant = DEFAULT_TENANT
             if self.tenancy is not None:
-                metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+                metadata = [(k, v) for k, v in context.invocation_metadata() if isinstance(v, str)]
                 credential = self.auth.identify(given) if self.auth is not None else None
-                resolved = self.tenancy.resolve_headers(metadata, credential)
+                resolved = self.tenancy.resolve_pairs(metadata, credential)
                 if isinstance(resolved, Problem):
                     context.abort(getattr(grpc.StatusCode, resolved.grpc), resolved.message)
                 tenant = str(resolved)

@@ -21,7 +21,7 @@ from typing import Any
 from ...selfmon import instruments
 from . import otlp, prometheus
 from ...config import DEFAULT_TENANT
-from ...tenancy import Problem, Tenancy
+from ...tenancy import HEADER as TENANT_HEADER, Problem, Tenancy
 from .intake import BAD, FULL, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Intake, Outcome
 
 log = logging.getLogger("otelingest.receiver")
@@ -225,7 +225,9 @@ class HttpProtocol(asyncio.Protocol):
             name, sep, value = line.partition(":")
             if not sep:
                 raise HttpError(400, "malformed header line")
-            headers[name.strip().lower()] = value.strip()
+            key = name.strip().lower()
+            # The tenant header twice is two tenants (refused), not the last one.
+            headers[key] = headers[key] + "|" + value.strip() if key == TENANT_HEADER and key in headers else value.strip()
         req.headers = headers
         conn = headers.get("connection", "").lower()
         req.keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
