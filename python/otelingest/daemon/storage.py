@@ -55,8 +55,12 @@ class StorageWatcher:
     with one line; ``on_ready`` runs once, the first time the schema is current."""
 
     def __init__(self, config: Callable[[], Config], data_dir: Path, stopping: threading.Event,
-                 fail_boot: Callable[[str], None], on_ready: Callable[[], None] = lambda: None) -> None:
+                 fail_boot: Callable[[str], None], on_ready: Callable[[], None] = lambda: None,
+                 on_schema: Callable[[bool], None] = lambda current: None) -> None:
+        """``on_schema(current)`` runs whenever the schema becomes current or stops being so (the
+        writers' hold, daemon.flags ``schema_pending``, follows it at once, not a tick later)."""
         self.config = config
+        self.on_schema = on_schema
         self.data_dir = data_dir
         self.stopping = stopping
         self.fail_boot = fail_boot
@@ -90,6 +94,7 @@ class StorageWatcher:
     def reapply_schema(self) -> None:
         """Re-run the migrations (a reloaded config's retention) on the next tick."""
         self.state.schema_current = False
+        self.on_schema(False)
 
     def stop_embedded(self) -> None:
         if self.clickhouse is not None:
@@ -168,6 +173,7 @@ class StorageWatcher:
                     first = not self.booted
                     self.booted = True
                     state.schema_current = True
+                    self.on_schema(True)
                     backoff = Backoff()
                     if first:
                         self.on_ready()

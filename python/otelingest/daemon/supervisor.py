@@ -67,7 +67,7 @@ class Supervisor:
         # Why boot failed (one line), once it has; raised from run() after everything stopped.
         self.boot_failure: str | None = None
         self.storage = StorageWatcher(lambda: self.cfg, self.data_dir, self._stopping, self.fail_boot,
-                                      on_ready=self._start_jobs)
+                                      on_ready=self._start_jobs, on_schema=self._publish_schema)
         self.children: Children | None = None
         self.rings: list[Any] = []
         self.flags: Any = None
@@ -254,6 +254,14 @@ class Supervisor:
         self.children = children
         children.spawn_all()
 
+    def _publish_schema(self, current: bool) -> None:
+        """The writers hold their inserts while the schema is not current (migration 0014 copies
+        tables); the memory ticker republishes it every tick, this makes a change immediate."""
+        from .flags import SCHEMA_PENDING
+
+        if self.flags is not None:
+            self.flags.set_flag(SCHEMA_PENDING, not current)
+
     def _start_jobs(self) -> None:
         """Called by the storage watcher once the schema is first current."""
         interval = self.cfg.query.dependencies_rollup_interval_s
@@ -267,6 +275,8 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
+        # The memory ticker has stopped: the writers' drain must see the schema as it is now.
+        self._publish_schema(self.storage.state.schema_current)
         if self.children is not None:
             self.children.stop_role("receiver", self.cfg.receiver.request_timeout_s + RECEIVER_STOP_EXTRA_S)
             self.children.stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)
