@@ -52,10 +52,9 @@ def logs_protobuf(service: str, request_id: int, n: int, base_ns: int) -> bytes:
     rl.resource.attributes.add(key="service.name").value.string_value = service
     sl = rl.scope_logs.add()
     sl.scope.name = "soak"
-    base = base_ns
     for k in range(n):
         r = sl.log_records.add()
-        r.time_unix_nano = base + k
+        r.time_unix_nano = base_ns + k
         r.severity_number = 9
         r.severity_text = "INFO"
         r.body.string_value = f"soak line {request_id} {k} user=alice status=200"
@@ -71,10 +70,9 @@ def metrics_protobuf(service: str, request_id: int, n: int, base_ns: int) -> byt
     sm = rm.scope_metrics.add()
     m = sm.metrics.add()
     m.name = "soak_gauge"
-    base = base_ns
     for k in range(n):
         p = m.gauge.data_points.add()
-        p.time_unix_nano = base + k
+        p.time_unix_nano = base_ns + k
         p.as_double = float(k)
         a = p.attributes.add(key="seq")
         a.value.string_value = f"{RUN}-{request_id}-{k}"
@@ -257,6 +255,19 @@ def stored(d: Daemon, service: str) -> dict[str, tuple[int, int]]:
 # stays within this many parts per minute (they oscillate with merges; before the larger batches of
 # issue 20 it was +226/min on a quiet machine).
 MAX_PARTS_SLOPE = 20.0
+# "Flat" for the daemon's RSS and the query p95: the least-squares line over the second half rises
+# by less than this share of its mean across that half.
+MAX_RSS_RISE = 0.10
+MAX_QUERY_P95_RISE = 0.25
+
+
+def rise(points: list[tuple[float, float]]) -> float:
+    """How much the least-squares line over ``points`` rises across them, relative to their mean."""
+    if len(points) < 2:
+        return 0.0
+    mean = statistics.fmean(p[1] for p in points)
+    span = points[-1][0] - points[0][0]
+    return slope(points) * span / mean if mean else 0.0
 
 
 def main() -> int:
@@ -391,6 +402,8 @@ def run(d: Daemon, args: argparse.Namespace, capacity: float, rate: float) -> in
         "parts_slope_per_min_second_half": round(slope([(m["minute"], m["parts"]) for m in minutes[half:]]), 3),
         "query_p95_ms_first_last": [round(minutes[0]["query_p95_ms"], 1), round(minutes[-1]["query_p95_ms"], 1)],
         "query_p95_slope_ms_per_min_second_half": round(slope([(m["minute"], m["query_p95_ms"]) for m in minutes[half:]]), 3),
+        "rss_rise_second_half": round(rise([(m["minute"], m["rss_mib"]) for m in minutes[half:]]), 3),
+        "query_p95_rise_second_half": round(rise([(m["minute"], m["query_p95_ms"]) for m in minutes[half:]]), 3),
         "per_minute": minutes,
     }
     print(json.dumps({k: v for k, v in summary.items() if k != "per_minute"}, indent=2), flush=True)
@@ -400,7 +413,12 @@ def run(d: Daemon, args: argparse.Namespace, capacity: float, rate: float) -> in
     print(f"active parts slope over the second half: {summary['parts_slope_per_min_second_half']:+.1f}/min "
           f"(limit {args.max_parts_slope:+.1f}/min): {'flat' if parts_flat else 'GROWING, merges fall behind'}",
           flush=True)
-    ok = (summary["refused"] == 0 and readable and parts_flat
+    rss_rise, p95_rise = summary["rss_rise_second_half"], summary["query_p95_rise_second_half"]
+    rss_flat, p95_flat = rss_rise <= MAX_RSS_RISE, p95_rise <= MAX_QUERY_P95_RISE
+    print(f"daemon RSS rise over the second half {rss_rise:+.1%} (limit {MAX_RSS_RISE:+.0%}): "
+          f"{'flat' if rss_flat else 'GROWING'}; query p95 rise {p95_rise:+.1%} (limit {MAX_QUERY_P95_RISE:+.0%}): "
+          f"{'flat' if p95_flat else 'GROWING'}", flush=True)
+    ok = (summary["refused"] == 0 and readable and parts_flat and rss_flat and p95_flat
           and all(counts[s] == (acked[s], acked[s]) for s in acked))
     print("SOAK PASSED" if ok else "SOAK FAILED", flush=True)
     return 0 if ok else 1

@@ -176,12 +176,12 @@ def test_each_hour_is_computed_once_when_it_can_be_final(env):
     h = env.h
     # At H4 + 5 min only H1 can be final (computed two hours after its end); H2 and H3 would be
     # early computations, which queries never read, so the job leaves them to the raw join.
-    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(4) + 5 * MINUTE) == [h(1), h(0), h(-1)]
+    assert rollup.backfill(env.client, limit=6, now_ns=h(4) + 5 * MINUTE) == [h(1), h(0), h(-1)]
     start, end = h(1), h(4)
     assert env.query(start, end) == expected(env.calls, start, end)
     assert env.store.params("dependencies/hourly") == [{"runs": seconds([(h(1), h(2))])}]  # H2, H3 read raw
     # The next run in the same hour computes nothing: no hour is computed twice.
-    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(4) + 10 * MINUTE) == []
+    assert rollup.backfill(env.client, limit=6, now_ns=h(4) + 10 * MINUTE) == []
 
     late = [Call(h(1) + 50 * MINUTE, h(1) + 51 * MINUTE, "frontend", "cart"),
             Call(h(3) + 50 * MINUTE, h(3) + 51 * MINUTE, "frontend", "cart")]
@@ -190,7 +190,7 @@ def test_each_hour_is_computed_once_when_it_can_be_final(env):
     # than ROLLUP_LAG_NS after its end): not counted, as the module says.
     assert env.query(start, end) == expected(env.calls + late[1:], start, end)
     # Two hours later H2 and H3 become final, with their late spans: the window is all rollup.
-    assert rollup.run_once(env.client, backfill_hours=6, now_ns=h(6) + 5 * MINUTE) == [h(3), h(2)]
+    assert rollup.backfill(env.client, limit=6, now_ns=h(6) + 5 * MINUTE) == [h(3), h(2)]
     assert env.query(start, end) == expected(env.calls + late[1:], start, end)
     assert env.store.params("dependencies/raw") == []
 
@@ -211,12 +211,6 @@ def test_backfill_computes_a_bounded_number_of_hours_newest_first(env):
     # Every hour is final now: a whole-hours window reads only the rollup, and is still exact.
     assert env.query(h(0), h(6)) == expected(env.calls, h(0), h(6))
     assert [n for n, _ in env.store.calls] == ["dependencies/final_hours", "dependencies/hourly"]
-
-
-def test_one_run_computes_a_bounded_number_of_hours(env):
-    h = env.h
-    assert rollup.run_once(env.client, backfill_hours=2, now_ns=h(6) + 5 * MINUTE) == [h(3), h(2)]
-    assert rollup.pending_hours(env.client, limit=100, now_ns=h(6) + 5 * MINUTE) == [h(1), h(0), h(-1)]
 
 
 def test_hours_older_than_every_span_come_from_the_rollup_without_a_record(env):

@@ -159,8 +159,8 @@ def test_dependencies_rollup_job(env, http, clickhouse):
         # Those computations were too early to be final; three hours after the hour began, a run
         # computes it once more, as final, and the next run has nothing to do.
         final = env.data.t0 + 3 * 3600 * qd.NS + 5
-        assert dependencies.run_once(client, now_ns=final) == [env.data.t0]
-        assert dependencies.run_once(client, now_ns=final) == []
+        assert dependencies.backfill(client, now_ns=final) == [env.data.t0]
+        assert dependencies.backfill(client, now_ns=final) == []
     finally:
         client.close()
 

@@ -70,7 +70,8 @@ def pending_hours(client: Client, *, limit: int, now_ns: int | None = None) -> l
 
 
 def backfill(client: Client, *, limit: int = DEFAULT_BACKFILL_HOURS, now_ns: int | None = None) -> list[int]:
-    """Compute up to ``limit`` hours without a final record, newest first; returns their start times."""
+    """One run of the job: up to ``limit`` hours without a final record that become final by being
+    computed now, newest first (see the module docstring); returns their start times."""
     if limit <= 0:
         return []
     hours = pending_hours(client, limit=limit, now_ns=now_ns)
@@ -79,15 +80,8 @@ def backfill(client: Client, *, limit: int = DEFAULT_BACKFILL_HOURS, now_ns: int
     return hours
 
 
-def run_once(client: Client, *, backfill_hours: int = DEFAULT_BACKFILL_HOURS,
-             now_ns: int | None = None) -> list[int]:
-    """One run of the job: the hours that become final by being computed now (see the module
-    docstring). Returns their start times (ns)."""
-    return backfill(client, limit=backfill_hours, now_ns=now_ns)
-
-
 class DependencyRollup:
-    """:func:`run_once` at start and every ``interval_s``, on a thread, until :meth:`stop`."""
+    """:func:`backfill` at start and every ``interval_s``, on a thread, until :meth:`stop`."""
 
     def __init__(self, cfg: ClickHouseConfig, interval_s: float,
                  backfill_hours: int = DEFAULT_BACKFILL_HOURS) -> None:
@@ -112,7 +106,7 @@ class DependencyRollup:
             try:
                 client = connect(self.cfg)
                 try:
-                    filled = run_once(client, backfill_hours=self.backfill_hours)
+                    filled = backfill(client, limit=self.backfill_hours)
                 finally:
                     client.close()
                 if filled:
