@@ -72,6 +72,8 @@ def test_a_noisy_tenant_is_refused_alone_and_only_above_its_limit(daemon: Daemon
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
+    print(f"noisy neighbour over {elapsed:.1f}s: noisy (limit {A_RATE}/s) sent {sum(a.values())} spans, "
+          f"accepted {a.get(200, 0)}, refused {a.get(429, 0)}; quiet sent {sum(b.values())}, accepted {b.get(200, 0)}")
     assert set(b) == {200}, b  # B: every request accepted
     assert set(a) <= {200, 429} and a.get(429, 0) > 0, a
     accepted_a = a.get(200, 0)
