@@ -30,8 +30,9 @@ def _call(t_ns: int) -> bytes:
 
 def test_the_supervisor_fills_the_dependency_rollup(tmp_path: Path, clickhouse: EmbeddedClickHouse) -> None:
     db = f"j_{uuid.uuid4().hex[:12]}"
-    # 90 minutes ago is always inside the last three closed hours, which every run recomputes.
-    t = time.time_ns() - 90 * 60 * 1_000_000_000
+    # Four hours ago is always in an hour that can be final (it ended two hours ago or more): the
+    # job computes only such hours.
+    t = time.time_ns() - 4 * 3600 * 1_000_000_000
     with Daemon(tmp_path, clickhouse_url=clickhouse.url, database=db,
                 env={"OTELINGEST_QUERY_DEPENDENCIES_ROLLUP_INTERVAL_S": "1"}) as d:
         status, _ = http_request(d.http_url + "/v1/traces", _call(t), content_type="application/x-protobuf")
