@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -160,19 +160,26 @@ class Migrator:
     The client must not be bound to the target database (it may not exist yet).
     """
 
-    def __init__(self, client: Any, ctx: RenderContext) -> None:
+    def __init__(self, client: Any, ctx: RenderContext, hold: Callable[[bool], None] | None = None) -> None:
+        """``hold(on)`` raises or lowers the daemon's writers' hold (``None``: no daemon writes)."""
         self.client = client
         self.ctx = ctx
+        self.hold = hold
         # Tests interrupt a table rebuild here (rekey.Rekey.before_partition).
         self.before_partition: Any = lambda table, partition: None
+        # Each rekey: (table, seconds the hold was up, partitions caught up after the bulk copy).
+        self.held: list[tuple[str, float, int]] = []
 
-    def _run(self, stmt: Statement) -> None:
+    def _run(self, stmt: Statement, *, may_lift: bool = False) -> None:
         try:
             if stmt.rekey:
                 from .rekey import Rekey
 
-                rekey = Rekey(self.client, self.ctx.database)
+                # Writers may insert during the copy only once every statement they need has run:
+                # the rekeys of the last migration to apply (the ALTERs before them are done).
+                rekey = Rekey(self.client, self.ctx.database, hold=self.hold if may_lift else None)
                 rekey.before_partition = self.before_partition
+                rekey.held = self.held
                 if rekey.run(stmt.table or ""):
                     log.info("%s rebuilt with TenantId leading its sorting key", stmt.table)
                 return
@@ -209,6 +216,8 @@ class Migrator:
             self._run(stmt)
         done = self.applied()
         applied_now = []
+        pending = [m.version for m in available_migrations()
+                   if m.version not in done and (target is None or m.version <= target)]
         for mig in available_migrations():
             if target is not None and mig.version > target:
                 break
@@ -219,7 +228,7 @@ class Migrator:
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 for stmt in render(mig.text, self.ctx):
-                    self._run(stmt)
+                    self._run(stmt, may_lift=mig.version == max(pending))
             except SchemaError as e:
                 raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
@@ -257,8 +266,11 @@ class Migrator:
         return changed
 
 
-def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[str]]:
+def migrate(cfg: Config, *, target: int | None = None,
+            hold: Callable[[bool], None] | None = None) -> tuple[list[int], list[str]]:
     """Connect, apply migrations and retention. Returns (versions applied, tables whose TTL changed).
+
+    ``hold``: the daemon's writers' hold (up when called; a rekey lowers it for its bulk copy).
 
     Raises:
         StorageError: ClickHouse unreachable (retryable) or refused.
@@ -268,7 +280,7 @@ def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[
 
     client = connect(cfg.clickhouse, with_database=False)
     try:
-        m = Migrator(client, RenderContext.from_config(cfg))
+        m = Migrator(client, RenderContext.from_config(cfg), hold=hold)
         applied = m.migrate(target)
         changed = m.apply_retention()
         return applied, changed

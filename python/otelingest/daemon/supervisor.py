@@ -225,7 +225,7 @@ class Supervisor:
     # --- workers and jobs --------------------------------------------------------------------------
 
     def _start_workers(self) -> None:
-        from .flags import SCHEMA_PENDING, StatusPage
+        from .flags import StatusPage
         from .memory import MemoryTicker
         from .rundir import Layout, cover_leftovers, open_rings, run_path, write_worker_file
 
@@ -236,7 +236,7 @@ class Supervisor:
         layout.boot_failure_path.unlink(missing_ok=True)
         self.flags = StatusPage.create(layout.status_path, layout.slots)
         # Before any writer starts: the storage watcher may be migrating already.
-        self.flags.set_flag(SCHEMA_PENDING, not self.storage.state.schema_current)
+        self._publish_schema()
         self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024)
         write_worker_file(run_dir, self.cfg, layout)
         children = Children(layout, self.flags, self._on_fatal_child)
@@ -254,13 +254,16 @@ class Supervisor:
         self.children = children
         children.spawn_all()
 
-    def _publish_schema(self, current: bool) -> None:
-        """The writers hold their inserts while the schema is not current (migration 0014 copies
-        tables); the memory ticker republishes it every tick, this makes a change immediate."""
-        from .flags import SCHEMA_PENDING
+    def _publish_schema(self) -> None:
+        """``schema_pending`` (status) and ``insert_hold`` (the writers' hold, which a rekey lowers
+        during its bulk copy). Only this publishes the hold: a ticker republishing a stale reading
+        could lower it after a rekey raised it."""
+        from .flags import INSERT_HOLD, SCHEMA_PENDING
 
         if self.flags is not None:
-            self.flags.set_flag(SCHEMA_PENDING, not current)
+            state = self.storage.state
+            self.flags.set_flag(SCHEMA_PENDING, not state.schema_current)
+            self.flags.set_flag(INSERT_HOLD, state.hold_inserts)
 
     def _start_jobs(self) -> None:
         """Called by the storage watcher once the schema is first current."""
@@ -276,7 +279,7 @@ class Supervisor:
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
         # The memory ticker has stopped: the writers' drain must see the schema as it is now.
-        self._publish_schema(self.storage.state.schema_current)
+        self._publish_schema()
         if self.children is not None:
             self.children.stop_role("receiver", self.cfg.receiver.request_timeout_s + RECEIVER_STOP_EXTRA_S)
             self.children.stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)

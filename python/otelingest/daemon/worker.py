@@ -214,7 +214,7 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
         Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready,
-                 hold=lambda: status.schema_pending),
+                 hold=lambda: status.insert_hold),
         index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat, spill=spill,
         orphan_spills=orphan_spill_queues(cfg, layout) if index == 0 else (),
     )
