@@ -12,8 +12,8 @@
 -- 3. `-- @rekey <table>`: ClickHouse cannot put a new column at the front of an existing sorting
 --    key, so the migration runner (python/otelingest/clickhouse/rekey.py) rebuilds each table as
 --    `<table>_v2` ordered by (TenantId, <the old key>), copies it partition by partition
---    (restartable, each partition once), exchanges the two and drops the old one. The writers hold
---    their inserts while a migration runs, so nothing lands in a table being copied. In cluster mode
+--    (restartable), exchanges the two and drops the old one. The writers keep inserting during the
+--    copy; they are held only for each table's final pass and exchange (rekey.py). In cluster mode
 --    the runner does not rebuild (the column is added, the key stays as it was: docs/tenancy.md).
 
 -- 1. The column.

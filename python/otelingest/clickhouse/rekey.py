@@ -1,22 +1,51 @@
 """Put ``TenantId`` at the front of a table's sorting key: migration 0014's ``-- @rekey <table>``.
 
 ClickHouse cannot prepend a column to an existing sorting key (``MODIFY ORDER BY`` only appends
-columns added in the same ALTER), so a table is rebuilt:
+columns added in the same ALTER), so a table is rebuilt while the daemon's writers keep inserting
+into it; they are held only for its final pass.
 
-1. ``<table>_v2`` is created ``AS <table>`` (columns, codecs, indexes, TTL, settings) with the engine
-   clause of ``<table>`` but ``ORDER BY (TenantId, <old key>)``;
-2. each partition is copied once: a partition's copy is recorded in ``otelingest_rekey_progress``
-   under the uuid of that ``_v2`` table after its INSERT; a partition not recorded is dropped from
-   ``_v2`` first (an interrupted copy leaves part of it) and copied again, deduplication off (the
-   same blocks again are not a replay);
-3. ``EXCHANGE TABLES`` (atomic), then the old table is dropped.
+**The measure of "copied".** Each partition's copy is recorded in ``otelingest_rekey_progress``
+(under the uuid of the ``_v2`` table) with the names of the old table's active parts it read: the
+names are taken just before the copy, and the copy reads exactly those parts
+(``has(parts, _part)``). Parts are immutable and a name never comes back (an insert adds a new
+part, a merge or mutation replaces parts by one of a new name), so:
 
-Re-running after an interruption at any point resumes: a table whose key already leads with
-``TenantId`` is done (a leftover old ``_v2`` is dropped). Nothing may write to the table meanwhile:
-the daemon's writers hold their inserts until the schema is current (``daemon.flags``
-``schema_pending``). Materialized views name their source and target tables, so they follow the
-exchange. Replicated tables (cluster mode) are left as they are: the rebuild would need the copy
-on every shard and a new ZooKeeper path (docs/tenancy.md).
+- the same names in the old table later: ``_v2`` holds exactly that partition's rows;
+- a recorded name gone (merged away, before or during the copy): copied again, whole (row counts
+  would not do: ReplacingMergeTree/AggregatingMergeTree merges change them, and a merge of copied
+  with new rows hides both);
+- all recorded names still there plus others: the others hold exactly the rows inserted since.
+
+**Steps** (``hold`` is the writers' hold, daemon.flags ``insert_hold``; it is up when a rekey
+starts, i.e. through the migration's ALTERs, which the writers' blocks need):
+
+1. lower the hold; ``<table>_v2`` is created ``AS <table>`` (columns, codecs, indexes, TTL,
+   settings) with the engine clause of ``<table>`` but ``ORDER BY (TenantId, <old key>)``;
+2. the bulk copy, newest partition first: each partition whose record differs from its parts is
+   dropped from ``_v2`` and copied (deduplication off: the same blocks again are not a replay);
+   partitions TTL dropped from the old table are dropped from ``_v2``;
+3. ``SYSTEM STOP MERGES`` on the old table: from here its parts only grow; the same pass again,
+   still unheld, for the partitions written or merged during the bulk copy (with hourly or daily
+   partitions, the last one or two; with monthly rollups, the current month's);
+4. **held** (raise the hold: writers start no INSERT; after ``HOLD_GRACE_S`` wait until
+   ``system.processes`` shows no INSERT in the database, so none is in flight, views' included:
+   a view writes its target in its source's INSERT): append to ``_v2`` only the parts added since
+   step 3 (recorded as ``APPENDING`` first, so an interrupted append is copied whole on a re-run,
+   never appended twice); ``EXCHANGE TABLES`` (atomic); wait again for INSERTs that had resolved
+   the old table before the exchange and append any part they added; drop the old table;
+5. the hold stays up until the next rekey lowers it or the migration is recorded.
+
+The hold thus lasts one barrier and the copy of a few seconds' inserts per table, whatever the
+table's size. Every table, views' targets too, gets its own final pass under its own hold, so a
+row a view wrote into a target during the copy is taken like any other. Without a daemon
+(``hold`` None: ``otelingest migrate``, tests) there is nothing to wait for.
+
+Re-running after an interruption at any point resumes: a partition whose record matches is not
+copied again; a table whose key already leads with ``TenantId`` is done, and a leftover old ``_v2``
+(interrupted between the exchange and the drop) gets the parts appended after its records, then is
+dropped. Materialized views name their source and target tables, so they follow the exchange.
+Replicated tables (cluster mode) are left as they are: the rebuild would need the copy on every
+shard and a new ZooKeeper path (docs/tenancy.md).
 """
 
 from __future__ import annotations

@@ -66,6 +66,9 @@ class Supervisor:
         self.exit_code = EXIT_OK
         # Why boot failed (one line), once it has; raised from run() after everything stopped.
         self.boot_failure: str | None = None
+        # The storage watcher's thread and the main one both publish the schema flags: a reading of
+        # the state and its write go together, so a stale reading never lands after a fresh one.
+        self._schema_lock = threading.Lock()
         self.storage = StorageWatcher(lambda: self.cfg, self.data_dir, self._stopping, self.fail_boot,
                                       on_ready=self._start_jobs, on_schema=self._publish_schema)
         self.children: Children | None = None
@@ -260,10 +263,11 @@ class Supervisor:
         could lower it after a rekey raised it."""
         from .flags import INSERT_HOLD, SCHEMA_PENDING
 
-        if self.flags is not None:
-            state = self.storage.state
-            self.flags.set_flag(SCHEMA_PENDING, not state.schema_current)
-            self.flags.set_flag(INSERT_HOLD, state.hold_inserts)
+        with self._schema_lock:
+            if self.flags is not None:
+                state = self.storage.state
+                self.flags.set_flag(SCHEMA_PENDING, not state.schema_current)
+                self.flags.set_flag(INSERT_HOLD, state.hold_inserts)
 
     def _start_jobs(self) -> None:
         """Called by the storage watcher once the schema is first current."""
