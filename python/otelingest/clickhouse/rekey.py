@@ -32,8 +32,9 @@ starts, i.e. through the migration's ALTERs, which the writers' blocks need):
    a view writes its target in its source's INSERT): append to ``_v2`` only the parts added since
    step 3 (recorded as ``APPENDING`` first, so an interrupted append is copied whole on a re-run,
    never appended twice); ``EXCHANGE TABLES`` (atomic); wait again for INSERTs that had resolved
-   the old table before the exchange and append any part they added; drop the old table;
-5. the hold stays up until the next rekey lowers it or the migration is recorded.
+   the old table before the exchange and append any part they added;
+5. lower the hold, drop the old table (nothing writes to it any more); the hold is raised again
+   when the rekey returns, until the next rekey lowers it or the migration is recorded.
 
 The hold thus lasts one barrier and the copy of a few seconds' inserts per table, whatever the
 table's size. Every table, views' targets too, gets its own final pass under its own hold, so a
@@ -257,8 +258,10 @@ class Rekey:
             # An INSERT that had its table before the exchange may still add a part to the old one.
             self._barrier()
             again += self._copy_new(table, v2, table, uuid, may_recopy=False)
-            self.client.command(_sql("drop_old", db=self.db, v2=v2))
             held = time.monotonic() - held_from
+            # Nothing writes to the old table any more: dropping it (long for a large one) unheld.
+            self._set_hold(False)
+            self.client.command(_sql("drop_old", db=self.db, v2=v2))
             self.held.append((table, held, again))
             log.info("rekey %s: writers held %.2fs for the final pass (%d partitions caught up after the bulk copy)", table, held, again)
         finally:
