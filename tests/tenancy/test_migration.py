@@ -141,3 +141,64 @@ def test_a_fresh_database_gets_the_tenant_key_everywhere(migrated, ch_client) ->
                                 parameters={"db": db}).result_rows)
     for t in TABLES:
         assert keys[t].startswith("TenantId, "), (t, keys[t])
+
+
+class _Racing:
+    """A client that lets INSERTs race the hold: rows land in otel_traces just as the hold is raised
+    (an INSERT already started), and in the old table right after the exchange (an INSERT that had
+    resolved it), then the run stops there (between the exchange and the drop)."""
+
+    def __init__(self, client, ch, db: str) -> None:
+        self.client, self.ch, self.db = client, ch, db
+        self.exchanged = False
+
+    def __getattr__(self, name: str):
+        return getattr(self.client, name)
+
+    def race(self, table: str, tenant: str, n: int) -> None:
+        self.ch.command(
+            f"INSERT INTO {self.db}.{table} (TenantId, Timestamp, TraceId, SpanId, ServiceName, SpanName)"
+            " SELECT {t:String}, now64(9), reinterpretAsFixedString(toUInt128(number + 1) + 7000000),"
+            " reinterpretAsFixedString(toUInt64(number + 1)), 'race', 'op' FROM numbers({n:UInt64})",
+            parameters={"t": tenant, "n": n}, settings=insert_settings(f"race-{tenant}"))
+
+    def command(self, sql: str, *args, **kwargs):
+        out = self.client.command(sql, *args, **kwargs)
+        if sql.startswith(f"EXCHANGE TABLES {self.db}.otel_traces ") and not self.exchanged:
+            self.exchanged = True
+            self.race("otel_traces_v2", "race-after-exchange", 70)
+            raise Interrupted("between the exchange and the drop")
+        return out
+
+
+def test_inserts_racing_the_hold_and_the_exchange_are_carried_over(make_config, ch_client) -> None:
+    from otelingest.clickhouse.client import connect
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    assert schema.migrate(cfg, target=12)[0][-1] == 12
+    _write_previous_release(ch_client, db)
+    before = ch_client.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0]
+
+    client = connect(cfg.clickhouse, with_database=False)
+    racing = _Racing(client, ch_client, db)
+    raised: list[bool] = []
+
+    def hold(on: bool) -> None:
+        # The first time the hold goes up for a final pass (after a first lowering): an INSERT
+        # that read "no hold" just before lands now, in the old table.
+        if on and raised == [False]:
+            racing.race("otel_traces", "race-at-hold", 40)
+        raised.append(on)
+
+    m = schema.Migrator(racing, schema.RenderContext.from_config(cfg), hold=hold)
+    with pytest.raises(Exception, match="between the exchange and the drop"):
+        m.migrate()
+    client.close()
+    assert not schema.is_current(ch_client, cfg)
+    assert schema.migrate(cfg)[0] == [14]
+
+    rows = dict(ch_client.query(f"SELECT TenantId, count() FROM {db}.otel_traces GROUP BY TenantId").result_rows)
+    assert rows == {"default": before, "race-at-hold": 40, "race-after-exchange": 70}
+    distinct = ch_client.query(f"SELECT uniqExact(TenantId, TraceId, SpanId) FROM {db}.otel_traces").result_rows[0][0]
+    assert distinct == before + 110
