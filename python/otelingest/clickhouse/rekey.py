@@ -53,8 +53,8 @@ from __future__ import annotations
 
 import logging
 import re
-from string import Template
 import time
+from string import Template
 from typing import Any, Callable
 
 from ..errors import SchemaError, StorageError
@@ -194,7 +194,7 @@ class Rekey:
                     # Only when the server restarted between the exchange and the drop (merges ran
                     # again) and an INSERT raced the hold: those rows cannot be told apart.
                     log.warning("rekey %s: partition %s of the old table was merged after its final copy; "
-                              "rows inserted into it after that (if any) are not carried over", table, p)
+                                "rows inserted into it after that (if any) are not carried over", table, p)
             else:
                 # Marked first: a re-run finds no recorded parts matching and copies it whole, so an
                 # interrupted append is never appended twice.
