@@ -121,5 +121,7 @@ class MemoryTicker:
             self.flags.set_flag(STORAGE_READY, self.storage.readiness()[0])
             self.flags.set_flag(DISK_LOW, bool(self.storage.disk_reason))
             self.flags.set_flag(SCHEMA_PENDING, not self.storage.schema_current)
+            # Not INSERT_HOLD: only Supervisor._publish_schema writes it (a stale tick could lower
+            # the hold just after a rekey raised it).
             self.flags.clickhouse_reserved = self.storage.clickhouse_reserved
             self.stopping.wait(self.interval_s)
