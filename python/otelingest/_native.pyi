@@ -60,6 +60,7 @@ def decode_traces(
     compression: str | None = None,
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
+    tenant: str = "default",
 ) -> Decoded:
     """Decode an ``ExportTraceServiceRequest`` into ``otel_traces`` rows, one per span.
 
@@ -74,6 +75,7 @@ def decode_traces(
         max_decompressed_bytes: largest body accepted, after decompression.
         max_attributes: most attributes accepted on one resource, scope, span, event, link,
             log record, data point or exemplar.
+        tenant: the ``TenantId`` of every row (an id ``otelingest.tenancy`` has validated).
 
     Returns:
         The blocks and counts.
@@ -90,6 +92,7 @@ def decode_logs(
     compression: str | None = None,
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
+    tenant: str = "default",
 ) -> Decoded:
     """Decode an ``ExportLogsServiceRequest`` into ``otel_logs`` rows, one per log record.
 
@@ -104,6 +107,7 @@ def decode_metrics(
     compression: str | None = None,
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
+    tenant: str = "default",
 ) -> Decoded:
     """Decode an ``ExportMetricsServiceRequest`` into ``otel_metrics`` rows, one per data point.
 
@@ -118,6 +122,7 @@ def decode_remote_write(
     compression: str | None = "snappy",
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
+    tenant: str = "default",
 ) -> Decoded:
     """Decode a Prometheus remote-write 1.0 ``WriteRequest`` into Native blocks.
 
@@ -126,6 +131,7 @@ def decode_remote_write(
             (``None``/``"identity"``).
         max_decompressed_bytes: largest decompressed body accepted.
         max_attributes: most labels per series (besides ``__name__``).
+        tenant: the ``TenantId`` of every row of every block.
 
     Returns:
         ``Decoded`` with ``items`` = samples and blocks for ``otel_prom_samples`` (one narrow row

@@ -38,6 +38,9 @@ class Authenticator:
                 raise ConfigError(f"auth.{side}_basic_users_file: each line must be user:password")
         self._accepted = [f"Bearer {t}".encode() for t in tokens]
         self._accepted += [b"Basic " + base64.b64encode(u.encode()) for u in users]
+        # Each credential's name ([tenancy.credentials] maps names to tenants): a basic-auth user's
+        # name; bearer tokens have none.
+        self._names: list[str | None] = [None] * len(tokens) + [u.split(":", 1)[0] for u in users]
         self.schemes = (["Bearer"] if tokens else []) + (["Basic"] if users else [])
 
     @property
@@ -48,13 +51,25 @@ class Authenticator:
         """True when authentication is off or the header carries an accepted credential."""
         if not self._accepted:
             return True
+        return self._match(authorization) >= 0
+
+    def identify(self, authorization: str | bytes | None) -> str | None:
+        """The name of the accepted credential the header carries (a basic-auth user), else None."""
+        i = self._match(authorization)
+        return self._names[i] if i >= 0 else None
+
+    def names(self) -> list[str]:
+        return [n for n in self._names if n is not None]
+
+    def _match(self, authorization: str | bytes | None) -> int:
         if authorization is None:
-            return False
+            return -1
         given = authorization.encode() if isinstance(authorization, str) else bytes(authorization)
-        ok = False
-        for accepted in self._accepted:
-            ok |= hmac.compare_digest(given, accepted)
-        return ok
+        found = -1
+        for i, accepted in enumerate(self._accepted):  # every one compared: timing says nothing
+            if hmac.compare_digest(given, accepted) and found < 0:
+                found = i
+        return found
 
     def challenge(self) -> str:
         """The ``WWW-Authenticate`` value for a 401."""

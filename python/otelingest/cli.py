@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -89,15 +91,24 @@ def _toml_value(v: Any) -> str:
 def to_toml(d: dict[str, Any]) -> str:
     """The effective config as TOML (None values, i.e. unset optional keys, are commented out)."""
     lines: list[str] = []
+    _toml_table(d, [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+
+def _toml_table(d: dict[str, Any], path: list[str], lines: list[str]) -> None:
+    """Plain keys first, then each sub-table ([tenancy.tenants.<id>.retention] nests three deep)."""
+    if path:
+        lines.append(f"\n[{'.'.join(map(_toml_key, path))}]")
     for k, v in d.items():
         if not isinstance(v, dict):
-            lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} =")
-    for section, values in d.items():
-        if isinstance(values, dict):
-            lines.append(f"\n[{section}]")
-            for k, v in values.items():
-                lines.append(f"{k} = {_toml_value(v)}" if v is not None else f"# {k} =")
-    return "\n".join(lines) + "\n"
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}" if v is not None else f"# {_toml_key(k)} =")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            _toml_table(v, path + [k], lines)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

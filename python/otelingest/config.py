@@ -247,6 +247,81 @@ class TlsConfig(Section):
     query_key_file: str | None = None
 
 
+# Tenant ids, the rules of Grafana Mimir, Loki and Tempo (so a gateway configured for them works
+# unchanged): 1-150 bytes of these characters, not "." or "..". One rule for config and requests.
+TENANT_ID_MAX_BYTES = 150
+_TENANT_ID_RE = re.compile(r"[A-Za-z0-9!_.*'()-]{1,150}")
+DEFAULT_TENANT = "default"
+DEFAULT_MAX_METRIC_TENANTS = 100
+
+
+def tenant_id_problem(value: str) -> str | None:
+    """Why ``value`` is not a valid tenant id, or None when it is one."""
+    if "|" in value:
+        return "one tenant per request (a|b is not allowed)"
+    if not _TENANT_ID_RE.fullmatch(value):
+        return f"1-{TENANT_ID_MAX_BYTES} characters of A-Z a-z 0-9 ! _ . * ' ( ) -"
+    if value in (".", ".."):
+        return "'.' and '..' are not tenant ids"
+    return None
+
+
+class TenantRetention(Section):
+    """Days a tenant's rows are kept; unset = the global [retention]."""
+
+    traces: Days | None = None
+    logs: Days | None = None
+    metrics: Days | None = None
+
+
+class TenantLimits(Section):
+    """Per-tenant limits; in [tenancy.tenants.<id>] an unset key takes [tenancy.defaults]'s value,
+    and there an unset (or 0) key means no limit."""
+
+    # Ingest token bucket: items (spans, log records, data points, samples) per second, and the
+    # bucket's size; burst unset = one second of rate.
+    rate: NonNegativeFloat | None = None
+    burst: NonNegativeInt | None = None
+    max_series_per_metric: NonNegativeInt | None = None
+    max_query_concurrency: NonNegativeInt | None = None
+    max_query_range_days: NonNegativeInt | None = None
+    max_query_points: NonNegativeInt | None = None
+    retention: TenantRetention = msgspec.field(default_factory=TenantRetention)
+
+
+class TenancyConfig(Section):
+    """Who a request's tenant is (docs/tenancy.md): ``off`` (every row is tenant ``default``),
+    ``header`` (X-Scope-OrgID, behind a trusted gateway) or ``credential`` (the [auth] credential's
+    tenant, from ``credentials``: basic-auth user name -> tenant id)."""
+
+    mode: Literal["off", "header", "credential"] = "off"
+    defaults: TenantLimits = msgspec.field(default_factory=TenantLimits)
+    tenants: dict[str, TenantLimits] = msgspec.field(default_factory=dict)
+    credentials: dict[str, str] = msgspec.field(default_factory=dict)
+    # Self-metrics carry a tenant label for at most this many tenants; the others are "other".
+    max_metric_tenants: PositiveInt = DEFAULT_MAX_METRIC_TENANTS
+
+    def limits(self, tenant: str) -> TenantLimits:
+        """The effective limits of ``tenant``: its own keys, else the defaults'."""
+        own = self.tenants.get(tenant)
+        if own is None:
+            return self.defaults
+        d = self.defaults
+        pick = lambda a, b: a if a is not None else b  # noqa: E731
+        return TenantLimits(
+            rate=pick(own.rate, d.rate), burst=pick(own.burst, d.burst),
+            max_series_per_metric=pick(own.max_series_per_metric, d.max_series_per_metric),
+            max_query_concurrency=pick(own.max_query_concurrency, d.max_query_concurrency),
+            max_query_range_days=pick(own.max_query_range_days, d.max_query_range_days),
+            max_query_points=pick(own.max_query_points, d.max_query_points),
+            retention=TenantRetention(
+                traces=pick(own.retention.traces, d.retention.traces),
+                logs=pick(own.retention.logs, d.retention.logs),
+                metrics=pick(own.retention.metrics, d.retention.metrics),
+            ),
+        )
+
+
 class Config(Section):
     data_dir: str = "./data"
     receiver: ReceiverConfig = msgspec.field(default_factory=ReceiverConfig)
@@ -261,6 +336,7 @@ class Config(Section):
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
+    tenancy: TenancyConfig = msgspec.field(default_factory=TenancyConfig)
 
     @property
     def data_path(self) -> Path:
@@ -275,13 +351,15 @@ class Config(Section):
 
 def keep_restart_only(old: Config, new: Config) -> Config:
     """``new`` (a reloaded config) with what only a restart can change kept from ``old``: ports,
-    worker counts, ring size, data_dir, [clickhouse], [query] and [metrics]."""
+    worker counts, ring size, data_dir, [clickhouse], [query], [metrics] and tenancy.mode."""
     replace = msgspec.structs.replace
     kept = replace(
         new, data_dir=old.data_dir, clickhouse=old.clickhouse, query=old.query, metrics=old.metrics,
         receiver=replace(new.receiver, host=old.receiver.host, grpc_port=old.receiver.grpc_port,
                          http_port=old.receiver.http_port, workers=old.receiver.workers),
         writer=replace(new.writer, workers=old.writer.workers, ring_mib=old.writer.ring_mib),
+        # Rows already written carry their tenant: switching who the tenant is needs a restart.
+        tenancy=replace(new.tenancy, mode=old.tenancy.mode),
     )
     return kept
 
@@ -443,3 +521,36 @@ def _check(cfg: Config) -> None:
         if port in seen:
             raise ConfigError(f"{key} = {port}: already used by {seen[port]}")
         seen[port] = key
+    _check_tenancy(cfg)
+
+
+def _check_tenancy(cfg: Config) -> None:
+    """Refuse a [tenancy] that contradicts itself or [auth], with one line naming the key."""
+    ten, auth = cfg.tenancy, cfg.auth
+    for tenant in ten.tenants:
+        problem = tenant_id_problem(tenant)
+        if problem:
+            raise ConfigError(f"tenancy.tenants.{tenant} = {{...}}: not a tenant id ({problem})")
+    for name, tenant in ten.credentials.items():
+        problem = tenant_id_problem(tenant)
+        if problem:
+            raise ConfigError(f"tenancy.credentials.{name} = {tenant!r}: not a tenant id ({problem})")
+    for where, tenant in [("tenancy.defaults", "")] + [(f"tenancy.tenants.{t}", t) for t in ten.tenants]:
+        limits = ten.limits(tenant) if tenant else ten.defaults
+        if limits.burst and not limits.rate:
+            raise ConfigError(f"{where}.burst = {limits.burst}: a burst needs a rate ({where}.rate)")
+    if ten.mode != "credential":
+        if ten.credentials:
+            raise ConfigError(f"tenancy.credentials = {{...}}: only read with tenancy.mode = 'credential' (it is {ten.mode!r})")
+        return
+    if auth.receiver_bearer_tokens or auth.receiver_bearer_tokens_file or auth.query_bearer_tokens or auth.query_bearer_tokens_file:
+        raise ConfigError("tenancy.mode = 'credential': bearer tokens have no name to map to a tenant; "
+                          "use auth.*_basic_users (the user name is the credential's name in tenancy.credentials)")
+    if not (auth.receiver_basic_users or auth.receiver_basic_users_file) or not (auth.query_basic_users or auth.query_basic_users_file):
+        raise ConfigError("tenancy.mode = 'credential': needs credentials on both sides "
+                          "(auth.receiver_basic_users[_file] and auth.query_basic_users[_file])")
+    for entry in auth.receiver_basic_users + auth.query_basic_users:
+        user = entry.split(":", 1)[0]
+        if user not in ten.credentials:
+            raise ConfigError(f"tenancy.credentials: the credential {user!r} of [auth] maps to no tenant; "
+                              f"add tenancy.credentials.{user} = \"<tenant>\"")

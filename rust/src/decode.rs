@@ -136,8 +136,10 @@ pub struct Summary {
 /// Decodes one export request of `signal` into the calling thread's table. The block is then
 /// written by [`encode_last`] on the same thread (before the next decode), straight into its final
 /// buffer: the bindings write into a new Python `bytes`, so there is one copy and one allocation.
-pub fn decode_rows(signal: Signal, body: &[u8], opts: &Options) -> Result<Summary> {
-    with_scratch(|s| decode_with(s, signal, body, opts))
+///
+/// Every row is `tenant`'s (the `TenantId` column).
+pub fn decode_rows(signal: Signal, body: &[u8], opts: &Options, tenant: &[u8]) -> Result<Summary> {
+    with_scratch(|s| decode_with(s, signal, body, opts, tenant))
 }
 
 /// Writes the block of the last [`decode_rows`] on this thread into `buf` (`block_len` bytes).
@@ -161,9 +163,15 @@ fn encode_table<D: ItemDecoder + Default>(d: &mut D, buf: &mut [u8]) {
     }
 }
 
-/// Decodes one export request of `signal` into owned blocks (tests, Rust callers).
+/// Decodes one export request of `signal` into owned blocks of the default tenant (tests, Rust
+/// callers).
 pub fn decode(signal: Signal, body: &[u8], opts: &Options) -> Result<Output> {
-    let summary = decode_rows(signal, body, opts)?;
+    decode_for(signal, body, opts, crate::tables::DEFAULT_TENANT)
+}
+
+/// As [`decode`], every row `tenant`'s.
+pub fn decode_for(signal: Signal, body: &[u8], opts: &Options, tenant: &[u8]) -> Result<Output> {
+    let summary = decode_rows(signal, body, opts, tenant)?;
     let mut blocks = Vec::new();
     if summary.rows > 0 {
         let mut buf = vec![0; summary.block_len];
@@ -192,7 +200,13 @@ fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> Result<T>) -> Result<T> {
     })
 }
 
-fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> Result<Summary> {
+fn decode_with(
+    s: &mut Scratch,
+    signal: Signal,
+    body: &[u8],
+    opts: &Options,
+    tenant: &[u8],
+) -> Result<Summary> {
     let mut body = body;
     if opts.compression != Compression::None {
         inflate(
@@ -216,13 +230,19 @@ fn decode_with(s: &mut Scratch, signal: Signal, body: &[u8], opts: &Options) -> 
     }
     let limits = &opts.limits;
     match signal {
-        Signal::Traces => decode_table(&mut s.traces, body, limits),
-        Signal::Logs => decode_table(&mut s.logs, body, limits),
-        Signal::Metrics => decode_table(&mut s.metrics, body, limits),
+        Signal::Traces => decode_table(&mut s.traces, body, limits, tenant),
+        Signal::Logs => decode_table(&mut s.logs, body, limits, tenant),
+        Signal::Metrics => decode_table(&mut s.metrics, body, limits, tenant),
     }
 }
 
-fn decode_table<D: ItemDecoder>(d: &mut D, body: &[u8], limits: &Limits) -> Result<Summary> {
+fn decode_table<D: ItemDecoder>(
+    d: &mut D,
+    body: &[u8],
+    limits: &Limits,
+    tenant: &[u8],
+) -> Result<Summary> {
+    d.set_tenant(tenant);
     d.decode(body, limits)?;
     let rows = d.rows();
     Ok(Summary {

@@ -200,8 +200,10 @@ def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
 
     def write(batch: int, bodies) -> None:
         blocks = [blk for p in bodies for t, _, blk in _native.decode_traces(p.body).blocks if t == "otel_traces"]
+        # This release's blocks carry TenantId (migration 0014), which a version 9/10 table lacks:
+        # dropped here as ClickHouse does by default, so the rows are what version 9 wrote.
         ch_client.raw_insert(f"{db}.otel_traces", insert_block=b"".join(blocks), fmt="Native",
-                             settings=insert_settings(f"batch{batch}-otel_traces"))
+                             settings={**insert_settings(f"batch{batch}-otel_traces"), "input_format_skip_unknown_fields": 1})
 
     write(1, requests[:3])
     counts = f"SELECT (SELECT count() FROM {db}.otel_traces), (SELECT count() FROM {db}.otel_trace_index), " \
@@ -253,7 +255,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
         " 'job', 'node'), toFloat64(number) FROM numbers(10)", parameters={"t0": t0_s * ns})
 
     applied, _ = schema.migrate(cfg)
-    assert applied[-1] == schema.latest_version()
+    assert 12 in applied and applied[-1] == schema.latest_version()
     assert ch_client.query(f"SELECT count() FROM {db}.otel_metrics").result_rows == [(10,)]
     body = write_request([Series(labels, [((t0_s + (10 + k) * 15) * 1000, float(10 + k)) for k in range(10)])])
     decoded = _native.decode_remote_write(body, compression=None)
@@ -305,14 +307,24 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
     ns = 1_000_000_000
     labels = {"__name__": "node_y", "job": "node", "instance": "h:9100", "cpu": "1"}
 
-    def write(token, first, count):
+    def write(token, first, count, *, version_12=False):
         body = write_request([Series(labels, [((t0_s + k * 60) * 1000, float(k)) for k in range(first, first + count)])])
         for table, _, block in _native.decode_remote_write(body, compression=None).blocks:
-            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
-                                 settings=insert_settings(f"{token}-{table}"))
+            if not version_12:
+                ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
+                                     settings=insert_settings(f"{token}-{table}"))
+                continue
+            # Version 12's blocks had no TenantId (0014): staged, then copied without it.
+            stage = f"{db}.stage_{table}"
+            ch_client.command(f"CREATE TABLE {stage} ENGINE = Memory AS SELECT 'default' AS TenantId, * FROM {db}.{table} WHERE 0")
+            ch_client.raw_insert(stage, insert_block=block, fmt="Native")
+            ch_client.command(f"INSERT INTO {db}.{table} SELECT * EXCEPT TenantId FROM {stage}",
+                              settings=insert_settings(f"{token}-{table}"))
+            ch_client.command(f"DROP TABLE {stage}")
 
-    write("before", 0, 40)  # 0:00-0:39, rolled up by 0012's views
-    assert schema.migrate(cfg) == ([13], [])
+    write("before", 0, 40, version_12=True)  # 0:00-0:39, rolled up by 0012's views
+    assert schema.migrate(cfg, target=13) == ([13], [])
+    assert schema.migrate(cfg) == ([14], [])
     for _ in range(2):  # a replay of the same batch is dropped, chained view included
         write("after", 40, 50)  # 0:40-1:29: the first hour gets rows from both versions
     # An otel_metrics gauge with the same name keeps its own hourly view and is not re-rolled.

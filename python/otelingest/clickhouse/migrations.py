@@ -14,7 +14,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -28,6 +28,7 @@ MIGRATIONS_TABLE = "otelingest_schema_migrations"
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
 _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
+_REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
 
@@ -59,6 +60,8 @@ class Statement:
     sql: str
     table: str | None  # the first ${table:...} named, i.e. the one created or altered
     ttl_key: str | None
+    # `-- @rekey <table>`: not SQL but a rebuild the Migrator runs (clickhouse/rekey.py); sql is "".
+    rekey: bool = False
 
 
 def available_migrations(directory: Path | None = None) -> list[Migration]:
@@ -83,6 +86,12 @@ def render(text: str, ctx: RenderContext) -> list[Statement]:
     statements: list[Statement] = []
     buf: list[str] = []
     for line in text.splitlines():
+        r = _REKEY_RE.match(line.strip())
+        if r:
+            # Single node only: a cluster's tables keep their key (rekey.py's module doc).
+            if not ctx.cluster:
+                statements.append(Statement("", r.group(1), None, rekey=True))
+            continue
         d = _DISTRIBUTED_RE.match(line.strip())
         if d:
             if ctx.cluster:
@@ -151,20 +160,39 @@ class Migrator:
     The client must not be bound to the target database (it may not exist yet).
     """
 
-    def __init__(self, client: Any, ctx: RenderContext) -> None:
+    def __init__(self, client: Any, ctx: RenderContext, hold: Callable[[bool], None] | None = None) -> None:
+        """``hold(on)`` raises or lowers the daemon's writers' hold (``None``: no daemon writes)."""
         self.client = client
         self.ctx = ctx
+        self.hold = hold
+        # Tests interrupt a table rebuild here (rekey.Rekey.before_partition).
+        self.before_partition: Any = lambda table, partition: None
+        # Each rekey: (table, seconds the hold was up, partitions caught up after the bulk copy).
+        self.held: list[tuple[str, float, int]] = []
 
-    def _run(self, stmt: Statement) -> None:
+    def _run(self, stmt: Statement, *, may_lift: bool = False) -> None:
         try:
+            if stmt.rekey:
+                from .rekey import Rekey
+
+                # Writers may insert during the copy only once every statement they need has run:
+                # the rekeys of the last migration to apply (the ALTERs before them are done).
+                rekey = Rekey(self.client, self.ctx.database, hold=self.hold if may_lift else None)
+                rekey.before_partition = self.before_partition
+                rekey.held = self.held
+                if rekey.run(stmt.table or ""):
+                    log.info("%s rebuilt with TenantId leading its sorting key", stmt.table)
+                return
             self.client.command(stmt.sql)
+        except SchemaError:
+            raise
         except Exception as e:
             from .client import as_storage_error
 
             err = as_storage_error(e)
             if err.retryable:
                 raise err from e
-            raise SchemaError(f"{err} -- in statement: {stmt.sql[:200]}") from e
+            raise SchemaError(f"{err} -- in statement: {stmt.sql[:200] or '@rekey ' + str(stmt.table)}") from e
 
     def applied(self) -> dict[int, str]:
         rows = self.client.query(
@@ -188,6 +216,8 @@ class Migrator:
             self._run(stmt)
         done = self.applied()
         applied_now = []
+        pending = [m.version for m in available_migrations()
+                   if m.version not in done and (target is None or m.version <= target)]
         for mig in available_migrations():
             if target is not None and mig.version > target:
                 break
@@ -198,7 +228,7 @@ class Migrator:
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 for stmt in render(mig.text, self.ctx):
-                    self._run(stmt)
+                    self._run(stmt, may_lift=mig.version == max(pending))
             except SchemaError as e:
                 raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
@@ -236,8 +266,11 @@ class Migrator:
         return changed
 
 
-def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[str]]:
+def migrate(cfg: Config, *, target: int | None = None,
+            hold: Callable[[bool], None] | None = None) -> tuple[list[int], list[str]]:
     """Connect, apply migrations and retention. Returns (versions applied, tables whose TTL changed).
+
+    ``hold``: the daemon's writers' hold (up when called; a rekey lowers it for its bulk copy).
 
     Raises:
         StorageError: ClickHouse unreachable (retryable) or refused.
@@ -247,7 +280,7 @@ def migrate(cfg: Config, *, target: int | None = None) -> tuple[list[int], list[
 
     client = connect(cfg.clickhouse, with_database=False)
     try:
-        m = Migrator(client, RenderContext.from_config(cfg))
+        m = Migrator(client, RenderContext.from_config(cfg), hold=hold)
         applied = m.migrate(target)
         changed = m.apply_retention()
         return applied, changed

@@ -10,6 +10,10 @@ Layout (little endian)::
     1   u8   pause_writers  1 = writers stop taking from the rings (memory above the hard limit)
     2   u8   storage_ready  1 = ClickHouse answers and the schema is current
     3   u8   disk_low       1 = receivers answer 503/UNAVAILABLE (ClickHouse's disk under its floor)
+    4   u8   schema_pending 1 = the schema is not current yet (start-up, a migration running)
+    5   u8   insert_hold    1 = writers start no INSERT: set while the schema is not current, except
+                            while a rekey's bulk copy runs (clickhouse/rekey.py: the hold covers only
+                            the ALTERs before it and each table's final pass and exchange)
     8   u64  usage          bytes counted by the memory limiter at its last tick (information)
     16  u64  ch_reserved    bytes ClickHouse has reserved on its disk (the spill counts them taken)
     64 + 16*slot:  f64 heartbeat (CLOCK_MONOTONIC, shared by all processes)   u64 held bytes
@@ -29,7 +33,7 @@ MAGIC = b"OTSTAT01"
 HEADER = 64
 SLOT = 16
 _MAGIC_AT = 24
-REFUSE, PAUSE_WRITERS, STORAGE_READY, DISK_LOW = 0, 1, 2, 3
+REFUSE, PAUSE_WRITERS, STORAGE_READY, DISK_LOW, SCHEMA_PENDING, INSERT_HOLD = 0, 1, 2, 3, 4, 5
 _RESERVED_AT = 16
 _USAGE = struct.Struct("<Q")
 _SLOT = struct.Struct("<dQ")
@@ -78,6 +82,14 @@ class StatusPage:
     @property
     def storage_ready(self) -> bool:
         return self._mm[STORAGE_READY] != 0
+
+    @property
+    def schema_pending(self) -> bool:
+        return self._mm[SCHEMA_PENDING] != 0
+
+    @property
+    def insert_hold(self) -> bool:
+        return self._mm[INSERT_HOLD] != 0
 
     @property
     def disk_low(self) -> bool:

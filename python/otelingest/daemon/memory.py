@@ -105,7 +105,7 @@ class MemoryTicker:
 
     def _run(self) -> None:
         from ..selfmon import instruments
-        from .flags import DISK_LOW, PAUSE_WRITERS, REFUSE, STORAGE_READY
+        from .flags import DISK_LOW, PAUSE_WRITERS, REFUSE, SCHEMA_PENDING, STORAGE_READY
 
         while not self.stopping.is_set():
             try:
@@ -120,5 +120,8 @@ class MemoryTicker:
                 log.exception("memory limiter tick failed")
             self.flags.set_flag(STORAGE_READY, self.storage.readiness()[0])
             self.flags.set_flag(DISK_LOW, bool(self.storage.disk_reason))
+            self.flags.set_flag(SCHEMA_PENDING, not self.storage.schema_current)
+            # Not INSERT_HOLD: only Supervisor._publish_schema writes it (a stale tick could lower
+            # the hold just after a rekey raised it).
             self.flags.clickhouse_reserved = self.storage.clickhouse_reserved
             self.stopping.wait(self.interval_s)

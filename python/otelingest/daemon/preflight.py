@@ -20,7 +20,9 @@ import ssl
 from pathlib import Path
 from typing import IO
 
+from ..auth import Authenticator
 from ..clickhouse import sqlfiles
+from ..tenancy import Tenancy
 from ..config import Config
 from ..errors import BootError
 
@@ -106,6 +108,16 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     return f
 
 
+def check_tenancy(cfg: Config) -> None:
+    """In credential mode every credential, those in [auth]'s files too, maps to a tenant.
+
+    Raises:
+        ConfigError: names the unmapped credential.
+    """
+    for side in ("receiver", "query"):
+        Tenancy(cfg.tenancy, Authenticator(cfg.auth, side))
+
+
 def run(cfg: Config) -> IO[str]:
     """Every check, in order; returns the data-directory lock to keep.
 
@@ -114,6 +126,7 @@ def run(cfg: Config) -> IO[str]:
     """
     check_installation()
     check_tls(cfg)
+    check_tenancy(cfg)
     lock = lock_data_dir(cfg.data_path)
     try:
         check_ports(cfg)

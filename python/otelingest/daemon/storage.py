@@ -38,6 +38,9 @@ class StorageState:
     def __init__(self) -> None:
         self.reachable = False
         self.schema_current = False
+        # The writers' hold (daemon.flags insert_hold): up while the schema is not current, except
+        # while a rekey copies a table (clickhouse/rekey.py lowers it for the bulk copy only).
+        self.hold_inserts = True
         self.reason = "starting"
         # Set while ClickHouse's disk is under its free-space floor (otelingest.daemon.diskfloor).
         self.disk_reason = ""
@@ -55,8 +58,12 @@ class StorageWatcher:
     with one line; ``on_ready`` runs once, the first time the schema is current."""
 
     def __init__(self, config: Callable[[], Config], data_dir: Path, stopping: threading.Event,
-                 fail_boot: Callable[[str], None], on_ready: Callable[[], None] = lambda: None) -> None:
+                 fail_boot: Callable[[str], None], on_ready: Callable[[], None] = lambda: None,
+                 on_schema: Callable[[], None] = lambda: None) -> None:
+        """``on_schema()`` runs whenever ``state.schema_current`` or ``state.hold_inserts`` changes
+        (daemon.flags ``schema_pending`` and ``insert_hold`` follow at once, not a tick later)."""
         self.config = config
+        self.on_schema = on_schema
         self.data_dir = data_dir
         self.stopping = stopping
         self.fail_boot = fail_boot
@@ -90,6 +97,13 @@ class StorageWatcher:
     def reapply_schema(self) -> None:
         """Re-run the migrations (a reloaded config's retention) on the next tick."""
         self.state.schema_current = False
+        self.state.hold_inserts = True
+        self.on_schema()
+
+    def _hold(self, on: bool) -> None:
+        """The migration's hold: raised and lowered by a rekey around its bulk copy."""
+        self.state.hold_inserts = on
+        self.on_schema()
 
     def stop_embedded(self) -> None:
         if self.clickhouse is not None:
@@ -160,7 +174,7 @@ class StorageWatcher:
                     return
             elif not state.schema_current:
                 try:
-                    applied, changed = migrations.migrate(cfg)
+                    applied, changed = migrations.migrate(cfg, hold=self._hold)
                     if applied:
                         log.info("schema migrated to version %d", max(applied))
                     if changed:
@@ -168,10 +182,13 @@ class StorageWatcher:
                     first = not self.booted
                     self.booted = True
                     state.schema_current = True
+                    state.hold_inserts = False
+                    self.on_schema()
                     backoff = Backoff()
                     if first:
                         self.on_ready()
                 except (StorageError, SchemaError) as e:
+                    self._hold(True)  # a rekey that failed mid-copy leaves the hold as it found it
                     state.reason = f"schema migration failed: {e}"
                     log.error("schema migration failed: %s", e)
                     if not self.booted:

@@ -66,8 +66,11 @@ class Supervisor:
         self.exit_code = EXIT_OK
         # Why boot failed (one line), once it has; raised from run() after everything stopped.
         self.boot_failure: str | None = None
+        # The storage watcher's thread and the main one both publish the schema flags: a reading of
+        # the state and its write go together, so a stale reading never lands after a fresh one.
+        self._schema_lock = threading.Lock()
         self.storage = StorageWatcher(lambda: self.cfg, self.data_dir, self._stopping, self.fail_boot,
-                                      on_ready=self._start_jobs)
+                                      on_ready=self._start_jobs, on_schema=self._publish_schema)
         self.children: Children | None = None
         self.rings: list[Any] = []
         self.flags: Any = None
@@ -235,6 +238,8 @@ class Supervisor:
         layout.rings_dir.mkdir(parents=True, exist_ok=True)
         layout.boot_failure_path.unlink(missing_ok=True)
         self.flags = StatusPage.create(layout.status_path, layout.slots)
+        # Before any writer starts: the storage watcher may be migrating already.
+        self._publish_schema()
         self.rings = open_rings(layout, self.cfg.writer.ring_mib * 1024 * 1024)
         write_worker_file(run_dir, self.cfg, layout)
         children = Children(layout, self.flags, self._on_fatal_child)
@@ -252,6 +257,18 @@ class Supervisor:
         self.children = children
         children.spawn_all()
 
+    def _publish_schema(self) -> None:
+        """``schema_pending`` (status) and ``insert_hold`` (the writers' hold, which a rekey lowers
+        during its bulk copy). Only this publishes the hold: a ticker republishing a stale reading
+        could lower it after a rekey raised it."""
+        from .flags import INSERT_HOLD, SCHEMA_PENDING
+
+        with self._schema_lock:
+            if self.flags is not None:
+                state = self.storage.state
+                self.flags.set_flag(SCHEMA_PENDING, not state.schema_current)
+                self.flags.set_flag(INSERT_HOLD, state.hold_inserts)
+
     def _start_jobs(self) -> None:
         """Called by the storage watcher once the schema is first current."""
         interval = self.cfg.query.dependencies_rollup_interval_s
@@ -265,6 +282,8 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         sd_notify("STOPPING=1")
+        # The memory ticker has stopped: the writers' drain must see the schema as it is now.
+        self._publish_schema()
         if self.children is not None:
             self.children.stop_role("receiver", self.cfg.receiver.request_timeout_s + RECEIVER_STOP_EXTRA_S)
             self.children.stop_role("writer", self.cfg.writer.stop_timeout_s + WRITER_STOP_EXTRA_S)

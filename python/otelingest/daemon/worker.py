@@ -79,14 +79,18 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     from ..ingest.receiver.grpc import GrpcReceiver
     from ..ingest.receiver.http import HttpReceiver
     from ..ingest.receiver.intake import Intake
+    from ..tenancy import RateLimiter, Tenancy
 
     status, rings = attach(layout, RingProducer, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
-    intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse, disk_low=lambda: status.disk_low)
+    limiter = RateLimiter(cfg.tenancy, layout.receivers)
+    intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse, disk_low=lambda: status.disk_low,
+                    limiter=limiter)
     rc = cfg.receiver
     decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="decode")
     orphaned = Orphaned()
     auth = Authenticator(cfg.auth, "receiver")
+    tenancy = Tenancy(cfg.tenancy, auth)
     ssl_ctx, tls = None, None
     if cfg.tls.receiver_cert_file and cfg.tls.receiver_key_file:
         import ssl
@@ -102,7 +106,8 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
             loop.add_signal_handler(sig, stop.set if sig == signal.SIGTERM else (lambda: None))
         http = HttpReceiver(intake, decode_pool, host=rc.host, port=rc.http_port, max_body=rc.max_request_bytes,
                             timeout_s=rc.request_timeout_s, retry_after_s=rc.retry_after_s,
-                            max_concurrent=rc.max_concurrent_requests, auth=auth, ssl=ssl_ctx)
+                            max_concurrent=rc.max_concurrent_requests, auth=auth, ssl=ssl_ctx,
+                            tenancy=tenancy)
         try:
             await http.start()
         except OSError as e:
@@ -110,7 +115,8 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
                             "change receiver.http_port (--http-port)") from e
         try:
             grpc_rx = GrpcReceiver(intake, host=rc.host, port=rc.grpc_port, max_message_bytes=rc.max_decompressed_bytes,
-                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls)
+                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls,
+                                   tenancy=tenancy)
             grpc_rx.start()
         except OSError as e:
             raise BootError(f"cannot listen on {rc.host}:{rc.grpc_port} for OTLP/gRPC ({e}); "
@@ -207,7 +213,8 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     )
     service = WriterService(
         cfg, rings, Ledger(layout.ledger_path(index)),
-        Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready),
+        Inserter(cfg, stop=inserter_stop, storage_ready=lambda: status.storage_ready,
+                 hold=lambda: status.insert_hold),
         index=index, pause=lambda: status.pause_writers, heartbeat=heartbeat, spill=spill,
         orphan_spills=orphan_spill_queues(cfg, layout) if index == 0 else (),
     )

@@ -20,12 +20,14 @@ from starlette.exceptions import HTTPException
 
 from ..auth import Authenticator
 from ..config import Config
+from ..tenancy import Tenancy
 from .apis import jaeger, loki, native, prometheus, tempo
 from .common import JSONResponse
 from .errors import QueryError
 from .storage.cache import ResultCache
 from .storage.pool import ClientPool
 from .storage.store import Store, classify_error
+from .tenant import TenantMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -108,4 +110,7 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
     routes = [*native.routes, *tempo.routes, *jaeger.routes, *prometheus.routes, *loki.routes]
     auth = Authenticator(cfg.auth, "query")
     middleware = [Middleware(AuthMiddleware, authenticator=auth)] if auth.enabled else []
+    tenancy = Tenancy(cfg.tenancy, auth)
+    if tenancy.enabled:  # after authentication: the credential names the tenant
+        middleware.append(Middleware(TenantMiddleware, tenancy=tenancy, authenticator=auth, render=render_error))
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

@@ -44,7 +44,8 @@ memory_usage = Gauge(
 )
 queue_size = Gauge("otel_queue_size", "Bytes waiting in the rings", multiprocess_mode="livesum")
 refused = Counter(
-    "otel_refused", "Requests refused (reason: memory, disk, ring_full, too_large, bad_request, unsupported, timeout)",
+    "otel_refused", "Requests refused (reason: memory, disk, ring_full, too_large, bad_request, unsupported, timeout, "
+    "unauthenticated, tenant_rate)",
     ["reason"],
 )
 rejected_items = Counter(

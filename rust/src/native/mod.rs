@@ -123,6 +123,64 @@ impl Column for StringCol {
     }
 }
 
+/// One value on every row (`TenantId`): the value is kept serialized once and repeated when the
+/// block is encoded, so the builders never write it per row. The row count is the block's, set when
+/// the block's columns are listed (a `Cell`, as listing takes `&self`).
+pub struct ConstCol {
+    serialized: Vec<u8>,
+    rows: std::cell::Cell<usize>,
+}
+
+impl ConstCol {
+    pub fn new(value: &[u8]) -> Self {
+        let mut c = ConstCol {
+            serialized: Vec::new(),
+            rows: std::cell::Cell::new(0),
+        };
+        c.set(value);
+        c
+    }
+
+    /// The value of every row from now on.
+    pub fn set(&mut self, value: &[u8]) {
+        self.serialized.clear();
+        put_varuint(&mut self.serialized, value.len() as u64);
+        self.serialized.extend_from_slice(value);
+    }
+
+    /// The value, as set.
+    pub fn value(&self) -> &[u8] {
+        let mut n = 0;
+        while self.serialized[n] & 0x80 != 0 {
+            n += 1;
+        }
+        &self.serialized[n + 1..]
+    }
+
+    /// Makes the column `rows` rows long (the block it is listed in).
+    pub fn with_rows(&self, rows: usize) -> &Self {
+        self.rows.set(rows);
+        self
+    }
+}
+
+impl Column for ConstCol {
+    fn rows(&self) -> usize {
+        self.rows.get()
+    }
+    fn encoded_len(&self) -> usize {
+        self.serialized.len() * self.rows.get()
+    }
+    fn encode(&self, out: &mut SliceWriter<'_>) {
+        for _ in 0..self.rows.get() {
+            out.put(&self.serialized);
+        }
+    }
+    fn clear(&mut self) {
+        self.rows.set(0);
+    }
+}
+
 /// `FixedString(N)`: N raw bytes per row.
 pub struct FixedCol<const N: usize> {
     pub data: Vec<u8>,
@@ -444,5 +502,23 @@ mod tests {
         want.extend_from_slice(b"\x01n\x0fNullable(Int64)\x01");
         want.extend_from_slice(&[0; 8]);
         assert_eq!(block, want);
+    }
+
+    #[test]
+    fn const_column_is_the_value_on_every_row() {
+        let mut c = ConstCol::new(b"default");
+        c.set(b"team-a");
+        assert_eq!(c.value(), b"team-a");
+        let mut s = StringCol::default();
+        for _ in 0..3 {
+            s.push(b"team-a");
+        }
+        let as_const = encode_block(3, &[("TenantId", "String", c.with_rows(3))]);
+        let as_strings = encode_block(3, &[("TenantId", "String", &s)]);
+        assert_eq!(as_const, as_strings);
+        assert_eq!(
+            encode_block(0, &[("TenantId", "String", c.with_rows(0))]).len(),
+            2 + 9 + 7
+        );
     }
 }

@@ -187,6 +187,9 @@ pub struct RemoteWriteDecoder {
     service: Vec<u8>,
     /// The current series' id.
     id: u64,
+    /// Mixed into the remembered (series, day) keys: another tenant's same series has its own
+    /// labels row.
+    tenant_hash: u64,
 }
 
 /// A label as byte ranges of the series message it was read from.
@@ -227,6 +230,19 @@ struct SeriesLabels<'a> {
 }
 
 impl RemoteWriteDecoder {
+    /// The tenant of every row of the next decodes (`TenantId`); the default tenant until set.
+    pub fn set_tenant(&mut self, tenant: &[u8]) {
+        self.samples.tenant.set(tenant);
+        self.series.tenant.set(tenant);
+        self.metadata.tenant.set(tenant);
+        self.exemplars.tenant.set(tenant);
+        self.tenant_hash = if tenant == crate::tables::DEFAULT_TENANT {
+            0
+        } else {
+            crate::prom::series_id::city_hash64(tenant)
+        };
+    }
+
     /// Decompresses (when `snappy`) and decodes one `WriteRequest` into the three tables
     /// (cleared first). `received_ns` stamps the metadata rows.
     pub fn decode(
@@ -419,7 +435,10 @@ impl RemoteWriteDecoder {
 
     fn push_sample(&mut self, s: &SeriesLabels<'_>, value: f64, ms: i64) -> Result<()> {
         let time = millis_to_nanos(ms)?;
-        let key = crate::prom::series_id::combine(self.id, time.div_euclid(DAY_NS) as u64);
+        let mut key = crate::prom::series_id::combine(self.id, time.div_euclid(DAY_NS) as u64);
+        if self.tenant_hash != 0 {
+            key = crate::prom::series_id::combine(key, self.tenant_hash);
+        }
         if !self.in_request.contains(&key) && !remembered(key) {
             self.in_request.insert(key);
             self.new_series.push(key);
@@ -931,5 +950,22 @@ mod tests {
         remember_series(&d.new_series);
         let again = decode(&body).unwrap();
         assert_eq!((again.samples.rows, again.series.rows), (4, 0));
+    }
+
+    #[test]
+    fn another_tenant_writes_its_own_series_labels() {
+        let body = request(&[series(
+            &[("__name__", "tenant_series"), ("job", "j")],
+            &[(1.0, 1)],
+        )]);
+        let a = decode(&body).unwrap();
+        assert_eq!(a.series.rows, 1);
+        remember_series(&a.new_series);
+        assert_eq!(decode(&body).unwrap().series.rows, 0);
+        let mut d = RemoteWriteDecoder::default();
+        d.set_tenant(b"team-b");
+        d.decode(&body, false, 1 << 20, &LIMITS, 7).unwrap();
+        assert_eq!((d.samples.rows, d.series.rows), (1, 1));
+        assert_eq!(d.samples.tenant.value(), b"team-b");
     }
 }

@@ -86,9 +86,15 @@ fn options(
     })
 }
 
-fn run(py: Python<'_>, signal: Signal, body: &[u8], opts: Options) -> PyResult<Decoded> {
+fn run(
+    py: Python<'_>,
+    signal: Signal,
+    body: &[u8],
+    opts: Options,
+    tenant: &str,
+) -> PyResult<Decoded> {
     let summary = py
-        .detach(|| decode::decode_rows(signal, body, &opts))
+        .detach(|| decode::decode_rows(signal, body, &opts, tenant.as_bytes()))
         .map_err(|e| DecodeError::new_err(e.0))?;
     let blocks = PyList::empty(py);
     if summary.rows > 0 {
@@ -143,9 +149,10 @@ fn new_bytes<'py>(
 
 macro_rules! decode_fn {
     ($name:ident, $signal:expr) => {
-        /// Decodes one OTLP export request body into ClickHouse Native blocks (GIL released).
+        /// Decodes one OTLP export request body into ClickHouse Native blocks (GIL released);
+        /// every row's `TenantId` is `tenant` (validated by the caller, otelingest.tenancy).
         #[pyfunction]
-        #[pyo3(signature = (body, *, format = "protobuf", compression = None, max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
+        #[pyo3(signature = (body, *, format = "protobuf", compression = None, max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default"))]
         fn $name(
             py: Python<'_>,
             body: PyBackedBytes,
@@ -153,9 +160,10 @@ macro_rules! decode_fn {
             compression: Option<&str>,
             max_decompressed_bytes: usize,
             max_attributes: usize,
+            tenant: &str,
         ) -> PyResult<Decoded> {
             let opts = options(format, compression, max_decompressed_bytes, max_attributes)?;
-            run(py, $signal, &body, opts)
+            run(py, $signal, &body, opts, tenant)
         }
     };
 }
@@ -187,13 +195,14 @@ pub(super) fn snappy_compression(compression: Option<&str>) -> PyResult<bool> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024))]
+#[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default"))]
 fn decode_remote_write(
     py: Python<'_>,
     body: PyBackedBytes,
     compression: Option<&str>,
     max_decompressed_bytes: usize,
     max_attributes: usize,
+    tenant: &str,
 ) -> PyResult<Decoded> {
     let snappy = snappy_compression(compression)?;
     let limits = Limits { max_attributes };
@@ -209,11 +218,12 @@ fn decode_remote_write(
                         "re-entrant decode on one thread",
                     ));
                 };
+                d.set_tenant(tenant.as_bytes());
                 let res = d.decode(&body, snappy, max_decompressed_bytes, &limits, now_ns);
                 let out = res.map(|()| (d.take_stats(), d.blocks(), d.new_series.clone()));
                 // A huge request should not pin its column buffers for the life of the thread.
                 if d.samples.encoded_len() > 32 << 20 {
-                    *d = RemoteWriteDecoder::default();
+                    *d = RemoteWriteDecoder::default(); // (the tenant is set again before each decode)
                 }
                 out
             })

@@ -29,21 +29,37 @@ use crate::otlp::wire::{Reader, Value};
 macro_rules! table {
     ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty = ($col:literal, $cty:expr)),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Default)]
         pub struct $name {
             $(pub $field: $ty,)*
+            /// The tenant of every row (`TenantId`, docs/tenancy.md): one value per block, set
+            /// before a request is decoded; the tables' sorting keys lead with it.
+            pub tenant: $crate::native::ConstCol,
             /// Rows written.
             pub rows: usize,
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    $($field: Default::default(),)*
+                    tenant: $crate::native::ConstCol::new($crate::tables::DEFAULT_TENANT),
+                    rows: 0,
+                }
+            }
         }
 
         impl $name {
             pub fn clear(&mut self) {
                 $($crate::native::Column::clear(&mut self.$field);)*
+                $crate::native::Column::clear(&mut self.tenant);
                 self.rows = 0;
             }
 
             fn block_columns(&self) -> Vec<$crate::native::BlockColumn<'_>> {
-                vec![$(($col, $cty, &self.$field as &dyn $crate::native::Column),)*]
+                vec![
+                    ("TenantId", "String", self.tenant.with_rows(self.rows) as &dyn $crate::native::Column),
+                    $(($col, $cty, &self.$field as &dyn $crate::native::Column),)*
+                ]
             }
 
             /// Bytes of the Native block of all rows written since `clear`.
@@ -66,6 +82,8 @@ macro_rules! table {
 pub(crate) use table;
 
 pub const UNKNOWN_SERVICE: &[u8] = b"unknown_service";
+/// The tenant of rows written with tenancy off, and of every row written before tenancy.
+pub const DEFAULT_TENANT: &[u8] = b"default";
 
 /// Limits applied while decoding.
 #[derive(Clone, Copy, Debug)]
@@ -244,6 +262,8 @@ pub trait ItemDecoder {
     const NAMES: [&'static str; 3];
     /// Decodes one request, appending rows to the table (cleared first).
     fn decode(&mut self, body: &[u8], limits: &Limits) -> Result<()>;
+    /// The tenant of the rows of the next decodes.
+    fn set_tenant(&mut self, tenant: &[u8]);
     /// Rows written so far.
     fn rows(&self) -> usize;
     /// Decodes one item (span, log record, metric) into rows.
@@ -298,6 +318,10 @@ macro_rules! decoder {
 
             fn rows(&self) -> usize {
                 self.table.rows
+            }
+
+            fn set_tenant(&mut self, tenant: &[u8]) {
+                self.table.tenant.set(tenant);
             }
 
             fn item(

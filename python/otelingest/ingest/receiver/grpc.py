@@ -16,11 +16,14 @@ from typing import Any, Callable
 import grpc  # type: ignore[import-untyped]
 
 from . import otlp
-from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake
+from ...config import DEFAULT_TENANT
+from ...tenancy import Problem, Tenancy
+from .intake import BAD, FULL, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Intake
 
 log = logging.getLogger("otelingest.receiver")
 
-_CODES = {BAD: grpc.StatusCode.INVALID_ARGUMENT, TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT, MEMORY: grpc.StatusCode.RESOURCE_EXHAUSTED, FULL: grpc.StatusCode.UNAVAILABLE}
+_CODES = {BAD: grpc.StatusCode.INVALID_ARGUMENT, TOO_LARGE: grpc.StatusCode.INVALID_ARGUMENT, MEMORY: grpc.StatusCode.RESOURCE_EXHAUSTED, FULL: grpc.StatusCode.UNAVAILABLE,
+          TENANT_LIMIT: grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 class _Handler(grpc.GenericRpcHandler):
@@ -36,9 +39,11 @@ class _Handler(grpc.GenericRpcHandler):
 
 class GrpcReceiver:
     def __init__(self, intake: Intake, *, host: str, port: int, max_message_bytes: int, threads: int,
-                 retry_after_s: int, auth: Any = None, tls: tuple[bytes, bytes] | None = None) -> None:
+                 retry_after_s: int, auth: Any = None, tls: tuple[bytes, bytes] | None = None,
+                 tenancy: Tenancy | None = None) -> None:
         """``tls`` is (private key PEM, certificate chain PEM); ``auth`` an otelingest.auth.Authenticator."""
         self.intake = intake
+        self.tenancy = tenancy if tenancy is not None and tenancy.enabled else None
         self.auth = auth if auth is not None and auth.enabled else None
         self.retry_after_s = retry_after_s
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="grpc")
@@ -65,21 +70,30 @@ class GrpcReceiver:
 
     def _method(self, signal: str) -> Callable[[bytes, Any], bytes]:
         def export(request: bytes, context: Any) -> bytes:
+            given = None
             if self.auth is not None:
                 given = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
                 if not self.auth.check(given):
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid credentials")
+            tenant = DEFAULT_TENANT
+            if self.tenancy is not None:
+                metadata = [(k, v) for k, v in context.invocation_metadata() if isinstance(v, str)]
+                credential = self.auth.identify(given) if self.auth is not None else None
+                resolved = self.tenancy.resolve_pairs(metadata, credential)
+                if isinstance(resolved, Problem):
+                    context.abort(getattr(grpc.StatusCode, resolved.grpc), resolved.message)
+                tenant = str(resolved)
             self.inflight += 1
             try:
-                outcome = self.intake.handle(signal, request, "protobuf", None, "grpc")
+                outcome = self.intake.handle(signal, request, "protobuf", None, "grpc", tenant)
             finally:
                 self.inflight -= 1
             if outcome.kind == OK:
                 return otlp.response_protobuf(outcome.rejected, outcome.message if outcome.rejected else None)
             code = _CODES[outcome.kind]
             msg = outcome.message or code.name
-            if outcome.kind in (MEMORY, FULL):
-                hint = otlp.retry_info(self.retry_after_s)
+            if outcome.kind in (MEMORY, FULL, TENANT_LIMIT):
+                hint = otlp.retry_info(outcome.retry_after_s or self.retry_after_s)
                 status = otlp.rpc_status(code.value[0], msg, [(otlp.RETRY_INFO_TYPE, hint)])
                 context.set_trailing_metadata((("google.rpc.retryinfo-bin", hint), ("grpc-status-details-bin", status)))
             context.abort(code, msg)

@@ -20,7 +20,9 @@ from typing import Any
 
 from ...selfmon import instruments
 from . import otlp, prometheus
-from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Intake, Outcome
+from ...config import DEFAULT_TENANT
+from ...tenancy import HEADER as TENANT_HEADER, Problem, Tenancy
+from .intake import BAD, FULL, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Intake, Outcome
 
 log = logging.getLogger("otelingest.receiver")
 
@@ -36,7 +38,7 @@ ENCODINGS = {"": None, "identity": None, "gzip": "gzip", "x-gzip": "gzip", "defl
 MEDIA = {"protobuf": b"application/x-protobuf", "json": b"application/json", "text": b"text/plain; charset=utf-8"}
 # Prometheus remote write 1.0 (prometheus.py): its own path, body encoding and replies.
 REMOTE_WRITE = "prometheus"
-GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3}  # google.rpc.Code in HTTP error bodies
+GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3, TENANT_LIMIT: 8}  # google.rpc.Code in HTTP error bodies
 
 
 class HttpError(Exception):
@@ -49,7 +51,7 @@ class HttpError(Exception):
 
 class Request:
     __slots__ = ("method", "path", "headers", "body", "chunks", "remaining", "chunked", "fmt", "signal", "keep_alive",
-                 "rw_version", "rw_written")
+                 "rw_version", "rw_written", "tenant")
 
     def __init__(self) -> None:
         self.method = ""
@@ -66,6 +68,7 @@ class Request:
         self.rw_version = 1
         # Remote write 2.0: (samples, exemplars) of the request, for the reply's headers.
         self.rw_written: tuple[int, int] | None = None
+        self.tenant = DEFAULT_TENANT
 
 
 class HttpReceiver:
@@ -73,8 +76,9 @@ class HttpReceiver:
 
     def __init__(self, intake: Intake, executor: Executor, *, host: str, port: int, max_body: int,
                  timeout_s: float, retry_after_s: int, max_concurrent: int = 1 << 30,
-                 auth: Any = None, ssl: Any = None) -> None:
+                 auth: Any = None, ssl: Any = None, tenancy: Tenancy | None = None) -> None:
         self.intake = intake
+        self.tenancy = tenancy
         self.max_concurrent = max_concurrent
         self.auth = auth
         self.ssl = ssl
@@ -221,7 +225,9 @@ class HttpProtocol(asyncio.Protocol):
             name, sep, value = line.partition(":")
             if not sep:
                 raise HttpError(400, "malformed header line")
-            headers[name.strip().lower()] = value.strip()
+            key = name.strip().lower()
+            # The tenant header twice is two tenants (refused), not the last one.
+            headers[key] = headers[key] + "|" + value.strip() if key == TENANT_HEADER and key in headers else value.strip()
         req.headers = headers
         conn = headers.get("connection", "").lower()
         req.keep_alive = "close" not in conn if version == "HTTP/1.1" else "keep-alive" in conn
@@ -250,6 +256,14 @@ class HttpProtocol(asyncio.Protocol):
         if auth is not None and auth.enabled and not auth.check(headers.get("authorization")):
             raise HttpError(401, "missing or invalid credentials", fmt,
                             extra=b"WWW-Authenticate: " + auth.challenge().encode() + b"\r\n")
+        tenancy = self.srv.tenancy
+        if tenancy is not None and tenancy.enabled:
+            # Before the body is read: a request without a tenant costs nothing more.
+            credential = auth.identify(headers.get("authorization")) if auth is not None else None
+            tenant = tenancy.resolve_headers(headers, credential)
+            if isinstance(tenant, Problem):
+                raise HttpError(tenant.status, tenant.message, fmt)
+            req.tenant = tenant
         te = headers.get("transfer-encoding", "").lower()
         if te:
             if te != "chunked":
@@ -334,23 +348,24 @@ class HttpProtocol(asyncio.Protocol):
                 try:
                     if req.signal == REMOTE_WRITE and req.rw_version == 2:
                         decoded, samples, exemplars = await self.loop.run_in_executor(
-                            srv.executor, srv.intake.decode_remote_write_v2, req.body)
+                            srv.executor, srv.intake.decode_remote_write_v2, req.body, req.tenant)
                         req.rw_written = (samples, exemplars)
                     elif req.signal == REMOTE_WRITE:
-                        decoded = await self.loop.run_in_executor(srv.executor, srv.intake.decode_remote_write, req.body)
+                        decoded = await self.loop.run_in_executor(
+                            srv.executor, srv.intake.decode_remote_write, req.body, "snappy", req.tenant)
                     else:
                         compression = ENCODINGS[req.headers.get("content-encoding", "").lower()]
                         decoded = await self.loop.run_in_executor(
-                            srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression
+                            srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression, req.tenant
                         )
                 except srv.intake.DecodeError as e:
                     instruments.refused.labels("bad_request").inc()
                     outcome = Outcome(BAD, message=str(e))
                 else:
                     if req.signal == REMOTE_WRITE:
-                        outcome = srv.intake.store("metrics", decoded, prometheus.TRANSPORT)
+                        outcome = srv.intake.store("metrics", decoded, prometheus.TRANSPORT, req.tenant)
                     else:
-                        outcome = srv.intake.store(req.signal, decoded, "http")
+                        outcome = srv.intake.store(req.signal, decoded, "http", req.tenant)
             self._send_outcome(req, outcome, close)
         except Exception:  # a bug must not leave the client hanging
             log.exception("request handling failed")
@@ -372,6 +387,8 @@ class HttpProtocol(asyncio.Protocol):
         if req.signal == REMOTE_WRITE:
             status, body = prometheus.reply(outcome)
             extra = b"Retry-After: " + self.srv.retry_after + b"\r\n" if status == 503 else b""
+            if outcome.kind == TENANT_LIMIT:
+                extra = b"Retry-After: %d\r\n" % outcome.retry_after_s
             if outcome.kind == OK and req.rw_written is not None:
                 extra += prometheus.written_headers(*req.rw_written)
             self._respond(status, MEDIA["text"], body, close=close, extra=extra)
@@ -383,9 +400,11 @@ class HttpProtocol(asyncio.Protocol):
                 body = otlp.response_protobuf(outcome.rejected, outcome.message if outcome.rejected else None)
             self._respond(200, MEDIA[fmt], body, close=close)
             return
-        status = {BAD: 400, MEMORY: 429, FULL: 503, TOO_LARGE: 413}[outcome.kind]
+        status = {BAD: 400, MEMORY: 429, FULL: 503, TOO_LARGE: 413, TENANT_LIMIT: 429}[outcome.kind]
         body = _error_body(fmt, GRPC_CODE[outcome.kind], outcome.message or "")
         extra = b"" if outcome.kind in (BAD, TOO_LARGE) else b"Retry-After: " + self.srv.retry_after + b"\r\n"
+        if outcome.kind == TENANT_LIMIT:
+            extra = b"Retry-After: %d\r\n" % outcome.retry_after_s
         self._respond(status, MEDIA[fmt], body, close=close, extra=extra)
 
     def _respond(self, status: int, ctype: bytes, body: bytes, *, close: bool, extra: bytes = b"") -> None:

@@ -4,7 +4,9 @@ Outcome kinds map to OTLP status: OK (200, maybe with partial_success), BAD (400
 INVALID_ARGUMENT), MEMORY (429 / RESOURCE_EXHAUSTED, memory above the soft limit), FULL
 (503 / UNAVAILABLE, every ring of this receiver full, or ClickHouse's disk under its free-space
 floor), TOO_LARGE (413 / INVALID_ARGUMENT, the
-decoded request is larger than a ring record can be). Only OK means the blocks are in a ring.
+decoded request is larger than a ring record can be), TENANT_LIMIT (429 / RESOURCE_EXHAUSTED with
+``retry_after_s``: the request's tenant is over its ingest rate; only that tenant is refused). Only
+OK means the blocks are in a ring.
 
 Ring choice: receiver i owns one ring per writer (SPSC pairs, ``rings/r<i>-w<j>``); it starts at
 writer ``i mod M`` and moves round-robin, so load spreads over the writers and a full ring is
@@ -16,11 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from ...config import DEFAULT_TENANT, Config
 from ...selfmon import instruments
+from ...tenancy import RateLimiter, retry_after_s
 from .. import frame
-from ...config import Config
 
-OK, BAD, MEMORY, FULL, TOO_LARGE = "ok", "bad", "memory", "full", "too_large"
+OK, BAD, MEMORY, FULL, TOO_LARGE, TENANT_LIMIT = "ok", "bad", "memory", "full", "too_large", "tenant_limit"
 
 
 @dataclass(slots=True)
@@ -29,6 +32,8 @@ class Outcome:
     items: int = 0
     rejected: int = 0
     message: str | None = None
+    # TENANT_LIMIT: seconds until the tenant's bucket holds the request.
+    retry_after_s: int = 0
 
 
 def _decoders() -> dict[str, Callable[..., Any]]:
@@ -46,8 +51,10 @@ class Intake:
         index: int = 0,
         refuse: Callable[[], bool] = lambda: False,
         disk_low: Callable[[], bool] = lambda: False,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.cfg = cfg
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
         self.rings = list(rings)
         self._next = index % max(1, len(self.rings))
         self.refuse = refuse
@@ -73,30 +80,36 @@ class Intake:
 
         return _native.DecodeError  # type: ignore[no-any-return]
 
-    def decode(self, signal: str, body: bytes, fmt: str, compression: str | None) -> Any:
+    def decode(self, signal: str, body: bytes, fmt: str, compression: str | None, tenant: str = DEFAULT_TENANT) -> Any:
         """Runs in a worker thread (the GIL is released in the decoder)."""
         if self._decoders is None:
             self._decoders = _decoders()
         return self._decoders[signal](
             body, format=fmt, compression=compression,
-            max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes,
+            max_decompressed_bytes=self.max_decompressed, max_attributes=self.max_attributes, tenant=tenant,
         )
 
-    def decode_remote_write(self, body: bytes, compression: str | None = "snappy") -> Any:
+    def decode_remote_write(self, body: bytes, compression: str | None = "snappy", tenant: str = DEFAULT_TENANT) -> Any:
         """A Prometheus remote-write body (snappy WriteRequest); runs in a worker thread."""
         from ... import _native
 
         return _native.decode_remote_write(body, compression=compression, max_decompressed_bytes=self.max_decompressed,
-                                           max_attributes=self.max_attributes)
+                                           max_attributes=self.max_attributes, tenant=tenant)
 
-    def decode_remote_write_v2(self, body: bytes) -> tuple[Any, int, int]:
+    def decode_remote_write_v2(self, body: bytes, tenant: str = DEFAULT_TENANT) -> tuple[Any, int, int]:
         """A remote write 2.0 body (snappy Request): (decoded, samples, exemplars); a worker thread."""
         from ... import _native
 
         v1, samples, exemplars = _native.remote_write_v2_to_v1(body, max_decompressed_bytes=self.max_decompressed)
-        return self.decode_remote_write(v1, compression=None), samples, exemplars
+        return self.decode_remote_write(v1, compression=None, tenant=tenant), samples, exemplars
 
-    def store(self, signal: str, decoded: Any, transport: str) -> Outcome:
+    def store(self, signal: str, decoded: Any, transport: str, tenant: str = DEFAULT_TENANT) -> Outcome:
+        if self.limiter is not None and decoded.items:
+            wait = self.limiter.take(tenant, decoded.items)
+            if wait:
+                instruments.refused.labels("tenant_rate").inc()
+                return Outcome(TENANT_LIMIT, message=f"tenant {tenant} is over its ingest rate limit, retry later",
+                               retry_after_s=retry_after_s(wait))
         if decoded.rejected:
             instruments.rejected_items.labels(signal).inc(decoded.rejected)
         if decoded.blocks:
@@ -122,17 +135,18 @@ class Intake:
                 return True
         return False
 
-    def handle(self, signal: str, body: bytes, fmt: str, compression: str | None, transport: str) -> Outcome:
+    def handle(self, signal: str, body: bytes, fmt: str, compression: str | None, transport: str,
+               tenant: str = DEFAULT_TENANT) -> Outcome:
         """Admit, decode, store: the whole synchronous path (the gRPC handler threads use it)."""
         refused = self.admit()
         if refused is not None:
             return refused
         try:
-            decoded = self.decode(signal, body, fmt, compression)
+            decoded = self.decode(signal, body, fmt, compression, tenant)
         except self.DecodeError as e:
             instruments.refused.labels("bad_request").inc()
             return Outcome(BAD, message=str(e))
-        return self.store(signal, decoded, transport)
+        return self.store(signal, decoded, transport, tenant)
 
     @property
     def queued_bytes(self) -> int:

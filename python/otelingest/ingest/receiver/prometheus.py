@@ -11,6 +11,8 @@ path. Replies follow the remote-write spec and what Prometheus does with them:
 - 503 with ``Retry-After`` for every refusal that may succeed later (memory limit, rings full).
   Never 429: Prometheus 2.x retries a 429 only with ``retry_on_http_429``, off by default, so a
   429 would lose samples;
+- 429 with ``Retry-After`` when the request's tenant is over its ingest rate ([tenancy]), as Mimir
+  answers: the tenant's own excess, which Prometheus drops unless ``retry_on_http_429``;
 - 413 when the decoded request is larger than a ring record (a smaller ``max_samples_per_send``
   fits);
 - to a 2.0 request, a success also says what was written
@@ -19,12 +21,12 @@ path. Replies follow the remote-write spec and what Prometheus does with them:
 
 from __future__ import annotations
 
-from .intake import BAD, FULL, MEMORY, OK, TOO_LARGE, Outcome
+from .intake import BAD, FULL, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Outcome
 
 PATH = "/api/v1/write"
 TRANSPORT = "prometheus_remote_write"
 CONTENT_TYPE = "application/x-protobuf"
-STATUS = {OK: 204, BAD: 400, MEMORY: 503, FULL: 503, TOO_LARGE: 413}
+STATUS = {OK: 204, BAD: 400, MEMORY: 503, FULL: 503, TOO_LARGE: 413, TENANT_LIMIT: 429}
 
 
 PROTO_V1 = "prometheus.WriteRequest"

@@ -8,7 +8,8 @@ means (Vector's ClickHouse sink split between request building and the service).
   ``data_dir/deadletter/<table>/<token>.native`` with a ``.json`` note of the reason, logs it and
   counts it; other tables are not held up. While the schema is not current yet (start-up, a
   migration in progress) every failure counts as retryable, so nothing is dead-lettered for a
-  table that is about to exist.
+  table that is about to exist; and no INSERT is even tried (``hold``) until the schema is current,
+  so none lands in a table a migration is copying (migration 0014 rebuilds every table).
 - With a spill queue: once a table's INSERT has kept failing with retryable errors for
   ``spill.after_s``, its body goes to the queue under the same per-table deduplication token and the
   outcome is SPILLED (the writer may release the rings; :mod:`.replayer` stores it later). When the
@@ -33,6 +34,8 @@ from ...errors import StorageError
 from ..spill import SpillFull, SpillQueue
 from .sizing import BatchSizer
 
+# How often a held writer looks whether the migration is over.
+HOLD_POLL_S = 0.1
 log = logging.getLogger("otelingest.writer")
 
 OK = "ok"
@@ -58,6 +61,9 @@ def insert_settings(token: str, *, cluster: bool = False, table: str = "") -> di
         "deduplicate_blocks_in_dependent_materialized_views": 1,
         # Hourly partitions: a batch may span many of them.
         "max_partitions_per_insert_block": 0,
+        # A block column the table lacks (TenantId before migration 0014) is an error, not dropped
+        # in silence: ClickHouse's default skips it, and the rows would lose their tenant.
+        "input_format_skip_unknown_fields": 0,
     }
     if table.rpartition(".")[2] in NO_INSERT_OPTIMIZE:
         settings["optimize_on_insert"] = 0
@@ -91,8 +97,10 @@ class Inserter:
         storage_ready: Callable[[], bool] = lambda: True,
         sleep: Callable[[float], bool] | None = None,
         spill: SpillQueue | None = None,
+        hold: Callable[[], bool] = lambda: False,
     ) -> None:
         self.cfg = cfg
+        self.hold = hold
         self.stop = stop
         self.spill = spill
         self.sizer: BatchSizer | None = None  # told of MEMORY_LIMIT_EXCEEDED, to seal smaller batches
@@ -151,6 +159,11 @@ class Inserter:
         while True:
             if self.stop.is_set() and attempt > 0:
                 raise Stopped(table)
+            if self.hold():
+                # A migration runs: wait (the rings fill, receivers refuse, clients retry).
+                if self._sleep(HOLD_POLL_S) and self.stop.is_set():
+                    raise Stopped(table) from None
+                continue
             started = time.monotonic()
             try:
                 self._client().raw_insert(
