@@ -171,19 +171,21 @@ class RingSampler(threading.Thread):
         self.refused: dict[str, float] = {}
 
     def run(self) -> None:
+        from prometheus_client.parser import text_string_to_metric_families
+
         while not self.stop_event.is_set():
             try:
-                with urllib.request.urlopen(self.d.metrics_url + "/metrics", timeout=5) as r:
-                    text = r.read().decode()
+                text = self.d.metrics_text()
             except OSError:
                 text = ""
             queue, refused = 0.0, {}
-            for line in text.splitlines():
-                if line.startswith("otel_queue_size "):
-                    queue = float(line.split()[-1])
-                elif line.startswith("otel_refused_total{"):
-                    reason = line.split('reason="', 1)[1].split('"', 1)[0]
-                    refused[reason] = refused.get(reason, 0.0) + float(line.split()[-1])
+            for fam in text_string_to_metric_families(text):
+                for sample in fam.samples:
+                    if sample.name == "otel_queue_size":
+                        queue = sample.value
+                    elif sample.name == "otel_refused_total":
+                        reason = sample.labels["reason"]
+                        refused[reason] = refused.get(reason, 0.0) + sample.value
             self.queue_bytes.append((time.monotonic(), queue))
             if refused:
                 self.refused = refused
