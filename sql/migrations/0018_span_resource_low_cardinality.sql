@@ -12,9 +12,7 @@
 -- A type change is a mutation: ClickHouse rewrites these columns of the existing parts in the
 -- background (mutations_sync = 0: the ALTER returns at once, and until a part is rewritten its
 -- values are converted on read). No row is added or removed; the writers keep inserting String
--- blocks, converted on insert as the other LowCardinality columns are. So a rekey before this
--- migration (0014) may let them insert during its copy:
--- @writers-unaffected
+-- blocks, converted on insert as the other LowCardinality columns are.
 
 ALTER TABLE ${table:otel_traces} ${on_cluster}
     MODIFY COLUMN ResourceAttributes Map(LowCardinality(String), LowCardinality(String)) CODEC(ZSTD(3)),

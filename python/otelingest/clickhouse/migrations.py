@@ -29,9 +29,6 @@ _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
 _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
 _REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
-# A migration marked so changes nothing the writers' blocks need (0018: column types ClickHouse
-# converts into): a rekey before it may let the writers insert during its copy.
-_WRITERS_UNAFFECTED_RE = re.compile(r"^--\s*@writers-unaffected\b", re.MULTILINE)
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
 
@@ -45,10 +42,6 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
-
-    @property
-    def writers_unaffected(self) -> bool:
-        return bool(_WRITERS_UNAFFECTED_RE.search(self.text))
 
 
 @dataclass(frozen=True)
@@ -183,8 +176,7 @@ class Migrator:
                 from .rekey import Rekey
 
                 # Writers may insert during the copy only once every statement they need has run:
-                # the rekeys of the last migration to apply that they depend on (the ALTERs before them
-                # are done; a later `@writers-unaffected` one does not count).
+                # the rekeys of the last migration to apply (the ALTERs before them are done).
                 rekey = Rekey(self.client, self.ctx.database, hold=self.hold if may_lift else None)
                 rekey.before_partition = self.before_partition
                 rekey.held = self.held
@@ -225,8 +217,7 @@ class Migrator:
         done = self.applied()
         applied_now = []
         pending = [m.version for m in available_migrations()
-                   if m.version not in done and (target is None or m.version <= target)
-                   and not m.writers_unaffected]
+                   if m.version not in done and (target is None or m.version <= target)]
         for mig in available_migrations():
             if target is not None and mig.version > target:
                 break
@@ -237,7 +228,7 @@ class Migrator:
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 for stmt in render(mig.text, self.ctx):
-                    self._run(stmt, may_lift=mig.version == max(pending, default=0))
+                    self._run(stmt, may_lift=mig.version == max(pending))
             except SchemaError as e:
                 raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
