@@ -324,7 +324,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     write("before", 0, 40, version_12=True)  # 0:00-0:39, rolled up by 0012's views
     assert schema.migrate(cfg, target=13) == ([13], [])
-    assert schema.migrate(cfg, target=14) == ([14], [])
+    assert schema.migrate(cfg) == ([14], [])
     for _ in range(2):  # a replay of the same batch is dropped, chained view included
         write("after", 40, 50)  # 0:40-1:29: the first hour gets rows from both versions
     # An otel_metrics gauge with the same name keeps its own hourly view and is not re-rolled.
@@ -352,67 +352,3 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
         got = client.query(sqlfiles.query("promql/series_labels_rollup"),
                            parameters={**window, "series": [sid], "table": rollup}).result_rows
         assert [a for _, _, _, a in got] == [{"cpu": "1", "instance": "h:9100", "job": "node"}], rollup
-
-
-def test_span_resource_low_cardinality_carries_a_version_14_database(make_config, ch_client):
-    """0018 on a database written by version 14 (the writer's path: Rust Native blocks, dedup tokens):
-    the same rows before and after (spans read back whole, searches, lookups), the columns
-    LowCardinality once the mutation is done, new spans stored once and a replayed batch dropped."""
-    import time
-
-    from otelingest.bench.payloads import trace_requests
-    from otelingest.clickhouse import sqlfiles
-    from otelingest.ingest.writer.inserter import insert_settings
-
-    cfg = make_config()
-    db = cfg.clickhouse.database
-    assert schema.migrate(cfg, target=14)[0][-1] == 14
-    requests = trace_requests(6, spans=200)
-
-    def write(batch: int, bodies) -> None:
-        blocks = [blk for p in bodies for t, _, blk in _native.decode_traces(p.body).blocks if t == "otel_traces"]
-        ch_client.raw_insert(f"{db}.otel_traces", insert_block=b"".join(blocks), fmt="Native",
-                             settings=insert_settings(f"batch{batch}-otel_traces"))
-
-    def spans() -> list[tuple]:
-        ids = [r[0] for r in ch_client.query(f"SELECT DISTINCT hex(TraceId) FROM {db}.otel_traces ORDER BY 1").result_rows]
-        sql = sqlfiles.query("traces/spans").replace("FROM otel_traces", f"FROM {db}.otel_traces")
-        return ch_client.query(sql, parameters={"trace_ids": ids, "start_ns": 0, "end_ns": 2**62}).result_rows
-
-    write(1, requests[:3])
-    counts = f"SELECT (SELECT count() FROM {db}.otel_traces), (SELECT count() FROM {db}.otel_trace_index), " \
-             f"(SELECT uniqExact(TraceId) FROM {db}.otel_trace_times)"
-    assert ch_client.query(counts).result_rows == [(600, 600, 60)]
-    searches = [{}, {"service": "checkout"}, {"service": "cart", "operation": "GET /api/cart"},
-                {"span_kind": "SERVER", "min_duration": 10_000_000}]
-    answers = [_search(ch_client, db, **s) for s in searches]
-    stored = spans()
-    assert all(answers) and len(answers[0]) == 60 and len(stored) == 600
-    assert all(s[8] and s[24] and s[23] for s in stored)  # resource attributes and both kinds non-empty
-
-    assert schema.migrate(cfg) == ([18], [])
-    # At once (parts not yet rewritten) and after the mutation: the same rows, the same answers.
-    assert ch_client.query(counts).result_rows == [(600, 600, 60)]
-    assert spans() == stored
-    deadline = time.monotonic() + 60
-    while ch_client.query("SELECT count() FROM system.mutations WHERE database = {db:String} AND NOT is_done",
-                          parameters={"db": db}).result_rows != [(0,)]:
-        assert time.monotonic() < deadline, "0018's mutation did not finish"
-        time.sleep(0.2)
-    types = dict(ch_client.query(
-        "SELECT name, type FROM system.columns WHERE database = {db:String} AND table = 'otel_traces'"
-        " AND name IN ('ResourceAttributes', 'ResourceAttributeKinds', 'SpanAttributeKinds')",
-        parameters={"db": db}).result_rows)
-    assert types == {"ResourceAttributes": "Map(LowCardinality(String), LowCardinality(String))",
-                     "ResourceAttributeKinds": "LowCardinality(String)", "SpanAttributeKinds": "LowCardinality(String)"}
-    assert ch_client.query(counts).result_rows == [(600, 600, 60)]
-    assert spans() == stored
-    assert [_search(ch_client, db, **s) for s in searches] == answers
-    # This release's String blocks go into the LowCardinality columns; a replay is dropped.
-    write(2, requests[3:])
-    write(2, requests[3:])
-    assert ch_client.query(counts).result_rows == [(1200, 1200, 120)]
-    after = spans()
-    old = {s[0] for s in stored}
-    assert len(after) == 1200 and [s for s in after if s[0] in old] == stored
-    assert len(_search(ch_client, db)) == 120
