@@ -88,7 +88,8 @@ def _lz4_parts(body: Body) -> bytes:
     if isinstance(body, bytes):
         return lz4.frame.compress(body, compression_level=0)  # type: ignore[no-any-return]
     c = lz4.frame.LZ4FrameCompressor(compression_level=0)
-    out = [c.begin()]
+    # The content size in the frame header, as lz4.frame.compress writes it.
+    out = [c.begin(source_size=sum(map(len, body)))]
     out.extend(c.compress(p) for p in body)
     out.append(c.flush())
     return b"".join(out)
