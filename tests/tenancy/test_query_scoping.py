@@ -65,6 +65,12 @@ def test_the_rule_catches_what_it_should() -> None:
     assert unscoped_reads("SELECT 1 FROM {table:Identifier} FINAL WHERE x = 1") == ["{table:Identifier}"]
     # A subquery unscoped inside a scoped one is caught.
     assert unscoped_reads(ok + " AND h IN (SELECT h FROM otel_logs WHERE x = 1)") == ["otel_logs"]
+    # An OR outside parentheses would widen the read to every tenant; inside them it is the user's.
+    assert unscoped_reads("SELECT 1 FROM otel_logs WHERE TenantId = {tenant:String} AND a = 1 OR b = 2") == ["otel_logs"]
+    assert unscoped_reads("SELECT 1 FROM otel_logs WHERE TenantId = {tenant:String} OR 1 ORDER BY x") == ["otel_logs"]
+    assert unscoped_reads("SELECT 1 FROM otel_logs WHERE TenantId = {tenant:String} AND (a OR b) ORDER BY c OR d") == []
+    assert unscoped_reads("SELECT (SELECT 1 FROM otel_logs WHERE TenantId = {tenant:String} AND a) OR 1") == []
+    assert unscoped_reads("SELECT 1 FROM otel_logs WHERE TenantId = {tenant:String} AND s = ' OR ' AND x") == []
     # Commented-out text does not count as a condition.
     assert unscoped_reads("SELECT 1 FROM otel_logs -- WHERE TenantId = {tenant:String}\nWHERE x = 1") == ["otel_logs"]
 

@@ -5,7 +5,9 @@ one tenant another's rows.
 
 The rule: every ``FROM <tenant table>`` (or ``FROM {table:Identifier}``, a rollup chosen by the
 service) is followed by a ``WHERE`` whose first condition is ``TenantId = {tenant:String}``, so the
-tenant is one bound value and the sorting key's first column prunes every other tenant's granules.
+tenant is one bound value and the sorting key's first column prunes every other tenant's granules;
+and that WHERE has no ``OR`` outside parentheses (``TenantId = t AND a OR b`` reads every tenant's
+``b``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ READS = re.compile(r"\b(?:FROM|JOIN)\s+(" + _TABLE + r")(?![\w.])")
 NAMES_TABLE = re.compile(r"\b(" + "|".join(TENANT_TABLES) + r")\b|\{table:Identifier\}")
 _WHERE = re.compile(r"\bWHERE\s+")
 _COMMENT = re.compile(r"--[^\n]*")
+# Tokens of a WHERE clause: quoted strings (skipped), parentheses, and the words that end the clause
+# or would widen it.
+_TOKEN = re.compile(r"'(?:[^'\\]|\\.)*'|[()]|\b(?:OR|GROUP|ORDER|LIMIT|HAVING|SETTINGS|UNION|WINDOW|FORMAT)\b")
 
 
 def unscoped_reads(sql: str) -> list[str]:
@@ -33,6 +38,24 @@ def unscoped_reads(sql: str) -> list[str]:
     out = []
     for m in READS.finditer(text):
         w = _WHERE.search(text, m.end())
-        if w is None or not text.startswith(TENANT_CONDITION, w.end()):
+        if w is None or not text.startswith(TENANT_CONDITION, w.end()) or _widened(text, w.end()):
             out.append(m.group(1))
     return out
+
+
+def _widened(text: str, at: int) -> bool:
+    """Whether the WHERE clause starting at ``at`` has an OR outside parentheses."""
+    depth = 0
+    for t in _TOKEN.finditer(text, at):
+        token = t.group(0)
+        if token.startswith("'"):
+            continue
+        if token == "(":
+            depth += 1
+        elif token == ")":
+            depth -= 1
+            if depth < 0:  # the subquery holding this WHERE ends
+                return False
+        elif depth == 0:
+            return token == "OR"
+    return False
