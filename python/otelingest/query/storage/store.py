@@ -188,7 +188,6 @@ class Store:
         return result
 
 
-
 class TenantStore:
     """The store as one request's tenant sees it: every query it runs is bound to the tenant and
     every shared lookup (catalog memo, series labels) is keyed by it."""
