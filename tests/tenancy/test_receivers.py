@@ -203,7 +203,8 @@ def test_query_api_resolves_the_tenant_and_reads_only_its_rows(daemon: Daemon) -
         assert _get(daemon, path, {"X-Scope-OrgID": "'; SELECT 1 --"})[0] == 400, path
         assert _get(daemon, path, {"X-Scope-OrgID": "team-a"})[0] in (200, 404), path  # 404: no such route
     # The spans team-a wrote (test_http_needs_a_valid_tenant) are team-a's alone.
-    status, body = _get(daemon, "/api/traces?service=t-http-ok", {"X-Scope-OrgID": "team-a"})
+    # load.traces_json stamps spans an hour before the module was collected: a wide lookback.
+    status, body = _get(daemon, "/api/traces?service=t-http-ok&lookback=6h", {"X-Scope-OrgID": "team-a"})
     assert status == 200 and b"t-http-ok" in body
-    status, body = _get(daemon, "/api/traces?service=t-http-ok", {"X-Scope-OrgID": "team-b"})
+    status, body = _get(daemon, "/api/traces?service=t-http-ok&lookback=6h", {"X-Scope-OrgID": "team-b"})
     assert status == 200 and b"t-http-ok" not in body
