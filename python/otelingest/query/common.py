@@ -13,7 +13,7 @@ from starlette.responses import Response
 from .errors import BadRequest
 from .storage.store import TenantStore
 from .storage.cache import TenantCache
-from .tenant import QueryLimits, limits_of, tenant_of
+from .tenant import QueryLimits, tenant_of
 from .timeparse import NS
 
 _encoder = msgspec.json.Encoder()
