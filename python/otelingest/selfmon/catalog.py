@@ -31,15 +31,16 @@ class Family:
 
 # --- pipeline (otelingest.selfmon.instruments, every worker process; otelingest.query.store/cache) -----------
 PIPELINE: tuple[Family, ...] = (
-    Family("otel_received_spans_total", "counter", ("transport",), "Spans accepted"),
-    Family("otel_received_logs_total", "counter", ("transport",), "Log records accepted"),
-    Family("otel_received_metric_points_total", "counter", ("transport",), "Metric data points accepted"),
+    Family("otel_received_spans_total", "counter", ("transport", "tenant"), "Spans accepted"),
+    Family("otel_received_logs_total", "counter", ("transport", "tenant"), "Log records accepted"),
+    Family("otel_received_metric_points_total", "counter", ("transport", "tenant"), "Metric data points accepted"),
     Family("otel_storage_writes_total", "counter", ("table", "status"), "INSERT batches by outcome"),
     Family("otel_storage_write_duration_seconds", "histogram", ("table",), "Duration of one INSERT"),
     Family("otel_batch_size", "histogram", ("table",), "Items per INSERT batch"),
     Family("otel_memory_usage_bytes", "gauge", ("process", "kind"), "Memory held by the pipeline"),
     Family("otel_queue_size", "gauge", (), "Bytes waiting in the rings"),
-    Family("otel_refused_total", "counter", ("reason",), "Requests refused"),
+    Family("otel_refused_total", "counter", ("reason", "tenant"), "Requests refused"),
+    Family("otel_refused_items_total", "counter", ("signal", "reason", "tenant"), "Items refused per tenant"),
     Family("otel_rejected_items_total", "counter", ("signal",), "Items the decoder rejected as invalid"),
     Family("otel_spilled_items_total", "counter", ("table",), "Items written to the disk spill queue"),
     Family("otel_spilled_bytes_total", "counter", ("table",), "Batch bytes written to the disk spill queue"),
