@@ -76,6 +76,12 @@ CLICKHOUSE_RESERVED_BYTES = "otel_clickhouse_reserved_bytes"
 DETACHED_PARTS = "otel_clickhouse_detached_parts"
 DETACHED_ROWS = "otel_clickhouse_detached_rows"
 DATA_ERRORS = "otel_clickhouse_data_errors"
+# The tenant label of the tenants beyond tenancy.max_metric_tenants: not a valid tenant id (no '<'),
+# so it never mixes with a real tenant's series.
+OTHER_TENANT = "<other>"
+# Tenancy on: per tenant, bounded by tenancy.max_metric_tenants (otelingest.selfmon.tablestats).
+TENANT_STORED_BYTES = "otel_tenant_stored_bytes"
+TENANT_STORED_ROWS = "otel_tenant_stored_rows"
 
 SUPERVISOR: tuple[Family, ...] = (
     Family(CLICKHOUSE_UP, "gauge", (), "1 when the last ClickHouse statistics query succeeded"),
@@ -99,6 +105,11 @@ SUPERVISOR: tuple[Family, ...] = (
     Family(DETACHED_PARTS, "gauge", ("table", "reason"), "Detached (broken or set aside) parts of the daemon's tables"),
     Family(DETACHED_ROWS, "gauge", ("table",), "Rows in detached parts (read from their count.txt; embedded only)"),
     Family(DATA_ERRORS, "gauge", ("code",), "ClickHouse data-corruption errors since its start (system.errors)"),
+    Family(TENANT_STORED_BYTES, "gauge", ("tenant", "signal"),
+           "Estimated bytes on disk per tenant and signal, every table of the signal (tenancy on; each part's bytes "
+           "shared by its tenants' rows, from the primary index)"),
+    Family(TENANT_STORED_ROWS, "gauge", ("tenant", "signal"),
+           "Stored spans, log records, metric points and samples per tenant (tenancy on; to a granule at tenant boundaries)"),
 )
 
 FAMILIES: tuple[Family, ...] = PIPELINE + SUPERVISOR

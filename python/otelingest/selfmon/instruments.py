@@ -16,6 +16,7 @@ from typing import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from . import catalog
 from .endpoint import MULTIPROC_ENV
 
 # Items per batch: from a few spans to the 10,000 default flush size and beyond.
@@ -70,9 +71,7 @@ worker_restarts = Counter("otel_worker_restarts", "Worker processes replaced by 
 
 RECEIVED = {"traces": received_spans, "logs": received_logs, "metrics": received_metric_points}
 
-# The tenant label of the requests whose tenant is beyond tenancy.max_metric_tenants, and of tenants
-# stored beyond it: not a valid tenant id (no '<'), so it never mixes with a real tenant's series.
-OTHER_TENANT = "<other>"
+OTHER_TENANT = catalog.OTHER_TENANT
 
 
 class TenantLabels:
