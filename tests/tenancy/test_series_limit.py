@@ -164,3 +164,40 @@ def test_self_metrics_per_tenant_bounded_by_max_metric_tenants(daemon: Daemon) -
     finally:
         conn.close()
     assert daemon.metric("otel_refused_total", reason="unauthenticated", tenant="") == 1
+
+
+def test_status_shows_each_tenant(daemon: Daemon) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from otelingest.selfmon import status as overview
+
+    assert rw(daemon, "capped", [("st_capped", f"p{i}") for i in range(4)])[0] == 400
+    assert rw(daemon, "free", [("st_free", "p0")], samples=5)[0] == 204
+    assert daemon.wait_count_where("otel_prom_samples", "MetricName IN ('st_capped', 'st_free')", {}, 11) == 11
+    # The supervisor estimates each tenant's storage every minute (the first time at readiness).
+    stored = dict(daemon.client().query("SELECT TenantId, count() FROM otel_prom_samples GROUP BY TenantId").result_rows)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and (daemon.metric_or_none("otel_tenant_stored_rows", tenant="capped",
+                                                                  signal="metrics") or 0) < stored["capped"]:
+        time.sleep(1)
+    args = ["--data-dir", str(daemon.data_dir), "--metrics-port", str(daemon.metrics_port),
+            "--clickhouse-url", daemon.clickhouse_url, "--config", str(daemon.dir / "otelingest.toml")]
+    r = subprocess.run([sys.executable, "-m", "otelingest", "status", "--json", *args], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == overview.EXIT_READY, r.stderr
+    s = overview.status_from_dict(json.loads(r.stdout))
+    tenants = {t.tenant: t for t in s.tenants}
+    assert s.tenancy == "header" and {"capped", "free"} <= set(tenants)
+    capped, free = tenants["capped"], tenants["free"]
+    assert capped.refused_items["series_limit"] >= 2 and capped.refused_requests >= 1
+    assert "series_limit" not in free.refused_items
+    assert capped.accepted_total >= 6 and free.accepted_total >= 5
+    # Stored items: the samples plus the tenant's OTLP points (otel_metrics); bytes estimated.
+    points = dict(daemon.client().query("SELECT TenantId, count() FROM otel_metrics GROUP BY TenantId").result_rows)
+    for tenant in ("capped", "free"):
+        assert tenants[tenant].rows["metrics"] == stored[tenant] + points.get(tenant, 0)
+        assert tenants[tenant].bytes_on_disk > 0
+    r = subprocess.run([sys.executable, "-m", "otelingest", "status", *args], capture_output=True, text=True, timeout=120)
+    assert "TENANTS  (tenancy header" in r.stdout and "\n  capped " in r.stdout

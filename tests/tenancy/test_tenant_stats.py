@@ -1,5 +1,5 @@
-"""Per-tenant storage for the self-metrics and `otelingest status`: rows and estimated bytes per
-tenant from the primary index and system.parts, on the real embedded ClickHouse."""
+"""Per-tenant storage for the self-metrics and `otelingest status`: rows per tenant counted once per
+part, bytes shared out by them, on the real embedded ClickHouse."""
 
 from __future__ import annotations
 
@@ -20,14 +20,14 @@ def test_rows_and_bytes_per_tenant(make_config: Callable[..., Config]) -> None:
     client = connect(cfg.clickhouse)
     now = time.time_ns()
     try:
-        # One insert per tenant (one part each): the estimate is exact when no granule mixes tenants.
-        for tenant, n in (("team-a", 10), ("team-b", 4)):
-            qd.insert_rows(client, db, "otel_traces", ["TenantId"] + qd.SPAN_COLUMNS, [
-                [tenant] + qd.span(now + i, (i + 1).to_bytes(16, "big"), b"\1" * 8, qd.ZERO_SPAN, "op", "SERVER",
-                                   "svc", {}, {}, 1000) for i in range(n)])
+        # Tenants mixed in one insert (one part), as the writers' batches mix them.
+        qd.insert_rows(client, db, "otel_traces", ["TenantId"] + qd.SPAN_COLUMNS, [
+            [tenant] + qd.span(now + i, (i + 1).to_bytes(16, "big"), b"\1" * 8, qd.ZERO_SPAN, "op", "SERVER",
+                               "svc", {}, {}, 1000) for tenant, n in (("team-a", 10), ("team-b", 4)) for i in range(n)])
         qd.insert_rows(client, db, "otel_logs", ["TenantId"] + qd.LOG_COLUMNS, [
             ["team-a", now, now, qd.ZERO_TRACE, qd.ZERO_SPAN, 0, "INFO", 9, "svc", "line", {}, "s", {}]] * 3)
-        stats = tablestats.tenant_stats(client, db)
+        storage = tablestats.TenantStorage()
+        stats = storage.collect(client, db)
         assert set(stats) == {"team-a", "team-b"}
         assert {s: r for s, (r, _) in stats["team-a"].items()} == {"traces": 10, "logs": 3}
         assert {s: r for s, (r, _) in stats["team-b"].items()} == {"traces": 4}
@@ -39,6 +39,12 @@ def test_rows_and_bytes_per_tenant(make_config: Callable[..., Config]) -> None:
         shared = stats["team-a"]["traces"][1] + stats["team-b"]["traces"][1]
         assert abs(total - shared) <= 8, (total, shared)
         assert stats["team-a"]["traces"][1] > 0 and stats["team-b"]["traces"][1] > 0
+        # A second collection counts only new parts; the result is the same.
+        counted = {t: dict(p) for t, p in storage.parts.items()}
+        assert storage.collect(client, db) == stats and storage.parts == counted
+        qd.insert_rows(client, db, "otel_logs", ["TenantId"] + qd.LOG_COLUMNS, [
+            ["team-b", now, now, qd.ZERO_TRACE, qd.ZERO_SPAN, 0, "INFO", 9, "svc", "line", {}, "s", {}]])
+        assert storage.collect(client, db)["team-b"]["logs"][0] == 1
         bounded = tablestats.bound_tenants(stats, 1)
         assert set(bounded) == {"team-a", "<other>"}
         assert bounded["<other>"] == stats["team-b"]

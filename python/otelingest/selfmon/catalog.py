@@ -107,9 +107,9 @@ SUPERVISOR: tuple[Family, ...] = (
     Family(DATA_ERRORS, "gauge", ("code",), "ClickHouse data-corruption errors since its start (system.errors)"),
     Family(TENANT_STORED_BYTES, "gauge", ("tenant", "signal"),
            "Estimated bytes on disk per tenant and signal, every table of the signal (tenancy on; each part's bytes "
-           "shared by its tenants' rows, from the primary index)"),
+           "shared out by its rows per tenant)"),
     Family(TENANT_STORED_ROWS, "gauge", ("tenant", "signal"),
-           "Stored spans, log records, metric points and samples per tenant (tenancy on; to a granule at tenant boundaries)"),
+           "Stored spans, log records, metric points and samples per tenant (tenancy on)"),
 )
 
 FAMILIES: tuple[Family, ...] = PIPELINE + SUPERVISOR

@@ -9,8 +9,8 @@ other metric, so ``/metrics`` shows them; names are in :mod:`otelingest.selfmon.
 In cluster mode ``system.parts`` is this server's share (the ``*_local`` tables of one replica).
 
 With tenancy on, every :data:`TENANT_INTERVAL_S` it also estimates each tenant's storage
-(``ops/tenant_stats.sql``: each part's bytes shared out by its tenants' rows, read from the primary
-index, never the data) into ``otel_tenant_stored_bytes{tenant,signal}`` and
+(:class:`TenantStorage`: each part's bytes shared out by its rows per tenant, counted once per
+part) into ``otel_tenant_stored_bytes{tenant,signal}`` and
 ``otel_tenant_stored_rows{tenant,signal}``: the ``tenancy.max_metric_tenants`` largest tenants by
 bytes by name, the rest summed under ``tenant="<other>"``.
 """
@@ -38,8 +38,8 @@ LOCAL_INTERVAL_S = 1.0
 # budget counts their segment files, not the quarantine.
 SPILL_DIR_NAME = "spill"
 SPILL_SEGMENT_GLOB = "seg-*.spill"
-# Per-tenant storage reads every part's primary index: less often than the table statistics.
-TENANT_INTERVAL_S = 300.0
+# Per-tenant storage counts the TenantId column of the parts new since the last time.
+TENANT_INTERVAL_S = 60.0
 # The signal each table's bytes count for; the rows of ITEM_TABLES are the signal's stored items.
 SIGNAL_OF_TABLE = {
     "otel_traces": "traces", "otel_trace_times": "traces", "otel_trace_index": "traces",
@@ -86,17 +86,48 @@ def merges(client: Any, database: str) -> dict[str, tuple[int, int]]:
     return {str(t): (int(n), int(b)) for t, n, b in res.result_rows}
 
 
+class TenantStorage:
+    """Each tenant's stored rows (ITEM_TABLES) and estimated bytes on disk (every table) by signal.
+
+    system.parts has bytes per part, not per tenant: each part's bytes are shared out by its rows
+    per tenant. Those are counted exactly (``ops/tenant_part_rows.sql``, the TenantId column only)
+    once per part and kept while the part is active (parts are immutable), so a collection reads
+    only the parts written or merged since the last one."""
+
+    def __init__(self) -> None:
+        # table -> part -> tenant -> rows
+        self.parts: dict[str, dict[str, dict[str, int]]] = {}
+
+    def collect(self, client: Any, database: str, cluster: str | None = None) -> TenantStats:
+        local = {(f"{t}_local" if cluster else t): t for t in SIGNAL_OF_TABLE}
+        res = client.query(query("ops/tenant_parts"), parameters={"database": database, "tables": list(local)})
+        active: dict[str, dict[str, tuple[int, int]]] = {}
+        for table, part, rows, nbytes in res.result_rows:
+            active.setdefault(local[str(table)], {})[str(part)] = (int(rows), int(nbytes))
+        out: dict[str, dict[str, list[int]]] = {}
+        for table, signal in SIGNAL_OF_TABLE.items():
+            parts = active.get(table, {})
+            known = {p: c for p, c in self.parts.get(table, {}).items() if p in parts}
+            new = [p for p in parts if p not in known]
+            if new:
+                name = f"{table}_local" if cluster else table
+                res = client.query(query("ops/tenant_part_rows"),
+                                   parameters={"database": database, "table": name, "parts": new})
+                for part, tenant, rows in res.result_rows:
+                    known.setdefault(str(part), {})[str(tenant)] = int(rows)
+            self.parts[table] = known  # a part merged away meanwhile is counted as its successor next time
+            for part, counts in known.items():
+                part_rows, part_bytes = parts[part]
+                for tenant, rows in counts.items():
+                    acc = out.setdefault(tenant, {}).setdefault(signal, [0, 0])
+                    acc[0] += rows if table in ITEM_TABLES else 0
+                    acc[1] += round(part_bytes * rows / part_rows) if part_rows else 0
+        return {t: {s: (v[0], v[1]) for s, v in sig.items()} for t, sig in out.items()}
+
+
 def tenant_stats(client: Any, database: str, cluster: str | None = None) -> TenantStats:
-    """Each tenant's stored rows (ITEM_TABLES) and estimated bytes on disk (every table) by signal."""
-    out: dict[str, dict[str, list[int]]] = {}
-    for table, signal in SIGNAL_OF_TABLE.items():
-        name = f"{table}_local" if cluster else table
-        res = client.query(query("ops/tenant_stats"), parameters={"database": database, "table": name})
-        for tenant, rows, nbytes in res.result_rows:
-            acc = out.setdefault(str(tenant), {}).setdefault(signal, [0, 0])
-            acc[0] += int(rows) if table in ITEM_TABLES else 0
-            acc[1] += int(nbytes)
-    return {t: {s: (v[0], v[1]) for s, v in sig.items()} for t, sig in out.items()}
+    """:meth:`TenantStorage.collect` from scratch (every part counted)."""
+    return TenantStorage().collect(client, database, cluster)
 
 
 def bound_tenants(stats: TenantStats, max_tenants: int) -> TenantStats:
@@ -146,6 +177,7 @@ class StatsCollector:
         self.tenant_interval_s = TENANT_INTERVAL_S if cfg.tenancy.mode != "off" else 0.0
         # (tenant, signal) label pairs set by the last collection: zeroed when they drop out.
         self._tenant_labels: set[tuple[str, str]] = set()
+        self._tenant_storage = TenantStorage()
 
     def start(self) -> None:
         mem = self.cfg.memory
@@ -219,7 +251,8 @@ class StatsCollector:
                 from ..clickhouse.client import connect
 
                 self._client = connect(self.cfg.clickhouse, read_only=True, with_database=False)
-            stats = tenant_stats(self._client, self.cfg.clickhouse.database, self.cfg.clickhouse.cluster)
+            stats = self._tenant_storage.collect(self._client, self.cfg.clickhouse.database,
+                                                 self.cfg.clickhouse.cluster)
         except Exception as e:  # any client failure: keep the last values, try again next time
             log.warning("per-tenant storage statistics unavailable: %s", e)
             self._close()
