@@ -416,11 +416,11 @@ def render(s: Status) -> str:
         lines.append(f"TENANTS  (tenancy {s.tenancy}; stored and on disk as of the supervisor's last estimate, each minute)")
         lines.append(f"  {'TENANT':<24} {'ACCEPTED/S':>11} {'ACCEPTED':>12} {'REFUSED':>9}  {'REFUSED ITEMS':<28} "
                      f"{'STORED (traces/logs/metrics)':>30} {'ON DISK':>11}")
-        for t in sorted(s.tenants, key=lambda t: (-t.bytes_on_disk, t.tenant)):
-            refused = ", ".join(f"{r} {n:,.0f}" for r, n in sorted(t.refused_items.items())) or "-"
-            stored = "/".join(f"{t.rows.get(sig, 0):,}" for sig in ("traces", "logs", "metrics"))
-            lines.append(f"  {t.tenant or '(none)':<24} {t.accepted_per_s:>11,.1f} {t.accepted_total:>12,.0f} "
-                         f"{t.refused_requests:>9,.0f}  {refused:<28} {stored:>30} {human_bytes(t.bytes_on_disk):>11}")
+        for ten in sorted(s.tenants, key=lambda x: (-x.bytes_on_disk, x.tenant)):
+            refused = ", ".join(f"{r} {n:,.0f}" for r, n in sorted(ten.refused_items.items())) or "-"
+            stored = "/".join(f"{ten.rows.get(sig, 0):,}" for sig in ("traces", "logs", "metrics"))
+            lines.append(f"  {ten.tenant or '(none)':<24} {ten.accepted_per_s:>11,.1f} {ten.accepted_total:>12,.0f} "
+                         f"{ten.refused_requests:>9,.0f}  {refused:<28} {stored:>30} {human_bytes(ten.bytes_on_disk):>11}")
     return "\n".join(lines) + "\n"
 
 
