@@ -490,7 +490,9 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
             next_t += interval
         signal = order[k % len(order)]
         t = templates[signal][k // len(order) % len(templates[signal])]
-        tenant = tenants[k % len(tenants)] if tenants else None
+        # Each connection starts its round robin at its own share of the tenants, so a run with
+        # fewer requests per connection than tenants still names every one.
+        tenant = tenants[(k + offset * len(tenants) // max(1, spec.connections)) % len(tenants)] if tenants else None
         k += 1
         body = patcher.render(t)
         while True:
