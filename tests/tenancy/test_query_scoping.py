@@ -28,16 +28,13 @@ READS_TENANT_TABLE = re.compile(r"\b(" + "|".join(EXPECTED_TABLES) + r")\b|\{tab
 # Operator, benchmark and background-job queries read system tables or every tenant on purpose
 # (a job writes each tenant's rows itself); no API runs them.
 NOT_API = ("ops", "bench", "jobs")
-# The dependency job's own queries while they live beside the API's reads (issue 19's ingest side
-# moves them to jobs/).
-JOB = {"dependencies/rollup.sql", "dependencies/pending_hours.sql", "dependencies/mark_hour.sql"}
 
 
 def query_files() -> list[tuple[str, str]]:
     out = []
     for path in sorted(QUERIES.rglob("*.sql")):
         rel = str(path.relative_to(QUERIES))
-        if rel.split("/")[0] in NOT_API or rel in JOB:
+        if rel.split("/")[0] in NOT_API:
             continue
         out.append((rel, path.read_text()))
     return out
