@@ -13,3 +13,5 @@ ALTER TABLE ${table:otel_service_dependencies_1h} ${on_cluster} MODIFY TTL TimeB
 ALTER TABLE ${table:otel_service_dependency_hours} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependencies});
 ALTER TABLE ${table:otel_metrics_metadata} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
 ALTER TABLE ${table:otel_metrics_exemplars} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
+ALTER TABLE ${table:otel_prom_samples} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
+ALTER TABLE ${table:otel_prom_series} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});

@@ -35,7 +35,11 @@ class Decoded:
         """Spans / log records / metric data points placed in blocks."""
     @property
     def rejected(self) -> int:
-        """Items dropped as invalid (an id of the wrong length); OTLP ``partial_success.rejected_*``."""
+        """Items dropped as invalid (an id of the wrong length) or refused (``over_limit``); OTLP
+        ``partial_success.rejected_*``."""
+    @property
+    def over_limit(self) -> int:
+        """Of ``rejected``: data points / samples of new series over ``max_series_per_metric``."""
     @property
     def rejection_reason(self) -> str | None:
         """Why the first rejected item was dropped; None when nothing was rejected."""
@@ -61,6 +65,8 @@ def decode_traces(
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
     tenant: str = "default",
+    series_limiter: SeriesLimiter | None = None,
+    max_series_per_metric: int = 0,
 ) -> Decoded:
     """Decode an ``ExportTraceServiceRequest`` into ``otel_traces`` rows, one per span.
 
@@ -76,6 +82,10 @@ def decode_traces(
         max_attributes: most attributes accepted on one resource, scope, span, event, link,
             log record, data point or exemplar.
         tenant: the ``TenantId`` of every row (an id ``otelingest.tenancy`` has validated).
+        series_limiter: this process's active series per tenant and metric (metrics only).
+        max_series_per_metric: the tenant's limit (0: none). A data point of a new series (its
+            ``SeriesId``, as ``otel_metrics`` computes it) of a metric already at the limit is
+            refused: counted in ``rejected`` and ``over_limit``, the reason in ``rejection_reason``.
 
     Returns:
         The blocks and counts.
@@ -93,6 +103,8 @@ def decode_logs(
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
     tenant: str = "default",
+    series_limiter: SeriesLimiter | None = None,
+    max_series_per_metric: int = 0,
 ) -> Decoded:
     """Decode an ``ExportLogsServiceRequest`` into ``otel_logs`` rows, one per log record.
 
@@ -108,6 +120,8 @@ def decode_metrics(
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
     tenant: str = "default",
+    series_limiter: SeriesLimiter | None = None,
+    max_series_per_metric: int = 0,
 ) -> Decoded:
     """Decode an ``ExportMetricsServiceRequest`` into ``otel_metrics`` rows, one per data point.
 
@@ -123,6 +137,8 @@ def decode_remote_write(
     max_decompressed_bytes: int = 67108864,
     max_attributes: int = 1024,
     tenant: str = "default",
+    series_limiter: SeriesLimiter | None = None,
+    max_series_per_metric: int = 0,
 ) -> Decoded:
     """Decode a Prometheus remote-write 1.0 ``WriteRequest`` into Native blocks.
 
@@ -132,6 +148,8 @@ def decode_remote_write(
         max_decompressed_bytes: largest decompressed body accepted.
         max_attributes: most labels per series (besides ``__name__``).
         tenant: the ``TenantId`` of every row of every block.
+        series_limiter, max_series_per_metric: as :func:`decode_metrics`; the samples and
+            exemplars of a refused series are left out, the other series decoded.
 
     Returns:
         ``Decoded`` with ``items`` = samples and blocks for ``otel_prom_samples`` (one narrow row
@@ -143,6 +161,23 @@ def decode_remote_write(
             duplicated label name, invalid UTF-8, a timestamp out of range, native histograms.
         ValueError: an unknown ``compression``.
     """
+
+@final
+class SeriesLimiter:
+    """Active series per (tenant, metric) in this process, for ``max_series_per_metric``
+    (``rust/src/series_limit.rs``). A series is active while it was admitted within the last
+    ``window_s`` seconds; at most ``max_tracked`` series are tracked (beyond, new series pass
+    unchecked and are counted in ``untracked``)."""
+
+    def __init__(self, *, window_s: int = 3600, max_tracked: int = 1000000) -> None: ...
+    @property
+    def tracked(self) -> int:
+        """Series tracked now, over all tenants and metrics."""
+    @property
+    def untracked(self) -> int:
+        """New series let through unchecked because ``max_tracked`` series were tracked."""
+    def sweep(self) -> int:
+        """Forgets series idle for a window; returns how many are tracked after."""
 
 # ---------------------------------------------------------------------------------------------
 # Shared-memory rings (rust/src/ring/, rust/src/py/ring.rs): one producer, one consumer each

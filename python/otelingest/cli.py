@@ -309,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="OTLP transport; both = half the connections each (default)")
     g.add_argument("--mix", metavar="SIGNAL:W,...", help="signals and weights, e.g. traces:2,logs:1,metrics:1 "
                                                          "(default traces)")
+    g.add_argument("--tenants", type=int, default=0, metavar="N",
+                   help="tenancy on (mode header) and each request a tenant's (X-Scope-OrgID / gRPC metadata), "
+                        "round robin over N tenants; 0 = tenancy off (default)")
     g.add_argument("--receivers", type=int, default=2, metavar="N", help="daemon receiver processes (default 2)")
     g.add_argument("--writers", type=int, default=1, metavar="N", help="daemon writer processes (default 1)")
     g.add_argument("--baseline-seconds", type=float, default=15.0, metavar="S",

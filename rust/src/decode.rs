@@ -142,6 +142,23 @@ pub fn decode_rows(signal: Signal, body: &[u8], opts: &Options, tenant: &[u8]) -
     with_scratch(|s| decode_with(s, signal, body, opts, tenant))
 }
 
+/// As [`decode_rows`], with the tenant's limit of active series per metric for metrics (`gate`:
+/// a new series over it has its data point refused, counted in `Stats::over_limit`).
+pub fn decode_rows_limited(
+    signal: Signal,
+    body: &[u8],
+    opts: &Options,
+    tenant: &[u8],
+    gate: Option<crate::series_limit::Gate>,
+) -> Result<Summary> {
+    with_scratch(|s| {
+        s.metrics.series_gate = gate;
+        let out = decode_with(s, signal, body, opts, tenant);
+        s.metrics.series_gate = None;
+        out
+    })
+}
+
 /// Writes the block of the last [`decode_rows`] on this thread into `buf` (`block_len` bytes).
 pub fn encode_last(signal: Signal, buf: &mut [u8]) {
     with_scratch(|s| {

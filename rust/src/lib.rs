@@ -11,6 +11,7 @@ pub mod otlp;
 pub mod prom;
 pub mod py;
 pub mod ring;
+pub mod series_limit;
 pub mod tables;
 
 #[cfg(feature = "extension-module")]

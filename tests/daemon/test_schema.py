@@ -182,8 +182,10 @@ def _search(ch_client, db: str, **kw) -> list[tuple]:
     from otelingest.clickhouse import sqlfiles
 
     params = {"service": "", "operation": "", "span_kind": "", "start_ns": 0, "end_ns": 2**62,
-              "min_duration": 0, "max_duration": 2**63, "limit": 1000, **kw}
+              "min_duration": 0, "max_duration": 2**63, "limit": 1000, "tenant": "default", **kw}
     sql = sqlfiles.query("traces/search").replace("FROM otel_trace_index", f"FROM {db}.otel_trace_index")
+    # These databases predate TenantId (migration 0014): every row is the one tenant there is.
+    sql = sql.replace("TenantId = {tenant:String}\n  AND ", "")
     return sorted(ch_client.query(sql, parameters=params).result_rows)
 
 
@@ -266,7 +268,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
                                  settings=insert_settings(f"batch1-{table}"))
 
     client = connect(cfg.clickhouse)
-    window = {"names": ["node_x"], "start_ns": (t0_s - 60) * ns, "end_ns": (t0_s + 3600) * ns}
+    window = {"names": ["node_x"], "start_ns": (t0_s - 60) * ns, "end_ns": (t0_s + 3600) * ns, "tenant": "default"}
     series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
     assert [(name, service) for _, name, service, _, _ in series] == [("node_x", "node")]
     sid = series[0][0]
@@ -340,7 +342,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
         assert got == [("node", 90, float(sum(range(90))), 0.0, 89.0), ("other", 30, 30.0, 1.0, 1.0)], rollup
 
     client = connect(cfg.clickhouse)
-    window = {"names": ["node_y"], "start_ns": t0_s * ns, "end_ns": (t0_s + 4 * 3600) * ns}
+    window = {"names": ["node_y"], "start_ns": t0_s * ns, "end_ns": (t0_s + 4 * 3600) * ns, "tenant": "default"}
     series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
     sid = next(s for s, _, service, _, _ in series if service == "node")
     for rollup, bucket_s in (("otel_metrics_5m", 300), ("otel_metrics_1h", 3600)):

@@ -49,6 +49,22 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
+def test_bench_ingest_spreads_the_load_over_tenants(tmp_path: Path) -> None:
+    out = tmp_path / "ingest.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "otelingest", "bench", "ingest", "--duration", "3", "--rate", "2000", "--warmup", "1",
+         "--connections", "2", "--baseline-seconds", "1", "--sample-rows", "1000", "--tenants", "5",
+         "--json", str(out)],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["spec"]["tenants"] == 5 and r["daemon_env"]["OTELINGEST_TENANCY_MODE"] == "header"
+    assert r["loss"] == 0 and r["errors"] == 0 and r["refusals"] == 0
+    assert r["stored"]["otel_traces"] == r["acknowledged"]["otel_traces"] > 0
+    assert r["tenants_stored"] == {"otel_traces": 5}  # every request a tenant's, round robin
+
+
 def _tiny_load() -> Any:
     from otelingest.bench import loadgen
 

@@ -242,10 +242,11 @@ def test_distributed_tables_read_and_write_across_two_shards(nodes, clients):
         c = connect(ClickHouseConfig(url=node.url, database=db))
         try:
             ((service, _, h, first, n),) = c.query(
-                streams_sql, parameters={**f.params, "start_ns": 0, "end_ns": 2**62, "limit": 10}).result_rows
+                streams_sql, parameters={**f.params, "start_ns": 0, "end_ns": 2**62, "limit": 10,
+                                       "tenant": "default"}).result_rows
             assert (service, n) == ("d", 5)
             res = c.query(sqlfiles.query("loki/stream_resources"),
-                          parameters={"services": ["d"], "times": [first], "hashes": [h]}).result_rows
+                          parameters={"services": ["d"], "times": [first], "hashes": [h], "tenant": "default"}).result_rows
             assert res == [(h, {"host.name": "1"})]
         finally:
             c.close()

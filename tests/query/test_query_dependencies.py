@@ -16,7 +16,7 @@ from otelingest.config import Config, QueryConfig
 from otelingest.jobs import dependencies as rollup
 from otelingest.query import dependencies
 from otelingest.query.storage.pool import ClientPool
-from otelingest.query.storage.store import Store
+from otelingest.query.storage.store import Store, TenantStore
 
 NS = qd.NS
 MINUTE = 60 * NS
@@ -82,7 +82,7 @@ def insert_calls(client: Any, db: str, calls: list[Call]) -> None:
     qd.insert_rows(client, db, "otel_traces", qd.SPAN_COLUMNS, children)
 
 
-class RecordingStore(Store):
+class RecordingStore(TenantStore):
     """The real store, remembering which named queries ran with which parameters."""
 
     def __init__(self, *args: Any) -> None:
@@ -127,7 +127,7 @@ def env(migrated: Config) -> Iterator[Env]:
     calls = calls_of(h0)
     insert_calls(client, migrated.clickhouse.database, calls)
     try:
-        yield Env(migrated, migrated.clickhouse.database, client, RecordingStore(pool, QueryConfig(timeout_s=60)),
+        yield Env(migrated, migrated.clickhouse.database, client, RecordingStore(Store(pool, QueryConfig(timeout_s=60)), "default"),
                   h0, calls)
     finally:
         pool.close()

@@ -103,7 +103,7 @@ def metrics_db(clickhouse, tmp_path_factory):
     qd.insert_rows(client, db, "otel_metrics", qd.METRIC_COLUMNS, _rows(t0))
     pool = ClientPool(cfg.clickhouse)
     try:
-        yield Store(pool, cfg.query), t0, db
+        yield Store(pool, cfg.query).for_tenant("default"), t0, db
     finally:
         pool.close()
         client.close()
@@ -314,7 +314,7 @@ def test_reused_catalog_never_hides_a_new_metric(metrics_db, clickhouse, monkeyp
     """Evaluations share a metric catalog read moments ago for the same window; a metric that
     appears after it is read afresh instead of answering empty."""
     store, t0, db = metrics_db
-    store._memo.clear()  # no catalog another test shared
+    store._store._memo.clear()  # no catalog another test shared
     start, end = t0 + 3600 * NS, t0 + 7200 * NS
     catalog_reads = []
     real = store.named
@@ -349,7 +349,7 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
     store, t0, _ = metrics_db
     from otelingest.query.storage import store as store_mod
 
-    store.series_labels.clear()
+    store._store.series_labels.clear()
     label_reads = []
     real = store.named
 
@@ -371,12 +371,12 @@ def test_series_labels_are_read_once_and_stay_right_when_evicted(metrics_db, mon
     assert anyio.run(run, "max by (host, zone) (temp_celsius)").keys() == first.keys()
     assert label_reads == [3, len(HOSTS) - 3]  # known series: no second read
     monkeypatch.setattr(store_mod, "SERIES_LABELS_MAX", 3)
-    store.series_labels.clear()
+    store._store.series_labels.clear()
     again = anyio.run(run, "sum by (host, zone) (temp_celsius)")
     assert again.keys() == first.keys()
     for k in first:
         assert np.allclose(first[k], again[k], equal_nan=True)
-    assert len(store.series_labels) <= 3 + len(HOSTS)
+    assert len(store._store.series_labels) <= 3 + len(HOSTS)
 
 
 def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
@@ -392,7 +392,7 @@ def test_expired_catalog_is_served_while_read_again(metrics_db, monkeypatch):
         return await real(name, params, **kw)
 
     monkeypatch.setattr(store, "named", counting)
-    store._memo.clear()  # no catalog another test shared
+    store._store._memo.clear()  # no catalog another test shared
     start, end = t0 + 3960 * NS, t0 + 7260 * NS
 
     async def scenario() -> None:

@@ -224,7 +224,7 @@ class _GoneRequest:
 
 def test_client_disconnect_kills_the_query(migrated, clickhouse, ch_client):
     pool = ClientPool(migrated.clickhouse, read_only=True)
-    store = Store(pool, QueryConfig(timeout_s=60))
+    store = Store(pool, QueryConfig(timeout_s=60)).for_tenant("default")
     slow = "SELECT count() FROM numbers_mt(1000000000000) WHERE sipHash64(number) = 42"
 
     async def run():
@@ -277,7 +277,7 @@ def test_bucket_pushdown_equals_raw_evaluation(old_env, monkeypatch):
                                       True, {"a": a}, value=v))
     qd.insert_rows(e.client, e.data.db, "otel_metrics", qd.METRIC_COLUMNS, rows)
     pool = ClientPool(e.cfg.clickhouse)
-    store = Store(pool, e.cfg.query)
+    store = Store(pool, e.cfg.query).for_tenant("default")
 
     raw_reads = []
     real_samples = source.Source.samples

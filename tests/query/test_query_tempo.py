@@ -584,7 +584,7 @@ def test_spans_stored_before_the_kinds_infer_them_from_the_text(migrated, clickh
                          ('{ span.name = "abc" }', True), ("{ span.name > 1 }", False), ("{ span.tags = 1 }", False)]:
             sql, params = Search(parse(q)).candidates_sql()
             rows = client.query(sql, parameters={**params, "start_ns": now - 3600 * NS, "end_ns": now + NS,
-                                                 "limit": 10}).result_rows
+                                                 "limit": 10, "tenant": "default"}).result_rows
             assert bool(rows) is found, q
     finally:
         client.close()

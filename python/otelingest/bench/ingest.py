@@ -17,6 +17,9 @@ One command, ``otelingest bench ingest [--duration S] [--rate N] [--json PATH]``
    with the same schema (views included), one process, as fast as it goes;
 6. optionally (``--profile``) py-spy samples of the busiest daemon processes during the run.
 
+``--tenants N`` turns tenancy on (``tenancy.mode = "header"``) and spreads the load over N tenants,
+each request naming one (``X-Scope-OrgID``, gRPC metadata ``x-scope-orgid``) round robin.
+
 Writes the JSON (``--json``, default bench-ingest.json), a PNG of rate and latency over time next to
 it, and prints a human summary.
 """
@@ -564,8 +567,9 @@ def main(args: Any) -> int:
     json_path = Path(args.json or "bench-ingest.json").resolve()
     png_path = json_path.with_suffix(".png")
     seed = args.seed if args.seed is not None else SEED
+    tenants = int(getattr(args, "tenants", 0) or 0)
     spec = loadgen.LoadSpec(rate=rate, duration=duration, warmup=args.warmup, connections=args.connections,
-                            processes=args.senders, mix=mix, transport=args.transport, seed=seed)
+                            processes=args.senders, mix=mix, transport=args.transport, seed=seed, tenants=tenants)
     results: dict[str, Any] = {"command": " ".join(["otelingest", "bench", "ingest", *sys.argv[3:]]),
                                "spec": {k: v for k, v in asdict(spec).items() if k not in ("host",)},
                                "cpus": os.cpu_count(), "load_average_before": round(os.getloadavg()[0], 2)}
@@ -577,6 +581,8 @@ def main(args: Any) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="otelingest-bench-"))
     env = {"OTELINGEST_RECEIVER_RETRY_AFTER_S": "1"}
+    if tenants:
+        env["OTELINGEST_TENANCY_MODE"] = "header"
     for kv in args.set or []:
         key, _, value = kv.partition("=")
         env["OTELINGEST_" + key.upper().replace(".", "_")] = value
@@ -635,6 +641,10 @@ def main(args: Any) -> int:
             rate = stored_rate(sampler.samples, TABLES[sig], m_from, m_to)
             results[f"stored_{ITEM_NAMES[sig]}_per_s"] = round(rate)
             results.update(per_cpu_second(ITEM_NAMES[sig], rate, results))
+        if tenants:
+            results["tenants_stored"] = {TABLES[sig]: int(client.query(
+                sqlfiles.query("bench/tenants_stored"), parameters={"db": DB, "table": TABLES[sig]}).result_rows[0][0])
+                for sig in signals}
         results["clickhouse_profile"] = clickhouse_profile(events_before, server_events(client),
                                                            time.time() - load.started_at)
         if prof_out:
@@ -675,7 +685,8 @@ def main(args: Any) -> int:
             results["workdir"] = str(workdir)
     results["timeline"] = load.timeline
     title = (f"otelingest bench ingest: target {rate or 'closed loop'} items/s, {spec.processes}x{spec.connections} "
-             f"connections ({spec.transport}), load avg {results.get('load_average', 0)}")
+             f"connections ({spec.transport}), {f'{tenants} tenants' if tenants else 'tenancy off'}, "
+             f"load avg {results.get('load_average', 0)}")
     png_note = write_results(results, json_path, png_path, load, sampler.samples if sampler else [], load_t0, title)
     print(render_summary(results, json_path, png_path if png_note is None else None))
     if png_note is not None:
@@ -705,6 +716,7 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path | None) ->
     lines = [
         "",
         "otelingest bench ingest",
+        f"  tenants                      {r['spec'].get('tenants') or 'tenancy off'}",
         f"  sender ceiling (null sink)   {r['sender_max_items_per_s']:>12,} items/s",
         f"  accepted                     {r['accepted_spans_per_s']:>12,} spans/s   ({r['accepted_items_per_s']:,} items/s)",
         f"  stored                       {r['stored_spans_per_s']:>12,} spans/s",

@@ -254,6 +254,17 @@ class LoadSpec:
     seed: int = SEED
     headers: tuple[tuple[str, str], ...] = ()  # sent with every request (HTTP headers, gRPC metadata)
     ca_file: str | None = None  # TLS, the server verified against this CA; None = plain TCP
+    # > 0: each request names one of this many tenants (X-Scope-OrgID / gRPC metadata x-scope-orgid),
+    # round robin, so the load spreads evenly over them (`bench ingest --tenants`).
+    tenants: int = 0
+
+
+TENANT_HEADER = "x-scope-orgid"
+
+
+def tenant_ids(n: int) -> list[str]:
+    """The tenant ids a load of ``n`` tenants names: ``tenant-0`` ... ``tenant-<n-1>``."""
+    return [f"tenant-{i}" for i in range(n)]
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -303,13 +314,14 @@ class HttpConn:
         self.writer: asyncio.StreamWriter | None = None
         self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
 
-    async def send(self, path: str, body: bytes) -> None:
+    async def send(self, path: str, body: bytes, tenant: str | None = None) -> None:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(
                 self.host, self.port, ssl=self.ssl_ctx, server_hostname=self.host if self.ssl_ctx else None)
         assert self.reader is not None
+        extra = self.extra if tenant is None else f"{self.extra}X-Scope-OrgID: {tenant}\r\n"
         head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/x-protobuf\r\n"
-                f"{self.extra}Content-Length: {len(body)}\r\n\r\n").encode()
+                f"{extra}Content-Length: {len(body)}\r\n\r\n").encode()
         try:
             self.writer.write(head)
             self.writer.write(body)
@@ -412,9 +424,10 @@ class GrpcConn:
         self.calls = {s: self.channel.unary_unary(m, request_serializer=None, response_deserializer=None)
                       for s, (_, m) in SIGNALS.items()}
 
-    async def send(self, signal: str, body: bytes) -> None:
+    async def send(self, signal: str, body: bytes, tenant: str | None = None) -> None:
+        metadata = self.metadata if tenant is None else (*(self.metadata or ()), (TENANT_HEADER, tenant))
         try:
-            await self.calls[signal](body, timeout=REQUEST_TIMEOUT_S, metadata=self.metadata)
+            await self.calls[signal](body, timeout=REQUEST_TIMEOUT_S, metadata=metadata)
         except self.grpc.aio.AioRpcError as e:
             if e.code() in (self.grpc.StatusCode.RESOURCE_EXHAUSTED, self.grpc.StatusCode.UNAVAILABLE):
                 raise Refused(retry_info_s(e.trailing_metadata())) from None
@@ -458,6 +471,7 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
     loop = asyncio.get_running_loop()
     next_t = start
     k = offset
+    tenants = tenant_ids(spec.tenants)
     while True:
         now = loop.time()
         if now >= stop_at:
@@ -476,15 +490,18 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
             next_t += interval
         signal = order[k % len(order)]
         t = templates[signal][k // len(order) % len(templates[signal])]
+        # Each connection starts its round robin at its own share of the tenants, so a run with
+        # fewer requests per connection than tenants still names every one.
+        tenant = tenants[(k + offset * len(tenants) // max(1, spec.connections)) % len(tenants)] if tenants else None
         k += 1
         body = patcher.render(t)
         while True:
             sent = time.perf_counter()  # uvloop's loop.time() has millisecond resolution
             try:
                 if is_grpc:
-                    await conn.send(signal, body)
+                    await conn.send(signal, body, tenant)
                 else:
-                    await conn.send(SIGNALS[signal][0], body)
+                    await conn.send(SIGNALS[signal][0], body, tenant)
             except Refused as r:
                 stats.refusals += 1
                 stats.count(stats.refused, signal)

@@ -5,6 +5,16 @@ Migrations are ``sql/migrations/NNNN_name.sql`` templates (placeholders document
 applies every newer file in order, so a new release upgrades an existing database with its ALTERs.
 After migrating, each table's TTL is compared with ``[retention]`` and changed where it differs
 (``sql/retention.sql``), so editing a retention in the config applies to existing tables.
+
+Per-tenant retention (tenancy on, some tenant's ``retention.traces/logs/metrics`` differing from
+the default, ``tenancy.defaults.retention`` else ``[retention]``): the raw tables and lookups of that
+signal get one TTL rule whose days are the row's tenant's (``sql/retention_tenants.sql``,
+``transform(TenantId, tenants, days, default)`` with bound parameters) and
+``ttl_only_drop_parts = 0`` (``sql/retention_parts.sql``: a part mixes tenants, so a tenant's
+expired rows are deleted in merges rather than waiting for the whole part). Without such a tenant
+the tables keep the plain rule and whole-part drops, as before tenancy. The rollups keep their own
+``[retention]`` keys. The TTL read back from ``system.tables`` is parsed, so a start with an
+unchanged config changes nothing (a MODIFY TTL rewrites every part's TTL information).
 """
 
 from __future__ import annotations
@@ -31,6 +41,14 @@ _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
 _REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
+# The per-tenant rule as ClickHouse stores it: bound arrays appear as _CAST([...], 'Array(...)').
+_TTL_TENANTS_RE = re.compile(
+    r"transform\(TenantId, (?:_CAST\()?\[(?P<tenants>[^\]]*)\](?:, 'Array\(String\)'\))?, "
+    r"(?:_CAST\()?\[(?P<days>[0-9, ]*)\](?:, 'Array\(UInt16\)'\))?, (?:_CAST\()?(?P<default>\d+)")
+_QUOTED_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
+_DROP_PARTS_RE = re.compile(r"\bttl_only_drop_parts = (\d)")
+# The [retention] keys a tenant may override (the raw tables and lookups of these signals).
+TENANT_RETENTION_KEYS = ("traces", "logs", "metrics")
 
 
 @dataclass(frozen=True)
@@ -45,14 +63,40 @@ class Migration:
 
 
 @dataclass(frozen=True)
+class Ttl:
+    """A table's retention: ``days``, except the ``tenants`` listed with their own (sorted; empty
+    = one rule for every row, whole parts dropped)."""
+
+    days: int
+    tenants: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class RenderContext:
     database: str
     cluster: str | None
+    # [retention] days by key; with tenancy on, traces/logs/metrics are tenancy.defaults.retention's
+    # where set (the days of every tenant not in tenant_days).
     retention: dict[str, int] = field(default_factory=dict)
+    # Key -> (tenant, days) of the tenants whose retention differs from ``retention[key]``, sorted.
+    tenant_days: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "RenderContext":
-        return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, msgspec.to_builtins(cfg.retention))
+        retention: dict[str, int] = msgspec.to_builtins(cfg.retention)
+        tenant_days: dict[str, tuple[tuple[str, int], ...]] = {}
+        ten = cfg.tenancy
+        if ten.mode != "off":  # off: every row is 'default', retention exactly as before tenancy
+            for key in TENANT_RETENTION_KEYS:
+                default = getattr(ten.defaults.retention, key)
+                if default:
+                    retention[key] = default
+                own = ((t, getattr(ten.limits(t).retention, key)) for t in ten.tenants)
+                tenant_days[key] = tuple(sorted((t, d) for t, d in own if d and d != retention[key]))
+        return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, retention, tenant_days)
+
+    def ttl(self, key: str) -> Ttl:
+        return Ttl(int(self.retention[key]), self.tenant_days.get(key, ()))
 
 
 @dataclass(frozen=True)
@@ -150,8 +194,30 @@ def bootstrap_statements(ctx: RenderContext) -> list[Statement]:
     return render((sql_dir() / "bootstrap.sql").read_text(), ctx)
 
 
-def retention_statements(ctx: RenderContext) -> list[Statement]:
-    return render((sql_dir() / "retention.sql").read_text(), ctx)
+def retention_statements(ctx: RenderContext, name: str = "retention") -> list[Statement]:
+    """``sql/<name>.sql``: ``retention`` (one rule), ``retention_tenants`` or ``retention_parts``."""
+    return render((sql_dir() / f"{name}.sql").read_text(), ctx)
+
+
+def parse_ttl(engine_full: str) -> tuple[Ttl | None, bool]:
+    """(the retention of a table's TTL, whether it drops only whole parts) from its
+    ``system.tables.engine_full``; None when there is no TTL or it is not one of ours. Tenant ids
+    hold no space, bracket or backslash (config.tenant_id_problem), so the patterns cannot be fooled."""
+    head, _, settings = engine_full.partition(" SETTINGS ")
+    drop = _DROP_PARTS_RE.search(settings)
+    only_drop_parts = drop is None or drop.group(1) == "1"
+    if " TTL " not in head:
+        return None, only_drop_parts
+    rule = head.split(" TTL ", 1)[1]
+    m = _TTL_TENANTS_RE.search(rule)
+    if m:
+        tenants = [t.replace("\\'", "'") for t in _QUOTED_RE.findall(m.group("tenants"))]
+        days = [int(d) for d in m.group("days").replace(" ", "").split(",") if d]
+        if len(tenants) != len(days):
+            return None, only_drop_parts
+        return Ttl(int(m.group("default")), tuple(sorted(zip(tenants, days)))), only_drop_parts
+    d = _TTL_DAYS_RE.search(rule)
+    return (Ttl(int(d.group(1))) if d else None), only_drop_parts
 
 
 class Migrator:
@@ -170,7 +236,7 @@ class Migrator:
         # Each rekey: (table, seconds the hold was up, partitions caught up after the bulk copy).
         self.held: list[tuple[str, float, int]] = []
 
-    def _run(self, stmt: Statement, *, may_lift: bool = False) -> None:
+    def _run(self, stmt: Statement, *, may_lift: bool = False, params: dict[str, Any] | None = None) -> None:
         try:
             if stmt.rekey:
                 from .rekey import Rekey
@@ -183,7 +249,7 @@ class Migrator:
                 if rekey.run(stmt.table or ""):
                     log.info("%s rebuilt with TenantId leading its sorting key", stmt.table)
                 return
-            self.client.command(stmt.sql)
+            self.client.command(stmt.sql, parameters=params) if params else self.client.command(stmt.sql)
         except SchemaError:
             raise
         except Exception as e:
@@ -239,31 +305,54 @@ class Migrator:
             applied_now.append(mig.version)
         return applied_now
 
-    def table_ttl_days(self, table: str) -> int | None:
+    def table_ttl(self, table: str) -> tuple[Ttl | None, bool]:
+        """``parse_ttl`` of the table as it is; (None, True) when it does not exist."""
         name = f"{table}_local" if self.ctx.cluster else table
         rows = self.client.query(
             "SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {name:String}",
             parameters={"db": self.ctx.database, "name": name},
         ).result_rows
         if not rows:
-            return None
-        m = _TTL_DAYS_RE.search(rows[0][0].split(" TTL ", 1)[-1]) if " TTL " in rows[0][0] else None
-        return int(m.group(1)) if m else None
+            return None, True
+        return parse_ttl(rows[0][0])
+
+    def table_ttl_days(self, table: str) -> int | None:
+        ttl = self.table_ttl(table)[0]
+        return ttl.days if ttl else None
 
     def apply_retention(self) -> list[str]:
         """Change the TTL of every table whose retention differs from the config; returns them."""
+        per_tenant = {s.table: s for s in retention_statements(self.ctx, "retention_tenants")}
+        parts = {s.table: s for s in retention_statements(self.ctx, "retention_parts")}
         changed = []
         for stmt in retention_statements(self.ctx):
             if stmt.table is None or stmt.ttl_key is None:
                 raise SchemaError("retention.sql: each statement must name a ${table:...} and a ${ttl:...}")
-            want = self.ctx.retention[stmt.ttl_key]
-            have = self.table_ttl_days(stmt.table)
-            if have is None or have == want:
+            want = self.ctx.ttl(stmt.ttl_key)
+            if want.tenants and stmt.table not in per_tenant:
+                raise SchemaError(f"retention_tenants.sql: no statement for {stmt.table}")
+            have, only_drop_parts = self.table_ttl(stmt.table)
+            if have is None or (have == want and only_drop_parts == (not want.tenants or stmt.table not in parts)):
                 continue
-            log.info("retention of %s: %d -> %d days", stmt.table, have, want)
-            self._run(stmt)
+            log.info("retention of %s: %s -> %s", stmt.table, _describe_ttl(have), _describe_ttl(want))
+            if want.tenants:
+                # Rows-level deletes first, so the new rule never waits for whole parts.
+                self._run(parts[stmt.table], params={"only_drop_parts": 0})
+                self._run(per_tenant[stmt.table], params={
+                    "tenants": [t for t, _ in want.tenants], "days": [d for _, d in want.tenants],
+                    "default_days": want.days})
+            else:
+                self._run(stmt)
+                if stmt.table in parts:
+                    self._run(parts[stmt.table], params={"only_drop_parts": 1})
             changed.append(stmt.table)
         return changed
+
+
+def _describe_ttl(ttl: Ttl) -> str:
+    if not ttl.tenants:
+        return f"{ttl.days} days"
+    return f"{ttl.days} days, " + ", ".join(f"{t} {d}" for t, d in ttl.tenants[:5]) + (" ..." if len(ttl.tenants) > 5 else "")
 
 
 def migrate(cfg: Config, *, target: int | None = None,
@@ -297,6 +386,6 @@ def is_current(client: Any, cfg: Config) -> bool:
 
 
 __all__ = [
-    "Migration", "Migrator", "RenderContext", "Statement",
+    "Migration", "Migrator", "RenderContext", "Statement", "Ttl", "parse_ttl",
     "available_migrations", "latest_version", "migrate", "render", "is_current",
 ]

@@ -81,8 +81,11 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
     from ..ingest.receiver.intake import Intake
     from ..tenancy import RateLimiter, Tenancy
 
+    from ..selfmon import instruments
+
     status, rings = attach(layout, RingProducer, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
+    instruments.configure_tenants(cfg.tenancy.max_metric_tenants, cfg.tenancy.tenants)
     limiter = RateLimiter(cfg.tenancy, layout.receivers)
     intake = Intake(cfg, rings, index=index, refuse=lambda: status.refuse, disk_low=lambda: status.disk_low,
                     limiter=limiter)

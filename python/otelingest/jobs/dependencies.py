@@ -5,8 +5,14 @@ SDKs), so no materialized view can join them: the counts come from joining raw s
 time or ahead of time, per hour. What counts: a call belongs to the hour its child span started,
 and counts when its parent (same trace, another service) started in that hour or the one before.
 The raw join (``dependencies/raw.sql``, read by :mod:`otelingest.query.dependencies`) and the
-rollup (``dependencies/rollup.sql``) apply the same rule, so a window's answer does not depend on
+rollup (``jobs/dependencies_rollup.sql``) apply the same rule, so a window's answer does not depend on
 which of its hours were rolled up.
+
+Per tenant: one run computes an hour for every tenant at once, grouping and joining by
+``TenantId`` (a child joins only its own tenant's parent), and records the hour for each tenant
+that has spans in it, so each tenant's service graph is its own. The job's SQL lives in
+``sql/queries/jobs/``: it reads every tenant on purpose, unlike the API's files, which are scoped
+to the requesting tenant.
 
 The supervisor runs :class:`DependencyRollup` every ``[query] dependencies_rollup_interval_s`` with
 the writing user (the query process only reads). A run computes an hour, then records it in
@@ -55,15 +61,15 @@ def rollup_hour(client: Client, hour_start_ns: int, *, now_ns: int | None = None
     hour = floor_hour(hour_start_ns)
     # Taken before the spans are read: the record never claims spans that arrived after the read.
     computed = time.time_ns() if now_ns is None else now_ns
-    client.command(sqlfiles.query("dependencies/rollup"), parameters={"hour_ns": hour})
-    client.command(sqlfiles.query("dependencies/mark_hour"), parameters={"hour_ns": hour, "computed_ns": computed})
+    client.command(sqlfiles.query("jobs/dependencies_rollup"), parameters={"hour_ns": hour})
+    client.command(sqlfiles.query("jobs/dependencies_mark_hour"), parameters={"hour_ns": hour, "computed_ns": computed})
 
 
 def pending_hours(client: Client, *, limit: int, now_ns: int | None = None) -> list[int]:
     """Up to ``limit`` hours (start times, ns, newest first) that hold spans, have no final record,
     and would be final if computed now."""
     now = time.time_ns() if now_ns is None else now_ns
-    rows = client.query(sqlfiles.query("dependencies/pending_hours"), parameters={
+    rows = client.query(sqlfiles.query("jobs/dependencies_pending_hours"), parameters={
         "last_s": floor_hour(now - FINAL_AFTER_NS) // NS, "final_after_s": FINAL_AFTER_NS // NS, "limit": limit,
     }).result_rows
     return [int(r[0]) * NS for r in rows]

@@ -112,5 +112,6 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
     middleware = [Middleware(AuthMiddleware, authenticator=auth)] if auth.enabled else []
     tenancy = Tenancy(cfg.tenancy, auth)
     if tenancy.enabled:  # after authentication: the credential names the tenant
-        middleware.append(Middleware(TenantMiddleware, tenancy=tenancy, authenticator=auth, render=render_error))
+        middleware.append(Middleware(TenantMiddleware, tenancy=tenancy, authenticator=auth, limits=cfg.tenancy,
+                                     render=render_error))
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers, middleware=middleware)

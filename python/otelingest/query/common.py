@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .errors import BadRequest
-from .storage.store import Store
-from .storage.cache import ResultCache
+from .storage.store import TenantStore
+from .storage.cache import TenantCache
+from .tenant import QueryLimits, tenant_of
 from .timeparse import NS
 
 _encoder = msgspec.json.Encoder()
@@ -27,12 +28,14 @@ class JSONResponse(Response):
         return _encoder.encode(content)
 
 
-def store_of(request: Request) -> Store:
-    return request.app.state.store
+def store_of(request: Request) -> TenantStore:
+    """The store bound to the request's tenant: every query it runs reads only that tenant's rows."""
+    return request.app.state.store.for_tenant(tenant_of(request))
 
 
-def cache_of(request: Request) -> ResultCache:
-    return request.app.state.cache
+def cache_of(request: Request) -> TenantCache:
+    """The result cache as the request's tenant sees it (its own answers only)."""
+    return request.app.state.cache.for_tenant(tenant_of(request))
 
 
 def now_ns() -> int:
@@ -60,11 +63,17 @@ def first(params: dict[str, list[str]], name: str, default: str | None = None) -
     return vals[-1] if vals else default
 
 
-def check_window(start_ns: int, end_ns: int, max_days: int, field: str = "end") -> None:
+def check_window(start_ns: int, end_ns: int, limits: QueryLimits, field: str = "end") -> None:
     if end_ns < start_ns:
         raise BadRequest("end is before start", field=field)
-    if end_ns - start_ns > max_days * 86400 * NS:
-        raise BadRequest(f"time range longer than {max_days} days ([query] max_range_days)", field=field)
+    if end_ns - start_ns > limits.range_days * 86400 * NS:
+        raise BadRequest(f"time range longer than {limits.range_days} days ({limits.range_key})", field=field)
+
+
+def check_points(points: int, limits: QueryLimits, field: str = "step") -> None:
+    if points > limits.points:
+        raise BadRequest(f"{points} points exceed the maximum {limits.points} ({limits.points_key}): "
+                         "increase step or shorten the window", field=field)
 
 
 def check_limit(limit: int, max_limit: int, field: str = "limit") -> int:

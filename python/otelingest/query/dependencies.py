@@ -17,7 +17,7 @@ import asyncio
 from typing import Any
 
 from ..jobs.dependencies import FINAL_AFTER_NS, HOUR_NS, ceil_hour, floor_hour
-from .storage.store import Store
+from .storage.store import TenantStore
 from .timeparse import NS
 
 Interval = tuple[int, int]
@@ -47,7 +47,7 @@ def gaps(start_ns: int, end_ns: int, covered: list[Interval]) -> list[Interval]:
     return out
 
 
-async def dependencies(store: Store, start_ns: int, end_ns: int, **kw: Any) -> list[tuple[str, str, int, int]]:
+async def dependencies(store: TenantStore, start_ns: int, end_ns: int, **kw: Any) -> list[tuple[str, str, int, int]]:
     """(parent, child, calls, errors) in the window."""
     first, last = ceil_hour(start_ns), floor_hour(end_ns)
     rolled: list[Interval] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from .storage.store import Store
+from .storage.store import TenantStore
 
 ZERO_SPAN_ID = "0" * 16
 
@@ -48,7 +48,7 @@ FIRST_SLICE_NS = 60 * 1_000_000_000
 WIDEN = 4
 
 
-async def search_newest(store: Store, name: str, params: dict[str, Any], **kw: Any) -> list[tuple]:
+async def search_newest(store: TenantStore, name: str, params: dict[str, Any], **kw: Any) -> list[tuple]:
     """The ``limit`` traces whose newest matching span is latest in the window, reading the end of
     the window first and widening only while fewer than ``limit`` traces are found there.
 
@@ -67,12 +67,12 @@ async def search_newest(store: Store, name: str, params: dict[str, Any], **kw: A
         width *= WIDEN
 
 
-async def trace_windows(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
+async def trace_windows(store: TenantStore, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
     rows = await store.named("traces/windows", {"trace_ids": trace_ids}, **kw)
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
-async def fetch_traces(store: Store, trace_ids: list[str], **kw: Any) -> dict[str, list[Span]]:
+async def fetch_traces(store: TenantStore, trace_ids: list[str], **kw: Any) -> dict[str, list[Span]]:
     """Spans of each trace (upper-case hex ids), reading only the traces' windows."""
     if not trace_ids:
         return {}

@@ -1,24 +1,30 @@
 """The tenant of each query request, resolved exactly as the receivers resolve it
-(``otelingest.tenancy``): the one helper every API's handlers read (``tenant_of``).
+(``otelingest.tenancy``), and the tenant's query limits (docs/tenancy.md).
 
-Reads are not scoped by tenant yet (docs/tenancy.md, "Status"): until every query file filters on
-``TenantId = {tenant:String}``, answering a tenant's query would show it every tenant's rows. So
-with tenancy on, a request whose tenant resolves is answered 501, never with data: a tenant is a
-security boundary, and a half-scoped read path would not be one.
+``tenant_of`` is what ``common.store_of`` / ``common.cache_of`` bind the store and the result cache
+to, so every query of a request reads only its tenant's rows. With tenancy off every request is
+tenant ``default`` and no tenant limit applies.
+
+Limits per tenant ([tenancy.defaults] and [tenancy.tenants.<id>]; unset or 0 is no limit):
+``max_query_concurrency`` requests in flight at once (one more is answered 429 with Retry-After,
+in the API's error format), ``max_query_range_days`` and ``max_query_points`` (a 400 naming the
+limit, checked where each API checks its window and steps, over the [query] limits).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth import Authenticator
-from ..config import DEFAULT_TENANT
+from ..config import DEFAULT_TENANT, Config, TenancyConfig
 from ..tenancy import Problem, Tenancy
 
-NOT_SCOPED_YET = "tenant-scoped reads are not built yet (issue 19): with [tenancy] on, the query API answers no data"
+# Seconds a client over its concurrency is told to wait: queries last about that long.
+RETRY_AFTER_S = 1
 
 
 def tenant_of(request: Request) -> str:
@@ -26,16 +32,57 @@ def tenant_of(request: Request) -> str:
     return str(request.scope.get("state", {}).get("tenant", DEFAULT_TENANT))
 
 
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    """The range and points a request may ask for, and the config key each comes from (named in
+    the 400 that refuses more)."""
+
+    range_days: int
+    range_key: str
+    points: int
+    points_key: str
+
+
+def limits_of(request: Request) -> QueryLimits:
+    """The request's limits: [query]'s, lowered by its tenant's when tenancy is on."""
+    cfg: Config = request.app.state.cfg
+    out = QueryLimits(cfg.query.max_range_days, "[query] max_range_days", cfg.query.max_points, "[query] max_points")
+    if cfg.tenancy.mode == "off":
+        return out
+    tenant = tenant_of(request)
+    lim = cfg.tenancy.limits(tenant)
+    where = f"tenancy.tenants.{tenant}" if tenant in cfg.tenancy.tenants else "tenancy.defaults"
+    range_days, range_key, points, points_key = out.range_days, out.range_key, out.points, out.points_key
+    if lim.max_query_range_days and lim.max_query_range_days < range_days:
+        range_days, range_key = lim.max_query_range_days, f"{where}.max_query_range_days of tenant {tenant}"
+    if lim.max_query_points and lim.max_query_points < points:
+        points, points_key = lim.max_query_points, f"{where}.max_query_points of tenant {tenant}"
+    return QueryLimits(range_days, range_key, points, points_key)
+
+
+def tenant_range_days(request: Request) -> tuple[int, str] | None:
+    """The tenant's own range limit (days, key), for the listings that have no [query] limit."""
+    cfg: Config = request.app.state.cfg
+    if cfg.tenancy.mode == "off":
+        return None
+    lim = limits_of(request)
+    return (lim.range_days, lim.range_key) if lim.range_key != "[query] max_range_days" else None
+
+
 class TenantMiddleware:
     """Resolves the tenant (401 missing, 400 malformed or disagreeing with the credential) in the
-    API's error format, and puts it in the request's state."""
+    API's error format, puts it in the request's state, and holds the tenant to its query
+    concurrency (429 + Retry-After beyond it: that tenant alone waits)."""
 
-    def __init__(self, app: ASGIApp, tenancy: Tenancy, authenticator: Authenticator,
+    def __init__(self, app: ASGIApp, tenancy: Tenancy, authenticator: Authenticator, limits: TenancyConfig,
                  render: Callable[[str, int, str, str], Any]) -> None:
         self.app = app
         self.tenancy = tenancy
         self.auth = authenticator
+        self.limits = limits
         self.render = render
+        # Requests in flight per tenant (one event loop: no lock); a tenant at 0 is dropped.
+        self.running: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,4 +97,21 @@ class TenantMiddleware:
             await self.render(scope["path"], tenant.status, error_type, tenant.message)(scope, receive, send)
             return
         scope.setdefault("state", {})["tenant"] = tenant
-        await self.render(scope["path"], 501, "unavailable", NOT_SCOPED_YET)(scope, receive, send)
+        most = self.limits.limits(tenant).max_query_concurrency
+        running = self.running.get(tenant, 0)
+        if most and running >= most:
+            response = self.render(scope["path"], 429, "too_many_requests",
+                                   f"tenant {tenant} has {running} queries running, its limit "
+                                   f"(max_query_concurrency = {most}); retry after {RETRY_AFTER_S} s")
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            await response(scope, receive, send)
+            return
+        self.running[tenant] = running + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            left = self.running[tenant] - 1
+            if left:
+                self.running[tenant] = left
+            else:
+                del self.running[tenant]

@@ -31,15 +31,16 @@ class Family:
 
 # --- pipeline (otelingest.selfmon.instruments, every worker process; otelingest.query.store/cache) -----------
 PIPELINE: tuple[Family, ...] = (
-    Family("otel_received_spans_total", "counter", ("transport",), "Spans accepted"),
-    Family("otel_received_logs_total", "counter", ("transport",), "Log records accepted"),
-    Family("otel_received_metric_points_total", "counter", ("transport",), "Metric data points accepted"),
+    Family("otel_received_spans_total", "counter", ("transport", "tenant"), "Spans accepted"),
+    Family("otel_received_logs_total", "counter", ("transport", "tenant"), "Log records accepted"),
+    Family("otel_received_metric_points_total", "counter", ("transport", "tenant"), "Metric data points accepted"),
     Family("otel_storage_writes_total", "counter", ("table", "status"), "INSERT batches by outcome"),
     Family("otel_storage_write_duration_seconds", "histogram", ("table",), "Duration of one INSERT"),
     Family("otel_batch_size", "histogram", ("table",), "Items per INSERT batch"),
     Family("otel_memory_usage_bytes", "gauge", ("process", "kind"), "Memory held by the pipeline"),
     Family("otel_queue_size", "gauge", (), "Bytes waiting in the rings"),
-    Family("otel_refused_total", "counter", ("reason",), "Requests refused"),
+    Family("otel_refused_total", "counter", ("reason", "tenant"), "Requests refused"),
+    Family("otel_refused_items_total", "counter", ("signal", "reason", "tenant"), "Items refused per tenant"),
     Family("otel_rejected_items_total", "counter", ("signal",), "Items the decoder rejected as invalid"),
     Family("otel_spilled_items_total", "counter", ("table",), "Items written to the disk spill queue"),
     Family("otel_spilled_bytes_total", "counter", ("table",), "Batch bytes written to the disk spill queue"),
@@ -75,6 +76,12 @@ CLICKHOUSE_RESERVED_BYTES = "otel_clickhouse_reserved_bytes"
 DETACHED_PARTS = "otel_clickhouse_detached_parts"
 DETACHED_ROWS = "otel_clickhouse_detached_rows"
 DATA_ERRORS = "otel_clickhouse_data_errors"
+# The tenant label of the tenants beyond tenancy.max_metric_tenants: not a valid tenant id (no '<'),
+# so it never mixes with a real tenant's series.
+OTHER_TENANT = "<other>"
+# Tenancy on: per tenant, bounded by tenancy.max_metric_tenants (otelingest.selfmon.tablestats).
+TENANT_STORED_BYTES = "otel_tenant_stored_bytes"
+TENANT_STORED_ROWS = "otel_tenant_stored_rows"
 
 SUPERVISOR: tuple[Family, ...] = (
     Family(CLICKHOUSE_UP, "gauge", (), "1 when the last ClickHouse statistics query succeeded"),
@@ -98,6 +105,11 @@ SUPERVISOR: tuple[Family, ...] = (
     Family(DETACHED_PARTS, "gauge", ("table", "reason"), "Detached (broken or set aside) parts of the daemon's tables"),
     Family(DETACHED_ROWS, "gauge", ("table",), "Rows in detached parts (read from their count.txt; embedded only)"),
     Family(DATA_ERRORS, "gauge", ("code",), "ClickHouse data-corruption errors since its start (system.errors)"),
+    Family(TENANT_STORED_BYTES, "gauge", ("tenant", "signal"),
+           "Estimated bytes on disk per tenant and signal, every table of the signal (tenancy on; each part's bytes "
+           "shared out by its rows per tenant)"),
+    Family(TENANT_STORED_ROWS, "gauge", ("tenant", "signal"),
+           "Stored spans, log records, metric points and samples per tenant (tenancy on)"),
 )
 
 FAMILIES: tuple[Family, ...] = PIPELINE + SUPERVISOR

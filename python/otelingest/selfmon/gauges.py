@@ -25,5 +25,6 @@ for _name in (names.CLICKHOUSE_UP, names.CLICKHOUSE_STATS_TIMESTAMP, names.TABLE
               names.TABLE_MAX_PARTITION_PARTS, names.MERGES_RUNNING, names.MERGES_BYTES, names.READY,
               names.MEMORY_LIMIT_BYTES, names.SPILL_BYTES, names.SPILL_BUDGET_BYTES,
               names.DISK_LOW, names.DISK_FREE_BYTES, names.DISK_FLOOR_BYTES, names.CLICKHOUSE_RESERVED_BYTES,
-              names.DETACHED_PARTS, names.DETACHED_ROWS, names.DATA_ERRORS):
+              names.DETACHED_PARTS, names.DETACHED_ROWS, names.DATA_ERRORS, names.TENANT_STORED_BYTES,
+              names.TENANT_STORED_ROWS):
     gauge(_name)

@@ -11,19 +11,22 @@ Import this module only after the environment is set (workers inherit it from th
 from __future__ import annotations
 
 import os
+import threading
+from typing import Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from . import catalog
 from .endpoint import MULTIPROC_ENV
 
 # Items per batch: from a few spans to the 10,000 default flush size and beyond.
 BATCH_SIZE_BUCKETS = (1, 10, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
 WRITE_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-received_spans = Counter("otel_received_spans", "Spans accepted into the rings", ["transport"])
-received_logs = Counter("otel_received_logs", "Log records accepted into the rings", ["transport"])
+received_spans = Counter("otel_received_spans", "Spans accepted into the rings", ["transport", "tenant"])
+received_logs = Counter("otel_received_logs", "Log records accepted into the rings", ["transport", "tenant"])
 received_metric_points = Counter(
-    "otel_received_metric_points", "Metric data points accepted into the rings", ["transport"]
+    "otel_received_metric_points", "Metric data points accepted into the rings", ["transport", "tenant"]
 )
 storage_writes = Counter(
     "otel_storage_writes",
@@ -45,8 +48,14 @@ memory_usage = Gauge(
 queue_size = Gauge("otel_queue_size", "Bytes waiting in the rings", multiprocess_mode="livesum")
 refused = Counter(
     "otel_refused", "Requests refused (reason: memory, disk, ring_full, too_large, bad_request, unsupported, timeout, "
-    "unauthenticated, tenant_rate)",
-    ["reason"],
+    "unauthenticated, tenant_rate, concurrency; series_limit: some of its series refused); tenant empty before "
+    "the request's tenant is known",
+    ["reason", "tenant"],
+)
+refused_items = Counter(
+    "otel_refused_items", "Items refused per tenant (reason: tenant_rate = the items of a request over the tenant's "
+    "rate, series_limit = data points of new series over max_series_per_metric)",
+    ["signal", "reason", "tenant"],
 )
 rejected_items = Counter(
     "otel_rejected_items", "Items the decoder rejected as invalid (reported to clients as partial_success)",
@@ -61,6 +70,39 @@ spill_quarantined = Counter("otel_spill_quarantined", "Corrupt or torn spill reg
 worker_restarts = Counter("otel_worker_restarts", "Worker processes replaced by the supervisor", ["role", "reason"])
 
 RECEIVED = {"traces": received_spans, "logs": received_logs, "metrics": received_metric_points}
+
+OTHER_TENANT = catalog.OTHER_TENANT
+
+
+class TenantLabels:
+    """The ``tenant`` label value of a tenant in this process: its id for the tenants configured in
+    [tenancy.tenants] and then the first others seen, up to ``max_tenants`` in all; beyond it
+    ``OTHER_TENANT``. First come rather than by volume: a counter's label cannot move once counted.
+    Each process picks its own, so /metrics (all workers summed) shows at most workers x
+    ``max_tenants`` tenant values per family. Thread-safe (gRPC threads and the event loop)."""
+
+    def __init__(self, max_tenants: int, configured: Iterable[str] = ()) -> None:
+        self.max_tenants = max_tenants
+        self._lock = threading.Lock()
+        self._named: set[str] = set(list(configured)[:max_tenants])
+
+    def __call__(self, tenant: str) -> str:
+        if tenant in self._named:
+            return tenant
+        with self._lock:
+            if len(self._named) < self.max_tenants:
+                self._named.add(tenant)
+                return tenant
+        return OTHER_TENANT
+
+
+# Replaced by configure_tenants() in the receiver workers (tenancy.max_metric_tenants).
+tenant_label = TenantLabels(100, ["default"])
+
+
+def configure_tenants(max_tenants: int, configured: Iterable[str] = ()) -> None:
+    global tenant_label
+    tenant_label = TenantLabels(max_tenants, ["default", *configured])
 
 
 def mark_process_dead(pid: int) -> None:

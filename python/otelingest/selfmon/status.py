@@ -6,6 +6,11 @@ clickhouse``) under the supervisor that listens on the metrics port, and asks Cl
 table sizes (``sql/queries/ops/table_stats.sql``). Per-process item rates are not available:
 counters are aggregated over every process in ``/metrics``, so the process table shows CPU and RSS.
 
+With tenancy on, a TENANTS table from ``/metrics``: per tenant, items accepted (rate and total),
+refused (requests, and items by reason), stored items and estimated bytes on disk (the
+supervisor's estimate, at most a minute old: ``otelingest.selfmon.tablestats``); tenants beyond
+``tenancy.max_metric_tenants`` are summed as ``<other>``.
+
 Exit status: 0 ready, 2 running but not ready, 1 the metrics endpoint does not answer.
 """
 
@@ -61,6 +66,17 @@ class TableInfo:
 
 
 @dataclass
+class TenantInfo:
+    tenant: str
+    accepted_per_s: float = 0.0  # spans + log records + metric points
+    accepted_total: float = 0.0
+    refused_items: dict[str, float] = field(default_factory=dict)  # reason -> items since start
+    refused_requests: float = 0.0
+    rows: dict[str, int] = field(default_factory=dict)  # signal -> stored items
+    bytes_on_disk: int = 0
+
+
+@dataclass
 class Status:
     metrics_url: str
     reachable: bool
@@ -92,6 +108,8 @@ class Status:
     clickhouse_version: str = ""
     clickhouse_uptime_s: int = 0
     tables: list[TableInfo] = field(default_factory=list)
+    tenancy: str = "off"
+    tenants: list[TenantInfo] = field(default_factory=list)
 
     def exit_code(self) -> int:
         if not self.reachable:
@@ -219,6 +237,35 @@ def _clickhouse(cfg: Config, status: Status) -> None:
         client.close()
 
 
+def _tenant(status: Status, tenant: str) -> TenantInfo:
+    for t in status.tenants:
+        if t.tenant == tenant:
+            return t
+    info = TenantInfo(tenant)
+    status.tenants.append(info)
+    return info
+
+
+def _tenant_ingest(first: Samples, second: Samples, dt: float, status: Status) -> None:
+    for _, metric in SIGNALS:
+        for tenant, v in rates(first, second, metric, "tenant", dt).items():
+            _tenant(status, tenant).accepted_per_s += v
+        for tenant, v in by_label(second, metric, "tenant").items():
+            _tenant(status, tenant).accepted_total += v
+    for (n, labels), v in second.items():
+        d = dict(labels)
+        if n == "otel_refused_items_total" and v:
+            info = _tenant(status, d.get("tenant", ""))
+            reason = d.get("reason", "")
+            info.refused_items[reason] = info.refused_items.get(reason, 0.0) + v
+        elif n == "otel_refused_total" and v and d.get("tenant"):
+            _tenant(status, d["tenant"]).refused_requests += v
+        elif n == names.TENANT_STORED_ROWS and v:
+            _tenant(status, d.get("tenant", "")).rows[d.get("signal", "")] = int(v)
+        elif n == names.TENANT_STORED_BYTES and v:
+            _tenant(status, d.get("tenant", "")).bytes_on_disk += int(v)
+
+
 # --- the whole screen -----------------------------------------------------------------------------
 
 
@@ -272,6 +319,9 @@ def collect(cfg: Config, *, interval_s: float = SAMPLE_INTERVAL_S) -> Status:
     status.writes_total = by_label(second, "otel_storage_writes_total", "status")
     status.refused = rates(first, second, "otel_refused_total", "reason", dt)
     status.refused_total = by_label(second, "otel_refused_total", "reason")
+    status.tenancy = cfg.tenancy.mode
+    if cfg.tenancy.mode != "off":
+        _tenant_ingest(first, second, dt, status)
     for (n, labels), v in second.items():
         if n == "otel_memory_usage_bytes":
             d = dict(labels)
@@ -361,6 +411,16 @@ def render(s: Status) -> str:
             lines.append(f"  {t.table:<30} {t.rows:>14,} {human_bytes(t.bytes_on_disk):>11} {ratio:>6} {t.parts:>6}")
     else:
         lines.append(f"CLICKHOUSE  {s.clickhouse_url}  UNREACHABLE  {s.clickhouse_error}")
+    if s.tenants:
+        lines.append("")
+        lines.append(f"TENANTS  (tenancy {s.tenancy}; stored and on disk as of the supervisor's last estimate, each minute)")
+        lines.append(f"  {'TENANT':<24} {'ACCEPTED/S':>11} {'ACCEPTED':>12} {'REFUSED':>9}  {'REFUSED ITEMS':<28} "
+                     f"{'STORED (traces/logs/metrics)':>30} {'ON DISK':>11}")
+        for ten in sorted(s.tenants, key=lambda x: (-x.bytes_on_disk, x.tenant)):
+            refused = ", ".join(f"{r} {n:,.0f}" for r, n in sorted(ten.refused_items.items())) or "-"
+            stored = "/".join(f"{ten.rows.get(sig, 0):,}" for sig in ("traces", "logs", "metrics"))
+            lines.append(f"  {ten.tenant or '(none)':<24} {ten.accepted_per_s:>11,.1f} {ten.accepted_total:>12,.0f} "
+                         f"{ten.refused_requests:>9,.0f}  {refused:<28} {stored:>30} {human_bytes(ten.bytes_on_disk):>11}")
     return "\n".join(lines) + "\n"
 
 
@@ -369,4 +429,5 @@ def status_from_dict(d: dict[str, Any]) -> Status:
     d = dict(d)
     d["processes"] = [ProcessInfo(**p) for p in d.get("processes", [])]
     d["tables"] = [TableInfo(**t) for t in d.get("tables", [])]
+    d["tenants"] = [TenantInfo(**t) for t in d.get("tenants", [])]
     return Status(**d)

@@ -33,6 +33,23 @@ pub fn put_varuint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 #[inline]
+/// Splits a string serialized by `put_varuint(len)` + bytes (as `MapRow::push` writes it) off
+/// the front of `b`; `b` must hold whole strings (it does: only `push` writes them).
+fn take_string(b: &[u8]) -> (&[u8], &[u8]) {
+    let (mut len, mut shift, mut i) = (0usize, 0u32, 0usize);
+    while i < b.len() {
+        let byte = b[i];
+        i += 1;
+        len |= ((byte & 0x7f) as usize) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    let end = (i + len).min(b.len());
+    (&b[i..end], &b[end..])
+}
+
 fn varuint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {
@@ -359,6 +376,20 @@ impl MapRow {
         self.keys.clear();
         self.values.clear();
         self.len = 0;
+    }
+
+    /// The (key, value) entries in the order pushed.
+    pub fn entries(&self) -> Vec<(&[u8], &[u8])> {
+        let (mut ks, mut vs) = (&self.keys[..], &self.values[..]);
+        let mut out = Vec::with_capacity(self.len);
+        for _ in 0..self.len {
+            let (k, rest) = take_string(ks);
+            ks = rest;
+            let (v, rest) = take_string(vs);
+            vs = rest;
+            out.push((k, v));
+        }
+        out
     }
 
     #[inline]

@@ -45,6 +45,8 @@ use crate::error::{bail, Result};
 use crate::native::{FixedCol, MapCol, MapRow, PodCol, StringCol};
 use crate::otlp::wire::{is_utf8, Reader, Value};
 use crate::prom::series_id::series_id;
+use crate::series_limit::{Gate, SeriesLimiter};
+use std::sync::Arc;
 use crate::tables::{table, Limits, Stats, UNKNOWN_SERVICE};
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -190,6 +192,8 @@ pub struct RemoteWriteDecoder {
     /// Mixed into the remembered (series, day) keys: another tenant's same series has its own
     /// labels row.
     tenant_hash: u64,
+    /// The tenant's series limit for the next decodes (`set_series_limit`).
+    series_gate: Option<Gate>,
 }
 
 /// A label as byte ranges of the series message it was read from.
@@ -241,6 +245,13 @@ impl RemoteWriteDecoder {
         } else {
             crate::prom::series_id::city_hash64(tenant)
         };
+    }
+
+    /// The limiter and limit of active series per metric for the next decodes' tenant (set after
+    /// `set_tenant`); None or a 0 limit: no limit. A new series over the limit has its samples
+    /// and exemplars refused (`Stats::over_limit`, counted in `rejected`), the rest are decoded.
+    pub fn set_series_limit(&mut self, limiter: Option<Arc<SeriesLimiter>>, limit: usize, tenant: &[u8]) {
+        self.series_gate = Gate::new(limiter, limit, tenant);
     }
 
     /// Decompresses (when `snappy`) and decodes one `WriteRequest` into the three tables
@@ -423,6 +434,21 @@ impl RemoteWriteDecoder {
             resource[..n].iter().copied(),
             ExactLen(attributes, labels.len() - 1),
         );
+        if let Some(g) = &self.series_gate {
+            if !g.admit(s.name, self.id) {
+                let mut n = 0u64;
+                let mut r = Reader::new(msg);
+                while let Some((f, _)) = r.next()? {
+                    n += (f == 2) as u64;
+                }
+                self.stats.rejected += n;
+                self.stats.over_limit += n;
+                if self.stats.rejection_reason.is_none() {
+                    self.stats.rejection_reason = Some(g.reason(s.name));
+                }
+                return Ok(());
+            }
+        }
         let mut r = Reader::new(msg);
         while let Some((f, v)) = r.next()? {
             if f == 2 {
@@ -968,4 +994,29 @@ mod tests {
         assert_eq!((d.samples.rows, d.series.rows), (1, 1));
         assert_eq!(d.samples.tenant.value(), b"team-b");
     }
+
+    #[test]
+    fn new_series_over_the_tenant_limit_are_refused_the_rest_decoded() {
+        let limiter = Arc::new(SeriesLimiter::new(3600, 1000));
+        let body = request(&[
+            series(&[("__name__", "lim_m"), ("pod", "a")], &[(1.0, 1), (2.0, 2)]),
+            series(&[("__name__", "lim_m"), ("pod", "b")], &[(3.0, 3)]),
+            series(&[("__name__", "lim_m"), ("pod", "c")], &[(4.0, 4), (5.0, 5)]),
+            series(&[("__name__", "lim_other")], &[(6.0, 6)]),
+        ]);
+        let mut d = RemoteWriteDecoder::default();
+        d.set_tenant(b"team-a");
+        d.set_series_limit(Some(limiter.clone()), 2, b"team-a");
+        d.decode(&body, false, 1 << 20, &LIMITS, 7).unwrap();
+        let stats = d.take_stats();
+        assert_eq!((stats.items, stats.rejected, stats.over_limit), (4, 2, 2));
+        assert_eq!(d.samples.rows, 4);
+        assert!(stats.rejection_reason.unwrap().contains("\"lim_m\""));
+        // Another tenant has its own count.
+        d.set_tenant(b"team-b");
+        d.set_series_limit(Some(limiter), 2, b"team-b");
+        d.decode(&body, false, 1 << 20, &LIMITS, 7).unwrap();
+        assert_eq!(d.take_stats().over_limit, 2);
+    }
+
 }

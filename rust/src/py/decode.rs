@@ -9,6 +9,9 @@ use crate::decode::{self, Compression, Format, Options, Signal};
 use crate::prom::remote_write::RemoteWriteDecoder;
 use crate::tables::Limits;
 
+use super::series_limit::SeriesLimiter;
+use crate::series_limit::Gate;
+
 pyo3::create_exception!(
     otelingest._native,
     DecodeError,
@@ -21,8 +24,10 @@ pyo3::create_exception!(
 pub struct Decoded {
     /// Spans / log records / metric data points placed in blocks.
     items: u64,
-    /// Items dropped as invalid (OTLP partial success), 0 normally.
+    /// Items dropped as invalid or refused (OTLP partial success), 0 normally.
     rejected: u64,
+    /// Of `rejected`, items of new series over the tenant's series limit.
+    over_limit: u64,
     /// Why the first rejected item was dropped.
     rejection_reason: Option<String>,
     /// Total bytes of all blocks.
@@ -92,9 +97,10 @@ fn run(
     body: &[u8],
     opts: Options,
     tenant: &str,
+    gate: Option<Gate>,
 ) -> PyResult<Decoded> {
     let summary = py
-        .detach(|| decode::decode_rows(signal, body, &opts, tenant.as_bytes()))
+        .detach(|| decode::decode_rows_limited(signal, body, &opts, tenant.as_bytes(), gate))
         .map_err(|e| DecodeError::new_err(e.0))?;
     let blocks = PyList::empty(py);
     if summary.rows > 0 {
@@ -114,6 +120,7 @@ fn run(
     Ok(Decoded {
         items: summary.stats.items,
         rejected: summary.stats.rejected,
+        over_limit: summary.stats.over_limit,
         rejection_reason: summary.stats.rejection_reason,
         nbytes: summary.block_len as u64,
         blocks: blocks.unbind(),
@@ -151,8 +158,11 @@ macro_rules! decode_fn {
     ($name:ident, $signal:expr) => {
         /// Decodes one OTLP export request body into ClickHouse Native blocks (GIL released);
         /// every row's `TenantId` is `tenant` (validated by the caller, otelingest.tenancy).
+        /// Metrics: a data point of a new series over `max_series_per_metric` (counted in
+        /// `series_limiter`) is refused (`over_limit`); traces and logs ignore the limit.
         #[pyfunction]
-        #[pyo3(signature = (body, *, format = "protobuf", compression = None, max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default"))]
+        #[pyo3(signature = (body, *, format = "protobuf", compression = None, max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default", series_limiter = None, max_series_per_metric = 0))]
+        #[allow(clippy::too_many_arguments)]
         fn $name(
             py: Python<'_>,
             body: PyBackedBytes,
@@ -161,9 +171,12 @@ macro_rules! decode_fn {
             max_decompressed_bytes: usize,
             max_attributes: usize,
             tenant: &str,
+            series_limiter: Option<Py<SeriesLimiter>>,
+            max_series_per_metric: usize,
         ) -> PyResult<Decoded> {
             let opts = options(format, compression, max_decompressed_bytes, max_attributes)?;
-            run(py, $signal, &body, opts, tenant)
+            let gate = Gate::new(series_limiter.map(|l| l.get().inner.clone()), max_series_per_metric, tenant.as_bytes());
+            run(py, $signal, &body, opts, tenant, gate)
         }
     };
 }
@@ -195,7 +208,8 @@ pub(super) fn snappy_compression(compression: Option<&str>) -> PyResult<bool> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default"))]
+#[pyo3(signature = (body, *, compression = Some("snappy"), max_decompressed_bytes = 64 << 20, max_attributes = 1024, tenant = "default", series_limiter = None, max_series_per_metric = 0))]
+#[allow(clippy::too_many_arguments)]
 fn decode_remote_write(
     py: Python<'_>,
     body: PyBackedBytes,
@@ -203,7 +217,10 @@ fn decode_remote_write(
     max_decompressed_bytes: usize,
     max_attributes: usize,
     tenant: &str,
+    series_limiter: Option<Py<SeriesLimiter>>,
+    max_series_per_metric: usize,
 ) -> PyResult<Decoded> {
+    let limiter = series_limiter.map(|l| l.get().inner.clone());
     let snappy = snappy_compression(compression)?;
     let limits = Limits { max_attributes };
     let now_ns = std::time::SystemTime::now()
@@ -219,6 +236,7 @@ fn decode_remote_write(
                     ));
                 };
                 d.set_tenant(tenant.as_bytes());
+                d.set_series_limit(limiter, max_series_per_metric, tenant.as_bytes());
                 let res = d.decode(&body, snappy, max_decompressed_bytes, &limits, now_ns);
                 let out = res.map(|()| (d.take_stats(), d.blocks(), d.new_series.clone()));
                 // A huge request should not pin its column buffers for the life of the thread.
@@ -246,6 +264,7 @@ fn decode_remote_write(
     Ok(Decoded {
         items: stats.items,
         rejected: stats.rejected,
+        over_limit: stats.over_limit,
         rejection_reason: stats.rejection_reason,
         nbytes,
         blocks: list.unbind(),

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod decode;
 mod remote_write_v2;
 pub mod ring;
+mod series_limit;
 
 /// Version of the native extension, equal to the package version.
 #[pyfunction]
@@ -18,5 +19,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     decode::register(m)?;
     remote_write_v2::register(m)?;
     ring::register(m)?;
+    series_limit::register(m)?;
     Ok(())
 }

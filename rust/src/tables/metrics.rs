@@ -7,6 +7,7 @@ use super::{check_id, decoder, id, nanos, table, AttrCount, Limits};
 use crate::error::Result;
 use crate::native::{ArrayCol, FixedCol, MapCol, NullableCol, PodCol, StringCol};
 use crate::otlp::wire::{for_each_fixed64, for_each_varint, sint32, Reader};
+use crate::prom::series_id::series_id;
 
 pub const TABLE: &str = "otel_metrics";
 
@@ -242,6 +243,17 @@ impl MetricsDecoder {
                 .reject(|| format!("data point rejected: {reason}"));
             return Ok(());
         }
+        if self.series_gate.is_some() {
+            let id = self.series_id(m.name, msg, layout.attributes, limits)?;
+            if let Some(g) = &self.series_gate {
+                if !g.admit(m.name, id) {
+                    self.stats.over_limit += 1;
+                    let stats = &mut self.stats;
+                    stats.reject(|| g.reason(m.name));
+                    return Ok(());
+                }
+            }
+        }
         // Summary's sum is a plain double: present (0 by default) on every summary point.
         if m.kind == Kind::Summary && sum.is_none() {
             sum = Some(0.0);
@@ -313,6 +325,36 @@ impl MetricsDecoder {
         t.end_point();
         self.stats.items += 1;
         Ok(())
+    }
+}
+
+impl MetricsDecoder {
+    /// The point's `SeriesId` as `otel_metrics` computes it (`cityHash64(MetricName, ServiceName,
+    /// mapSort(ResourceAttributes), mapSort(Attributes))`), from the attributes rendered as they
+    /// will be stored (a first pass, only when a series limit applies).
+    fn series_id(&mut self, name: &[u8], msg: &[u8], attributes: u32, limits: &Limits) -> Result<u64> {
+        let mut row = std::mem::take(&mut self.gate_row);
+        row.clear();
+        let mut count = AttrCount::new(limits, "data point");
+        let mut r = Reader::new(msg);
+        while let Some((f, v)) = r.next()? {
+            if f == attributes {
+                count.put(v, "attributes", &mut row, &mut self.scratch)?;
+            }
+        }
+        let mut attrs = row.entries();
+        let mut resource = self.resource.attrs.entries();
+        // mapSort: by key, byte order.
+        attrs.sort_by(|a, b| a.0.cmp(b.0));
+        resource.sort_by(|a, b| a.0.cmp(b.0));
+        let id = series_id(
+            name,
+            &self.resource.service,
+            resource.iter().copied(),
+            attrs.iter().copied(),
+        );
+        self.gate_row = row;
+        Ok(id)
     }
 }
 

@@ -96,8 +96,10 @@ pub struct Limits {
 pub struct Stats {
     /// Items written.
     pub items: u64,
-    /// Items dropped as invalid.
+    /// Items dropped as invalid or refused (includes `over_limit`).
     pub rejected: u64,
+    /// Items refused because their series was new and over the tenant's series limit.
+    pub over_limit: u64,
     /// Why the first rejected item was dropped.
     pub rejection_reason: Option<String>,
 }
@@ -300,6 +302,11 @@ macro_rules! decoder {
             scratch: Vec<u8>,
             /// Kind letters of the current item's attributes (tables that store them).
             pub kinds: Vec<u8>,
+            /// The tenant's series limit (metrics only; `decode::decode_rows_limited`).
+            pub series_gate: Option<$crate::series_limit::Gate>,
+            /// An item's attributes rendered aside, for its series id (with `series_gate`).
+            #[allow(dead_code)] // read by the metrics decoder only
+            gate_row: $crate::native::MapRow,
         }
 
         impl $crate::tables::ItemDecoder for $name {

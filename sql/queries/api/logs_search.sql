@@ -4,7 +4,8 @@ SELECT
     toUnixTimestamp64Nano(Timestamp), hex(TraceId), hex(SpanId), SeverityText, SeverityNumber,
     ServiceName, Body, ResourceAttributes, LogAttributes, ScopeName
 FROM otel_logs
-WHERE ({service:String} = '' OR ServiceName = {service:String})
+WHERE TenantId = {tenant:String}
+  AND ({service:String} = '' OR ServiceName = {service:String})
   AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
   AND ({severity:String} = ''

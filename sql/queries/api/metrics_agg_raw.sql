@@ -8,7 +8,8 @@ FROM
 (
     SELECT TimeUnix, ServiceName, Value
     FROM otel_metrics
-    WHERE MetricName = {metric:String}
+    WHERE TenantId = {tenant:String}
+      AND MetricName = {metric:String}
       AND MetricType IN ('Gauge', 'Sum')  -- histograms: Prometheus API (histogram_quantile)
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
@@ -17,7 +18,8 @@ FROM
     -- Remote-written samples since migration 0012 (gauges).
     SELECT TimeUnix, ServiceName, Value
     FROM otel_prom_samples
-    WHERE MetricName = {metric:String}
+    WHERE TenantId = {tenant:String}
+      AND MetricName = {metric:String}
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -10,7 +10,8 @@ FROM
 (
     SELECT TimeBucket, ServiceName, Points, ValueSum, ValueMin, ValueMax, ValueQuantiles
     FROM {table:Identifier}
-    WHERE MetricName = {metric:String}
+    WHERE TenantId = {tenant:String}
+      AND MetricName = {metric:String}
       AND MetricType IN ('Gauge', 'Sum')  -- histograms: Prometheus API (histogram_quantile)
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))

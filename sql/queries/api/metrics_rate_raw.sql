@@ -14,7 +14,8 @@ FROM
         SELECT TimeUnix, ServiceName, AggregationTemporality, Value,
                lagInFrame(Value) OVER w AS prev, row_number() OVER w AS n
         FROM otel_metrics
-        WHERE MetricName = {metric:String}
+        WHERE TenantId = {tenant:String}
+          AND MetricName = {metric:String}
           AND MetricType IN ('Sum')  -- histograms: Prometheus API (histogram_quantile)
           AND ({service:String} = '' OR ServiceName = {service:String})
           AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})

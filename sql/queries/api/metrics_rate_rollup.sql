@@ -8,7 +8,8 @@ FROM
         if(any(AggregationTemporality) = 'Delta', sum(ValueSum),
            argMaxMerge(ValueLast) - argMinMerge(ValueFirst)) AS increase
     FROM {table:Identifier}
-    WHERE MetricName = {metric:String}
+    WHERE TenantId = {tenant:String}
+      AND MetricName = {metric:String}
       AND MetricType IN ('Sum')  -- histograms: Prometheus API (histogram_quantile)
       AND ({service:String} = '' OR ServiceName = {service:String})
       AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))

@@ -2,7 +2,8 @@
 SELECT ServiceName, sum(SpanCount), sum(ErrorCount),
        quantilesTDigestMerge(0.5, 0.95, 0.99)(DurationQuantiles)
 FROM otel_span_stats_1h
-WHERE TimeBucket >= toStartOfHour(toDateTime(intDiv({start_ns:Int64}, 1000000000)))
+WHERE TenantId = {tenant:String}
+  AND TimeBucket >= toStartOfHour(toDateTime(intDiv({start_ns:Int64}, 1000000000)))
   AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
 GROUP BY ServiceName
 ORDER BY ServiceName

@@ -3,7 +3,8 @@
 -- outer bounds let the primary key skip every other hour.
 SELECT Parent, Child, sum(CallCount), sum(ErrorCount)
 FROM otel_service_dependencies_1h FINAL
-WHERE TimeBucket >= toDateTime(arrayMin(r -> r.1, {runs:Array(Tuple(UInt32, UInt32))}))
+WHERE TenantId = {tenant:String}
+  AND TimeBucket >= toDateTime(arrayMin(r -> r.1, {runs:Array(Tuple(UInt32, UInt32))}))
   AND TimeBucket < toDateTime(arrayMax(r -> r.2, {runs:Array(Tuple(UInt32, UInt32))}))
   AND arrayExists(r -> TimeBucket >= toDateTime(r.1) AND TimeBucket < toDateTime(r.2), {runs:Array(Tuple(UInt32, UInt32))})
 GROUP BY Parent, Child

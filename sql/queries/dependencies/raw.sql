@@ -9,7 +9,8 @@ FROM
 (
     SELECT TraceId, ParentSpanId, ServiceName, StatusCode, intDiv(toUnixTimestamp(Timestamp), 3600) AS Hour
     FROM otel_traces
-    WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+    WHERE TenantId = {tenant:String}
+      AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
       AND ParentSpanId != toFixedString('\0\0\0\0\0\0\0\0', 8)
 ) AS c
@@ -18,7 +19,8 @@ INNER JOIN
     SELECT TraceId, SpanId, ServiceName, intDiv(toUnixTimestamp(Timestamp), 3600) AS Hour
     FROM otel_traces
     -- From the hour before the first child's hour to the end of the last child's hour.
-    WHERE Timestamp >= fromUnixTimestamp64Nano(intDiv({start_ns:Int64}, hour_ns) * hour_ns - hour_ns)
+    WHERE TenantId = {tenant:String}
+      AND Timestamp >= fromUnixTimestamp64Nano(intDiv({start_ns:Int64}, hour_ns) * hour_ns - hour_ns)
       AND Timestamp < fromUnixTimestamp64Nano(intDiv({end_ns:Int64} + hour_ns - 1, hour_ns) * hour_ns)
 ) AS p
 ON c.TraceId = p.TraceId AND c.ParentSpanId = p.SpanId

@@ -1,5 +1,6 @@
 -- Services that produced spans (from the hourly span rollup: tiny, and covers the retention).
 SELECT DISTINCT ServiceName
 FROM otel_span_stats_1h
-WHERE TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
+WHERE TenantId = {tenant:String}
+  AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
 ORDER BY ServiceName

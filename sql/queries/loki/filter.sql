@@ -6,7 +6,8 @@
 -- together); an empty array or string is an unused slot, folded away as a constant. Regexes are
 -- RE2 (as in Loki), anchored by the caller, so a used regex slot is never empty.
 FROM otel_logs
-WHERE Timestamp > fromUnixTimestamp64Nano({start_ns:Int64})
+WHERE TenantId = {tenant:String}
+  AND Timestamp > fromUnixTimestamp64Nano({start_ns:Int64})
   AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
   AND ServiceName NOT IN {service_ne:Array(String)}
   AND match(ServiceName, {service_re:String})

@@ -6,10 +6,12 @@
   AND ResourceHash GLOBAL IN (
         SELECT ResourceHash
         FROM otel_logs
-        WHERE (ServiceName, ResourceHash, Timestamp) GLOBAL IN (
+        WHERE TenantId = {tenant:String}
+          AND (ServiceName, ResourceHash, Timestamp) GLOBAL IN (
                   SELECT ServiceName, ResourceHash, min(Timestamp)
                   FROM otel_logs
-                  WHERE Timestamp > fromUnixTimestamp64Nano({start_ns:Int64})
+                  WHERE TenantId = {tenant:String}
+                    AND Timestamp > fromUnixTimestamp64Nano({start_ns:Int64})
                     AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
                   GROUP BY ServiceName, ResourceHash)
           AND arrayAll((val, o, v) -> multiIf(o = '=', val = v, o = '!=', val != v, o = '=~', match(val, v),

@@ -3,7 +3,8 @@
 -- few granules and the Map column is read there only, not for every record of the window.
 SELECT ResourceHash, ResourceAttributes
 FROM otel_logs
-WHERE ServiceName IN {services:Array(String)}
+WHERE TenantId = {tenant:String}
+  AND ServiceName IN {services:Array(String)}
   AND toUnixTimestamp64Nano(Timestamp) IN {times:Array(Int64)}
   AND ResourceHash IN {hashes:Array(UInt64)}
 LIMIT 1 BY ResourceHash

@@ -3,7 +3,8 @@ SELECT SeriesId, toUnixTimestamp64Nano(e.1), e.2, hex(e.3), hex(e.4), e.5, Expli
 FROM otel_metrics
 ARRAY JOIN arrayZip(Exemplars.TimeUnix, Exemplars.Value, Exemplars.TraceId, Exemplars.SpanId,
                     Exemplars.FilteredAttributes) AS e
-WHERE MetricName IN {names:Array(String)}
+WHERE TenantId = {tenant:String}
+  AND MetricName IN {names:Array(String)}
   AND SeriesId IN {series:Array(UInt64)}
   AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -2,7 +2,8 @@
 -- migration 0008), oldest first: each with its series' labels, matched to the series by the service.
 SELECT MetricName, Attributes, toUnixTimestamp64Nano(TimeUnix), Value, FilteredAttributes
 FROM otel_metrics_exemplars
-WHERE MetricName IN {names:Array(String)}
+WHERE TenantId = {tenant:String}
+  AND MetricName IN {names:Array(String)}
   AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
 ORDER BY TimeUnix

@@ -23,7 +23,8 @@ FROM
 (
     SELECT SeriesId, TimeUnix, Value, Count, Sum, BucketCounts, ExplicitBounds
     FROM otel_metrics
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
@@ -35,7 +36,8 @@ FROM
     SELECT SeriesId, TimeUnix, Value, toUInt64(0), CAST(NULL, 'Nullable(Float64)'),
            CAST([], 'Array(UInt64)'), CAST([], 'Array(Float64)')
     FROM otel_prom_samples
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeUnix > fromUnixTimestamp64Nano({origin_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -9,13 +9,15 @@ FROM
            IsMonotonic, any(MetricUnit) AS Unit, any(MetricDescription) AS Description,
            max(ScopeName = 'otelingest.prometheus.remote_write') AS RemoteWrite
     FROM otel_metrics
-    WHERE TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
+    WHERE TenantId = {tenant:String}
+      AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
     GROUP BY MetricName, MetricType, AggregationTemporality, IsMonotonic
     UNION ALL
     SELECT MetricName, 'Gauge', 'Unspecified', CAST(false, 'Bool'), '', '', toUInt8(1)
     FROM otel_prom_samples
-    WHERE TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
+    WHERE TenantId = {tenant:String}
+      AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
     GROUP BY MetricName
 )

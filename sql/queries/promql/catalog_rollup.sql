@@ -3,6 +3,7 @@
 SELECT MetricName, toString(MetricType), toString(AggregationTemporality), IsMonotonic,
        any(MetricUnit), '', max(ResourceAttributes['otelingest.source'] = 'prometheus.remote_write')
 FROM {table:Identifier}
-WHERE TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
+WHERE TenantId = {tenant:String}
+  AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
   AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
 GROUP BY MetricName, MetricType, AggregationTemporality, IsMonotonic

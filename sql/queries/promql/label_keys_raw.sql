@@ -8,20 +8,23 @@ FROM
     SELECT groupUniqArrayArray(mapKeys(Attributes)) AS keys,
            max(has(mapKeys(ResourceAttributes), 'service.instance.id')) AS instance
     FROM otel_metrics
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
     UNION ALL
     SELECT groupUniqArrayArray(mapKeys(Attributes)), max(has(mapKeys(ResourceAttributes), 'service.instance.id'))
     FROM otel_prom_series
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND toDate(TimeUnix) >= toDate(fromUnixTimestamp64Nano({start_ns:Int64}))
       AND toDate(TimeUnix) <= toDate(fromUnixTimestamp64Nano({end_ns:Int64}))
       AND SeriesId IN
       (
           SELECT DISTINCT SeriesId
           FROM otel_prom_samples
-          WHERE MetricName IN {names:Array(String)}
+          WHERE TenantId = {tenant:String}
+            AND MetricName IN {names:Array(String)}
             AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
             AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
       )

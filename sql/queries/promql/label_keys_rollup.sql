@@ -6,18 +6,21 @@ FROM
     SELECT groupUniqArrayArray(mapKeys(Attributes)) AS keys,
            max(has(mapKeys(ResourceAttributes), 'service.instance.id')) AS instance
     FROM {table:Identifier}
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
       AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
     UNION ALL
     SELECT groupUniqArrayArray(mapKeys(Attributes)), max(has(mapKeys(ResourceAttributes), 'service.instance.id'))
     FROM otel_prom_series
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN
       (
           SELECT SeriesId
           FROM {table:Identifier}
-          WHERE MetricName IN {names:Array(String)}
+          WHERE TenantId = {tenant:String}
+            AND MetricName IN {names:Array(String)}
             AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
             AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
       )

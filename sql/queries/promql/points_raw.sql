@@ -7,7 +7,8 @@ FROM
     SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t, Value, Count, ifNull(Sum, 0) AS s,
            BucketCounts, ExplicitBounds
     FROM otel_metrics
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
@@ -15,7 +16,8 @@ FROM
     SELECT SeriesId, toUnixTimestamp64Nano(TimeUnix), Value, toUInt64(0), toFloat64(0),
            CAST([], 'Array(UInt64)'), CAST([], 'Array(Float64)')
     FROM otel_prom_samples
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

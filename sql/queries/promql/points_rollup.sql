@@ -8,7 +8,8 @@ SELECT SeriesId,
        if(any(AggregationTemporality) = 'Delta', sumForEachMerge(BucketCountsSum), argMaxMerge(BucketCountsLast)),
        any(ExplicitBounds)
 FROM {table:Identifier}
-WHERE MetricName IN {names:Array(String)}
+WHERE TenantId = {tenant:String}
+  AND MetricName IN {names:Array(String)}
   AND SeriesId IN {series:Array(UInt64)}
   AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
   AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND

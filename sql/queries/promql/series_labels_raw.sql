@@ -7,14 +7,16 @@ FROM
 (
     SELECT SeriesId, ServiceName, ResourceAttributes, Attributes
     FROM otel_metrics
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
     UNION ALL
     SELECT SeriesId, ServiceName, ResourceAttributes, Attributes
     FROM otel_prom_series
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND toDate(TimeUnix) >= toDate(fromUnixTimestamp64Nano({start_ns:Int64}))
       AND toDate(TimeUnix) <= toDate(fromUnixTimestamp64Nano({end_ns:Int64}))

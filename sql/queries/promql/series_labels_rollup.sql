@@ -8,14 +8,16 @@ FROM
 (
     SELECT SeriesId, ServiceName, ResourceAttributes, Attributes
     FROM {table:Identifier}
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
       AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
     UNION ALL
     SELECT SeriesId, ServiceName, CAST(ResourceAttributes, 'Map(String, String)'), CAST(Attributes, 'Map(String, String)')
     FROM otel_prom_series
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND SeriesId IN {series:Array(UInt64)}
       AND toDate(TimeUnix) >= toDate(toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR)
       AND toDate(TimeUnix) <= toDate(toDateTime(intDiv({end_ns:Int64}, 1000000000)))

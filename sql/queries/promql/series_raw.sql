@@ -7,14 +7,16 @@ FROM
 (
     SELECT SeriesId, MetricName, ServiceName, uniqExact(BoundsHash) > 1 AS changed, any(ExplicitBounds) AS bounds
     FROM otel_metrics
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
     GROUP BY MetricName, ServiceName, SeriesId
     UNION ALL
     SELECT DISTINCT SeriesId, MetricName, ServiceName, toUInt8(0), CAST([], 'Array(Float64)')
     FROM otel_prom_samples
-    WHERE MetricName IN {names:Array(String)}
+    WHERE TenantId = {tenant:String}
+      AND MetricName IN {names:Array(String)}
       AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
 )

@@ -3,7 +3,8 @@
 -- bounds. Their labels: promql/series_labels_rollup.sql.
 SELECT SeriesId, MetricName, ServiceName, uniqExact(cityHash64(ExplicitBounds)) > 1, any(ExplicitBounds)
 FROM {table:Identifier}
-WHERE MetricName IN {names:Array(String)}
+WHERE TenantId = {tenant:String}
+  AND MetricName IN {names:Array(String)}
   AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL 1 HOUR
   AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000))
 GROUP BY MetricName, ServiceName, SeriesId

@@ -13,7 +13,8 @@ FROM
            %VALUE% AS v,
            %BUCKET% AS hb
     FROM otel_traces
-    WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+    WHERE TenantId = {tenant:String}
+      AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp < fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)
 )

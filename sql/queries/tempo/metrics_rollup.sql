@@ -7,7 +7,8 @@ SELECT intDiv(toInt64(toUnixTimestamp(TimeBucket)) * 1000000000 - {origin_ns:Int
        sum(SpanCount), sum(ErrorCount), sum(DurationSum), min(DurationMin), max(DurationMax),
        quantilesTDigestMerge(0.5, 0.95, 0.99)(DurationQuantiles)
 FROM otel_span_stats_1h
-WHERE TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
+WHERE TenantId = {tenant:String}
+  AND TimeBucket >= toDateTime(intDiv({start_ns:Int64}, 1000000000))
   AND TimeBucket < toDateTime(intDiv({end_ns:Int64}, 1000000000))
   AND (%FILTER%)
 GROUP BY bucket, grp

@@ -9,7 +9,8 @@ FROM
 (
     SELECT TraceId, Timestamp AS ts, %COLUMNS%
     FROM otel_traces
-    WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+    WHERE TenantId = {tenant:String}
+      AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
 )
 WHERE %ANY%

@@ -13,7 +13,8 @@ FROM
         toUInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration) OVER w - min(toUnixTimestamp64Nano(Timestamp)) OVER w) AS TraceDuration,
         min(toUnixTimestamp64Nano(Timestamp)) OVER w AS TraceStart
     FROM otel_traces
-    WHERE TraceId IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))
+    WHERE TenantId = {tenant:String}
+      AND TraceId IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
     WINDOW w AS (PARTITION BY TraceId)

@@ -9,35 +9,40 @@ FROM
 (
     SELECT DISTINCT 'span' AS scope, arrayJoin(SpanAttributes.keys) AS name
     FROM otel_traces
-    WHERE {scope:String} IN ('', 'span')
+    WHERE TenantId = {tenant:String}
+      AND {scope:String} IN ('', 'span')
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)
     UNION ALL
     SELECT DISTINCT 'resource', arrayJoin(ResourceAttributes.keys)
     FROM otel_traces
-    WHERE {scope:String} IN ('', 'resource')
+    WHERE TenantId = {tenant:String}
+      AND {scope:String} IN ('', 'resource')
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)
     UNION ALL
     SELECT DISTINCT 'event', arrayJoin(arrayFlatten(arrayMap(m -> mapKeys(m), Events.Attributes)))
     FROM otel_traces
-    WHERE {scope:String} IN ('', 'event')
+    WHERE TenantId = {tenant:String}
+      AND {scope:String} IN ('', 'event')
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)
     UNION ALL
     SELECT DISTINCT 'link', arrayJoin(arrayFlatten(arrayMap(m -> mapKeys(m), Links.Attributes)))
     FROM otel_traces
-    WHERE {scope:String} IN ('', 'link')
+    WHERE TenantId = {tenant:String}
+      AND {scope:String} IN ('', 'link')
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)
     UNION ALL
     SELECT DISTINCT 'instrumentation', arrayJoin(ScopeAttributes.keys)
     FROM otel_traces
-    WHERE {scope:String} IN ('', 'instrumentation')
+    WHERE TenantId = {tenant:String}
+      AND {scope:String} IN ('', 'instrumentation')
       AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
       AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
       AND (%FILTER%)

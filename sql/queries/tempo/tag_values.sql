@@ -3,7 +3,8 @@
 -- %EXISTS%, %TEXT%, %KIND% are a value source of tempo_fragments.sql; most frequent first.
 SELECT %TEXT% AS value, %KIND% AS kind
 FROM otel_traces
-WHERE Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
+WHERE TenantId = {tenant:String}
+  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
   AND %EXISTS%
   AND (%FILTER%)

@@ -2,7 +2,8 @@
 -- (hourly partitions). A tag matches a span attribute, a resource attribute, or the status/kind tags.
 SELECT hex(TraceId) AS trace_id, max(Timestamp) AS last_seen
 FROM otel_traces
-WHERE ({service:String} = '' OR ServiceName = {service:String})
+WHERE TenantId = {tenant:String}
+  AND ({service:String} = '' OR ServiceName = {service:String})
   AND ({operation:String} = '' OR SpanName = {operation:String})
   AND ({span_kind:String} = '' OR SpanKind = {span_kind:String})
   AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})

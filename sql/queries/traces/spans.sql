@@ -9,7 +9,8 @@ SELECT
     arrayMap(t -> hex(t), Links.TraceId), arrayMap(s -> hex(s), Links.SpanId), Links.TraceState, Links.Attributes,
     ResourceAttributeKinds, SpanAttributeKinds, ScopeAttributes
 FROM otel_traces
-WHERE TraceId IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))
+WHERE TenantId = {tenant:String}
+  AND TraceId IN (SELECT toFixedString(unhex(arrayJoin({trace_ids:Array(String)})), 16))
   AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
   AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
 ORDER BY TraceId, Timestamp

@@ -181,7 +181,7 @@ class HttpProtocol(asyncio.Protocol):
         self.timer = None
         if self.handling or self.closed:
             return
-        instruments.refused.labels("timeout").inc()
+        instruments.refused.labels("timeout", "").inc()
         self._respond(408, b"application/json", otlp.status_json(4, "request not received in time"), close=True)
 
     # --- parsing -----------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ class HttpProtocol(asyncio.Protocol):
                 self.transport.pause_reading()
                 asyncio.ensure_future(self._handle(req))
         except HttpError as e:
-            instruments.refused.labels(_refusal_reason(e.status)).inc()
+            instruments.refused.labels(_refusal_reason(e.status), "").inc()
             code = 16 if e.status == 401 else 3
             self._respond(e.status, MEDIA[e.fmt], _error_body(e.fmt, code, str(e)), close=True, extra=e.extra)
 
@@ -340,9 +340,9 @@ class HttpProtocol(asyncio.Protocol):
         srv.inflight_bytes += len(req.body)
         close = not req.keep_alive or srv.stopping
         try:
-            outcome = srv.intake.admit()
+            outcome = srv.intake.admit(req.tenant)
             if outcome is None and srv.inflight > srv.max_concurrent:
-                instruments.refused.labels("concurrency").inc()
+                instruments.refused.labels("concurrency", instruments.tenant_label(req.tenant)).inc()
                 outcome = Outcome(FULL, message="too many concurrent requests, retry later")
             if outcome is None:
                 try:
@@ -359,7 +359,7 @@ class HttpProtocol(asyncio.Protocol):
                             srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression, req.tenant
                         )
                 except srv.intake.DecodeError as e:
-                    instruments.refused.labels("bad_request").inc()
+                    instruments.refused.labels("bad_request", instruments.tenant_label(req.tenant)).inc()
                     outcome = Outcome(BAD, message=str(e))
                 else:
                     if req.signal == REMOTE_WRITE:
@@ -390,7 +390,7 @@ class HttpProtocol(asyncio.Protocol):
             if outcome.kind == TENANT_LIMIT:
                 extra = b"Retry-After: %d\r\n" % outcome.retry_after_s
             if outcome.kind == OK and req.rw_written is not None:
-                extra += prometheus.written_headers(*req.rw_written)
+                extra += prometheus.written_headers(req.rw_written[0] - outcome.over_limit, req.rw_written[1])
             self._respond(status, MEDIA["text"], body, close=close, extra=extra)
             return
         if outcome.kind == OK:

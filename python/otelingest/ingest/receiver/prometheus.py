@@ -13,6 +13,9 @@ path. Replies follow the remote-write spec and what Prometheus does with them:
   429 would lose samples;
 - 429 with ``Retry-After`` when the request's tenant is over its ingest rate ([tenancy]), as Mimir
   answers: the tenant's own excess, which Prometheus drops unless ``retry_on_http_429``;
+- 400 with the reason when some series were refused over the tenant's ``max_series_per_metric``
+  (the other samples are stored, as Mimir does; Prometheus does not retry a 400, and a retry would
+  be refused again);
 - 413 when the decoded request is larger than a ring record (a smaller ``max_samples_per_send``
   fits);
 - to a 2.0 request, a success also says what was written
@@ -66,6 +69,8 @@ def written_headers(samples: int, exemplars: int) -> bytes:
 def reply(outcome: Outcome) -> tuple[int, bytes]:
     """Status and text body for an outcome of the intake."""
     status = STATUS[outcome.kind]
+    if outcome.kind == OK and outcome.over_limit:
+        return 400, (outcome.message or "").encode() + b"\n"
     if outcome.kind == OK:
         return status, b""
     return status, (outcome.message or "").encode() + b"\n"

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..tenant import limits_of
 from ..dependencies import dependencies as compute_dependencies
 from ..errors import BadRequest, NotFound
 from ..spans import Span, fetch_traces, search_newest
@@ -159,7 +160,7 @@ async def search(request: Request) -> JSONResponse:
         end = _us_time(q["end"], "end") if q.get("end") else now_ns()
         lookback = duration_ns(q["lookback"], "lookback") if q.get("lookback") and q["lookback"] != "custom" else DEFAULT_LOOKBACK_NS
         start = _us_time(q["start"], "start") if q.get("start") else end - lookback
-        check_window(start, end, cfg.max_range_days)
+        check_window(start, end, limits_of(request))
         raw_limit = q.get("limit") or str(DEFAULT_LIMIT)
         if not raw_limit.isdigit():
             raise BadRequest(f"limit {raw_limit[:50]!r}: expected a non-negative integer")
@@ -202,7 +203,7 @@ async def dependencies(request: Request) -> JSONResponse:
         end = parse_time(q["endTs"], "endTs", numeric_unit_ns=1_000_000) if q.get("endTs") else now_ns()
         lookback = int(q["lookback"]) * 1_000_000 if q.get("lookback", "").isdigit() else 24 * 3600 * NS
         start = end - lookback
-        check_window(start, end, request.app.state.cfg.query.max_range_days, field="lookback")
+        check_window(start, end, limits_of(request), field="lookback")
         rows = await compute_dependencies(store_of(request), start, end, request=request)
         return _envelope([{"parent": p, "child": c, "callCount": n} for p, c, n, _ in rows])
 

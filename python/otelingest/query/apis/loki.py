@@ -19,6 +19,7 @@ from ..logql.evaluator import Evaluator, keep_earliest, sql_of, stream_labels, s
 from ..promql.naming import format_value
 from ..promql.values import Scalar, Vector, label_key
 from ..common import JSONResponse, cache_of, check_limit, first, form_params, now_ns, store_of
+from ..tenant import QueryLimits, limits_of
 from ..errors import BadRequest
 from ..storage.store import Timer
 from ..timeparse import NS, duration_ns, loki_time_ns
@@ -35,7 +36,7 @@ def _ok(data: Any) -> JSONResponse:
     return JSONResponse({"status": "success", "data": data})
 
 
-def _window(params: dict[str, list[str]], cfg: Any) -> tuple[int, int]:
+def _window(params: dict[str, list[str]], limits: QueryLimits) -> tuple[int, int]:
     end_s, start_s, since = first(params, "end"), first(params, "start"), first(params, "since")
     end = loki_time_ns(end_s, "end") if end_s else now_ns()
     if start_s:
@@ -46,8 +47,8 @@ def _window(params: dict[str, list[str]], cfg: Any) -> tuple[int, int]:
         start = end - DEFAULT_WINDOW_NS
     if end < start:
         raise BadRequest("end timestamp must not be before or equal to start time")
-    if end - start > cfg.max_range_days * 86400 * NS:
-        raise BadRequest(f"the query time range exceeds the limit ({cfg.max_range_days} days)")
+    if end - start > limits.range_days * 86400 * NS:
+        raise BadRequest(f"the query time range exceeds the limit ({limits.range_days} days, {limits.range_key})")
     return start, end
 
 
@@ -96,7 +97,8 @@ async def query_range(request: Request) -> JSONResponse:
         params = await form_params(request)
         cfg = request.app.state.cfg.query
         expr = logql.parse(first(params, "query") or "")
-        start, end = _window(params, cfg)
+        limits = limits_of(request)
+        start, end = _window(params, limits)
         limit, direction = _limit(params, cfg), _direction(params)
         if isinstance(expr, logql.LogQuery):
             key = ("loki_logs", first(params, "query"), start, end, limit, direction)
@@ -110,8 +112,9 @@ async def query_range(request: Request) -> JSONResponse:
         step = duration_ns(step_raw, "step") if step_raw else max(NS, ((end - start) // 250 // NS) * NS)
         if step <= 0:
             raise BadRequest("zero or negative query resolution step widths are not accepted")
-        if (end - start) // step > cfg.max_points:
-            raise BadRequest(f"exceeded maximum resolution of {cfg.max_points} points per time series")
+        if (end - start) // step > limits.points:
+            raise BadRequest(f"exceeded maximum resolution of {limits.points} points per time series "
+                             f"({limits.points_key})")
         steps = np.arange(start, end + 1, step, dtype=np.int64)
         mkey = ("loki_metric", first(params, "query"), start, end, step)
 
@@ -148,8 +151,7 @@ async def query(request: Request) -> JSONResponse:
 async def _streams(request: Request, params: dict[str, list[str]], selector: str | None, with_bytes: bool = False
                    ) -> list[tuple[dict[str, str], int, int]]:
     """(labels, entries, bytes) of the streams in the window; bytes only ``with_bytes`` (else 0)."""
-    cfg = request.app.state.cfg.query
-    start, end = _window(params, cfg)
+    start, end = _window(params, limits_of(request))
     q = None
     if selector:
         e = logql.parse(selector)

@@ -18,7 +18,8 @@ from msgspec import Meta, Struct
 from starlette.requests import Request
 from starlette.routing import Route
 
-from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..common import JSONResponse, cache_of, check_limit, check_points, check_window, now_ns, store_of, trace_id_hex
+from ..tenant import limits_of
 from ..errors import BadRequest, NotFound
 from ..spans import Span, fetch_traces, search_newest
 from ..storage.store import Timer
@@ -94,7 +95,7 @@ async def _decode(request: Request, typ: type[Any]) -> Any:
 def _window(req: Any, request: Request) -> tuple[int, int]:
     end = time_ns(req.end_time, "end_time") if req.end_time is not None else now_ns()
     start = time_ns(req.start_time, "start_time") if req.start_time is not None else end - DEFAULT_WINDOW_NS
-    check_window(start, end, request.app.state.cfg.query.max_range_days, field="end_time")
+    check_window(start, end, limits_of(request), field="end_time")
     return start, end
 
 
@@ -192,8 +193,7 @@ async def metrics(request: Request) -> JSONResponse:
         if step_ns < NS:
             raise BadRequest("must be at least 1s", field="step")
         step_s = step_ns // NS
-        if (end - start) // step_ns > request.app.state.cfg.query.max_points:
-            raise BadRequest("too many points: increase step or shorten the window", field="step")
+        check_points((end - start) // step_ns, limits_of(request))
         table = choose_metrics_table(start, end, step_s, request.app.state.cfg.retention)
         step_s = max(step_s, BUCKET_S[table])
         params: dict[str, Any] = {
@@ -266,7 +266,7 @@ async def services_stats(request: Request) -> JSONResponse:
         q = request.query_params
         end = time_ns(q["end_time"], "end_time") if "end_time" in q else now_ns()
         start = time_ns(q["start_time"], "start_time") if "start_time" in q else end - 24 * 3600 * NS
-        check_window(start, end, request.app.state.cfg.query.max_range_days, field="end_time")
+        check_window(start, end, limits_of(request), field="end_time")
         params = {"start_ns": start, "end_ns": end}
         store = store_of(request)
 

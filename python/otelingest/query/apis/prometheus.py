@@ -21,6 +21,7 @@ from ..promql.parse import parse
 from ..promql.source import LOOKBACK_NS, Source, series_chunks
 from ..promql.values import Matrix, Scalar, Vector, present, scalar_values
 from ..common import JSONResponse, cache_of, first, form_params, now_ns, store_of
+from ..tenant import limits_of, tenant_range_days
 from ..errors import BadRequest, Unprocessable
 from ..storage.store import Timer
 from ..storage.tables import choose_metrics_table
@@ -120,14 +121,14 @@ async def query_range(request: Request) -> JSONResponse:
             raise BadRequest("missing parameter 'start' or 'end'")
         start, end = _time(params, "start", 0), _time(params, "end", 0)
         step = _step(first(params, "step"))
-        cfg = request.app.state.cfg.query
+        limits = limits_of(request)
         if end < start:
             raise BadRequest("end timestamp must not be before start time")
-        if (end - start) // step > cfg.max_points:
-            raise BadRequest(f"exceeded maximum resolution of {cfg.max_points} points per timeseries. "
-                             "Try decreasing the query resolution (?step=XX)")
-        if end - start > cfg.max_range_days * 86400 * NS:
-            raise BadRequest(f"time range longer than {cfg.max_range_days} days")
+        if (end - start) // step > limits.points:
+            raise BadRequest(f"exceeded maximum resolution of {limits.points} points per timeseries "
+                             f"({limits.points_key}). Try decreasing the query resolution (?step=XX)")
+        if end - start > limits.range_days * 86400 * NS:
+            raise BadRequest(f"time range longer than {limits.range_days} days ({limits.range_key})")
         expr = parse(text)
 
         async def compute() -> dict[str, Any]:
@@ -141,11 +142,14 @@ async def query_range(request: Request) -> JSONResponse:
         return _ok(await cache_of(request).get_or_compute(("prom_range", text, start, end, step), end, compute))
 
 
-async def _window(params: dict[str, list[str]]) -> tuple[int, int]:
+async def _window(request: Request, params: dict[str, list[str]]) -> tuple[int, int]:
     end = _time(params, "end", now_ns())
     start = _time(params, "start", end - DEFAULT_SERIES_WINDOW_NS)
     if end < start:
         raise BadRequest("end timestamp must not be before start time")
+    own = tenant_range_days(request)  # [query] sets none for listings; a tenant's limit holds
+    if own is not None and end - start > own[0] * 86400 * NS:
+        raise BadRequest(f"time range longer than {own[0]} days ({own[1]})")
     return start, end
 
 
@@ -162,7 +166,7 @@ async def _matching_series(request: Request, params: dict[str, list[str]], *, wi
     ``with_buckets`` reads the histogram points to list each ``le`` bucket series (the series API);
     label listings skip that and report ``le`` as a name only.
     """
-    start, end = await _window(params)
+    start, end = await _window(request, params)
     source = _source(request, start, end)
     matches = params.get("match[]") or ['{__name__=~".+"}']
     out: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
@@ -195,7 +199,7 @@ async def labels(request: Request) -> JSONResponse:
         names: set[str] = set()
         if not params.get("match[]"):
             # Every label name in the window, from the attribute keys: no series needed.
-            start, end = await _window(params)
+            start, end = await _window(request, params)
             source = _source(request, start, end)
             exposed = [info for info in await source.catalog(start, end, fresh=True) if info.families()]
             otel = sorted({info.otel_name for info in exposed if not info.verbatim})
@@ -226,7 +230,7 @@ async def label_values(request: Request) -> JSONResponse:
         name = request.path_params["name"]
         if name == "__name__" and not params.get("match[]"):
             # Every metric name with points in the window: the catalog has them, no series needed.
-            start, end = await _window(params)
+            start, end = await _window(request, params)
             names = {n for info in await _source(request, start, end).catalog(start, end, fresh=True)
                      for n in info.families()}
             return _ok(sorted(names))
@@ -237,7 +241,7 @@ async def label_values(request: Request) -> JSONResponse:
 async def metadata(request: Request) -> JSONResponse:
     with Timer("prometheus/metadata"):
         params = await form_params(request)
-        start, end = await _window(params)
+        start, end = await _window(request, params)
         source = _source(request, start, end)
         wanted = first(params, "metric")
         out: dict[str, list[dict[str, str]]] = {}
@@ -292,7 +296,7 @@ async def exemplars(request: Request) -> JSONResponse:
     with Timer("prometheus/exemplars"):
         params = await form_params(request)
         expr = parse(first(params, "query") or "")
-        start, end = await _window(params)
+        start, end = await _window(request, params)
         source = Source(store=store_of(request), table="otel_metrics", lookback_ns=LOOKBACK_NS,
                                request=request)
         out: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}

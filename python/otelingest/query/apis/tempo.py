@@ -21,6 +21,7 @@ from starlette.routing import Route
 from ... import __version__
 from . import jaeger
 from ..common import JSONResponse, check_limit, check_window, now_ns, store_of, trace_id_hex
+from ..tenant import limits_of
 from ..errors import BadRequest, NotFound
 from .otlp_trace import json_value, resource_spans_json, trace_by_id_response, traces_data
 from ..spans import Span, fetch_traces
@@ -62,7 +63,7 @@ def _window(request: Request, default_ns: int = DEFAULT_WINDOW_NS) -> tuple[int,
     q = request.query_params
     end = _seconds(q, "end") or now_ns()
     start = _seconds(q, "start") or end - default_ns
-    check_window(start, end, request.app.state.cfg.query.max_range_days)
+    check_window(start, end, limits_of(request))
     return start, end
 
 

@@ -20,7 +20,7 @@ from ..promql.naming import label_name
 from ..promql.operators import apply_op
 from ..promql.source import series_chunks
 from ..promql.values import Scalar, Vector, label_key
-from ..storage.store import Store
+from ..storage.store import TenantStore
 from ..timeparse import NS
 from . import parser as logql
 
@@ -48,7 +48,7 @@ def keep_earliest(firsts: dict[int, tuple[str, int]], stream: int, service: str,
         firsts[stream] = (service, time_ns)
 
 
-async def stream_resources(store: Store, request: Any, firsts: dict[int, tuple[str, int]]) -> dict[int, dict[str, str]]:
+async def stream_resources(store: TenantStore, request: Any, firsts: dict[int, tuple[str, int]]) -> dict[int, dict[str, str]]:
     """Resource attributes per ResourceHash, read at one record of each stream: ``firsts`` maps a
     hash to the service and time of a record that has it."""
     found: dict[int, dict[str, str]] = {}
@@ -72,7 +72,7 @@ class Evaluator:
     """A LogQL metric query at every step: counts and bytes per stream and window read in ClickHouse,
     the aggregations and operators in numpy (as the PromQL evaluator's)."""
 
-    def __init__(self, store: Store, request: Any, steps: np.ndarray, step: int) -> None:
+    def __init__(self, store: TenantStore, request: Any, steps: np.ndarray, step: int) -> None:
         self.store = store
         self.request = request
         self.steps = steps

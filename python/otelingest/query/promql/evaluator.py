@@ -27,7 +27,7 @@ import numpy as np
 import promql_parser as pp
 
 from ..errors import BadRequest, Unprocessable
-from ..storage.store import Store
+from ..storage.store import TenantStore
 from ..storage.tables import BUCKET_S, choose_metrics_table
 from ..timeparse import NS
 from . import functions as fx
@@ -621,7 +621,7 @@ def at_times(e: Any, start_ns: int, end_ns: int) -> list[int]:
             if isinstance(x, (pp.VectorSelector, pp.SubqueryExpr)) and x.at is not None]
 
 
-def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
+def make_source(store: TenantStore, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
                 use_buckets: bool = True, pushdown: bool = True) -> Source:
     # An @ time outside the query's range widens the span the table must hold.
     ats = at_times(expr, start_ns, end_ns)
@@ -632,7 +632,7 @@ def make_source(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: in
                   use_buckets=use_buckets, pushdown=pushdown)
 
 
-async def evaluate(store: Store, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
+async def evaluate(store: TenantStore, expr: Any, start_ns: int, end_ns: int, step_ns: int, request: Any = None,
                    *, use_buckets: bool = True, pushdown: bool | None = None
                    ) -> tuple[Vector | Scalar | Matrix, np.ndarray, str]:
     """Evaluate at each step in [start, end]; returns the value, the steps and the table read."""

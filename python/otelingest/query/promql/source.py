@@ -2,7 +2,7 @@
 series a selector's matchers select, and their samples in a window, from the raw table or a rollup.
 
 The catalog is shared between evaluations a few seconds (Store.remember), series labels are kept
-per series id (Store.series_labels); regex matchers run in ClickHouse (sql/queries/promql/shared/shared/regex_match.sql).
+per tenant and series id (TenantStore.known_series_labels); regex matchers run in ClickHouse (sql/queries/promql/shared/shared/regex_match.sql).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from ..errors import Unprocessable
-from ..storage.store import Store
+from ..storage.store import TenantStore
 from ..storage.tables import BUCKET_S
 from ..timeparse import NS
 from .matchers import LabelMatcher, labels_match, le_label_sets
@@ -62,7 +62,7 @@ def series_chunks(ids: Iterable[int]) -> list[list[int]]:
 class Source:
     """Where and how samples are read for one query."""
 
-    store: Store
+    store: TenantStore
     table: str
     lookback_ns: int
     request: Any = None
@@ -151,8 +151,7 @@ class Source:
         rows = await self.store.named(
             self.queries.series, self._p(names=names, start_ns=start_ns, end_ns=end_ns), request=self.request,
         )
-        cached = self.store.series_labels
-        known = {int(r[0]): cached[int(r[0])] for r in rows if int(r[0]) in cached}
+        known = self.store.known_series_labels({int(r[0]) for r in rows})
         for unseen in series_chunks({int(r[0]) for r in rows} - known.keys()):
             fetched = {int(sid): series_labels(service, resource, attrs)
                        for sid, service, resource, attrs in await self.store.named(

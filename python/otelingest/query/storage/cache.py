@@ -3,6 +3,9 @@
 A window that ended more than ``recent_window_s`` ago cannot change any more (late data aside), so
 its result lives ``cache_ttl_s``; a window reaching into the last minutes is cached only
 ``recent_cache_ttl_s`` so dashboards refreshing "now" never see a 15-minute-old answer.
+
+Every answer is kept under its tenant (``for_tenant``: the key a request's handlers use is
+``(tenant, key)``), so a cached answer is never served to another tenant.
 """
 
 from __future__ import annotations
@@ -56,7 +59,12 @@ class ResultCache:
             while len(self._items) > self.cfg.cache_max_entries:
                 self._items.popitem(last=False)
 
-    async def get_or_compute(self, key: Hashable, end_ns: int | None, compute: Callable[[], Awaitable[Any]]) -> Any:
+    def for_tenant(self, tenant: str) -> "TenantCache":
+        return TenantCache(self, tenant)
+
+    async def get_or_compute(self, tenant: str, key: Hashable, end_ns: int | None,
+                             compute: Callable[[], Awaitable[Any]]) -> Any:
+        key = (tenant, key)
         hit, value = self.get(key)
         if hit:
             CACHE_HITS.inc()
@@ -65,3 +73,14 @@ class ResultCache:
         value = await compute()
         self.put(key, value, self.ttl_for(end_ns))
         return value
+
+
+class TenantCache:
+    """The result cache as one request's tenant sees it: only its own answers."""
+
+    def __init__(self, cache: ResultCache, tenant: str) -> None:
+        self._cache = cache
+        self.tenant = tenant
+
+    async def get_or_compute(self, key: Hashable, end_ns: int | None, compute: Callable[[], Awaitable[Any]]) -> Any:
+        return await self._cache.get_or_compute(self.tenant, key, end_ns, compute)

@@ -5,6 +5,11 @@ Every query runs on a pooled client in a worker thread with a ``query_id``, Clic
 'throw'``: an over-large answer is an error, never a silently truncated one) and, while it runs, the
 HTTP request is watched: when the client goes away the query is killed (``KILL QUERY``) so
 ClickHouse stops working for nobody.
+
+Every query runs for one tenant: the APIs hold a :class:`TenantStore` (``Store.for_tenant``, one per
+request), which binds ``{tenant:String}`` on every query it runs and keys every shared lookup by
+the tenant; the shared :class:`Store` takes the tenant as a required argument and refuses SQL that
+reads a tenant table without ``TenantId = {tenant:String}`` (``scoping.unscoped_reads``).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import anyio
@@ -26,6 +31,7 @@ from ...clickhouse.client import as_storage_error, error_code
 from ...config import QueryConfig, RetentionConfig
 from ..errors import BadRequest, QueryError, Unavailable, Unprocessable
 from .pool import ClientPool
+from .scoping import unscoped_reads
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +65,14 @@ class Store:
         self._memo: dict[Any, tuple[float, float, Any]] = {}
         self._refreshing: set[Any] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Metric series id -> its Prometheus labels but the name. The id is a hash of the maps they
-        # come from (and of the metric and service), so an entry never goes stale; it is only bounded.
-        self.series_labels: dict[int, dict[str, str]] = {}
+        # (tenant, metric series id) -> its Prometheus labels but the name. The id is a hash of the
+        # maps they come from (and of the metric and service), so an entry never goes stale; it is
+        # only bounded. The tenant is part of the key: a tenant is only told labels of its own rows.
+        self.series_labels: dict[tuple[str, int], dict[str, str]] = {}
+
+    def for_tenant(self, tenant: str) -> "TenantStore":
+        """This store bound to ``tenant``: what a request's handlers read with."""
+        return TenantStore(self, tenant)
 
     def recall(self, key: Any, *, stale: bool = False) -> Any:
         """What :meth:`remember` stored under ``key``, or None once it expired (with ``stale``: once
@@ -95,7 +106,7 @@ class Store:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def keep_series_labels(self, labels: dict[int, dict[str, str]]) -> None:
+    def keep_series_labels(self, labels: dict[tuple[str, int], dict[str, str]]) -> None:
         """Remember series' labels; the oldest half goes when full."""
         if len(self.series_labels) + len(labels) > SERIES_LABELS_MAX:
             keep = list(self.series_labels.items())[len(self.series_labels) // 2:]
@@ -126,16 +137,24 @@ class Store:
         sql: str,
         params: dict[str, Any] | None = None,
         *,
+        tenant: str,
         request: Request | None = None,
         max_rows: int | None = None,
     ) -> list[tuple]:
-        """Rows of ``sql`` (text from sql/ only) with ``params`` bound server-side.
+        """Rows of ``sql`` (text from sql/ only) with ``params`` bound server-side, for ``tenant``
+        (bound as ``{tenant:String}``, over any ``tenant`` in ``params``).
 
         Raises:
+            QueryError: ``sql`` reads a tenant table without ``TenantId = {tenant:String}`` (500:
+                a bug, refused rather than answered with every tenant's rows).
             Unavailable: timeout or ClickHouse unreachable (503).
             Unprocessable: the answer exceeds the row/byte limits (422).
             BadRequest: ClickHouse rejected a client-supplied value (e.g. an invalid regex).
         """
+        unscoped = unscoped_reads(sql)
+        if unscoped:
+            raise QueryError(f"query reads {', '.join(unscoped)} without its tenant condition: refused")
+        params = {**(params or {}), "tenant": tenant}
         query_id = f"otelq-{uuid.uuid4().hex}"
         settings = self._settings(max_rows) | {"query_id": query_id}
         result: list[tuple] = []
@@ -144,7 +163,7 @@ class Store:
 
         async def execute() -> None:
             try:
-                result.extend(await anyio.to_thread.run_sync(self._run, sql, params or {}, settings, abandon_on_cancel=True))
+                result.extend(await anyio.to_thread.run_sync(self._run, sql, params, settings, abandon_on_cancel=True))
             except BaseException as e:  # re-raised below, in the caller's context
                 failure.append(e)
             finally:
@@ -168,8 +187,40 @@ class Store:
             raise classify_error(failure[0])
         return result
 
+
+class TenantStore:
+    """The store as one request's tenant sees it: every query it runs is bound to the tenant and
+    every shared lookup (catalog memo, series labels) is keyed by it."""
+
+    def __init__(self, store: Store, tenant: str) -> None:
+        self._store = store
+        self.tenant = tenant
+        self.retention = store.retention
+        self.cfg = store.cfg
+
+    async def rows(self, sql: str, params: dict[str, Any] | None = None, *, request: Request | None = None,
+                   max_rows: int | None = None) -> list[tuple]:
+        return await self._store.rows(sql, params, tenant=self.tenant, request=request, max_rows=max_rows)
+
     async def named(self, name: str, params: dict[str, Any] | None = None, **kw: Any) -> list[tuple]:
         return await self.rows(sqlfiles.query(name), params, **kw)
+
+    def recall(self, key: Any, *, stale: bool = False) -> Any:
+        return self._store.recall((self.tenant, key), stale=stale)
+
+    def remember(self, key: Any, value: Any, ttl_s: float, stale_s: float = 0.0) -> None:
+        self._store.remember((self.tenant, key), value, ttl_s, stale_s)
+
+    def refresh(self, key: Any, read: Callable[[], Awaitable[object]]) -> None:
+        self._store.refresh((self.tenant, key), read)
+
+    def known_series_labels(self, ids: Iterable[int]) -> dict[int, dict[str, str]]:
+        """The labels already read of those of ``ids`` this tenant's queries have read before."""
+        cached = self._store.series_labels
+        return {sid: cached[(self.tenant, sid)] for sid in ids if (self.tenant, sid) in cached}
+
+    def keep_series_labels(self, labels: dict[int, dict[str, str]]) -> None:
+        self._store.keep_series_labels({(self.tenant, sid): lab for sid, lab in labels.items()})
 
 
 def classify_error(exc: BaseException) -> BaseException:

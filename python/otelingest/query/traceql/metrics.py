@@ -25,7 +25,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..common import check_window, now_ns, store_of
+from ..common import check_points, check_window, now_ns, store_of
+from ..tenant import limits_of
 from ..errors import BadRequest
 from ..timeparse import NS, duration_ns, loki_time_ns
 from .parser import And, Attr, Cmp, Filter, Intrinsic, Lit, Metrics, Operand, parse
@@ -143,7 +144,6 @@ def _log2_quantile(p: float, buckets: dict[float, int]) -> float:
 
 async def query_range(request: Request, *, instant: bool) -> dict[str, Any]:
     q = request.query_params
-    cfg = request.app.state.cfg.query
     if not q.get("q"):
         raise BadRequest("q: a TraceQL metrics query is required")
     query = parse(q["q"])
@@ -162,7 +162,8 @@ async def query_range(request: Request, *, instant: bool) -> dict[str, Any]:
     end = _time(q, "end") or now_ns()
     since = q.get("since")
     start = _time(q, "start") or end - (duration_ns(since, "since") if since else DEFAULT_RANGE_NS)
-    check_window(start, end, cfg.max_range_days)
+    limits = limits_of(request)
+    check_window(start, end, limits)
     if instant:
         step = max(end - start, MIN_STEP_NS)
     elif q.get("step"):
@@ -175,8 +176,7 @@ async def query_range(request: Request, *, instant: bool) -> dict[str, Any]:
         step = max(step // HOUR_NS, 1) * HOUR_NS
     origin = start if instant else start // step * step
     n_steps = max(1, -(-(end - origin) // step))
-    if n_steps > cfg.max_points:
-        raise BadRequest(f"step: {n_steps} points exceed the maximum {cfg.max_points} ([query] max_points)")
+    check_points(n_steps, limits)
     store = store_of(request)
     p = Planner()
     groups = p.frag("empty_tuple")

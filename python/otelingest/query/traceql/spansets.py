@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import BadRequest
 from ..spans import trace_windows
-from ..storage.store import Store
+from ..storage.store import TenantStore
 from ..timeparse import NS
 from .parser import AggFilter, Attr, By, Filter, Intrinsic, Lit, Operand, Query, Select, SpansetOp
 from .planner import Planner, comparisons, leaves_of, operands_of
@@ -110,7 +110,7 @@ class Search:
         parts += [p.value_tuple(o) for o in self.shown]
         return p.query("tempo/search_spans", COLUMNS=p.join(parts)), p.params
 
-    async def run(self, store: Store, start: int, end: int, limit: int, *,
+    async def run(self, store: TenantStore, start: int, end: int, limit: int, *,
                   min_duration: int = 0, max_duration: int | None = None, **kw: Any) -> list[TraceHit]:
         await check_regexes(store, [f.expr for f in self.leaves], **kw)
         sql_a, params_a = self.candidates_sql()
@@ -151,7 +151,7 @@ class Search:
                 break
         return found
 
-    async def _evaluate(self, store: Store, sql: str, params: dict[str, Any], ids: list[str],
+    async def _evaluate(self, store: TenantStore, sql: str, params: dict[str, Any], ids: list[str],
                         **kw: Any) -> dict[str, TraceHit]:
         windows = await trace_windows(store, ids, **kw)
         if not windows:
@@ -267,7 +267,7 @@ class Search:
                 "<": got < want, "<=": got <= want}[a.op]
 
 
-async def check_regexes(store: Store, exprs: list[Any], **kw: Any) -> None:
+async def check_regexes(store: TenantStore, exprs: list[Any], **kw: Any) -> None:
     """Compile the query's regexes in ClickHouse (RE2) once: one that does not compile is a 400
     even where no span has the attribute (ClickHouse never evaluates it there)."""
     for pattern in sorted({c.rhs.value for e in exprs for c in comparisons(e) if c.op in ("=~", "!~")}):

@@ -13,7 +13,8 @@ WITH samples AS
         SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
                multiIf({kind:String} = 'value', Value, {kind:String} = 'count', toFloat64(Count), ifNull(Sum, 0)) AS x
         FROM otel_metrics
-        WHERE MetricName IN {names:Array(String)}
+        WHERE TenantId = {tenant:String}
+          AND MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
           AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})
@@ -23,7 +24,8 @@ WITH samples AS
         -- Remote-written samples since migration 0012 (gauges: Count and Sum are 0).
         SELECT SeriesId, toUnixTimestamp64Nano(TimeUnix), if({kind:String} = 'value', Value, 0)
         FROM otel_prom_samples
-        WHERE MetricName IN {names:Array(String)}
+        WHERE TenantId = {tenant:String}
+          AND MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
           AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -14,7 +14,8 @@ WITH samples AS
         SELECT SeriesId AS sid, toUnixTimestamp64Nano(TimeUnix) AS t,
                CAST(arrayCumSum(BucketCounts), 'Array(Float64)') AS x
         FROM otel_metrics
-        WHERE MetricName IN {names:Array(String)}
+        WHERE TenantId = {tenant:String}
+          AND MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeUnix > fromUnixTimestamp64Nano({start_ns:Int64})
           AND TimeUnix <= fromUnixTimestamp64Nano({end_ns:Int64})

@@ -16,7 +16,8 @@ WITH samples AS
                        {kind:String} = 'count', toFloat64(if({delta:UInt8}, CountSum, finalizeAggregation(CountLast))),
                        if({delta:UInt8}, SumSum, finalizeAggregation(SumLast))) AS x
         FROM {table:Identifier} FINAL
-        WHERE MetricName IN {names:Array(String)}
+        WHERE TenantId = {tenant:String}
+          AND MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
           AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND

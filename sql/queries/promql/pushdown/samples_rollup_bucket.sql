@@ -16,7 +16,8 @@ WITH samples AS
                                    finalizeAggregation(BucketCountsLast))), 'Array(Float64)') AS x,
                length(ExplicitBounds) AS nb
         FROM {table:Identifier} FINAL
-        WHERE MetricName IN {names:Array(String)}
+        WHERE TenantId = {tenant:String}
+          AND MetricName IN {names:Array(String)}
           AND SeriesId IN {series:Array(UInt64)}
           AND TimeBucket > toDateTime(intDiv({start_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND
           AND TimeBucket <= toDateTime(intDiv({end_ns:Int64}, 1000000000)) - INTERVAL {bucket_s:UInt32} SECOND

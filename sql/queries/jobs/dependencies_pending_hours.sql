@@ -3,7 +3,8 @@
 -- span insert) lists the hours that hold spans without reading otel_traces; its buckets start at
 -- the server's time zone's hours, which on a zone not a whole hour off UTC (+05:30) straddle two
 -- UTC hours, so each bucket names both. Hours older than the oldest stored span are left alone
--- (recomputing them would find nothing).
+-- (recomputing them would find nothing). The job computes every tenant of an hour at once, so a
+-- final record of any tenant marks the hour done.
 SELECT hour
 FROM
 (

@@ -1,0 +1,173 @@
+"""Noisy neighbour, query side: tenant `noisy` floods ingest at 5x its rate limit while tenant
+`quiet` sends at its normal rate and queries (Prometheus, Tempo, Jaeger). `quiet`'s every query
+answers, with its own data only, as it does alone; `noisy` is refused above its limit. Both send
+the same trace ids (load.traces_json numbers them by request), each reads only its own spans.
+
+The timing half (`quiet`'s query p95 under the flood within 20% of its p95 alone) is marked
+`timing` and left out of `make test`: on a shared 2-core machine the flood's decoding and the
+test's own clients share the cores the query process runs on, so the comparison measures the
+machine as much as the isolation. Run it with `pytest -m timing tests/tenancy`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import threading
+import time
+import urllib.parse
+from typing import Iterator
+
+import pytest
+
+from daemon import Daemon
+from load import traces_json
+
+RECEIVERS = 2
+A_RATE = 200  # spans/s
+A_SPANS, A_EVERY = 50, 0.05  # 1,000 spans/s: 5x noisy's limit
+B_SPANS, B_EVERY = 20, 0.1  # 200 spans/s
+ROUNDS = 12
+CONFIG = f"""
+[tenancy]
+mode = "header"
+[tenancy.tenants.noisy]
+rate = {A_RATE}
+burst = {A_RATE}
+"""
+NS = 1_000_000_000
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    d = Daemon(tmp_path_factory.mktemp("noisy-query"), receivers=RECEIVERS, config=CONFIG)
+    d.start()
+    try:
+        yield d
+    finally:
+        d.stop()
+
+
+def _post(d: Daemon, tenant: str, service: str, n: int, spans: int) -> int:
+    conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=30)
+    try:
+        conn.request("POST", "/v1/traces", body=traces_json(service, n, spans),
+                     headers={"Content-Type": "application/json", "X-Scope-OrgID": tenant})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
+
+def _send(d: Daemon, tenant: str, spans: int, every: float, stop: threading.Event, out: dict[int, int]) -> None:
+    n = 1000
+    while not stop.is_set():
+        started = time.monotonic()
+        status = _post(d, tenant, f"nq-{tenant}", n, spans)
+        out[status] = out.get(status, 0) + spans
+        n += 1
+        time.sleep(max(0.0, every - (time.monotonic() - started)))
+
+
+def _queries() -> list[str]:
+    now = time.time()
+    # The spans are stamped about an hour ago (load.T0); a new window each call: the result cache
+    # never answers.
+    start, end = int(now) - 7200, int(now) + 1
+    return [
+        "/api/v1/query_range?" + urllib.parse.urlencode({"query": 'count by (service_name) ({__name__=~".+"})',
+                                                        "start": start, "end": end, "step": 15}),
+        "/api/traces?" + urllib.parse.urlencode({"service": "nq-quiet", "limit": 20, "end": end * 1_000_000,
+                                                 "lookback": "2h"}),
+        "/api/search?" + urllib.parse.urlencode({"q": '{ resource.service.name = "nq-quiet" }', "start": start,
+                                                 "end": end, "limit": 20}),
+        "/api/services",
+    ]
+
+
+def _query_round(d: Daemon) -> list[tuple[float, int, bytes]]:
+    out = []
+    for path in _queries():
+        conn = http.client.HTTPConnection("127.0.0.1", d.query_port, timeout=60)
+        try:
+            t0 = time.perf_counter()
+            conn.request("GET", path, headers={"X-Scope-OrgID": "quiet"})
+            r = conn.getresponse()
+            body = r.read()
+            out.append((time.perf_counter() - t0, r.status, body))
+        finally:
+            conn.close()
+    return out
+
+
+def _p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20)[-1] if len(xs) >= 2 else xs[0]
+
+
+def _measure(d: Daemon, flood: bool) -> tuple[list[float], dict[int, int], dict[int, int]]:
+    a: dict[int, int] = {}
+    b: dict[int, int] = {}
+    stop = threading.Event()
+    threads = [threading.Thread(target=_send, args=(d, "quiet", B_SPANS, B_EVERY, stop, b))]
+    if flood:
+        threads.append(threading.Thread(target=_send, args=(d, "noisy", A_SPANS, A_EVERY, stop, a)))
+    for t in threads:
+        t.start()
+    latencies = []
+    try:
+        time.sleep(1.0)
+        for _ in range(ROUNDS):
+            for seconds, status, body in _query_round(d):
+                assert status == 200, body[:300]
+                assert b"nq-noisy" not in body  # never the other tenant's
+                latencies.append(seconds)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return latencies, a, b
+
+
+def _seed(d: Daemon) -> None:
+    for n in range(5):
+        assert _post(d, "quiet", "nq-quiet", n, 10) == 200
+        assert _post(d, "noisy", "nq-noisy", n, 10) == 200
+    assert d.wait_count_where("otel_traces", "TenantId = 'quiet'", {}, 50) >= 50
+
+
+def test_quiet_queries_answer_its_own_data_while_noisy_floods(daemon: Daemon) -> None:
+    _seed(daemon)
+    _, a, b = _measure(daemon, flood=True)
+    assert set(b) == {200}, b  # quiet: every export accepted
+    assert a.get(429, 0) > 0 and set(a) <= {200, 429}, a
+    # quiet's answers hold its data (and, above, none of noisy's).
+    _, jaeger, tempo, services = _query_round(daemon)
+    traces = json.loads(jaeger[2])["data"]
+    assert len(traces) == 20
+    assert {p["serviceName"] for t in traces for p in t["processes"].values()} == {"nq-quiet"}
+    assert {len(t["spans"]) for t in traces} == {1}  # noisy's span of the same trace id is not there
+    assert len(json.loads(tempo[2])["traces"]) == 20
+    assert "nq-quiet" in json.loads(services[2])["data"] and b"nq-noisy" not in services[2]
+    # A trace id both wrote (the seed's first span): each tenant reads its own span of it.
+    for tenant in ("quiet", "noisy"):
+        conn = http.client.HTTPConnection("127.0.0.1", daemon.query_port, timeout=60)
+        try:
+            conn.request("GET", f"/api/traces/{0:016x}{0:016x}", headers={"X-Scope-OrgID": tenant})
+            (trace,) = json.loads(conn.getresponse().read())["data"]
+        finally:
+            conn.close()
+        assert [p["serviceName"] for p in trace["processes"].values()] == [f"nq-{tenant}"]
+        assert len(trace["spans"]) == 1
+
+
+@pytest.mark.timing
+def test_quiet_query_p95_under_the_flood_is_within_20_percent_of_alone(daemon: Daemon) -> None:
+    _seed(daemon)
+    alone, _, _ = _measure(daemon, flood=False)
+    flooded, a, _ = _measure(daemon, flood=True)
+    p_alone, p_flood = _p95(alone), _p95(flooded)
+    print(f"quiet's query p95: alone {p_alone * 1000:.1f} ms, with noisy flooding {p_flood * 1000:.1f} ms; "
+          f"noisy accepted {a.get(200, 0)}, refused {a.get(429, 0)} spans")
+    assert p_flood <= 1.2 * p_alone, (p_alone, p_flood)
