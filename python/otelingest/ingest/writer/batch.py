@@ -27,7 +27,7 @@ class TableBatch:
     table: str
     rows: int
     # The body's blocks in order, not joined: the inserter compresses them one by one, and the
-    # join was a third of the writer's own CPU at full load (docs/benchmarks.md, issue 20).
+    # join was a quarter of the writer's own CPU at full load (docs/benchmarks.md, issue 20).
     parts: list[bytes | memoryview]
 
     @property
