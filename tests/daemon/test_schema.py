@@ -270,7 +270,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
     client = connect(cfg.clickhouse)
     window = {"names": ["node_x"], "start_ns": (t0_s - 60) * ns, "end_ns": (t0_s + 3600) * ns, "tenant": "default"}
     series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
-    assert [(name, service) for _, name, service, _, _ in series] == [("node_x", "node")]
+    assert [(name, service, narrow) for _, name, service, _, _, narrow in series] == [("node_x", "node", 1)]
     sid = series[0][0]
     points = client.query(sqlfiles.query("promql/points_raw"), parameters={**window, "series": [sid]}).result_rows
     assert [(t, v) for _, t, v, *_ in points] == [((t0_s + k * 15) * ns, float(k)) for k in range(20)]
@@ -344,7 +344,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
     client = connect(cfg.clickhouse)
     window = {"names": ["node_y"], "start_ns": t0_s * ns, "end_ns": (t0_s + 4 * 3600) * ns, "tenant": "default"}
     series = client.query(sqlfiles.query("promql/series_raw"), parameters=window).result_rows
-    sid = next(s for s, _, service, _, _ in series if service == "node")
+    sid = next(s for s, _, service, _, _, _ in series if service == "node")
     for rollup, bucket_s in (("otel_metrics_5m", 300), ("otel_metrics_1h", 3600)):
         points = client.query(sqlfiles.query("promql/points_rollup"),
                               parameters={**window, "series": [sid], "table": rollup, "bucket_s": bucket_s}).result_rows

@@ -8,7 +8,7 @@ import pytest
 from otelingest.clickhouse import sqlfiles
 from otelingest.query.promql.parse import parse
 from otelingest.query.promql.pushdown import planner
-from otelingest.query.promql.pushdown.plans import PLANS, SAMPLES, WINDOW_TAILS
+from otelingest.query.promql.pushdown.plans import PLANS, SAMPLES, SAMPLES_RAW_OTLP, WINDOW_TAILS
 from otelingest.query.promql.source import LOOKBACK_NS
 
 NS = 1_000_000_000
@@ -35,6 +35,22 @@ def test_a_plain_selector_takes_each_series_latest_sample():
         ("latest", (P + "samples_raw", P + "latest", P + "instant"))]
     assert chains(choose("sum by (le) (lat_bucket)", kind="bucket")) == [
         ("latest", (P + "samples_raw_bucket", P + "latest", P + "instant_buckets"))]
+
+
+def test_series_only_otlp_wrote_skip_the_narrow_table_and_the_stale_marker_test():
+    shape = planner.shape(parse("sum(rate(reqs_total[5m]))"), "otel_metrics", LOOKBACK_NS, 60 * NS, DAY_STEPS)
+    assert isinstance(shape, planner.Shape)
+    for otlp_only, head in ((True, "samples_raw_otlp"), (False, "samples_raw")):
+        facts = planner.facts(shape, [(i, "value", False) for i in range(16)], [], otlp_only)
+        assert isinstance(facts, planner.Facts)
+        p = planner.plan(shape, facts)
+        assert isinstance(p, planner.Plan) and {c[0] for _, c in chains(p)} == {P + head}
+    # A histogram's buckets are OTLP's alone already; a rollup has no narrow table.
+    buckets = planner.shape(parse("sum by (le) (rate(lat_bucket[5m]))"), "otel_metrics", LOOKBACK_NS, 60 * NS, DAY_STEPS)
+    assert isinstance(buckets, planner.Shape)
+    facts = planner.facts(buckets, [(i, "bucket", False) for i in range(16)], [], True)
+    assert isinstance(facts, planner.Facts)
+    assert {c[0] for _, c in chains(planner.plan(buckets, facts))} == {P + "samples_raw_bucket"}
 
 
 def test_over_time_functions():
@@ -148,7 +164,7 @@ def test_explain_names_the_plan_its_chains_and_what_makes_a_stage_give_way():
 
 
 def test_every_pushdown_fragment_is_a_file_and_every_file_a_fragment_of_a_plan():
-    named = set(SAMPLES.values()) | {f for tail in WINDOW_TAILS.values() for f in tail}
+    named = set(SAMPLES.values()) | {SAMPLES_RAW_OTLP} | {f for tail in WINDOW_TAILS.values() for f in tail}
     named |= {f for spec in PLANS.values() for stage in spec.stages for f in stage.fragments}
     files = {f"{P}{p.stem}" for p in (sqlfiles.sql_dir() / "queries" / "promql" / "pushdown").glob("*.sql")}
     assert named == files

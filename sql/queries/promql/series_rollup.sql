@@ -1,7 +1,8 @@
 -- Series of the given metrics in a window, from a rollup table ({table} chosen by the service):
 -- service, whether a histogram series changed its bucket bounds in it (compared by hash) and its
--- bounds. Their labels: promql/series_labels_rollup.sql.
-SELECT SeriesId, MetricName, ServiceName, uniqExact(cityHash64(ExplicitBounds)) > 1, any(ExplicitBounds)
+-- bounds, and 0 (promql/series_raw.sql's narrow-table column). Their labels:
+-- promql/series_labels_rollup.sql.
+SELECT SeriesId, MetricName, ServiceName, uniqExact(cityHash64(ExplicitBounds)) > 1, any(ExplicitBounds), toUInt8(0)
 FROM {table:Identifier}
 WHERE TenantId = {tenant:String}
   AND MetricName IN {names:Array(String)}

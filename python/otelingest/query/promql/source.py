@@ -82,6 +82,8 @@ class Source:
     # Histogram series whose bucket bounds changed in a window series() read, and each series' bounds.
     bounds_changed: set[int] = field(default_factory=set)
     bounds_of: dict[int, tuple[float, ...]] = field(default_factory=dict)
+    # Series with remote-written samples (otel_prom_samples rows) in a window series() read.
+    narrow_series: set[int] = field(default_factory=set)
 
     def _p(self, **kw: Any) -> dict[str, Any]:
         if self.table != "otel_metrics":
@@ -161,9 +163,11 @@ class Source:
             self.store.keep_series_labels(fetched)
             known |= fetched
         candidates = []
-        for sid, metric, service, changed, bounds in rows:
+        for sid, metric, service, changed, bounds, narrow in rows:
             if changed:
                 self.bounds_changed.add(int(sid))
+            if narrow:
+                self.narrow_series.add(int(sid))
             self.bounds_of[int(sid)] = tuple(bounds)
             base = known.get(int(sid))
             if base is None:

@@ -17,7 +17,7 @@ from ...storage.tables import BUCKET_S
 from ...timeparse import NS
 from ..matchers import LabelMatcher, matchers_of
 from ..parse import nanos
-from .plans import PLANS, SAMPLES, WINDOW_TAILS, PlanSpec, Stage
+from .plans import PLANS, SAMPLES, SAMPLES_RAW_OTLP, WINDOW_TAILS, PlanSpec, Stage
 
 AGGS = frozenset({"sum", "avg", "min", "max", "count"})
 RANGE_FUNCS = frozenset({"rate", "increase", "delta", "sum_over_time", "avg_over_time", "min_over_time",
@@ -80,6 +80,8 @@ class Facts:
     kind: str
     delta: bool
     series: int
+    # Every series written by OTLP alone (no remote-written samples, no stale markers).
+    otlp_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Plan:
     def fragments(self, stage: Stage) -> tuple[str, ...]:
         """The named SQL files one stage's query is made of, in order."""
         raw = self.shape.table == "otel_metrics"
-        head = SAMPLES[(raw, self.spec.arrays)]
+        head = SAMPLES_RAW_OTLP if raw and not self.spec.arrays and self.facts.otlp_only else SAMPLES[(raw, self.spec.arrays)]
         tail = WINDOW_TAILS[self._tail()] if stage.window_tail else ()
         return (head, *stage.fragments, *tail)
 
@@ -177,9 +179,10 @@ def shape(a: pp.AggregateExpr, table: str, lookback_ns: int, step_ns: int, steps
     return out
 
 
-def facts(s: Shape, series: Iterable[tuple[int, str, bool]], bounds_changed: Iterable[int]) -> Facts | Python:
-    """What the selected series are, from their (id, family kind, delta?), or why no plan answers
-    them. Needs at least one series."""
+def facts(s: Shape, series: Iterable[tuple[int, str, bool]], bounds_changed: Iterable[int],
+          otlp_only: bool = False) -> Facts | Python:
+    """What the selected series are, from their (id, family kind, delta?) and whether OTLP alone
+    wrote them all, or why no plan answers them. Needs at least one series."""
     rows = list(series)
     kinds = {kind for _, kind, _ in rows}
     if len(kinds) > 1 or len({sid for sid, _, _ in rows}) != len(rows):
@@ -192,7 +195,7 @@ def facts(s: Shape, series: Iterable[tuple[int, str, bool]], bounds_changed: Ite
         return Python(f"{s.op}({s.fn or 'selector'}) of a histogram's buckets (arrays sum element-wise only)")
     if kind == "bucket" and set(bounds_changed) & {sid for sid, _, _ in rows}:
         return Python("bucket bounds changed within the window (each `le` followed across it)")
-    return Facts(kind, deltas.pop(), len(rows))
+    return Facts(kind, deltas.pop(), len(rows), otlp_only)
 
 
 def plan(s: Shape, f: Facts) -> Plan | Python:

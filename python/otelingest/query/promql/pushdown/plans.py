@@ -23,6 +23,9 @@ SAMPLES: Mapping[tuple[bool, bool], str] = {
     (False, True): "promql/pushdown/samples_rollup_bucket",
 }
 
+# The raw samples of series only OTLP wrote: no narrow table to read, no stale markers to skip.
+SAMPLES_RAW_OTLP = "promql/pushdown/samples_raw_otlp"
+
 # A window's growth extrapolated as Prometheus does: per value, or per element of a histogram's
 # arrays (linearly for deltas and delta(), from a possible zero point for a cumulative counter).
 WINDOW_TAILS: Mapping[str, tuple[str, ...]] = {
