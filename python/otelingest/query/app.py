@@ -96,7 +96,7 @@ def create_app(cfg: Config, *, pool: ClientPool | None = None) -> Starlette:
         p = pool or ClientPool(cfg.clickhouse, read_only=True)
         p.open()
         app.state.cfg = cfg
-        app.state.store = Store(p, cfg.query, cfg.retention)
+        app.state.store = Store(p, cfg.query, cfg.retention, cfg.tenancy)
         app.state.cache = ResultCache(cfg.query)
         try:
             yield

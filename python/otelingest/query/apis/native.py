@@ -194,7 +194,7 @@ async def metrics(request: Request) -> JSONResponse:
             raise BadRequest("must be at least 1s", field="step")
         step_s = step_ns // NS
         check_points((end - start) // step_ns, limits_of(request))
-        table = choose_metrics_table(start, end, step_s, request.app.state.cfg.retention)
+        table = choose_metrics_table(start, end, step_s, store_of(request).retention)
         step_s = max(step_s, BUCKET_S[table])
         params: dict[str, Any] = {
             "metric": req.metric_name, "service": req.service_name or "", "start_ns": start, "end_ns": end,

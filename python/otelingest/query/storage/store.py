@@ -23,12 +23,13 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import msgspec
 from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 
 from ...clickhouse import sqlfiles
 from ...clickhouse.client import as_storage_error, error_code
-from ...config import QueryConfig, RetentionConfig
+from ...config import QueryConfig, RetentionConfig, TenancyConfig
 from ..errors import BadRequest, QueryError, Unavailable, Unprocessable
 from .pool import ClientPool
 from .scoping import unscoped_reads
@@ -55,11 +56,13 @@ SERIES_LABELS_MAX = 200_000
 class Store:
     """The query service's access to ClickHouse."""
 
-    def __init__(self, pool: ClientPool, cfg: QueryConfig, retention: RetentionConfig | None = None) -> None:
+    def __init__(self, pool: ClientPool, cfg: QueryConfig, retention: RetentionConfig | None = None,
+                 tenancy: TenancyConfig | None = None) -> None:
         self.pool = pool
         self.cfg = cfg
         # Which metrics table still holds a time range (raw, 5-minute or hourly rollup).
         self.retention = retention or RetentionConfig()
+        self.tenancy = tenancy or TenancyConfig()
         # Short-lived lookups shared by this process's requests: key -> (fresh until, stale until, value),
         # on the monotonic clock.
         self._memo: dict[Any, tuple[float, float, Any]] = {}
@@ -196,6 +199,11 @@ class TenantStore:
         self._store = store
         self.tenant = tenant
         self.retention = store.retention
+        # A tenant's raw points are kept its own days (the TTL per tenant): past them, its ranges
+        # are read from the rollups, as everyone's are past the global days.
+        days = store.tenancy.limits(tenant).retention.metrics if store.tenancy.mode != "off" else None
+        if days is not None:
+            self.retention = msgspec.structs.replace(store.retention, metrics=days)
         self.cfg = store.cfg
 
     async def rows(self, sql: str, params: dict[str, Any] | None = None, *, request: Request | None = None,
