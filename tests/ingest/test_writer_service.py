@@ -11,7 +11,7 @@ import pytest
 from otelingest.ingest import frame as records
 from otelingest.clickhouse.client import connect
 from otelingest.config import Config
-from otelingest.ingest.writer.inserter import Inserter
+from otelingest.ingest.writer.inserter import OK, Inserter
 from otelingest.ingest.writer.ledger import Ledger
 from otelingest.ingest.writer.service import WriterService
 
@@ -164,3 +164,19 @@ def test_batch_seals_at_a_quarter_of_the_rings(migrated: Config, make_config: An
     rings = [make_ring(tmp_path / f"r{i}", 1 << 20) for i in range(2)]
     w = make_writer(cfg, rings, threading.Event())
     assert w.open.max_bytes == (2 << 20) // 4
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", "none"])
+def test_a_body_given_as_parts_is_stored_whole_with_every_compression(migrated: Config, make_config: Any,
+                                                                       compression: str) -> None:
+    """A sealed batch hands the inserter its blocks unjoined; each compression sends them as one body."""
+    cfg = make_config(clickhouse={"database": migrated.clickhouse.database, "compression": compression})
+    client = connect(cfg.clickhouse)
+    db = cfg.clickhouse.database
+    parts: list[bytes | memoryview] = [log_block(client, 10 * n, 10) for n in range(5)]
+    parts[2] = memoryview(parts[2])  # as the writer holds them: views into the ring records
+    inserter = Inserter(cfg, stop=threading.Event())
+    assert inserter.insert("otel_logs", 50, parts, f"parts-{compression}") == OK
+    assert inserter.insert("otel_logs", 50, parts, f"parts-{compression}") == OK  # a replay: dropped
+    inserter.close()
+    assert body_count(client, db) == sorted((f"line {n}", 1) for n in range(50))

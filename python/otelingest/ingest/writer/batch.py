@@ -26,7 +26,13 @@ ROWS_PER_ITEM = {"otel_prom_samples": 10}
 class TableBatch:
     table: str
     rows: int
-    body: bytes
+    # The body's blocks in order, not joined: the inserter compresses them one by one, and the
+    # join was a quarter of the writer's own CPU at full load (docs/benchmarks.md, issue 20).
+    parts: list[bytes | memoryview]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.parts)
 
 
 @dataclass
@@ -82,7 +88,7 @@ class OpenBatch:
             chunks: list[bytes | memoryview] = []
             for ring in sorted(r for (t, r) in self.parts if t == table):
                 chunks.extend(self.parts[(table, ring)])
-            tables[table] = TableBatch(table, self.rows[table], b"".join(chunks))
+            tables[table] = TableBatch(table, self.rows[table], chunks)
         sealed = SealedBatch(seq, token, dict(self.ends), tables, self.nbytes)
         self.parts, self.rows, self.ends, self.nbytes = {}, {}, {}, 0
         return sealed

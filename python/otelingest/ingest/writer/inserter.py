@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from ...clickhouse.client import as_storage_error, connect
 from ...config import Config
@@ -74,17 +74,36 @@ def insert_settings(token: str, *, cluster: bool = False, table: str = "") -> di
     return settings
 
 
-def _compressor(kind: str) -> tuple[str | None, Callable[[bytes], bytes] | None]:
-    if kind == "lz4":
-        import lz4.frame  # type: ignore[import-untyped]
+Body = bytes | Sequence[bytes | memoryview]
 
-        return "lz4", lambda b: lz4.frame.compress(b, compression_level=0)
+
+def _joined(body: Body) -> bytes:
+    return body if isinstance(body, bytes) else b"".join(body)
+
+
+def _lz4_parts(body: Body) -> bytes:
+    """One LZ4 frame over the body's parts in order, fed one by one: no joined copy of the body."""
+    import lz4.frame  # type: ignore[import-untyped]
+
+    if isinstance(body, bytes):
+        return lz4.frame.compress(body, compression_level=0)  # type: ignore[no-any-return]
+    c = lz4.frame.LZ4FrameCompressor(compression_level=0)
+    # The content size in the frame header, as lz4.frame.compress writes it.
+    out = [c.begin(source_size=sum(map(len, body)))]
+    out.extend(c.compress(p) for p in body)
+    out.append(c.flush())
+    return b"".join(out)
+
+
+def _compressor(kind: str) -> tuple[str | None, Callable[[Body], bytes] | None]:
+    if kind == "lz4":
+        return "lz4", _lz4_parts
     if kind == "zstd":
         try:
             from compression import zstd  # type: ignore[import-not-found]
         except ImportError:
             from backports import zstd  # type: ignore[no-redef]
-        return "zstd", lambda b: zstd.compress(b, 1)
+        return "zstd", lambda b: zstd.compress(_joined(b), 1)
     return None, None
 
 
@@ -137,7 +156,7 @@ class Inserter:
         cap = min(w.retry_max_s, w.retry_initial_s * (2 ** min(attempt, 20)))
         return random.uniform(cap / 2, cap)
 
-    def insert(self, table: str, rows: int, body: bytes, token: str, *, spill_first: bool = False) -> str:
+    def insert(self, table: str, rows: int, body: Body, token: str, *, spill_first: bool = False) -> str:
         """Store one table's batch; returns OK, DEAD_LETTER or SPILLED (appended to the spill queue).
 
         ``token`` is the batch's token; the INSERT (and the spilled copy) carry ``<token>-<table>``.
@@ -151,9 +170,11 @@ class Inserter:
             return SPILLED
         return self.insert_with_token(table, rows, body, dedup_token, may_spill=True)
 
-    def insert_with_token(self, table: str, rows: int, body: bytes, dedup_token: str, *, may_spill: bool) -> str:
-        """Like :meth:`insert` with the per-table token given; ``may_spill=False`` never spills."""
-        payload = self._compress(body) if self._compress else body
+    def insert_with_token(self, table: str, rows: int, body: Body, dedup_token: str, *, may_spill: bool) -> str:
+        """Like :meth:`insert` with the per-table token given; ``may_spill=False`` never spills.
+
+        ``body``: the Native blocks, as one ``bytes`` or its parts in order."""
+        payload = self._compress(body) if self._compress else _joined(body)
         attempt = 0
         first_failure: float | None = None
         while True:
@@ -206,11 +227,11 @@ class Inserter:
             self.metrics.batch_size.labels(table).observe(rows)
             return OK
 
-    def _to_spill(self, table: str, rows: int, body: bytes, dedup_token: str, err: StorageError | None) -> bool:
+    def _to_spill(self, table: str, rows: int, body: Body, dedup_token: str, err: StorageError | None) -> bool:
         """Append to the spill queue; False when it is full (the caller keeps retrying the INSERT)."""
         assert self.spill is not None
         try:
-            self.spill.append(table, dedup_token, rows, [body])
+            self.spill.append(table, dedup_token, rows, [body] if isinstance(body, bytes) else body)
         except (SpillFull, OSError, ValueError) as e:
             # Over the budget, the disk itself full or failing, or a batch too large for a record:
             # keep the batch and retry the INSERT (a torn partial write is quarantined on replay).
@@ -225,14 +246,15 @@ class Inserter:
             log.warning("ClickHouse unavailable (%s); spilling batches to %s", err, self.spill.dir)
         self.metrics.storage_writes.labels(table, SPILLED).inc()
         self.metrics.spilled_items.labels(table).inc(rows)
-        self.metrics.spilled_bytes.labels(table).inc(len(body))
-        log.debug("spilled %d rows of %s (%d bytes)", rows, table, len(body))
+        size = len(body) if isinstance(body, bytes) else sum(map(len, body))
+        self.metrics.spilled_bytes.labels(table).inc(size)
+        log.debug("spilled %d rows of %s (%d bytes)", rows, table, size)
         return True
 
-    def _dead_letter(self, table: str, rows: int, body: bytes, token: str, err: StorageError) -> None:
+    def _dead_letter(self, table: str, rows: int, body: Body, token: str, err: StorageError) -> None:
         where = self.dead_letter_dir / table
         where.mkdir(parents=True, exist_ok=True)
-        (where / f"{token}.native").write_bytes(body)
+        (where / f"{token}.native").write_bytes(_joined(body))
         note = {"table": table, "rows": rows, "token": token, "reason": str(err), "time": time.time()}
         (where / f"{token}.json").write_text(json.dumps(note))
         self.metrics.storage_writes.labels(table, DEAD_LETTER).inc()

@@ -187,7 +187,7 @@ class WriterService:
     def _submit(self, batch: SealedBatch, *, spill_first: bool = False) -> None:
         item = InFlight(batch)
         for t in batch.tables.values():
-            item.futures.append(self.pool.submit(self.inserter.insert, t.table, t.rows, t.body, batch.token,
+            item.futures.append(self.pool.submit(self.inserter.insert, t.table, t.rows, t.parts, batch.token,
                                                  spill_first=spill_first))
         self.inflight.append(item)
 
@@ -223,7 +223,7 @@ class WriterService:
                 log.error("insert of batch %s into %s failed unexpectedly; retrying", item.batch.seq, t.table,
                           exc_info=exc)
                 time.sleep(0.5)
-                item.futures[k] = self.pool.submit(self.inserter.insert, t.table, t.rows, t.body, item.batch.token)
+                item.futures[k] = self.pool.submit(self.inserter.insert, t.table, t.rows, t.parts, item.batch.token)
                 again = True
         return again
 
