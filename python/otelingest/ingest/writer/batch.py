@@ -30,10 +30,6 @@ class TableBatch:
     # join was a quarter of the writer's own CPU at full load (docs/benchmarks.md, issue 20).
     parts: list[bytes | memoryview]
 
-    @property
-    def body(self) -> bytes:
-        return b"".join(self.parts)
-
 
 @dataclass
 class SealedBatch:

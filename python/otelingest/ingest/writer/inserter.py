@@ -77,6 +77,10 @@ def insert_settings(token: str, *, cluster: bool = False, table: str = "") -> di
 Body = bytes | Sequence[bytes | memoryview]
 
 
+def _parts(body: Body) -> Sequence[bytes | memoryview]:
+    return [body] if isinstance(body, bytes) else body
+
+
 def _joined(body: Body) -> bytes:
     return body if isinstance(body, bytes) else b"".join(body)
 
@@ -231,7 +235,7 @@ class Inserter:
         """Append to the spill queue; False when it is full (the caller keeps retrying the INSERT)."""
         assert self.spill is not None
         try:
-            self.spill.append(table, dedup_token, rows, [body] if isinstance(body, bytes) else body)
+            self.spill.append(table, dedup_token, rows, _parts(body))
         except (SpillFull, OSError, ValueError) as e:
             # Over the budget, the disk itself full or failing, or a batch too large for a record:
             # keep the batch and retry the INSERT (a torn partial write is quarantined on replay).
@@ -246,7 +250,7 @@ class Inserter:
             log.warning("ClickHouse unavailable (%s); spilling batches to %s", err, self.spill.dir)
         self.metrics.storage_writes.labels(table, SPILLED).inc()
         self.metrics.spilled_items.labels(table).inc(rows)
-        size = len(body) if isinstance(body, bytes) else sum(map(len, body))
+        size = sum(map(len, _parts(body)))
         self.metrics.spilled_bytes.labels(table).inc(size)
         log.debug("spilled %d rows of %s (%d bytes)", rows, table, size)
         return True
