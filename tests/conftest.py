@@ -105,3 +105,12 @@ def migrated(make_config: Callable[..., Config]) -> Config:
     cfg = make_config()
     schema.migrate(cfg)
     return cfg
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_daemon_rings() -> Iterator[None]:
+    """Frees the daemons' ring files when their module is done (a run's daemons would fill the disk)."""
+    yield
+    from daemon import Daemon
+
+    Daemon.drop_rings()

@@ -34,6 +34,10 @@ STOP_TIMEOUT_S = 120.0
 
 
 class Daemon:
+    # Every daemon of the running test module: drop_rings() frees their ring files (256 MiB per
+    # receiver/writer pair, fully allocated) once the module is done, or a suite run fills the disk.
+    started: list["Daemon"] = []
+
     def __init__(
         self,
         tmp_path: Path,
@@ -105,9 +109,40 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.dir)
         log.close()
+        Daemon.started.append(self)
         if wait_ready:
-            self.wait_ready()
+            try:
+                self.wait_ready()
+            except BaseException:
+                self.kill()
+                raise
         return self
+
+    def kill(self) -> None:
+        """SIGKILL the daemon and its children (a start that never got ready)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            kids = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            kids = []
+        self.proc.kill()
+        self.proc.wait()
+        for k in kids:
+            try:
+                k.kill()
+            except psutil.Error:
+                pass
+
+    @classmethod
+    def drop_rings(cls) -> None:
+        """Delete the ring files of every stopped daemon of the module."""
+        for d in cls.started:
+            if d.proc is not None and d.proc.poll() is None:
+                continue
+            for ring in (d.data_dir / "run" / "rings").glob("*.ring"):
+                ring.unlink(missing_ok=True)
+        cls.started = [d for d in cls.started if d.proc is not None and d.proc.poll() is None]
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> None:
         """Until /ready answers 200 and both receiver ports accept connections."""
@@ -117,7 +152,17 @@ class Daemon:
             if self.http_status("/ready") == 200 and _accepts(self.http_port) and _accepts(self.grpc_port):
                 return
             time.sleep(0.1)
-        raise TimeoutError(f"otelingest serve not ready after {timeout}s:\n{self.log_tail()}")
+        raise TimeoutError(f"otelingest serve not ready after {timeout}s (/ready: {self._ready_body()}):\n"
+                           f"{self.log_tail()}")
+
+    def _ready_body(self) -> str:
+        try:
+            with urllib.request.urlopen(self.metrics_url + "/ready", timeout=2) as r:
+                return r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.read().decode(errors="replace")
+        except OSError as e:
+            return str(e)
 
     def http_status(self, path: str) -> int | None:
         try:
