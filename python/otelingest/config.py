@@ -301,6 +301,11 @@ class TenancyConfig(Section):
     # Self-metrics carry a tenant label for at most this many tenants; the others are "other".
     max_metric_tenants: PositiveInt = DEFAULT_MAX_METRIC_TENANTS
 
+    @property
+    def enabled(self) -> bool:
+        """Tenancy is on (``header`` or ``credential``): rows carry the request's tenant, limits apply."""
+        return self.mode != "off"
+
     def limits(self, tenant: str) -> TenantLimits:
         """The effective limits of ``tenant``: its own keys, else the defaults'."""
         own = self.tenants.get(tenant)

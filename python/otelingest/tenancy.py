@@ -125,7 +125,7 @@ class RateLimiter:
 
     @property
     def enabled(self) -> bool:
-        return self.cfg.mode != "off" and (bool(self.cfg.defaults.rate) or any(t.rate for t in self.cfg.tenants.values()))
+        return self.cfg.enabled and (bool(self.cfg.defaults.rate) or any(t.rate for t in self.cfg.tenants.values()))
 
     def _limits(self, tenant: str) -> tuple[float, float]:
         lim = self.cfg.limits(tenant)

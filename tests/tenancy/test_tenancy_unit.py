@@ -150,3 +150,36 @@ def test_the_header_twice_is_two_tenants() -> None:
     twice = t.resolve_pairs([("x-scope-orgid", "a"), ("x-scope-orgid", "b")])
     assert isinstance(twice, Problem) and twice.status == 400
     assert isinstance(t.resolve_pairs([("other", "a")]), Problem)
+
+
+def test_enabled_is_any_mode_but_off() -> None:
+    assert not TenancyConfig().enabled
+    assert TenancyConfig(mode="header").enabled and TenancyConfig(mode="credential").enabled
+
+
+def _request(cfg: config_mod.Config, tenant: str):  # type: ignore[no-untyped-def]
+    from types import SimpleNamespace
+
+    from starlette.requests import Request
+
+    app = SimpleNamespace(state=SimpleNamespace(cfg=cfg))
+    return Request({"type": "http", "app": app, "state": {"tenant": tenant}, "headers": []})
+
+
+def test_a_listing_holds_a_tenant_s_range_limit_even_when_query_s_is_lower() -> None:
+    from otelingest.query.tenant import tenant_range_days
+
+    # [query] max_range_days 30 is lower than wide's 60 and equal to equal's: the listings, which
+    # [query] does not limit, still hold each tenant to its own days.
+    cfg = config_mod.Config(
+        query=config_mod.QueryConfig(max_range_days=30),
+        tenancy=TenancyConfig(mode="header", defaults=config_mod.TenantLimits(max_query_range_days=5), tenants={
+            "wide": config_mod.TenantLimits(max_query_range_days=60),
+            "equal": config_mod.TenantLimits(max_query_range_days=30),
+            "free": config_mod.TenantLimits(max_query_range_days=0)}))
+    assert tenant_range_days(_request(cfg, "wide")) == (60, "tenancy.tenants.wide.max_query_range_days of tenant wide")
+    assert tenant_range_days(_request(cfg, "equal"))[0] == 30  # type: ignore[index]
+    assert tenant_range_days(_request(cfg, "other")) == (5, "tenancy.defaults.max_query_range_days of tenant other")
+    assert tenant_range_days(_request(cfg, "free")) is None
+    off = config_mod.Config(query=config_mod.QueryConfig(max_range_days=30))
+    assert tenant_range_days(_request(off, "default")) is None

@@ -86,7 +86,7 @@ class RenderContext:
         retention: dict[str, int] = msgspec.to_builtins(cfg.retention)
         tenant_days: dict[str, tuple[tuple[str, int], ...]] = {}
         ten = cfg.tenancy
-        if ten.mode != "off":  # off: every row is 'default', retention exactly as before tenancy
+        if ten.enabled:  # off: every row is 'default', retention exactly as before tenancy
             for key in TENANT_RETENTION_KEYS:
                 default = getattr(ten.defaults.retention, key)
                 if default:

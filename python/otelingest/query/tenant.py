@@ -47,7 +47,7 @@ def limits_of(request: Request) -> QueryLimits:
     """The request's limits: [query]'s, lowered by its tenant's when tenancy is on."""
     cfg: Config = request.app.state.cfg
     out = QueryLimits(cfg.query.max_range_days, "[query] max_range_days", cfg.query.max_points, "[query] max_points")
-    if cfg.tenancy.mode == "off":
+    if not cfg.tenancy.enabled:
         return out
     tenant = tenant_of(request)
     lim = cfg.tenancy.limits(tenant)
@@ -63,10 +63,16 @@ def limits_of(request: Request) -> QueryLimits:
 def tenant_range_days(request: Request) -> tuple[int, str] | None:
     """The tenant's own range limit (days, key), for the listings that have no [query] limit."""
     cfg: Config = request.app.state.cfg
-    if cfg.tenancy.mode == "off":
+    if not cfg.tenancy.enabled:
         return None
-    lim = limits_of(request)
-    return (lim.range_days, lim.range_key) if lim.range_key != "[query] max_range_days" else None
+    # The tenant's own key, not limits_of's: that keeps [query]'s limit when the tenant's is not
+    # lower, which for a listing (no [query] limit) would drop the tenant's limit.
+    tenant = tenant_of(request)
+    days = cfg.tenancy.limits(tenant).max_query_range_days
+    if not days:
+        return None
+    where = f"tenancy.tenants.{tenant}" if tenant in cfg.tenancy.tenants else "tenancy.defaults"
+    return days, f"{where}.max_query_range_days of tenant {tenant}"
 
 
 class TenantMiddleware:

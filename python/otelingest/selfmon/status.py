@@ -320,7 +320,7 @@ def collect(cfg: Config, *, interval_s: float = SAMPLE_INTERVAL_S) -> Status:
     status.refused = rates(first, second, "otel_refused_total", "reason", dt)
     status.refused_total = by_label(second, "otel_refused_total", "reason")
     status.tenancy = cfg.tenancy.mode
-    if cfg.tenancy.mode != "off":
+    if cfg.tenancy.enabled:
         _tenant_ingest(first, second, dt, status)
     for (n, labels), v in second.items():
         if n == "otel_memory_usage_bytes":

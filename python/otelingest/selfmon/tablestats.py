@@ -174,7 +174,7 @@ class StatsCollector:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="chstats", daemon=True)
         self._client: Any = None
-        self.tenant_interval_s = TENANT_INTERVAL_S if cfg.tenancy.mode != "off" else 0.0
+        self.tenant_interval_s = TENANT_INTERVAL_S if cfg.tenancy.enabled else 0.0
         # (tenant, signal) label pairs set by the last collection: zeroed when they drop out.
         self._tenant_labels: set[tuple[str, str]] = set()
         self._tenant_storage = TenantStorage()

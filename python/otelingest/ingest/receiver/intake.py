@@ -82,7 +82,7 @@ class Intake:
         self.series_limits = {t: ten.limits(t).max_series_per_metric or 0 for t in ten.tenants}
         self.default_series_limit = ten.defaults.max_series_per_metric or 0
         self.series_limiter: Any = None
-        if ten.mode != "off" and (self.default_series_limit or any(self.series_limits.values())):
+        if ten.enabled and (self.default_series_limit or any(self.series_limits.values())):
             from ... import _native
 
             self.series_limiter = _native.SeriesLimiter(window_s=SERIES_WINDOW_S, max_tracked=MAX_TRACKED_SERIES)

@@ -201,7 +201,7 @@ class TenantStore:
         self.retention = store.retention
         # A tenant's raw points are kept its own days (the TTL per tenant): past them, its ranges
         # are read from the rollups, as everyone's are past the global days.
-        days = store.tenancy.limits(tenant).retention.metrics if store.tenancy.mode != "off" else None
+        days = store.tenancy.limits(tenant).retention.metrics if store.tenancy.enabled else None
         if days is not None:
             self.retention = msgspec.structs.replace(store.retention, metrics=days)
         self.cfg = store.cfg
