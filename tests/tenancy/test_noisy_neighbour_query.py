@@ -3,10 +3,11 @@
 answers, with its own data only, as it does alone; `noisy` is refused above its limit. Both send
 the same trace ids (load.traces_json numbers them by request), each reads only its own spans.
 
-The timing half (`quiet`'s query p95 under the flood within 20% of its p95 alone) is marked
-`timing` and left out of `make test`: on a shared 2-core machine the flood's decoding and the
-test's own clients share the cores the query process runs on, so the comparison measures the
-machine as much as the isolation. Run it with `pytest -m timing tests/tenancy`.
+The timing half (`quiet`'s query p95 and export p99 under the flood within 20% of its own alone,
+60 s each) is marked `timing` and left out of `make test`: on a shared 2-core machine the flood's
+decoding and the test's own clients share the cores the query process and the receivers run on, so
+the comparison measures the machine as much as the isolation. Run it with
+`pytest -m timing tests/tenancy`; docs/benchmarks.md has its figures.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import statistics
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
@@ -29,6 +31,8 @@ A_RATE = 200  # spans/s
 A_SPANS, A_EVERY = 50, 0.05  # 1,000 spans/s: 5x noisy's limit
 B_SPANS, B_EVERY = 20, 0.1  # 200 spans/s
 ROUNDS = 12
+# The timing half measures each phase this long (the issue's 60 s flood), about 600 exports of quiet.
+TIMING_SECONDS = 60.0
 CONFIG = f"""
 [tenancy]
 mode = "header"
@@ -61,11 +65,14 @@ def _post(d: Daemon, tenant: str, service: str, n: int, spans: int) -> int:
         conn.close()
 
 
-def _send(d: Daemon, tenant: str, spans: int, every: float, stop: threading.Event, out: dict[int, int]) -> None:
+def _send(d: Daemon, tenant: str, spans: int, every: float, stop: threading.Event, out: dict[int, int],
+          latencies: list[float] | None = None) -> None:
     n = 1000
     while not stop.is_set():
         started = time.monotonic()
         status = _post(d, tenant, f"nq-{tenant}", n, spans)
+        if latencies is not None:  # what the exporter waits: connect, send, the answer
+            latencies.append(time.monotonic() - started)
         out[status] = out.get(status, 0) + spans
         n += 1
         time.sleep(max(0.0, every - (time.monotonic() - started)))
@@ -106,11 +113,32 @@ def _p95(xs: list[float]) -> float:
     return statistics.quantiles(xs, n=20)[-1] if len(xs) >= 2 else xs[0]
 
 
-def _measure(d: Daemon, flood: bool) -> tuple[list[float], dict[int, int], dict[int, int]]:
+def _p50(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def _p99(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=100)[-1] if len(xs) >= 2 else xs[0]
+
+
+@dataclass
+class Phase:
+    """One measurement: quiet's query and export latencies (s), each tenant's spans by status."""
+
+    queries: list[float]
+    exports: list[float]
+    a: dict[int, int]
+    b: dict[int, int]
+
+
+def _measure(d: Daemon, flood: bool, seconds: float = 0.0) -> Phase:
+    """quiet sends and queries (ROUNDS query rounds, and more until ``seconds`` have passed), with
+    noisy flooding or not."""
     a: dict[int, int] = {}
     b: dict[int, int] = {}
+    exports: list[float] = []
     stop = threading.Event()
-    threads = [threading.Thread(target=_send, args=(d, "quiet", B_SPANS, B_EVERY, stop, b))]
+    threads = [threading.Thread(target=_send, args=(d, "quiet", B_SPANS, B_EVERY, stop, b, exports))]
     if flood:
         threads.append(threading.Thread(target=_send, args=(d, "noisy", A_SPANS, A_EVERY, stop, a)))
     for t in threads:
@@ -118,16 +146,18 @@ def _measure(d: Daemon, flood: bool) -> tuple[list[float], dict[int, int], dict[
     latencies = []
     try:
         time.sleep(1.0)
-        for _ in range(ROUNDS):
-            for seconds, status, body in _query_round(d):
+        started, rounds = time.monotonic(), 0
+        while rounds < ROUNDS or time.monotonic() - started < seconds:
+            for took, status, body in _query_round(d):
                 assert status == 200, body[:300]
                 assert b"nq-noisy" not in body  # never the other tenant's
-                latencies.append(seconds)
+                latencies.append(took)
+            rounds += 1
     finally:
         stop.set()
         for t in threads:
             t.join()
-    return latencies, a, b
+    return Phase(latencies, exports, a, b)
 
 
 def _seed(d: Daemon) -> None:
@@ -139,7 +169,8 @@ def _seed(d: Daemon) -> None:
 
 def test_quiet_queries_answer_its_own_data_while_noisy_floods(daemon: Daemon) -> None:
     _seed(daemon)
-    _, a, b = _measure(daemon, flood=True)
+    phase = _measure(daemon, flood=True)
+    a, b = phase.a, phase.b
     assert set(b) == {200}, b  # quiet: every export accepted
     assert a.get(429, 0) > 0 and set(a) <= {200, 429}, a
     # quiet's answers hold its data (and, above, none of noisy's).
@@ -163,11 +194,20 @@ def test_quiet_queries_answer_its_own_data_while_noisy_floods(daemon: Daemon) ->
 
 
 @pytest.mark.timing
-def test_quiet_query_p95_under_the_flood_is_within_20_percent_of_alone(daemon: Daemon) -> None:
+def test_quiet_latency_under_the_flood_is_within_20_percent_of_alone(daemon: Daemon) -> None:
+    """quiet's query p95 and export p99, 60 s alone then 60 s with noisy at 5x its limit."""
     _seed(daemon)
-    alone, _, _ = _measure(daemon, flood=False)
-    flooded, a, _ = _measure(daemon, flood=True)
-    p_alone, p_flood = _p95(alone), _p95(flooded)
-    print(f"quiet's query p95: alone {p_alone * 1000:.1f} ms, with noisy flooding {p_flood * 1000:.1f} ms; "
-          f"noisy accepted {a.get(200, 0)}, refused {a.get(429, 0)} spans")
-    assert p_flood <= 1.2 * p_alone, (p_alone, p_flood)
+    alone = _measure(daemon, flood=False, seconds=TIMING_SECONDS)
+    flooded = _measure(daemon, flood=True, seconds=TIMING_SECONDS)
+    q_alone, q_flood = _p95(alone.queries), _p95(flooded.queries)
+    e_alone, e_flood = _p99(alone.exports), _p99(flooded.exports)
+    print(f"\nquiet's query p95: alone {q_alone * 1000:.1f} ms, with noisy flooding {q_flood * 1000:.1f} ms "
+          f"({len(alone.queries)} and {len(flooded.queries)} queries)\n"
+          f"quiet's export p99: alone {e_alone * 1000:.1f} ms, with noisy flooding {e_flood * 1000:.1f} ms "
+          f"({len(alone.exports)} and {len(flooded.exports)} exports; p50 {_p50(alone.exports) * 1000:.1f} and "
+          f"{_p50(flooded.exports) * 1000:.1f} ms)\n"
+          f"noisy accepted {flooded.a.get(200, 0)}, refused {flooded.a.get(429, 0)} spans; "
+          f"quiet accepted {flooded.b.get(200, 0)} of {sum(flooded.b.values())} spans")
+    assert set(alone.b) == {200} and set(flooded.b) == {200}, (alone.b, flooded.b)
+    assert e_flood <= 1.2 * e_alone, (e_alone, e_flood)
+    assert q_flood <= 1.2 * q_alone, (q_alone, q_flood)
