@@ -7,10 +7,11 @@ noisy floods from its own process, so its client does not share the GIL with qui
 latencies are measured here.
 
 The timing half (`quiet`'s query p95 and export p99 under the flood within 20% of its own alone,
-60 s of each, alternating in 30 s phases so the data's growth weighs on both alike) is marked `timing` and left out of `make test`: on a shared 2-core machine the flood's
-decoding and the test's own clients share the cores the query process and the receivers run on, so
-the comparison measures the machine as much as the isolation. Run it with
-`pytest -m timing tests/tenancy`; docs/benchmarks.md has its figures.
+60 s of each, alternating in 30 s phases so the data's growth weighs on both alike) is marked
+`timing` and left out of `make test`: on a shared 2-core machine the flood's decoding and the
+test's own clients share the cores the query process and the receivers run on, so the comparison
+measures the machine as much as the isolation. Run it with `pytest -m timing tests/tenancy`;
+docs/benchmarks.md has its figures.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ ROUNDS = 12
 # about 600 exports of quiet each way).
 TIMING_PHASE_SECONDS = 30.0
 TIMING_PHASES = 4
-# noisy's sender, a process of its own: sends until its stdin closes, then prints spans by status.
+# noisy's sender, a process of its own: sends until a line (or the end) on its stdin, then
+# prints its spans by status.
 FLOOD = """
 import http.client, json, select, sys, time
 sys.path[:0] = [sys.argv[1]]
