@@ -210,7 +210,7 @@ async def labels(request: Request) -> JSONResponse:
                 names |= {"service_name", "job"}
                 if any("bucket" in info.families().values() for info in exposed):
                     names.add("le")
-                [(keys, instance)] = await source.label_keys(otel, start, end)
+                [(keys, instance)] = await source.label_keys(otel, start, end, remote_written=False)
                 names.update(label_name(k) for k in keys)
                 if instance:
                     names.add("instance")

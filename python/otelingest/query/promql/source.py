@@ -40,15 +40,16 @@ class TableQueries:
 
     catalog: str
     label_keys: str
+    label_keys_otlp: str  # for metrics no remote write sent: no otel_prom_series branch
     series: str
     series_labels: str
     points: str
 
 
-RAW_QUERIES = TableQueries("promql/catalog_raw", "promql/label_keys_raw", "promql/series_raw",
-                           "promql/series_labels_raw", "promql/points_raw")
-ROLLUP_QUERIES = TableQueries("promql/catalog_rollup", "promql/label_keys_rollup", "promql/series_rollup",
-                              "promql/series_labels_rollup", "promql/points_rollup")
+RAW_QUERIES = TableQueries("promql/catalog_raw", "promql/label_keys_raw", "promql/label_keys_raw_otlp",
+                           "promql/series_raw", "promql/series_labels_raw", "promql/points_raw")
+ROLLUP_QUERIES = TableQueries("promql/catalog_rollup", "promql/label_keys_rollup", "promql/label_keys_rollup_otlp",
+                              "promql/series_rollup", "promql/series_labels_rollup", "promql/points_rollup")
 
 
 def series_chunks(ids: Iterable[int]) -> list[list[int]]:
@@ -122,9 +123,12 @@ class Source:
         self._catalog[key] = infos
         return infos
 
-    async def label_keys(self, names: list[str], start_ns: int, end_ns: int) -> list[tuple[Any, ...]]:
-        """[(point attribute keys, whether a resource has service.instance.id)] of the metrics in a window."""
-        return await self.store.named(self.queries.label_keys,
+    async def label_keys(self, names: list[str], start_ns: int, end_ns: int, *, remote_written: bool = True
+                         ) -> list[tuple[Any, ...]]:
+        """[(point attribute keys, whether a resource has service.instance.id)] of the metrics in a
+        window; ``remote_written=False`` when the catalog says remote write sent none of them."""
+        query = self.queries.label_keys if remote_written else self.queries.label_keys_otlp
+        return await self.store.named(query,
                                       self._p(names=names, start_ns=start_ns, end_ns=end_ns), request=self.request)
 
     async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]
