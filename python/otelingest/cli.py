@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, metavar="N", help="payload generator seed (default: the fixed bench seed)")
     g = p.add_argument_group("ingest")
     g.add_argument("--rate", type=float, metavar="N", help="target items/s, open loop (default 100000; 0 = closed loop)")
-    g.add_argument("--warmup", type=float, default=5.0, metavar="S", help="seconds of load before measuring (default 5)")
+    g.add_argument("--warmup", type=float, default=5.0, metavar="S",
+                   help="seconds of load before measuring (default 5; also bench query --with-ingest's)")
     g.add_argument("--connections", type=int, default=8, metavar="N", help="connections per sender process (default 8)")
     g.add_argument("--senders", type=int, default=1, metavar="N", help="sender processes (default 1)")
     g.add_argument("--transport", choices=["grpc", "http", "both"], default="both",
@@ -331,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time only the query types whose name contains SUBSTR (repeatable)")
     g.add_argument("--with-ingest", type=float, metavar="RATE",
                    help="while the queries run, a daemon stores RATE spans/s (and RATE/2 log records/s and metric "
-                        "points/s) into the same ClickHouse, as in production")
+                        "points/s) from the load generator into the same ClickHouse, as in production; the report "
+                        "adds what it stored per second, its CPU and its loss")
     p.set_defaults(func=cmd_bench)
 
     _add_loadgen_parser(sub)

@@ -27,7 +27,7 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     out = tmp_path / "ingest.json"
     proc = subprocess.run(
         [sys.executable, "-m", "otelingest", "bench", "ingest", "--duration", "3", "--rate", "2000", "--warmup", "1",
-         "--connections", "2", "--baseline-seconds", "1", "--json", str(out)],
+         "--connections", "2", "--baseline-seconds", "1", "--mix", "traces:2,logs:1,metrics:1", "--json", str(out)],
         capture_output=True, text=True, timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -43,6 +43,11 @@ def test_bench_ingest_smoke(tmp_path: Path) -> None:
     every = r["all_tables_bytes_per_span"]
     assert every["ours"] >= same["ours_total_disk_bytes_per_span"] and every["exporter"] > 0
     assert r["spans_per_clickhouse_cpu_s"] > 0 and r["spans_per_daemon_cpu_s"] > 0
+    # Each signal of the mix has its own figures: items stored per second and per CPU-second.
+    assert r["loss_by_table"] == {"otel_traces": 0, "otel_logs": 0, "otel_metrics": 0}
+    for item in ("records", "points"):
+        assert r[f"stored_{item}_per_s"] > 0, item
+        assert r[f"{item}_per_clickhouse_cpu_s"] > 0 and r[f"{item}_per_daemon_cpu_s"] > 0, item
     # The baseline stored every span it built.
     assert r["baseline_stored"] == r["baseline_sent"] > 0
     assert {"otelingest: receiver 0", "otelingest: writer 0"} <= r["processes"].keys()

@@ -738,8 +738,8 @@ def render_summary(r: dict[str, Any], json_path: Path, png_path: Path | None) ->
     ]
     for item in ITEM_NAMES.values():
         if f"{item}_per_clickhouse_cpu_s" in r:
-            lines.append(f"  {item} per CPU-second          {r[f'{item}_per_clickhouse_cpu_s']:>12,} ClickHouse, "
-                         f"{r[f'{item}_per_daemon_cpu_s']:,} daemon")
+            lines.append(f"  {item + ' stored/s':28} {r[f'stored_{item}_per_s']:>12,}          per CPU-second: "
+                         f"{r[f'{item}_per_clickhouse_cpu_s']:,} ClickHouse, {r[f'{item}_per_daemon_cpu_s']:,} daemon")
     for k in ("bytes_per_log", "bytes_per_point"):
         if k in r:
             lines.append(f"  {k.replace('_', ' '):28} {r[k]} (live parts as they are)")

@@ -29,6 +29,7 @@ import asyncio
 import multiprocessing as mp
 import queue
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -467,14 +468,19 @@ class Stats:
 
 async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[str, list[Template]],
                       order: list[str], patcher: Patcher, stats: Stats, interval: float | None,
-                      start: float, stop_at: float, offset: int) -> None:
+                      start: float, stop_at: float, offset: int, end: Any = None) -> None:
+    """``end``: a shared wall-clock time (0 = not set) at which the run ends before ``stop_at``."""
     loop = asyncio.get_running_loop()
     next_t = start
     k = offset
     tenants = tenant_ids(spec.tenants)
+
+    def ended() -> bool:
+        return end is not None and 0.0 < end.value <= time.time()
+
     while True:
         now = loop.time()
-        if now >= stop_at:
+        if now >= stop_at or ended():
             break
         if interval is not None:
             if next_t >= stop_at:
@@ -505,7 +511,7 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
             except Refused as r:
                 stats.refusals += 1
                 stats.count(stats.refused, signal)
-                if loop.time() + r.retry_s >= stop_at:
+                if loop.time() + r.retry_s >= stop_at or ended():
                     stats.count(stats.abandoned, signal)
                     break  # the run is over: this request is abandoned, never counted as accepted
                 await asyncio.sleep(r.retry_s)
@@ -523,7 +529,7 @@ async def _connection(spec: LoadSpec, conn: Any, is_grpc: bool, templates: dict[
     conn.close()
 
 
-async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
+async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any, end: Any = None) -> None:
     templates = {s: build_templates(s, seed=spec.seed + 1000 * index + i) for i, s in enumerate(spec.mix)}
     order = [s for s, w in spec.mix.items() for _ in range(w)]
     patcher = Patcher(index, spec.seed)
@@ -547,7 +553,7 @@ async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
         per_conn = spec.rate / spec.processes / spec.connections
         interval = ITEMS_PER_REQUEST / per_conn
     tasks = [asyncio.create_task(_connection(spec, c, k == "grpc", templates, order, patcher, stats, interval,
-                                             start + (interval or 0) * i / len(conns), stop_at, i))
+                                             start + (interval or 0) * i / len(conns), stop_at, i, end))
              for i, (c, k) in enumerate(zip(conns, kinds))]
 
     async def report() -> None:
@@ -565,14 +571,14 @@ async def _sender_main(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
     out.put(("done", index, None))
 
 
-def _sender_entry(spec: LoadSpec, index: int, out: Any, go: Any) -> None:
+def _sender_entry(spec: LoadSpec, index: int, out: Any, go: Any, end: Any = None) -> None:
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency
         pass
-    asyncio.run(_sender_main(spec, index, out, go))
+    asyncio.run(_sender_main(spec, index, out, go, end))
 
 
 # --- the parent: aggregation, progress, summary ---------------------------------------------------
@@ -622,11 +628,18 @@ def percentile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q / 100 * (len(s) - 1))))]
 
 
-def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadResult:
+def run(spec: LoadSpec, *, progress: bool = True, label: str = "load", started: threading.Event | None = None,
+        stop: threading.Event | None = None) -> LoadResult:
+    """Send ``spec``'s load and gather the senders' reports. ``started`` is set once the senders have
+    built their templates and start sending; ``stop`` (set from another thread) ends the run before
+    ``spec.duration``: the senders finish their requests in flight and report, so what was accepted is
+    known when a run's length is not (``bench query --with-ingest``)."""
     ctx = mp.get_context("fork")
     out = ctx.Queue()
     go = ctx.Value("d", 0.0)
-    procs = [ctx.Process(target=_sender_entry, args=(spec, i, out, go), daemon=True) for i in range(spec.processes)]
+    end = ctx.Value("d", 0.0)
+    procs = [ctx.Process(target=_sender_entry, args=(spec, i, out, go, end), daemon=True)
+             for i in range(spec.processes)]
     for p in procs:
         p.start()
     ready = 0
@@ -635,6 +648,8 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
         ready += kind == "ready"
     go_at = time.time() + 0.3
     go.value = go_at
+    if started is not None:
+        started.set()
     accepted: dict[str, int] = {}
     measured: dict[str, int] = {}
     requests = refusals = errors = 0
@@ -657,6 +672,8 @@ def run(spec: LoadSpec, *, progress: bool = True, label: str = "load") -> LoadRe
         bucket = {"items": 0, "lat": [], "refusals": 0, "errors": 0}
 
     while done < spec.processes:
+        if stop is not None and stop.is_set() and not end.value:
+            end.value = time.time()
         try:
             kind, _, data = out.get(timeout=1.0)
         except queue.Empty:
