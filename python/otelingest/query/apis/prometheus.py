@@ -201,19 +201,20 @@ async def labels(request: Request) -> JSONResponse:
             # Every label name in the window, from the attribute keys: no series needed.
             start, end = await _window(request, params)
             source = _source(request, start, end)
-            exposed = [info for info in await source.catalog(start, end, fresh=True) if info.families()]
-            otel = sorted({info.otel_name for info in exposed if not info.verbatim})
+            entries = [e for e in await source.catalog_with_keys(start, end) if e[0].families()]
+            exposed = [info for info, _, _ in entries]
             written = sorted({info.otel_name for info in exposed if info.verbatim})
             if exposed:
                 names = {"__name__"}
-            if otel:
+            if any(not info.verbatim for info in exposed):
                 names |= {"service_name", "job"}
                 if any("bucket" in info.families().values() for info in exposed):
                     names.add("le")
-                [(keys, instance)] = await source.label_keys(otel, start, end, remote_written=False)
-                names.update(label_name(k) for k in keys)
-                if instance:
-                    names.add("instance")
+            for info, keys, instance in entries:
+                if not info.verbatim:
+                    names.update(label_name(k) for k in keys)
+                    if instance:
+                        names.add("instance")
             if written:
                 # Remote-written series: their labels are their attribute keys, as written.
                 [(keys, _)] = await source.label_keys(written, start, end)

@@ -40,16 +40,22 @@ class TableQueries:
 
     catalog: str
     label_keys: str
-    label_keys_otlp: str  # for metrics no remote write sent: no otel_prom_series branch
+    labels: str  # the catalog with each metric's label keys
     series: str
     series_labels: str
     points: str
 
 
-RAW_QUERIES = TableQueries("promql/catalog_raw", "promql/label_keys_raw", "promql/label_keys_raw_otlp",
+RAW_QUERIES = TableQueries("promql/catalog_raw", "promql/label_keys_raw", "promql/labels_raw",
                            "promql/series_raw", "promql/series_labels_raw", "promql/points_raw")
-ROLLUP_QUERIES = TableQueries("promql/catalog_rollup", "promql/label_keys_rollup", "promql/label_keys_rollup_otlp",
+ROLLUP_QUERIES = TableQueries("promql/catalog_rollup", "promql/label_keys_rollup", "promql/labels_rollup",
                               "promql/series_rollup", "promql/series_labels_rollup", "promql/points_rollup")
+
+
+def _metric_info(row: tuple[Any, ...]) -> MetricInfo:
+    """A catalog row (promql/catalog_*: name, type, temporality, monotonic, unit, description,
+    remote-written) as a MetricInfo."""
+    return MetricInfo(row[0], row[1], row[2], bool(row[3]), row[4] or "", row[5] or "", bool(row[6]))
 
 
 def series_chunks(ids: Iterable[int]) -> list[list[int]]:
@@ -104,7 +110,7 @@ class Source:
         async def read(request: Any = None) -> list[MetricInfo]:
             rows = await self.store.named(self.queries.catalog,
                                           self._p(start_ns=start_ns, end_ns=end_ns), request=request)
-            infos = [MetricInfo(r[0], r[1], r[2], bool(r[3]), r[4] or "", r[5] or "", bool(r[6])) for r in rows]
+            infos = [_metric_info(r) for r in rows]
             if self.reuse_catalog:
                 self.store.remember(shared, infos, CATALOG_TTL_S, CATALOG_STALE_S)
             return infos
@@ -123,13 +129,17 @@ class Source:
         self._catalog[key] = infos
         return infos
 
-    async def label_keys(self, names: list[str], start_ns: int, end_ns: int, *, remote_written: bool = True
-                         ) -> list[tuple[Any, ...]]:
-        """[(point attribute keys, whether a resource has service.instance.id)] of the metrics in a
-        window; ``remote_written=False`` when the catalog says remote write sent none of them."""
-        query = self.queries.label_keys if remote_written else self.queries.label_keys_otlp
-        return await self.store.named(query,
+    async def label_keys(self, names: list[str], start_ns: int, end_ns: int) -> list[tuple[Any, ...]]:
+        """[(point attribute keys, whether a resource has service.instance.id)] of the metrics in a window."""
+        return await self.store.named(self.queries.label_keys,
                                       self._p(names=names, start_ns=start_ns, end_ns=end_ns), request=self.request)
+
+    async def catalog_with_keys(self, start_ns: int, end_ns: int) -> list[tuple[MetricInfo, list[str], bool]]:
+        """catalog(fresh=True) with each metric's point attribute keys and whether a resource has
+        service.instance.id (one scan; remote-written series' keys are label_keys()')."""
+        rows = await self.store.named(self.queries.labels, self._p(start_ns=start_ns, end_ns=end_ns),
+                                      request=self.request)
+        return [(_metric_info(r), list(r[7]), bool(r[8])) for r in rows]
 
     async def predicates(self, matchers: list[LabelMatcher], label_sets: list[dict[str, str]]
                          ) -> list[tuple[str, Callable[[str], bool]]]:
