@@ -588,3 +588,35 @@ def test_spans_stored_before_the_kinds_infer_them_from_the_text(migrated, clickh
             assert bool(rows) is found, q
     finally:
         client.close()
+
+
+def test_search_finds_a_trace_not_yet_in_the_trace_times_lookup(migrated, clickhouse):
+    """A view's part becomes visible after its source's: a search right after an INSERT can find a
+    trace in otel_traces that otel_trace_times does not hold yet. It is still answered, read
+    within the slice of the window it was found in (not dropped: the newest traces all came in
+    that INSERT)."""
+    import asyncio
+
+    from otelingest.clickhouse.client import connect
+    from otelingest.config import ClickHouseConfig, QueryConfig
+    from otelingest.query.storage.pool import ClientPool
+    from otelingest.query.storage.store import Store
+    from otelingest.query.traceql.parser import parse
+    from otelingest.query.traceql.spansets import Search
+
+    ch = ClickHouseConfig(url=clickhouse.url, database=migrated.clickhouse.database)
+    client = connect(ch)
+    pool = ClientPool(ch)
+    try:
+        client.command(
+            "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanName, Duration) VALUES "
+            "(now64(9) - 60, unhex('0102030405060708090a0b0c0d0e0f10'), unhex('0102030405060708'), 'svc', 'op', 1000)")
+        client.command("TRUNCATE TABLE otel_trace_times")
+        now = time.time_ns()
+        store = Store(pool, QueryConfig()).for_tenant("default")
+        hits = asyncio.run(Search(parse('{ resource.service.name = "svc" }')).run(store, now - 3600 * NS, now, 20))
+        assert [(h.spans[0].trace_id, h.spans[0].name) for h in hits] == [
+            ("0102030405060708090A0B0C0D0E0F10", "op")]
+    finally:
+        pool.close()
+        client.close()
