@@ -136,7 +136,7 @@ class Source:
 
     async def catalog_with_keys(self, start_ns: int, end_ns: int) -> list[tuple[MetricInfo, list[str], bool]]:
         """catalog(fresh=True) with each metric's point attribute keys and whether a resource has
-        service.instance.id (one scan; remote-written series' keys are label_keys()')."""
+        service.instance.id, in one scan (remote-written series' keys come from label_keys())."""
         rows = await self.store.named(self.queries.labels, self._p(start_ns=start_ns, end_ns=end_ns),
                                       request=self.request)
         return [(_metric_info(r), list(r[7]), bool(r[8])) for r in rows]
