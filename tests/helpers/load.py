@@ -36,6 +36,20 @@ def traces_json(service: str, request_id: int, spans: int) -> bytes:
     }]}).encode()
 
 
+
+def post_traces(port: int, tenant: str, service: str, request_id: int, spans: int) -> int:
+    """POSTs traces_json(service, request_id, spans) as ``tenant`` (X-Scope-OrgID) on a new
+    connection (SO_REUSEPORT spreads connections over the receiver workers); the HTTP status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/v1/traces", body=traces_json(service, request_id, spans),
+                     headers={"Content-Type": "application/json", "X-Scope-OrgID": tenant})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    finally:
+        conn.close()
+
 class Sender(threading.Thread):
     """POSTs span batches until stopped; ``acked`` counts spans answered 200."""
 

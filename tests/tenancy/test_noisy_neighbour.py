@@ -6,7 +6,6 @@ the issue's noisy-neighbour test waits for tenant-scoped reads.)"""
 
 from __future__ import annotations
 
-import http.client
 import threading
 import time
 from typing import Iterator
@@ -14,7 +13,7 @@ from typing import Iterator
 import pytest
 
 from daemon import Daemon
-from load import traces_json
+from load import post_traces
 
 RECEIVERS = 2
 A_RATE, A_BURST = 200, 200  # spans/s over all receiver workers, bucket per worker
@@ -45,17 +44,10 @@ def _send(d: Daemon, tenant: str, spans: int, every: float, until: float, out: d
     n = 0
     while time.monotonic() < until:
         started = time.monotonic()
-        # A new connection per request: SO_REUSEPORT spreads them over the workers, whose buckets
-        # each hold rate / workers.
-        conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=30)
-        try:
-            conn.request("POST", "/v1/traces", body=traces_json(f"nn-{tenant}", n, spans),
-                         headers={"Content-Type": "application/json", "X-Scope-OrgID": tenant})
-            r = conn.getresponse()
-            r.read()
-            out[r.status] = out.get(r.status, 0) + spans
-        finally:
-            conn.close()
+        # A new connection per request (post_traces): SO_REUSEPORT spreads them over the workers,
+        # whose buckets each hold rate / workers.
+        status = post_traces(d.http_port, tenant, f"nn-{tenant}", n, spans)
+        out[status] = out.get(status, 0) + spans
         n += 1
         time.sleep(max(0.0, every - (time.monotonic() - started)))
 

@@ -32,7 +32,7 @@ import pytest
 
 import load
 from daemon import Daemon
-from load import traces_json
+from load import post_traces
 
 RECEIVERS = 2
 A_RATE = 200  # spans/s
@@ -46,23 +46,16 @@ TIMING_PHASES = 4
 # noisy's sender, a process of its own: sends until a line (or the end) on its stdin, then
 # prints its spans by status.
 FLOOD = """
-import http.client, json, select, sys, time
+import json, select, sys, time
 sys.path[:0] = [sys.argv[1]]
-from load import traces_json
+from load import post_traces
 
 port, tenant, spans, every = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
 out, n = {}, 1000
 while not select.select([sys.stdin], [], [], 0)[0]:
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request("POST", "/v1/traces", body=traces_json("nq-" + tenant, n, spans),
-                     headers={"Content-Type": "application/json", "X-Scope-OrgID": tenant})
-        r = conn.getresponse()
-        r.read()
-    finally:
-        conn.close()
-    out[r.status] = out.get(r.status, 0) + spans
+    status = post_traces(port, tenant, "nq-" + tenant, n, spans)
+    out[status] = out.get(status, 0) + spans
     n += 1
     time.sleep(max(0.0, every - (time.monotonic() - started)))
 print(json.dumps(out))
@@ -88,15 +81,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 
 
 def _post(d: Daemon, tenant: str, service: str, n: int, spans: int) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", d.http_port, timeout=30)
-    try:
-        conn.request("POST", "/v1/traces", body=traces_json(service, n, spans),
-                     headers={"Content-Type": "application/json", "X-Scope-OrgID": tenant})
-        r = conn.getresponse()
-        r.read()
-        return r.status
-    finally:
-        conn.close()
+    return post_traces(d.http_port, tenant, service, n, spans)
 
 
 def _send(d: Daemon, tenant: str, spans: int, every: float, stop: threading.Event, out: dict[int, int],
