@@ -33,7 +33,7 @@ from ..selfmon import logsetup
 from ..errors import EXIT_BOOT, EXIT_CONFIG, EXIT_OK, BootError, ConfigError
 from .rundir import WORKER_FILE, Layout, read_worker_file
 from .flags import StatusPage
-from .process import set_process_title
+from .process import keep_freed_memory, set_process_title
 
 log = logging.getLogger("otelingest.worker")
 
@@ -83,6 +83,7 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
 
     from ..selfmon import instruments
 
+    keep_freed_memory()
     status, rings = attach(layout, RingProducer, [(index, j) for j in range(layout.writers)])
     slot = layout.receiver_slot(index)
     instruments.configure_tenants(cfg.tenancy.max_metric_tenants, cfg.tenancy.tenants)
@@ -178,6 +179,7 @@ def run_writer(index: int, cfg: Any, layout: Layout) -> int:
     from ..ingest.writer.ledger import Ledger
     from ..ingest.writer.service import WriterService
 
+    keep_freed_memory()
     status, rings = attach(layout, RingConsumer, [(i, index) for i in range(layout.receivers)])
     stop, drain = threading.Event(), threading.Event()
     inserter_stop = threading.Event()
