@@ -86,12 +86,15 @@ def _joined(body: Body) -> bytes:
 
 
 def _lz4_parts(body: Body) -> bytes:
-    """One LZ4 frame over the body's parts in order, fed one by one: no joined copy of the body."""
+    """One LZ4 frame over the body's parts in order, fed one by one: no joined copy of the body.
+
+    Independent blocks (not linked): a quarter less CPU on the writer's bodies for 4% more bytes
+    (docs/benchmarks.md, "Fourth pass")."""
     import lz4.frame  # type: ignore[import-untyped]
 
     if isinstance(body, bytes):
-        return lz4.frame.compress(body, compression_level=0)  # type: ignore[no-any-return]
-    c = lz4.frame.LZ4FrameCompressor(compression_level=0)
+        return lz4.frame.compress(body, compression_level=0, block_linked=False)  # type: ignore[no-any-return]
+    c = lz4.frame.LZ4FrameCompressor(compression_level=0, block_linked=False)
     # The content size in the frame header, as lz4.frame.compress writes it.
     out = [c.begin(source_size=sum(map(len, body)))]
     out.extend(c.compress(p) for p in body)
