@@ -6,15 +6,16 @@ applies every newer file in order, so a new release upgrades an existing databas
 After migrating, each table's TTL is compared with ``[retention]`` and changed where it differs
 (``sql/retention.sql``), so editing a retention in the config applies to existing tables.
 
-Per-tenant retention (tenancy on, some tenant's ``retention.traces/logs/metrics`` differing from
+Per-tenant retention (tenancy on, some tenant's ``retention.<key>`` differing from
 the default, ``tenancy.defaults.retention`` else ``[retention]``): the raw tables and lookups of that
 signal get one TTL rule whose days are the row's tenant's (``sql/retention_tenants.sql``,
 ``transform(TenantId, tenants, days, default)`` with bound parameters) and
 ``ttl_only_drop_parts = 0`` (``sql/retention_parts.sql``: a part mixes tenants, so a tenant's
-expired rows are deleted in merges rather than waiting for the whole part). Without such a tenant
-the tables keep the plain rule and whole-part drops, as before tenancy. The rollups keep their own
-``[retention]`` keys. The TTL read back from ``system.tables`` is parsed, so a start with an
-unchanged config changes nothing (a MODIFY TTL rewrites every part's TTL information).
+expired rows are deleted in merges rather than waiting for the whole part). The rollups likewise
+by their own keys (``metrics_5m``, ``metrics_1h``, ``span_stats``, ``dependencies``). Without such
+a tenant the tables keep the plain rule and whole-part drops, as before tenancy. The TTL read back
+from ``system.tables`` is parsed, so a start with an unchanged config changes nothing (a MODIFY TTL
+rewrites every part's TTL information).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,8 +48,12 @@ _TTL_TENANTS_RE = re.compile(
     r"(?:_CAST\()?\[(?P<days>[0-9, ]*)\](?:, 'Array\(UInt16\)'\))?, (?:_CAST\()?(?P<default>\d+)")
 _QUOTED_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _DROP_PARTS_RE = re.compile(r"\bttl_only_drop_parts = (\d)")
-# The [retention] keys a tenant may override (the raw tables and lookups of these signals).
-TENANT_RETENTION_KEYS = ("traces", "logs", "metrics")
+# The [retention] keys a tenant may override: its raw tables and lookups, and its rollups.
+TENANT_RETENTION_KEYS = ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")
+# Tables that keep one rule when tenants' days differ: the longest of them. The dependency job's
+# record of which hours it computed (any tenant's record marks an hour done, so it must outlive
+# every tenant's rows of that hour, or the hour would be computed again and its rows come back).
+LONGEST_RETENTION_TABLES = frozenset({"otel_service_dependency_hours"})
 
 
 @dataclass(frozen=True)
@@ -324,28 +329,35 @@ class Migrator:
         """Change the TTL of every table whose retention differs from the config; returns them."""
         per_tenant = {s.table: s for s in retention_statements(self.ctx, "retention_tenants")}
         parts = {s.table: s for s in retention_statements(self.ctx, "retention_parts")}
+        longest = replace(self.ctx, tenant_days={}, retention={
+            key: max([days] + [d for _, d in self.ctx.tenant_days.get(key, ())]) for key, days in self.ctx.retention.items()})
+        longest_rule = {s.table: s for s in retention_statements(longest)}
         changed = []
         for stmt in retention_statements(self.ctx):
-            if stmt.table is None or stmt.ttl_key is None:
+            table, key = stmt.table, stmt.ttl_key
+            if table is None or key is None:
                 raise SchemaError("retention.sql: each statement must name a ${table:...} and a ${ttl:...}")
-            want = self.ctx.ttl(stmt.ttl_key)
-            if want.tenants and stmt.table not in per_tenant:
-                raise SchemaError(f"retention_tenants.sql: no statement for {stmt.table}")
-            have, only_drop_parts = self.table_ttl(stmt.table)
-            if have is None or (have == want and only_drop_parts == (not want.tenants or stmt.table not in parts)):
+            ctx = self.ctx
+            if table in LONGEST_RETENTION_TABLES:
+                ctx, stmt = longest, longest_rule[table]
+            want = ctx.ttl(key)
+            if want.tenants and table not in per_tenant:
+                raise SchemaError(f"retention_tenants.sql: no statement for {table}")
+            have, only_drop_parts = self.table_ttl(table)
+            if have is None or (have == want and only_drop_parts == (not want.tenants or table not in parts)):
                 continue
-            log.info("retention of %s: %s -> %s", stmt.table, _describe_ttl(have), _describe_ttl(want))
+            log.info("retention of %s: %s -> %s", table, _describe_ttl(have), _describe_ttl(want))
             if want.tenants:
                 # Rows-level deletes first, so the new rule never waits for whole parts.
-                self._run(parts[stmt.table], params={"only_drop_parts": 0})
-                self._run(per_tenant[stmt.table], params={
+                self._run(parts[table], params={"only_drop_parts": 0})
+                self._run(per_tenant[table], params={
                     "tenants": [t for t, _ in want.tenants], "days": [d for _, d in want.tenants],
                     "default_days": want.days})
             else:
                 self._run(stmt)
-                if stmt.table in parts:
-                    self._run(parts[stmt.table], params={"only_drop_parts": 1})
-            changed.append(stmt.table)
+                if table in parts:
+                    self._run(parts[table], params={"only_drop_parts": 1})
+            changed.append(table)
         return changed
 
 
