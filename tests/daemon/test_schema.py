@@ -354,3 +354,25 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
         got = client.query(sqlfiles.query("promql/series_labels_rollup"),
                            parameters={**window, "series": [sid], "table": rollup}).result_rows
         assert [a for _, _, _, a in got] == [{"cpu": "1", "instance": "h:9100", "job": "node"}], rollup
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_later_migration_keeps_the_writers_held_only_if_they_need_it(make_config, ch_client, monkeypatch, marked):
+    """Upgrading from version 13 with 0014 and a later migration pending: 0014's rebuilds let the
+    writers insert during their copy only when the later file says the writers' blocks do not need
+    it (``-- @writers-unchanged``); otherwise the hold stays up until every migration has run."""
+    cfg = make_config()
+    schema.migrate(cfg, target=13)
+    later = schema.Migration(
+        schema.latest_version() + 1, "later",
+        ("-- @writers-unchanged\n" if marked else "")
+        + "CREATE TABLE IF NOT EXISTS ${table:otel_later} ${on_cluster} (x UInt8) ENGINE = ${engine:MergeTree} ORDER BY x;\n")
+    shipped = schema.available_migrations()
+    monkeypatch.setattr(schema, "available_migrations", lambda directory=None: shipped + [later])
+    assert schema.lift_from([m for m in shipped if m.version >= 14] + [later]) == (14 if marked else later.version)
+
+    calls: list[bool] = []
+    m = schema.Migrator(ch_client, schema.RenderContext.from_config(cfg), hold=calls.append)
+    assert m.migrate() == [14, later.version]
+    assert (False in calls) is marked  # lowered for the copies only when the later file allows it
+    assert not calls or calls[-1] is True  # up when the migrations end (until the daemon records them)

@@ -3,6 +3,9 @@
 Migrations are ``sql/migrations/NNNN_name.sql`` templates (placeholders documented at the top of
 ``0001_base.sql``). Applied versions are recorded in ``otelingest_schema_migrations``; a start-up
 applies every newer file in order, so a new release upgrades an existing database with its ALTERs.
+Besides ``-- @distributed`` (0001's header) a file may hold ``-- @rekey <table>`` (a rebuild,
+``rekey.py``) and ``-- @writers-unchanged`` (``Migration.writers_unchanged``: a later file that
+does not change what the writers insert lets an earlier file's rebuilds copy while they insert).
 After migrating, each table's TTL is compared with ``[retention]`` and changed where it differs
 (``sql/retention.sql``), so editing a retention in the config applies to existing tables.
 
@@ -40,6 +43,7 @@ _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
 _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
 _REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
+_WRITERS_UNCHANGED_RE = re.compile(r"^--\s*@writers-unchanged\s*$")
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
 # The per-tenant rule as ClickHouse stores it: bound arrays appear as _CAST([...], 'Array(...)').
@@ -65,6 +69,20 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @property
+    def writers_unchanged(self) -> bool:
+        """``-- @writers-unchanged``: the writers' blocks insert into the schema as it was before this
+        migration as well as after it (no column they write is added, renamed or retyped)."""
+        return any(_WRITERS_UNCHANGED_RE.match(line.strip()) for line in self.text.splitlines())
+
+
+def lift_from(pending: list[Migration]) -> int:
+    """The lowest version whose table rebuilds may let the writers insert during their copy: the
+    last pending migration the writers' blocks need (later ones leave what the writers insert as
+    it is), so a rebuild never lowers the hold before the writers' schema is complete."""
+    needed = [m.version for m in pending if not m.writers_unchanged]
+    return max(needed) if needed else max((m.version for m in pending), default=0)
 
 
 @dataclass(frozen=True)
@@ -287,8 +305,8 @@ class Migrator:
             self._run(stmt)
         done = self.applied()
         applied_now = []
-        pending = [m.version for m in available_migrations()
-                   if m.version not in done and (target is None or m.version <= target)]
+        first_lift = lift_from([m for m in available_migrations()
+                                if m.version not in done and (target is None or m.version <= target)])
         for mig in available_migrations():
             if target is not None and mig.version > target:
                 break
@@ -299,7 +317,7 @@ class Migrator:
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 for stmt in render(mig.text, self.ctx):
-                    self._run(stmt, may_lift=mig.version == max(pending))
+                    self._run(stmt, may_lift=mig.version >= first_lift)
             except SchemaError as e:
                 raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
