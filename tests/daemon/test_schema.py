@@ -28,7 +28,8 @@ def test_migrate_from_empty_creates_every_table(make_config, ch_client):
     cfg = make_config()
     applied, changed = schema.migrate(cfg)
     assert applied == [m.version for m in schema.available_migrations()]
-    assert changed == []
+    # Created by 0012 with the raw metrics' days; its labels are read with the rollups too.
+    assert changed == ["otel_prom_series"]
     db = cfg.clickhouse.database
     assert RAW_TABLES | V2_TABLES | V4_TABLES | {"otelingest_schema_migrations"} <= tables(ch_client, db)
     assert ttl_days(ch_client, db, "otel_traces") == 30
@@ -101,8 +102,9 @@ def test_retention_change_applies_to_existing_tables(make_config, ch_client):
     applied, changed = schema.migrate(cfg2)
     assert applied == []
     assert set(changed) == {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_metrics_1h",
-                            "otel_service_dependencies_1h", "otel_service_dependency_hours"}
+                            "otel_service_dependencies_1h", "otel_service_dependency_hours", "otel_prom_series"}
     assert ttl_days(ch_client, db, "otel_traces") == 7
+    assert ttl_days(ch_client, db, "otel_prom_series") == 730  # the longest of the metric keys
     assert ttl_days(ch_client, db, "otel_trace_index") == 7
     assert ttl_days(ch_client, db, "otel_metrics_1h") == 730
     # The record of computed hours expires with the rollup it describes.
@@ -304,7 +306,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     cfg = make_config()
     db = cfg.clickhouse.database
-    assert schema.migrate(cfg, target=12) == (list(range(1, 11)) + [12], [])
+    assert schema.migrate(cfg, target=12) == (list(range(1, 11)) + [12], ["otel_prom_series"])
     t0_s = int(time.time()) // 3600 * 3600 - 7200
     ns = 1_000_000_000
     labels = {"__name__": "node_y", "job": "node", "instance": "h:9100", "cpu": "1"}

@@ -95,7 +95,7 @@ def test_each_tenant_keeps_its_own_days_of_rollups(make_config: Callable[..., Co
     cfg = make_config(tenancy={"mode": "header", "tenants": tenants})
     applied, changed = schema.migrate(cfg)
     assert set(changed) == {"otel_metrics_5m", "otel_metrics_1h", "otel_span_stats_1h", "otel_service_dependencies_1h",
-                            "otel_service_dependency_hours"}
+                            "otel_service_dependency_hours", "otel_prom_series"}
     assert schema.migrate(cfg) == ([], [])
     client = connect(cfg.clickhouse)
     try:
@@ -105,6 +105,8 @@ def test_each_tenant_keeps_its_own_days_of_rollups(make_config: Callable[..., Co
         hours = engine(client, "otel_service_dependency_hours")
         assert "TTL TimeBucket + toIntervalDay(400) " in hours and "transform" not in hours
         assert "TTL toDateTime(Timestamp) + toIntervalDay(30) " in engine(client, "otel_traces")  # raw: untouched
+        # Remote-written series' labels: each tenant's longest metric days (team-a's 30 raw, the rest 365).
+        assert schema.parse_ttl(engine(client, "otel_prom_series"))[0] == schema.Ttl(365, (("team-a", 30),))
 
         now = time.time_ns()
         ages_days = (3, 10, 40, 100, 380)

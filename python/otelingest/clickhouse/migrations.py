@@ -54,6 +54,10 @@ _QUOTED_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _DROP_PARTS_RE = re.compile(r"\bttl_only_drop_parts = (\d)")
 # The [retention] keys a tenant may override: its raw tables and lookups, and its rollups.
 TENANT_RETENTION_KEYS = ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")
+# Remote-written series' labels (otel_prom_series) are read with the raw samples and with the
+# rollups, whose rows carry none: kept as long as the longest of them (``${ttl:metric_series}``).
+SERIES_KEY = "metric_series"
+SERIES_READ_WITH = ("metrics", "metrics_5m", "metrics_1h")
 # Tables that keep one rule when tenants' days differ: the longest of them. The dependency job's
 # record of which hours it computed (any tenant's record marks an hour done, so it must outlive
 # every tenant's rows of that hour, or the hour would be computed again and its rows come back).
@@ -98,8 +102,8 @@ class Ttl:
 class RenderContext:
     database: str
     cluster: str | None
-    # [retention] days by key; with tenancy on, traces/logs/metrics are tenancy.defaults.retention's
-    # where set (the days of every tenant not in tenant_days).
+    # [retention] days by key, and SERIES_KEY's; with tenancy on, tenancy.defaults.retention's where
+    # set (the days of every tenant not in tenant_days).
     retention: dict[str, int] = field(default_factory=dict)
     # Key -> (tenant, days) of the tenants whose retention differs from ``retention[key]``, sorted.
     tenant_days: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
@@ -117,6 +121,17 @@ class RenderContext:
                 own = ((t, getattr(ten.limits(t).retention, key)) for t in ten.tenants)
                 tenant_days[key] = tuple(sorted((t, d) for t, d in own if d and d != retention[key]))
         return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, retention, tenant_days)
+
+    def __post_init__(self) -> None:
+        if SERIES_KEY in self.retention or not all(k in self.retention for k in SERIES_READ_WITH):
+            return
+        retention = {**self.retention, SERIES_KEY: max(self.retention[k] for k in SERIES_READ_WITH)}
+        own = {k: dict(self.tenant_days.get(k, ())) for k in SERIES_READ_WITH}
+        longest = {t: max(own[k].get(t, retention[k]) for k in SERIES_READ_WITH) for t in set().union(*own.values())}
+        tenant_days = {**self.tenant_days, SERIES_KEY: tuple(sorted(
+            (t, d) for t, d in longest.items() if d != retention[SERIES_KEY]))}
+        object.__setattr__(self, "retention", retention)  # frozen: derived once, at construction
+        object.__setattr__(self, "tenant_days", tenant_days)
 
     def ttl(self, key: str) -> Ttl:
         return Ttl(int(self.retention[key]), self.tenant_days.get(key, ()))
