@@ -12,3 +12,7 @@ ALTER TABLE ${table:otel_metrics_metadata} ${on_cluster} MODIFY SETTING ttl_only
 ALTER TABLE ${table:otel_metrics_exemplars} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
 ALTER TABLE ${table:otel_prom_samples} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
 ALTER TABLE ${table:otel_prom_series} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
+ALTER TABLE ${table:otel_metrics_5m} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
+ALTER TABLE ${table:otel_metrics_1h} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
+ALTER TABLE ${table:otel_span_stats_1h} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};
+ALTER TABLE ${table:otel_service_dependencies_1h} ${on_cluster} MODIFY SETTING ttl_only_drop_parts = {only_drop_parts:UInt8};

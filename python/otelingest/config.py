@@ -267,11 +267,15 @@ def tenant_id_problem(value: str) -> str | None:
 
 
 class TenantRetention(Section):
-    """Days a tenant's rows are kept; unset = the global [retention]."""
+    """Days a tenant's rows are kept, raw and rolled up; unset = the global [retention]."""
 
     traces: Days | None = None
     logs: Days | None = None
     metrics: Days | None = None
+    metrics_5m: Days | None = None
+    metrics_1h: Days | None = None
+    span_stats: Days | None = None
+    dependencies: Days | None = None
 
 
 class TenantLimits(Section):
@@ -319,11 +323,9 @@ class TenancyConfig(Section):
             max_query_concurrency=pick(own.max_query_concurrency, d.max_query_concurrency),
             max_query_range_days=pick(own.max_query_range_days, d.max_query_range_days),
             max_query_points=pick(own.max_query_points, d.max_query_points),
-            retention=TenantRetention(
-                traces=pick(own.retention.traces, d.retention.traces),
-                logs=pick(own.retention.logs, d.retention.logs),
-                metrics=pick(own.retention.metrics, d.retention.metrics),
-            ),
+            retention=TenantRetention(**{
+                key: pick(getattr(own.retention, key), getattr(d.retention, key))
+                for key in TenantRetention.__struct_fields__}),
         )
 
 

@@ -28,7 +28,8 @@ def test_migrate_from_empty_creates_every_table(make_config, ch_client):
     cfg = make_config()
     applied, changed = schema.migrate(cfg)
     assert applied == [m.version for m in schema.available_migrations()]
-    assert changed == []
+    # Created by 0012 with the raw metrics' days; its labels are read with the rollups too.
+    assert changed == ["otel_prom_series"]
     db = cfg.clickhouse.database
     assert RAW_TABLES | V2_TABLES | V4_TABLES | {"otelingest_schema_migrations"} <= tables(ch_client, db)
     assert ttl_days(ch_client, db, "otel_traces") == 30
@@ -101,8 +102,9 @@ def test_retention_change_applies_to_existing_tables(make_config, ch_client):
     applied, changed = schema.migrate(cfg2)
     assert applied == []
     assert set(changed) == {"otel_traces", "otel_trace_times", "otel_trace_index", "otel_metrics_1h",
-                            "otel_service_dependencies_1h", "otel_service_dependency_hours"}
+                            "otel_service_dependencies_1h", "otel_service_dependency_hours", "otel_prom_series"}
     assert ttl_days(ch_client, db, "otel_traces") == 7
+    assert ttl_days(ch_client, db, "otel_prom_series") == 730  # the longest of the metric keys
     assert ttl_days(ch_client, db, "otel_trace_index") == 7
     assert ttl_days(ch_client, db, "otel_metrics_1h") == 730
     # The record of computed hours expires with the rollup it describes.
@@ -304,7 +306,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     cfg = make_config()
     db = cfg.clickhouse.database
-    assert schema.migrate(cfg, target=12) == (list(range(1, 11)) + [12], [])
+    assert schema.migrate(cfg, target=12) == (list(range(1, 11)) + [12], ["otel_prom_series"])
     t0_s = int(time.time()) // 3600 * 3600 - 7200
     ns = 1_000_000_000
     labels = {"__name__": "node_y", "job": "node", "instance": "h:9100", "cpu": "1"}
@@ -354,3 +356,25 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
         got = client.query(sqlfiles.query("promql/series_labels_rollup"),
                            parameters={**window, "series": [sid], "table": rollup}).result_rows
         assert [a for _, _, _, a in got] == [{"cpu": "1", "instance": "h:9100", "job": "node"}], rollup
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_later_migration_keeps_the_writers_held_only_if_they_need_it(make_config, ch_client, monkeypatch, marked):
+    """Upgrading from version 13 with 0014 and a later migration pending: 0014's rebuilds let the
+    writers insert during their copy only when the later file says the writers' blocks do not need
+    it (``-- @writers-unchanged``); otherwise the hold stays up until every migration has run."""
+    cfg = make_config()
+    schema.migrate(cfg, target=13)
+    later = schema.Migration(
+        schema.latest_version() + 1, "later",
+        ("-- @writers-unchanged\n" if marked else "")
+        + "CREATE TABLE IF NOT EXISTS ${table:otel_later} ${on_cluster} (x UInt8) ENGINE = ${engine:MergeTree} ORDER BY x;\n")
+    shipped = schema.available_migrations()
+    monkeypatch.setattr(schema, "available_migrations", lambda directory=None: shipped + [later])
+    assert schema.lift_from([m for m in shipped if m.version >= 14] + [later]) == (14 if marked else later.version)
+
+    calls: list[bool] = []
+    m = schema.Migrator(ch_client, schema.RenderContext.from_config(cfg), hold=calls.append)
+    assert m.migrate() == [14, later.version]
+    assert (False in calls) is marked  # lowered for the copies only when the later file allows it
+    assert not calls or calls[-1] is True  # up when the migrations end (until the daemon records them)

@@ -317,3 +317,37 @@ def test_sort_by_label_and_smoothing(http, env):
         r = http.get("/api/v1/query", params={"query": bad, "time": at(env, T)})
         assert r.status_code == 422 and r.json()["errorType"] == "execution", r.text
         assert "factor. Expected: 0 <" in r.json()["error"]
+
+
+def test_remote_written_series_keep_their_labels_past_the_raw_retention(clickhouse, tmp_path):
+    """A remote-written series' labels live in otel_prom_series only (its rollup rows carry none).
+    Past the raw retention (30 days) a range is read from the rollups, which are kept 90 and 365
+    days: the labels must be kept as long, or the series of a metric answer without them."""
+    import time
+
+    import httpx
+
+    start_s = (time.time_ns() // qd.NS // 3600 - 40 * 24) * 3600  # 40 days back, on the hour
+
+    def load(client, db):
+        resource = {"otelingest.source": "prometheus.remote_write", "service.name": "node"}
+        series, samples = [], []
+        for sid, inst in ((1, "a"), (2, "b")):
+            series.append([start_s * qd.NS, "up", "node", sid, {**resource, "service.instance.id": inst},
+                           {"job": "node", "instance": inst}])
+            samples += [["up", "node", sid, (start_s + 15 * i) * qd.NS, float(sid)] for i in range(240)]
+        qd.insert_rows(client, db, "otel_prom_series",
+                       ["TimeUnix", "MetricName", "ServiceName", "SeriesId", "ResourceAttributes", "Attributes"], series)
+        qd.insert_rows(client, db, "otel_prom_samples", ["MetricName", "ServiceName", "SeriesId", "TimeUnix", "Value"],
+                       samples)
+        client.command(f"OPTIMIZE TABLE {db}.otel_prom_series FINAL")  # the TTL merge the server would run
+        return None
+
+    with qd.make_env(clickhouse, tmp_path, load=load) as e, httpx.Client(base_url=e.url, timeout=30) as http:
+        assert e.client.query(f"SELECT count() FROM {e.cfg.clickhouse.database}.otel_prom_series").result_rows[0][0] == 2
+        r = http.get("/api/v1/query_range", params={"query": "up", "start": start_s + 600, "end": start_s + 3000,
+                                                     "step": 600})
+        assert r.status_code == 200, r.text
+        got = sorted(((s["metric"], s["values"][0][1]) for s in r.json()["data"]["result"]), key=repr)
+        assert got == [({"__name__": "up", "instance": "a", "job": "node"}, "1"),
+                       ({"__name__": "up", "instance": "b", "job": "node"}, "2")]

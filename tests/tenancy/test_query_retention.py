@@ -14,7 +14,8 @@ DAY_NS = 86_400 * NS
 
 
 def _store(mode: str) -> Store:
-    tenancy = msgspec.convert({"mode": mode, "tenants": {"short": {"retention": {"metrics": 7}}}}, config.TenancyConfig)
+    tenancy = msgspec.convert({"mode": mode, "tenants": {"short": {"retention": {"metrics": 7, "metrics_5m": 20}}}},
+                              config.TenancyConfig)
     return Store(None, config.QueryConfig(), config.RetentionConfig(metrics=30), tenancy)  # type: ignore[arg-type]
 
 
@@ -27,6 +28,10 @@ def test_a_tenant_with_shorter_raw_retention_reads_older_ranges_from_the_rollup(
     assert store.for_tenant("other").retention.metrics == 30
     assert choose_metrics_table(*ten_days_back, 60, store.for_tenant("short").retention) == "otel_metrics_5m"
     assert choose_metrics_table(*ten_days_back, 60, store.for_tenant("other").retention) == "otel_metrics"
+    # Past its own 5-minute rollup days (20, the global 90): the hourly rollup.
+    month_back = (now - 30 * DAY_NS, now - 30 * DAY_NS + 3600 * NS)
+    assert choose_metrics_table(*month_back, 60, store.for_tenant("short").retention) == "otel_metrics_1h"
+    assert choose_metrics_table(*month_back, 60, store.for_tenant("other").retention) == "otel_metrics_5m"
 
 
 def test_with_tenancy_off_the_tenant_keys_change_nothing() -> None:

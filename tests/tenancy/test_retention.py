@@ -47,7 +47,7 @@ def test_each_tenant_keeps_its_own_days(make_config: Callable[..., Config]) -> N
     try:
         assert "transform(TenantId" in engine(client, "otel_traces")
         assert "ttl_only_drop_parts = 0" in engine(client, "otel_traces")
-        # The rollups keep [retention]'s own keys, one rule, whole parts.
+        # No tenant sets a rollup's days: the rollups keep one rule, whole parts.
         assert "TTL TimeBucket + toIntervalDay(365) " in engine(client, "otel_span_stats_1h")
         assert "ttl_only_drop_parts = 1" in engine(client, "otel_span_stats_1h")
 
@@ -84,6 +84,63 @@ def test_each_tenant_keeps_its_own_days(make_config: Callable[..., Config]) -> N
         assert "TTL toDateTime(Timestamp) + toIntervalDay(30) " in engine(client, "otel_traces")
         assert "ttl_only_drop_parts = 1" in engine(client, "otel_traces")
         assert schema.migrate(plain) == ([], [])
+    finally:
+        client.close()
+
+
+def test_each_tenant_keeps_its_own_days_of_rollups(make_config: Callable[..., Config]) -> None:
+    # Global: metrics_5m 90, metrics_1h 365, span_stats 365, dependencies 365.
+    tenants = {"team-a": {"retention": {"metrics_5m": 7, "metrics_1h": 20, "span_stats": 7, "dependencies": 7}},
+               "team-b": {"retention": {"span_stats": 400, "dependencies": 400}}}
+    cfg = make_config(tenancy={"mode": "header", "tenants": tenants})
+    applied, changed = schema.migrate(cfg)
+    assert set(changed) == {"otel_metrics_5m", "otel_metrics_1h", "otel_span_stats_1h", "otel_service_dependencies_1h",
+                            "otel_service_dependency_hours", "otel_prom_series"}
+    assert schema.migrate(cfg) == ([], [])
+    client = connect(cfg.clickhouse)
+    try:
+        assert "transform(TenantId" in engine(client, "otel_span_stats_1h")
+        assert "ttl_only_drop_parts = 0" in engine(client, "otel_metrics_5m")
+        # The dependency job's record of computed hours: one rule, the longest days of any tenant.
+        hours = engine(client, "otel_service_dependency_hours")
+        assert "TTL TimeBucket + toIntervalDay(400) " in hours and "transform" not in hours
+        assert "TTL toDateTime(Timestamp) + toIntervalDay(30) " in engine(client, "otel_traces")  # raw: untouched
+        # Remote-written series' labels: each tenant's longest metric days (team-a's 30 raw, the rest 365).
+        assert schema.parse_ttl(engine(client, "otel_prom_series"))[0] == schema.Ttl(365, (("team-a", 30),))
+
+        now = time.time_ns()
+        ages_days = (3, 10, 40, 100, 380)
+        spans, points, deps = [], [], []
+        for tenant in ("default", "team-a", "team-b"):
+            for n, age in enumerate(ages_days):
+                ts = now - age * DAY
+                spans.append([tenant] + qd.span(ts, (n + 1).to_bytes(16, "big"), b"\1" * 8, qd.ZERO_SPAN, "op",
+                                                "SERVER", "svc", {}, {}, 1000))
+                points.append([tenant] + qd.metric_row(ts, ts, "queue.depth", "1", "Gauge", "Unspecified", False, {},
+                                                       value=float(n)))
+                deps.append([tenant, (ts // DAY) * 86400, "web", "db", 1, 0])
+        db = cfg.clickhouse.database
+        qd.insert_rows(client, db, "otel_traces", ["TenantId"] + qd.SPAN_COLUMNS, spans)  # fills otel_span_stats_1h
+        qd.insert_rows(client, db, "otel_metrics", ["TenantId"] + qd.METRIC_COLUMNS, points)  # and the metric rollups
+        qd.insert_rows(client, db, "otel_service_dependencies_1h",
+                       ["TenantId", "TimeBucket", "Parent", "Child", "CallCount", "ErrorCount"], deps)
+        for table in ("otel_span_stats_1h", "otel_metrics_5m", "otel_metrics_1h", "otel_service_dependencies_1h"):
+            expire(client, table)
+        assert ages(client, "otel_span_stats_1h", "TimeBucket") == {
+            "default": [3, 10, 40, 100], "team-a": [3], "team-b": [3, 10, 40, 100, 380]}
+        assert ages(client, "otel_metrics_5m", "TimeBucket") == {
+            "default": [3, 10, 40], "team-a": [3], "team-b": [3, 10, 40]}
+        assert ages(client, "otel_metrics_1h", "TimeBucket") == {
+            "default": [3, 10, 40, 100], "team-a": [3, 10], "team-b": [3, 10, 40, 100]}
+        assert ages(client, "otel_service_dependencies_1h", "TimeBucket") == {
+            "default": [3, 10, 40, 100], "team-a": [3], "team-b": [3, 10, 40, 100, 380]}
+
+        # The overrides removed: one rule and whole-part drops again, the hours table back to 365.
+        plain = make_config(clickhouse={"database": db}, tenancy={"mode": "header"})
+        assert set(schema.migrate(plain)[1]) == set(changed)
+        assert "TTL TimeBucket + toIntervalDay(365) " in engine(client, "otel_span_stats_1h")
+        assert "ttl_only_drop_parts = 1" in engine(client, "otel_span_stats_1h")
+        assert "TTL TimeBucket + toIntervalDay(365) " in engine(client, "otel_service_dependency_hours")
     finally:
         client.close()
 

@@ -3,18 +3,22 @@
 Migrations are ``sql/migrations/NNNN_name.sql`` templates (placeholders documented at the top of
 ``0001_base.sql``). Applied versions are recorded in ``otelingest_schema_migrations``; a start-up
 applies every newer file in order, so a new release upgrades an existing database with its ALTERs.
+Besides ``-- @distributed`` (0001's header) a file may hold ``-- @rekey <table>`` (a rebuild,
+``rekey.py``) and ``-- @writers-unchanged`` (``Migration.writers_unchanged``: a later file that
+does not change what the writers insert lets an earlier file's rebuilds copy while they insert).
 After migrating, each table's TTL is compared with ``[retention]`` and changed where it differs
 (``sql/retention.sql``), so editing a retention in the config applies to existing tables.
 
-Per-tenant retention (tenancy on, some tenant's ``retention.traces/logs/metrics`` differing from
+Per-tenant retention (tenancy on, some tenant's ``retention.<key>`` differing from
 the default, ``tenancy.defaults.retention`` else ``[retention]``): the raw tables and lookups of that
 signal get one TTL rule whose days are the row's tenant's (``sql/retention_tenants.sql``,
 ``transform(TenantId, tenants, days, default)`` with bound parameters) and
 ``ttl_only_drop_parts = 0`` (``sql/retention_parts.sql``: a part mixes tenants, so a tenant's
-expired rows are deleted in merges rather than waiting for the whole part). Without such a tenant
-the tables keep the plain rule and whole-part drops, as before tenancy. The rollups keep their own
-``[retention]`` keys. The TTL read back from ``system.tables`` is parsed, so a start with an
-unchanged config changes nothing (a MODIFY TTL rewrites every part's TTL information).
+expired rows are deleted in merges rather than waiting for the whole part). The rollups likewise
+by their own keys (``metrics_5m``, ``metrics_1h``, ``span_stats``, ``dependencies``). Without such
+a tenant the tables keep the plain rule and whole-part drops, as before tenancy. The TTL read back
+from ``system.tables`` is parsed, so a start with an unchanged config changes nothing (a MODIFY TTL
+rewrites every part's TTL information).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,6 +43,7 @@ _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\$\{([a-z_]+)(?::([A-Za-z0-9_]+))?\}")
 _DISTRIBUTED_RE = re.compile(r"^--\s*@distributed\s+([a-z0-9_]+)\s+(.+?)\s*$")
 _REKEY_RE = re.compile(r"^--\s*@rekey\s+([a-z0-9_]+)\s*$")
+_WRITERS_UNCHANGED_RE = re.compile(r"^--\s*@writers-unchanged\s*$")
 _ENGINE_KINDS = frozenset({"MergeTree", "AggregatingMergeTree", "ReplacingMergeTree", "SummingMergeTree"})
 _TTL_DAYS_RE = re.compile(r"toIntervalDay\((\d+)\)")
 # The per-tenant rule as ClickHouse stores it: bound arrays appear as _CAST([...], 'Array(...)').
@@ -47,8 +52,16 @@ _TTL_TENANTS_RE = re.compile(
     r"(?:_CAST\()?\[(?P<days>[0-9, ]*)\](?:, 'Array\(UInt16\)'\))?, (?:_CAST\()?(?P<default>\d+)")
 _QUOTED_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _DROP_PARTS_RE = re.compile(r"\bttl_only_drop_parts = (\d)")
-# The [retention] keys a tenant may override (the raw tables and lookups of these signals).
-TENANT_RETENTION_KEYS = ("traces", "logs", "metrics")
+# The [retention] keys a tenant may override: its raw tables and lookups, and its rollups.
+TENANT_RETENTION_KEYS = ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")
+# Remote-written series' labels (otel_prom_series) are read with the raw samples and with the
+# rollups, whose rows carry none: kept as long as the longest of them (``${ttl:metric_series}``).
+SERIES_KEY = "metric_series"
+SERIES_READ_WITH = ("metrics", "metrics_5m", "metrics_1h")
+# Tables that keep one rule when tenants' days differ: the longest of them. The dependency job's
+# record of which hours it computed (any tenant's record marks an hour done, so it must outlive
+# every tenant's rows of that hour, or the hour would be computed again and its rows come back).
+LONGEST_RETENTION_TABLES = frozenset({"otel_service_dependency_hours"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +73,20 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+    @property
+    def writers_unchanged(self) -> bool:
+        """``-- @writers-unchanged``: the writers' blocks insert into the schema as it was before this
+        migration as well as after it (no column they write is added, renamed or retyped)."""
+        return any(_WRITERS_UNCHANGED_RE.match(line.strip()) for line in self.text.splitlines())
+
+
+def lift_from(pending: list[Migration]) -> int:
+    """The lowest version whose table rebuilds may let the writers insert during their copy: the
+    last pending migration the writers' blocks need (later ones leave what the writers insert as
+    it is), so a rebuild never lowers the hold before the writers' schema is complete."""
+    needed = [m.version for m in pending if not m.writers_unchanged]
+    return max(needed) if needed else max((m.version for m in pending), default=0)
 
 
 @dataclass(frozen=True)
@@ -75,8 +102,8 @@ class Ttl:
 class RenderContext:
     database: str
     cluster: str | None
-    # [retention] days by key; with tenancy on, traces/logs/metrics are tenancy.defaults.retention's
-    # where set (the days of every tenant not in tenant_days).
+    # [retention] days by key, and SERIES_KEY's; with tenancy on, tenancy.defaults.retention's where
+    # set (the days of every tenant not in tenant_days).
     retention: dict[str, int] = field(default_factory=dict)
     # Key -> (tenant, days) of the tenants whose retention differs from ``retention[key]``, sorted.
     tenant_days: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
@@ -94,6 +121,17 @@ class RenderContext:
                 own = ((t, getattr(ten.limits(t).retention, key)) for t in ten.tenants)
                 tenant_days[key] = tuple(sorted((t, d) for t, d in own if d and d != retention[key]))
         return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, retention, tenant_days)
+
+    def __post_init__(self) -> None:
+        if SERIES_KEY in self.retention or not all(k in self.retention for k in SERIES_READ_WITH):
+            return
+        retention = {**self.retention, SERIES_KEY: max(self.retention[k] for k in SERIES_READ_WITH)}
+        own = {k: dict(self.tenant_days.get(k, ())) for k in SERIES_READ_WITH}
+        longest = {t: max(own[k].get(t, retention[k]) for k in SERIES_READ_WITH) for t in set().union(*own.values())}
+        tenant_days = {**self.tenant_days, SERIES_KEY: tuple(sorted(
+            (t, d) for t, d in longest.items() if d != retention[SERIES_KEY]))}
+        object.__setattr__(self, "retention", retention)  # frozen: derived once, at construction
+        object.__setattr__(self, "tenant_days", tenant_days)
 
     def ttl(self, key: str) -> Ttl:
         return Ttl(int(self.retention[key]), self.tenant_days.get(key, ()))
@@ -282,8 +320,8 @@ class Migrator:
             self._run(stmt)
         done = self.applied()
         applied_now = []
-        pending = [m.version for m in available_migrations()
-                   if m.version not in done and (target is None or m.version <= target)]
+        first_lift = lift_from([m for m in available_migrations()
+                                if m.version not in done and (target is None or m.version <= target)])
         for mig in available_migrations():
             if target is not None and mig.version > target:
                 break
@@ -294,7 +332,7 @@ class Migrator:
             log.info("applying migration %04d_%s", mig.version, mig.name)
             try:
                 for stmt in render(mig.text, self.ctx):
-                    self._run(stmt, may_lift=mig.version == max(pending))
+                    self._run(stmt, may_lift=mig.version >= first_lift)
             except SchemaError as e:
                 raise SchemaError(f"migration {mig.version:04d}_{mig.name}: {e}") from e
             self.client.insert(
@@ -324,28 +362,35 @@ class Migrator:
         """Change the TTL of every table whose retention differs from the config; returns them."""
         per_tenant = {s.table: s for s in retention_statements(self.ctx, "retention_tenants")}
         parts = {s.table: s for s in retention_statements(self.ctx, "retention_parts")}
+        longest = replace(self.ctx, tenant_days={}, retention={
+            key: max([days] + [d for _, d in self.ctx.tenant_days.get(key, ())]) for key, days in self.ctx.retention.items()})
+        longest_rule = {s.table: s for s in retention_statements(longest)}
         changed = []
         for stmt in retention_statements(self.ctx):
-            if stmt.table is None or stmt.ttl_key is None:
+            table, key = stmt.table, stmt.ttl_key
+            if table is None or key is None:
                 raise SchemaError("retention.sql: each statement must name a ${table:...} and a ${ttl:...}")
-            want = self.ctx.ttl(stmt.ttl_key)
-            if want.tenants and stmt.table not in per_tenant:
-                raise SchemaError(f"retention_tenants.sql: no statement for {stmt.table}")
-            have, only_drop_parts = self.table_ttl(stmt.table)
-            if have is None or (have == want and only_drop_parts == (not want.tenants or stmt.table not in parts)):
+            ctx = self.ctx
+            if table in LONGEST_RETENTION_TABLES:
+                ctx, stmt = longest, longest_rule[table]
+            want = ctx.ttl(key)
+            if want.tenants and table not in per_tenant:
+                raise SchemaError(f"retention_tenants.sql: no statement for {table}")
+            have, only_drop_parts = self.table_ttl(table)
+            if have is None or (have == want and only_drop_parts == (not want.tenants or table not in parts)):
                 continue
-            log.info("retention of %s: %s -> %s", stmt.table, _describe_ttl(have), _describe_ttl(want))
+            log.info("retention of %s: %s -> %s", table, _describe_ttl(have), _describe_ttl(want))
             if want.tenants:
                 # Rows-level deletes first, so the new rule never waits for whole parts.
-                self._run(parts[stmt.table], params={"only_drop_parts": 0})
-                self._run(per_tenant[stmt.table], params={
+                self._run(parts[table], params={"only_drop_parts": 0})
+                self._run(per_tenant[table], params={
                     "tenants": [t for t, _ in want.tenants], "days": [d for _, d in want.tenants],
                     "default_days": want.days})
             else:
                 self._run(stmt)
-                if stmt.table in parts:
-                    self._run(parts[stmt.table], params={"only_drop_parts": 1})
-            changed.append(stmt.table)
+                if table in parts:
+                    self._run(parts[table], params={"only_drop_parts": 1})
+            changed.append(table)
         return changed
 
 

@@ -67,16 +67,26 @@ async def search_newest(store: TenantStore, name: str, params: dict[str, Any], *
         width *= WIDEN
 
 
-async def trace_windows(store: TenantStore, trace_ids: list[str], **kw: Any) -> dict[str, tuple[int, int]]:
+async def trace_windows(store: TenantStore, trace_ids: list[str], *, found_in: tuple[int, int] | None = None,
+                        **kw: Any) -> dict[str, tuple[int, int]]:
+    """Each trace's (first start, last end) from ``otel_trace_times``; a trace absent there is left
+    out, or, given ``found_in`` (the window a search found the ids in), takes that window: a trace
+    found in ``otel_traces`` may not be in the lookup yet (a view's part becomes visible after its
+    source's), and is then read within the window it was found in rather than dropped."""
     rows = await store.named("traces/windows", {"trace_ids": trace_ids}, **kw)
-    return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+    windows = {r[0]: (int(r[1]), int(r[2])) for r in rows}
+    if found_in is not None:
+        windows.update({tid: found_in for tid in trace_ids if tid not in windows})
+    return windows
 
 
-async def fetch_traces(store: TenantStore, trace_ids: list[str], **kw: Any) -> dict[str, list[Span]]:
-    """Spans of each trace (upper-case hex ids), reading only the traces' windows."""
+async def fetch_traces(store: TenantStore, trace_ids: list[str], *, found_in: tuple[int, int] | None = None,
+                       **kw: Any) -> dict[str, list[Span]]:
+    """Spans of each trace (upper-case hex ids), reading only the traces' windows (``found_in``:
+    see ``trace_windows``)."""
     if not trace_ids:
         return {}
-    windows = await trace_windows(store, trace_ids, **kw)
+    windows = await trace_windows(store, trace_ids, found_in=found_in, **kw)
     if not windows:
         return {}
     start = min(w[0] for w in windows.values())

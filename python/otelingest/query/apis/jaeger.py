@@ -180,7 +180,7 @@ async def search(request: Request) -> JSONResponse:
         async def compute() -> list[dict[str, Any]]:
             rows = await search_newest(store, "traces/search_tags" if tags else "traces/search", params, request=request)
             ids = [r[0] for r in rows]
-            found = await fetch_traces(store, ids, request=request)
+            found = await fetch_traces(store, ids, found_in=(start, end), request=request)
             return [trace_json(t, found[t]) for t in ids if t in found]
 
         key = ("jaeger_search", tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))

@@ -174,7 +174,7 @@ async def traces(request: Request) -> JSONResponse:
         async def compute() -> dict[str, Any]:
             rows = await search_newest(store, "traces/search", params, request=request)
             ids = [r[0] for r in rows]
-            found = await fetch_traces(store, ids, request=request)
+            found = await fetch_traces(store, ids, found_in=(start, end), request=request)
             return {"traces": [trace_json(t, found[t]) for t in ids if t in found]}
 
         key = ("api_traces", tuple(sorted(params.items())))

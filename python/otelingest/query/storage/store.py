@@ -199,11 +199,13 @@ class TenantStore:
         self._store = store
         self.tenant = tenant
         self.retention = store.retention
-        # A tenant's raw points are kept its own days (the TTL per tenant): past them, its ranges
-        # are read from the rollups, as everyone's are past the global days.
-        days = store.tenancy.limits(tenant).retention.metrics if store.tenancy.enabled else None
-        if days is not None:
-            self.retention = msgspec.structs.replace(store.retention, metrics=days)
+        # A tenant's points are kept its own days (the TTL per tenant): past its raw days its ranges
+        # are read from the rollups, past its 5-minute rollup's from the hourly one, as everyone's
+        # are past the global days.
+        if store.tenancy.enabled:
+            own = msgspec.structs.asdict(store.tenancy.limits(tenant).retention)
+            self.retention = msgspec.structs.replace(
+                store.retention, **{k: v for k, v in own.items() if v is not None})
         self.cfg = store.cfg
 
     async def rows(self, sql: str, params: dict[str, Any] | None = None, *, request: Request | None = None,

@@ -153,10 +153,7 @@ class Search:
 
     async def _evaluate(self, store: TenantStore, sql: str, params: dict[str, Any], ids: list[str],
                         found_in: tuple[int, int], **kw: Any) -> dict[str, TraceHit]:
-        # A trace step one found in otel_traces may not be in otel_trace_times yet (a view's part
-        # becomes visible after its source's): read it within the slice it was found in.
-        windows = await trace_windows(store, ids, **kw)
-        windows.update({tid: found_in for tid in ids if tid not in windows})
+        windows = await trace_windows(store, ids, found_in=found_in, **kw)
         lo = min(w[0] for w in windows.values())
         hi = max(w[1] for w in windows.values())
         rows = await store.rows(sql, {**params, "trace_ids": list(windows), "start_ns": lo, "end_ns": hi}, **kw)
