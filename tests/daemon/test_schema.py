@@ -328,7 +328,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     write("before", 0, 40, version_12=True)  # 0:00-0:39, rolled up by 0012's views
     assert schema.migrate(cfg, target=13) == ([13], [])
-    assert schema.migrate(cfg) == ([14], [])
+    assert schema.migrate(cfg) == ([14, 15], [])
     for _ in range(2):  # a replay of the same batch is dropped, chained view included
         write("after", 40, 50)  # 0:40-1:29: the first hour gets rows from both versions
     # An otel_metrics gauge with the same name keeps its own hourly view and is not re-rolled.
@@ -375,6 +375,64 @@ def test_a_later_migration_keeps_the_writers_held_only_if_they_need_it(make_conf
 
     calls: list[bool] = []
     m = schema.Migrator(ch_client, schema.RenderContext.from_config(cfg), hold=calls.append)
-    assert m.migrate() == [14, later.version]
+    assert m.migrate() == list(range(14, later.version + 1))
     assert (False in calls) is marked  # lowered for the copies only when the later file allows it
     assert not calls or calls[-1] is True  # up when the migrations end (until the daemon records them)
+
+
+def test_metric_rollups_without_maps_carry_a_version_14_database(make_config, ch_client):
+    """0015 on a database written by version 14: rollup rows written before keep their maps, rows
+    written after carry only the marker and their series' maps go to otel_prom_series once; the
+    rollup queries answer every series' labels and keys exactly as the raw points do, and a series
+    whose otel_prom_series row is not visible is left out, never answered without its labels."""
+    import time
+
+    from otelingest.bench.payloads import metric_requests
+    from otelingest.clickhouse import sqlfiles
+    from otelingest.ingest.writer.inserter import insert_settings
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    schema.migrate(cfg, target=14)
+    before, after = metric_requests(2)
+
+    def write(token, payload):
+        for table, _, block in _native.decode_metrics(payload.body).blocks:
+            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native", settings=insert_settings(f"{token}-{table}"))
+
+    write("before", before)
+    assert schema.migrate(cfg) == ([15], [])
+    for _ in range(2):  # a replayed batch is dropped, the series view's rows too
+        write("after", after)
+
+    client = connect(cfg.clickhouse)
+    names = [r[0] for r in client.query("SELECT DISTINCT MetricName FROM otel_metrics").result_rows]
+    now_ns = time.time_ns()
+    window = {"names": names, "start_ns": now_ns - 86400 * 10**9, "end_ns": now_ns + 3600 * 10**9, "tenant": "default"}
+    sids = [r[0] for r in client.query("SELECT DISTINCT SeriesId FROM otel_metrics").result_rows]
+    assert len(sids) == 1000  # 500 series a request, each request its own resource
+    assert client.query("SELECT count(), uniqExact(SeriesId) FROM otel_prom_series").result_rows == [(500, 500)]
+
+    def labels(name, **extra):
+        return {sid: (service, res, attrs) for sid, service, res, attrs in client.query(
+            sqlfiles.query(name), parameters={**window, "series": sids, **extra}).result_rows}
+
+    raw = labels("promql/series_labels_raw")
+    assert len(raw) == 1000
+    for rollup in ("otel_metrics_5m", "otel_metrics_1h"):
+        marked = client.query(f"SELECT count() FROM {rollup} WHERE mapContains(ResourceAttributes, 'otelingest.labels')"
+                              " AND empty(Attributes)").result_rows[0][0]
+        assert marked == 500, rollup  # the rows written after 0015: no maps
+        assert labels("promql/series_labels_rollup", table=rollup) == raw, rollup
+        # Keys from the rows after 0015 alone (the rows before, with their maps, deleted).
+        ch_client.command(f"ALTER TABLE {db}.{rollup} DELETE WHERE NOT mapContains(ResourceAttributes, 'otelingest.labels')",
+                          settings={"mutations_sync": 2})
+        keys = {r[0]: (sorted(r[7]), r[8]) for r in client.query(
+            sqlfiles.query("promql/labels_rollup"), parameters={**window, "table": rollup}).result_rows}
+        raw_keys = {r[0]: (sorted(r[7]), r[8]) for r in client.query(
+            sqlfiles.query("promql/labels_raw"), parameters=window).result_rows}
+        assert keys == raw_keys and keys["process.cpu.utilization"] == (["http.route", "instance"], False), rollup
+
+    # The series rows not visible yet: those series are left out, not answered without labels.
+    ch_client.command(f"TRUNCATE TABLE {db}.otel_prom_series")
+    assert labels("promql/series_labels_rollup", table="otel_metrics_5m") == {}
