@@ -19,7 +19,7 @@ from ..common import JSONResponse, cache_of, check_limit, check_window, now_ns, 
 from ..tenant import limits_of
 from ..dependencies import dependencies as compute_dependencies
 from ..errors import BadRequest, NotFound
-from ..spans import Span, fetch_traces, search_newest
+from ..spans import Span, fetch_trace, fetch_traces, search_newest
 from ..storage.store import Timer
 from ..timeparse import NS, duration_ns, parse_time
 
@@ -191,10 +191,10 @@ async def trace(request: Request) -> JSONResponse:
     with Timer("jaeger_trace"):
         raw = request.path_params["trace_id"]
         tid = trace_id_hex(raw, "traceID")
-        found = await fetch_traces(store_of(request), [tid], request=request)
-        if tid not in found:
+        spans = await fetch_trace(store_of(request), tid, request=request)
+        if not spans:
             raise NotFound("trace not found")
-        return _envelope([trace_json(tid, found[tid])])
+        return _envelope([trace_json(tid, spans)])
 
 
 async def dependencies(request: Request) -> JSONResponse:

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from ..common import JSONResponse, cache_of, check_limit, check_points, check_window, now_ns, store_of, trace_id_hex
 from ..tenant import limits_of
 from ..errors import BadRequest, NotFound
-from ..spans import Span, fetch_traces, search_newest
+from ..spans import Span, fetch_trace, fetch_traces, search_newest
 from ..storage.store import Timer
 from ..storage.tables import BUCKET_S, choose_metrics_table
 from ..timeparse import NS, duration_ns, time_ns
@@ -156,10 +156,10 @@ async def traces(request: Request) -> JSONResponse:
         limit = check_limit(req.limit, cfg.max_limit)
         if req.trace_id is not None:
             tid = trace_id_hex(req.trace_id, "trace_id")
-            found = await fetch_traces(store, [tid], request=request)
-            if not found:
+            spans = await fetch_trace(store, tid, request=request)
+            if not spans:
                 raise NotFound(f"trace {req.trace_id} not found")
-            return JSONResponse({"traces": [trace_json(tid, found[tid])]})
+            return JSONResponse({"traces": [trace_json(tid, spans)]})
         if not req.service_name:
             raise BadRequest("trace_id or service_name is required", field="service_name")
         start, end = _window(req, request)

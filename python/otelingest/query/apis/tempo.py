@@ -24,7 +24,7 @@ from ..common import JSONResponse, check_limit, check_window, now_ns, store_of, 
 from ..tenant import limits_of
 from ..errors import BadRequest, NotFound
 from .otlp_trace import json_value, resource_spans_json, trace_by_id_response, traces_data
-from ..spans import Span, fetch_traces
+from ..spans import Span, fetch_trace
 from ..storage.store import Timer
 from ..timeparse import NS, duration_ns, parse_time
 from ..traceql import metrics as tql_metrics
@@ -87,8 +87,7 @@ async def buildinfo(request: Request) -> JSONResponse:
 
 async def _trace_spans(request: Request) -> list[Span]:
     tid = trace_id_hex(request.path_params["trace_id"], "traceID")
-    found = await fetch_traces(store_of(request), [tid], request=request)
-    spans = found.get(tid, [])
+    spans = await fetch_trace(store_of(request), tid, request=request)
     q = request.query_params
     lo, hi = _seconds(q, "start"), _seconds(q, "end")
     if lo is not None and hi is not None:  # Tempo reads only the given range
