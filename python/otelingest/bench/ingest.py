@@ -51,8 +51,9 @@ from .payloads import SEED
 from .ports import free_ports
 
 TABLES = {"traces": "otel_traces", "logs": "otel_logs", "metrics": "otel_metrics"}
-# Tables the materialized views fill from each signal's raw table (besides the trace-id lookups).
-ROLLUPS = {"traces": ["otel_span_stats_1h"], "metrics": ["otel_metrics_5m", "otel_metrics_1h"]}
+# Tables the materialized views fill from each signal's raw table (besides the trace-id lookups;
+# the metric series' labels since migration 0015).
+ROLLUPS = {"traces": ["otel_span_stats_1h"], "metrics": ["otel_metrics_5m", "otel_metrics_1h", "otel_prom_series"]}
 # Items of each signal in the JSON's per-CPU-second figures.
 ITEM_NAMES = {"traces": "spans", "logs": "records", "metrics": "points"}
 DB = "otel"
