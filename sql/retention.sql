@@ -14,6 +14,6 @@ ALTER TABLE ${table:otel_service_dependency_hours} ${on_cluster} MODIFY TTL Time
 ALTER TABLE ${table:otel_metrics_metadata} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
 ALTER TABLE ${table:otel_metrics_exemplars} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
 ALTER TABLE ${table:otel_prom_samples} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
--- A remote-written series' labels are read with its rollups too (their rows carry none): kept the
--- longest of metrics, metrics_5m and metrics_1h (clickhouse/migrations.py, SERIES_KEY).
+-- A series' labels (remote-written, and OTLP since 0015) are read with its rollups too (their rows
+-- carry none): kept the longest of metrics, metrics_5m and metrics_1h (migrations.py, SERIES_KEY).
 ALTER TABLE ${table:otel_prom_series} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metric_series});

@@ -54,8 +54,9 @@ _QUOTED_RE = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _DROP_PARTS_RE = re.compile(r"\bttl_only_drop_parts = (\d)")
 # The [retention] keys a tenant may override: its raw tables and lookups, and its rollups.
 TENANT_RETENTION_KEYS = ("traces", "logs", "metrics", "metrics_5m", "metrics_1h", "span_stats", "dependencies")
-# Remote-written series' labels (otel_prom_series) are read with the raw samples and with the
-# rollups, whose rows carry none: kept as long as the longest of them (``${ttl:metric_series}``).
+# A series' labels (otel_prom_series: remote-written series, and OTLP ones since 0015) are read
+# with the raw points and with the rollups, whose rows carry none: kept as long as the longest of
+# them (``${ttl:metric_series}``).
 SERIES_KEY = "metric_series"
 SERIES_READ_WITH = ("metrics", "metrics_5m", "metrics_1h")
 # Tables that keep one rule when tenants' days differ: the longest of them. The dependency job's
