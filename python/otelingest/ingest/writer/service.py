@@ -34,7 +34,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from ...config import Config
 from ..spill import SpillQueue
-from .batch import BATCH_MAX_BYTES, OpenBatch, SealedBatch
+from .batch import BATCH_MAX_BYTES, OpenBatch, SealedBatch, TableBatch
 from .inserter import DEAD_LETTER, SPILLED, Inserter, Stopped
 from .ledger import Ledger
 from .replayer import SpillReplayer
@@ -192,13 +192,14 @@ class WriterService:
     def _submit(self, batch: SealedBatch, *, spill_first: bool = False) -> None:
         item = InFlight(batch)
         for t in batch.tables.values():
-            item.futures.append(self.pool.submit(self.inserter.insert, t.table, t.rows, t.parts, batch.token,
-                                                 spill_first=spill_first))
-            item.futures[-1].add_done_callback(self._woken)
+            item.futures.append(self._insert(t, batch.token, spill_first=spill_first))
         self.inflight.append(item)
 
-    def _woken(self, _: object) -> None:
-        self._wake.set()
+    def _insert(self, t: TableBatch, token: str, *, spill_first: bool = False) -> Future[str]:
+        """One table's INSERT in the pool; its end wakes the loop (the rings are released at once)."""
+        f = self.pool.submit(self.inserter.insert, t.table, t.rows, t.parts, token, spill_first=spill_first)
+        f.add_done_callback(lambda _: self._wake.set())
+        return f
 
     def _complete(self) -> None:
         """Release finished batches, oldest first (release cursors only move forward in order)."""
@@ -232,8 +233,7 @@ class WriterService:
                 log.error("insert of batch %s into %s failed unexpectedly; retrying", item.batch.seq, t.table,
                           exc_info=exc)
                 time.sleep(0.5)
-                item.futures[k] = self.pool.submit(self.inserter.insert, t.table, t.rows, t.parts, item.batch.token)
-                item.futures[k].add_done_callback(self._woken)
+                item.futures[k] = self._insert(t, item.batch.token)
                 again = True
         return again
 
