@@ -10,7 +10,8 @@ ALTER TABLE ${table:otel_metrics_5m} ${on_cluster} MODIFY TTL TimeBucket + toInt
 ALTER TABLE ${table:otel_metrics_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:metrics_1h});
 ALTER TABLE ${table:otel_span_stats_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:span_stats});
 ALTER TABLE ${table:otel_service_dependencies_1h} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependencies});
-ALTER TABLE ${table:otel_service_dependency_hours} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependencies});
+-- Which hours the dependency job computed: the longest dependencies days of any tenant (HOURS_KEY).
+ALTER TABLE ${table:otel_service_dependency_hours} ${on_cluster} MODIFY TTL TimeBucket + toIntervalDay(${ttl:dependency_hours});
 ALTER TABLE ${table:otel_metrics_metadata} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
 ALTER TABLE ${table:otel_metrics_exemplars} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});
 ALTER TABLE ${table:otel_prom_samples} ${on_cluster} MODIFY TTL toDateTime(TimeUnix) + toIntervalDay(${ttl:metrics});

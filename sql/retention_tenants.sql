@@ -5,7 +5,7 @@
 -- parameters; ClickHouse stores the values in the table's definition (SHOW CREATE TABLE).
 -- The rollups likewise, by their own keys (metrics_5m, metrics_1h, span_stats, dependencies).
 -- Each statement names the table of the same statement in retention.sql (not the dependency job's
--- otel_service_dependency_hours: it keeps the longest days, clickhouse/migrations.py).
+-- otel_service_dependency_hours: it keeps the longest days, HOURS_KEY in clickhouse/migrations.py).
 
 ALTER TABLE ${table:otel_traces} ${on_cluster} MODIFY TTL toDateTime(Timestamp) + toIntervalDay(transform(TenantId, {tenants:Array(String)}, {days:Array(UInt16)}, {default_days:UInt16}));
 ALTER TABLE ${table:otel_trace_times} ${on_cluster} MODIFY TTL toDateTime(Start) + toIntervalDay(transform(TenantId, {tenants:Array(String)}, {days:Array(UInt16)}, {default_days:UInt16}));

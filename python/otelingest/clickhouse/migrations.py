@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,10 +59,10 @@ TENANT_RETENTION_KEYS = ("traces", "logs", "metrics", "metrics_5m", "metrics_1h"
 # them (``${ttl:metric_series}``).
 SERIES_KEY = "metric_series"
 SERIES_READ_WITH = ("metrics", "metrics_5m", "metrics_1h")
-# Tables that keep one rule when tenants' days differ: the longest of them. The dependency job's
-# record of which hours it computed (any tenant's record marks an hour done, so it must outlive
-# every tenant's rows of that hour, or the hour would be computed again and its rows come back).
-LONGEST_RETENTION_TABLES = frozenset({"otel_service_dependency_hours"})
+# The dependency job's record of which hours it computed (otel_service_dependency_hours): any
+# tenant's record marks an hour done, so one rule, the longest ``dependencies`` days of any tenant
+# (``${ttl:dependency_hours}``), or an hour would be computed again and its rows come back.
+HOURS_KEY = "dependency_hours"
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Ttl:
 class RenderContext:
     database: str
     cluster: str | None
-    # [retention] days by key, and SERIES_KEY's; with tenancy on, tenancy.defaults.retention's where
+    # [retention] days by key, and SERIES_KEY's and HOURS_KEY's; with tenancy on, tenancy.defaults.retention's where
     # set (the days of every tenant not in tenant_days).
     retention: dict[str, int] = field(default_factory=dict)
     # Key -> (tenant, days) of the tenants whose retention differs from ``retention[key]``, sorted.
@@ -124,9 +124,11 @@ class RenderContext:
         return cls(cfg.clickhouse.database, cfg.clickhouse.cluster, retention, tenant_days)
 
     def __post_init__(self) -> None:
-        if SERIES_KEY in self.retention or not all(k in self.retention for k in SERIES_READ_WITH):
+        if SERIES_KEY in self.retention or not all(k in self.retention for k in (*SERIES_READ_WITH, "dependencies")):
             return
-        retention = {**self.retention, SERIES_KEY: max(self.retention[k] for k in SERIES_READ_WITH)}
+        retention = {**self.retention, SERIES_KEY: max(self.retention[k] for k in SERIES_READ_WITH),
+                     HOURS_KEY: max([self.retention["dependencies"]]
+                                    + [d for _, d in self.tenant_days.get("dependencies", ())])}
         own = {k: dict(self.tenant_days.get(k, ())) for k in SERIES_READ_WITH}
         longest = {t: max(own[k].get(t, retention[k]) for k in SERIES_READ_WITH) for t in set().union(*own.values())}
         tenant_days = {**self.tenant_days, SERIES_KEY: tuple(sorted(
@@ -363,18 +365,12 @@ class Migrator:
         """Change the TTL of every table whose retention differs from the config; returns them."""
         per_tenant = {s.table: s for s in retention_statements(self.ctx, "retention_tenants")}
         parts = {s.table: s for s in retention_statements(self.ctx, "retention_parts")}
-        longest = replace(self.ctx, tenant_days={}, retention={
-            key: max([days] + [d for _, d in self.ctx.tenant_days.get(key, ())]) for key, days in self.ctx.retention.items()})
-        longest_rule = {s.table: s for s in retention_statements(longest)}
         changed = []
         for stmt in retention_statements(self.ctx):
             table, key = stmt.table, stmt.ttl_key
             if table is None or key is None:
                 raise SchemaError("retention.sql: each statement must name a ${table:...} and a ${ttl:...}")
-            ctx = self.ctx
-            if table in LONGEST_RETENTION_TABLES:
-                ctx, stmt = longest, longest_rule[table]
-            want = ctx.ttl(key)
+            want = self.ctx.ttl(key)
             if want.tenants and table not in per_tenant:
                 raise SchemaError(f"retention_tenants.sql: no statement for {table}")
             have, only_drop_parts = self.table_ttl(table)
