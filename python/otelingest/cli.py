@@ -291,8 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("bench", help=f"run a benchmark (needs the bench extra: {BENCH_EXTRA_HINT})")
-    p.add_argument("bench", choices=["ingest", "native", "query", "remote_write"],
-                   help="ingest: otelingest serve end to end under load vs a Python pipeline; remote_write: Prometheus "
+    p.add_argument("bench", choices=["ingest", "native", "query", "remote_write", "clickhouse"],
+                   help="ingest: otelingest serve end to end under load vs a Python pipeline; clickhouse: ClickHouse's "
+                        "CPU per item by INSERT, view and merge, schema variants side by side; remote_write: Prometheus "
                         "remote write closed loop (samples/s, per daemon CPU-second); native: decode+encode "
                         "throughput vs a Python baseline; query: query API latency per query type")
     p.add_argument("--duration", type=float, metavar="S",
@@ -334,6 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="while the queries run, a daemon stores RATE spans/s (and RATE/2 log records/s and metric "
                         "points/s) from the load generator into the same ClickHouse, as in production; the report "
                         "adds what it stored per second, its CPU and its loss")
+    g = p.add_argument_group("clickhouse")
+    g.add_argument("--signal", choices=["traces", "logs", "metrics"], default="traces", help="items of this signal (default traces)")
+    g.add_argument("--items", type=int, default=300_000, metavar="N", help="items per measurement (default 300000)")
+    g.add_argument("--rounds", type=int, default=3, metavar="N", help="measurements of each variant, alternated (default 3)")
+    g.add_argument("--batch", type=int, default=50_000, metavar="N", help="rows per INSERT (default 50000, the writer's batch)")
+    g.add_argument("--settle", type=float, default=10.0, metavar="S", help="seconds of background merges before OPTIMIZE FINAL (default 10)")
+    g.add_argument("--variant", action="append", metavar="NAME=FILE",
+                   help="a schema variant: FILE's SQL (the migrations' placeholders) after migrating; its lines "
+                        "'-- @insert-setting KEY=VALUE' add INSERT settings (repeatable; 'base' always runs)")
     p.set_defaults(func=cmd_bench)
 
     _add_loadgen_parser(sub)
