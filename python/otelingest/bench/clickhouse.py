@@ -190,9 +190,6 @@ def main(args: Any) -> int:
         ratio = results["ratios"].get(name)
         print(f"  {name:>12}  median {median:>9,.0f} {results['item']} per ClickHouse CPU-second"
               + (f"  (against base, each round: {', '.join(f'{x:.2f}x' for x in ratio)})" if ratio else ""))
-    path = getattr(args, "json", None)
-    if path:
-        with open(path, "w") as f:
-            json.dump(results, f, indent=2, sort_keys=True)
-            f.write("\n")
+    if getattr(args, "json", None):
+        Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return 0
