@@ -1,5 +1,5 @@
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -7,10 +7,28 @@ use super::header::{Rec, KIND_RECORD};
 use super::testing::{abandon_push, Stage};
 use super::*;
 
-fn tmp_path(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otelingest-ring-{}", std::process::id()));
+/// A ring file's path in a directory of its own, removed with the directory when dropped: the
+/// tests run in parallel threads of one process, so a shared directory could not be removed.
+struct TmpPath(PathBuf);
+
+impl AsRef<Path> for TmpPath {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpPath {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn tmp_path(name: &str) -> TmpPath {
+    let dir = std::env::temp_dir().join(format!("otelingest-ring-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    TmpPath(dir.join("ring"))
 }
 
 /// A fresh ring and both its ends.
@@ -413,7 +431,7 @@ fn stress_with_producers_and_consumers_dying() {
     let path = tmp_path("stress-die");
     drop(RingFile::create(&path, 32 * 1024).unwrap());
     let producer = {
-        let path = path.clone();
+        let path = path.0.clone();
         std::thread::spawn(move || {
             let mut rng = Rng(0xD1E);
             let mut p = Producer::attach(&path).unwrap();
