@@ -26,3 +26,11 @@ def test_measures_each_view_and_merge_of_every_variant(tmp_path):
         assert x["bytes_per_item"]["otel_metrics"] > 0
         assert ("bench_probe" in x["tables"]) == (x["variant"] == "probe")
     assert len(r["ratios"]["probe"]) == 2
+
+
+def test_a_bad_variant_is_one_line_and_exit_2(tmp_path, capsys):
+    for spec, says in [("novalue", "expected NAME=FILE"), ("base=x.sql", "NAME not 'base'"),
+                       (f"gone={tmp_path / 'missing.sql'}", "missing.sql")]:
+        assert main(["bench", "clickhouse", "--variant", spec]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("otelingest bench clickhouse: ") and says in err and "\n" not in err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -115,7 +116,7 @@ def measure(client: Any, url: str, data_dir: Path, variant: Variant, db: str, it
     tables = [t for (t,) in client.query(sqlfiles.query("bench/clickhouse_tables"), parameters={"db": db}).result_rows]
     for t in tables:
         client.command(sqlfiles.query("bench/clickhouse_optimize"), parameters={"db": db, "table": t})
-    client.command("SYSTEM FLUSH LOGS")
+    client.command(sqlfiles.query("bench/clickhouse_flush_logs"))
     insert_s, inserts = client.query(sqlfiles.query("bench/clickhouse_insert_cpu"),
                                     parameters={"db": db, "comment": LOG_COMMENT}).result_rows[0]
     views = {v: round(s, 3) for v, s in client.query(sqlfiles.query("bench/clickhouse_view_cpu"), parameters={"db": db}).result_rows}
@@ -180,7 +181,11 @@ def summarize(signal: str, items: int, batch: int, variants: list[Variant], runs
 
 def main(args: Any) -> int:
     signal = getattr(args, "signal", None) or "traces"
-    variants = [Variant.parse(s) for s in getattr(args, "variant", None) or []]
+    try:
+        variants = [Variant.parse(s) for s in getattr(args, "variant", None) or []]
+    except (ValueError, OSError) as e:
+        print(f"otelingest bench clickhouse: {e}", file=sys.stderr)
+        return 2
     settle = getattr(args, "settle", None)
     results = run(signal, int(getattr(args, "items", None) or 300_000), int(getattr(args, "rounds", None) or 3),
                   variants, batch=int(getattr(args, "batch", None) or 50_000),

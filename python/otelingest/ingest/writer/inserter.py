@@ -49,9 +49,9 @@ class Stopped(Exception):
 
 # Tables whose views write one rollup row per series and bucket of the INSERT: collapsing equal
 # keys in each new part (optimize_on_insert) finds nothing the views' GROUP BY left and re-merges
-# every state: up to two thirds of the views' insert (docs/benchmarks.md "Remote write: lean
-# rollups", "Metric points without optimize_on_insert"). Merges collapse them, as they do across
-# INSERTs, and every rollup reader merges states anyway.
+# every state: up to two thirds of the views' insert (docs/benchmarks.md, "Remote write: lean
+# rollups" and issue 20's "Fifth pass"). Merges collapse them, as they do across INSERTs, and every
+# rollup reader merges states anyway.
 NO_INSERT_OPTIMIZE = frozenset({"otel_prom_samples", "otel_metrics"})
 
 
