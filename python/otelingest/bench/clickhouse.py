@@ -34,10 +34,9 @@ from otelingest import _native
 from otelingest.clickhouse import sqlfiles
 
 from . import loadgen
+from .ingest import ITEM_NAMES
 from .ports import free_ports
 
-ITEM_NAMES = {"traces": "spans", "logs": "records", "metrics": "points"}
-DECODERS = {"traces": _native.decode_traces, "logs": _native.decode_logs, "metrics": _native.decode_metrics}
 SETTING_PREFIX = "-- @insert-setting "
 # Marks the measured INSERTs in system.query_log (the migrations' INSERTs are not measured).
 LOG_COMMENT = "otelingest bench clickhouse"
@@ -71,7 +70,7 @@ def build_blocks(signal: str, items: int) -> tuple[int, dict[str, list[tuple[int
     """At least ``items`` items as the receivers decode them: (items, table -> [(rows, block)])."""
     templates = loadgen.build_templates(signal)
     patcher = loadgen.Patcher(0)
-    decode = DECODERS[signal]
+    decode = getattr(_native, f"decode_{signal}")
     blocks: dict[str, list[tuple[int, bytes]]] = {}
     n = i = 0
     while n < items:
