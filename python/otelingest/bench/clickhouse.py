@@ -3,20 +3,23 @@
 ``otelingest bench clickhouse [--signal traces|logs|metrics] [--items N] [--rounds R] [--variant NAME=FILE ...]``
 starts an embedded ClickHouse with its query, view and part logs on, builds ``--items`` items from the
 load generator's templates (``loadgen.build_templates`` + ``Patcher``, decoded by ``otelingest._native``
-as the receivers do), and for every round and variant:
+as the receivers do), and for every round:
 
-1. a fresh database migrated to the current schema, then the variant's statements (a FILE of SQL with
-   the migrations' placeholders, ``${db}``, ``${table:otel_traces}``, ...; lines ``-- @insert-setting
-   KEY=VALUE`` add to the INSERTs' settings); the variant ``base`` (nothing) always runs first;
-2. the items' blocks in INSERTs of ``--batch`` rows with the writer's settings (``insert_settings``);
+1. a fresh database per variant, migrated to the current schema, then the variant's statements (a FILE
+   of SQL with the migrations' placeholders, ``${db}``, ``${table:otel_traces}``, ...; lines
+   ``-- @insert-setting KEY=VALUE`` add to the INSERTs' settings); the variant ``base`` (nothing)
+   always runs;
+2. the items' blocks in INSERTs of ``--batch`` rows with the writer's settings (``insert_settings``),
+   each INSERT body into every variant's database in turn, the order rotated from body to body;
 3. ``--settle`` seconds for background merges, then ``OPTIMIZE TABLE ... FINAL`` of every table;
 4. CPU from ``system.query_log`` (the INSERTs, views included), ``system.query_views_log`` (each
    view) and ``system.part_log`` (the merges), and bytes per item of each table's parts.
 
-Items per ClickHouse CPU-second = items / (INSERT CPU + merge CPU). Variants alternate, in reversed
-order every other round, so a machine whose speed drifts favours none of them; compare each round's
-pair (the JSON's ``ratios``), not figures of different runs. The method of docs/benchmarks.md,
-"ClickHouse's work per span".
+Items per ClickHouse CPU-second = items / (INSERT CPU + merge CPU). The variants share each moment of
+the run (the machine's speed drifts by tens of percent within a minute, so variants run one after
+the other compared that drift more than themselves); compare each round's pair (the JSON's
+``ratios``), not figures of different runs. The method of docs/benchmarks.md, "ClickHouse's work per
+span".
 """
 
 from __future__ import annotations
@@ -95,27 +98,44 @@ def _inserts(blocks: list[tuple[int, bytes]], batch: int) -> list[bytes]:
     return out
 
 
-def measure(client: Any, url: str, data_dir: Path, variant: Variant, db: str, items: int,
-            blocks: dict[str, list[tuple[int, bytes]]], batch: int, settle_s: float) -> dict[str, Any]:
+def prepare(client: Any, url: str, data_dir: Path, variant: Variant, db: str) -> None:
+    """A fresh database ``db`` migrated to the current schema, then the variant's statements."""
     from otelingest import config as config_mod
     from otelingest.clickhouse import migrations
-    from otelingest.ingest.writer.inserter import insert_settings
 
     cfg = config_mod.load(None, overrides={"data_dir": str(data_dir), "clickhouse": {"url": url, "database": db}}, environ={})
     migrations.migrate(cfg)
     for st in migrations.render(variant.text, migrations.RenderContext.from_config(cfg)):
         client.command(st.sql)
+
+
+def insert_interleaved(client: Any, targets: list[tuple[Variant, str]], blocks: dict[str, list[tuple[int, bytes]]],
+                       batch: int) -> None:
+    """Each INSERT body into every target database in turn, the order rotated from one body to the next,
+    so the variants share the machine's moments alike (its speed drifts within seconds)."""
+    from otelingest.ingest.writer.inserter import insert_settings
+
     token = 0
     for table, table_blocks in blocks.items():
         for body in _inserts(table_blocks, batch):
             token += 1
-            settings = {**insert_settings(f"bench-{token}", table=f"{db}.{table}"), "log_comment": LOG_COMMENT, **variant.settings}
-            client.raw_insert(f"{db}.{table}", insert_block=body, fmt="Native", settings=settings)
-    time.sleep(settle_s)
+            shift = token % len(targets)
+            for variant, db in targets[shift:] + targets[:shift]:
+                settings = {**insert_settings(f"bench-{token}", table=f"{db}.{table}"), "log_comment": LOG_COMMENT,
+                            **variant.settings}
+                client.raw_insert(f"{db}.{table}", insert_block=body, fmt="Native", settings=settings)
+
+
+def optimize(client: Any, db: str) -> list[str]:
+    """``OPTIMIZE TABLE ... FINAL`` of every table of ``db``, so each variant pays its whole merge work."""
     tables = [t for (t,) in client.query(sqlfiles.query("bench/clickhouse_tables"), parameters={"db": db}).result_rows]
     for t in tables:
         client.command(sqlfiles.query("bench/clickhouse_optimize"), parameters={"db": db, "table": t})
-    client.command(sqlfiles.query("bench/clickhouse_flush_logs"))
+    return tables
+
+
+def collect(client: Any, variant: Variant, db: str, tables: list[str], items: int) -> dict[str, Any]:
+    """One database's figures from the system logs (flushed before), then the database dropped."""
     insert_s, inserts = client.query(sqlfiles.query("bench/clickhouse_insert_cpu"),
                                     parameters={"db": db, "comment": LOG_COMMENT}).result_rows[0]
     views = {v: round(s, 3) for v, s in client.query(sqlfiles.query("bench/clickhouse_view_cpu"), parameters={"db": db}).result_rows}
@@ -150,8 +170,15 @@ def run(signal: str, items: int, rounds: int, variants: list[Variant], batch: in
             client = connect(ClickHouseConfig(url=ch.url), with_database=False)
             try:
                 for r in range(rounds):
-                    for v in variants if r % 2 == 0 else variants[::-1]:
-                        out = measure(client, ch.url, Path(tmp) / "data", v, f"bench_ch_{r}_{len(runs)}", n, blocks, batch, settle_s)
+                    targets = [(v, f"bench_ch_{r}_{i}") for i, v in enumerate(variants if r % 2 == 0 else variants[::-1])]
+                    for v, db in targets:
+                        prepare(client, ch.url, Path(tmp) / "data", v, db)
+                    insert_interleaved(client, targets, blocks, batch)
+                    time.sleep(settle_s)
+                    tables = {db: optimize(client, db) for _, db in targets}
+                    client.command(sqlfiles.query("bench/clickhouse_flush_logs"))
+                    for v, db in targets:
+                        out = collect(client, v, db, tables[db], n)
                         out["round"] = r
                         runs.append(out)
                         if progress:
