@@ -401,7 +401,7 @@ def test_metric_rollups_without_maps_carry_a_version_14_database(make_config, ch
             ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native", settings=insert_settings(f"{token}-{table}"))
 
     write("before", before)
-    assert schema.migrate(cfg) == ([15], [])
+    assert schema.migrate(cfg, target=15) == ([15], [])
     for _ in range(2):  # a replayed batch is dropped, the series view's rows too
         write("after", after)
 
@@ -436,3 +436,46 @@ def test_metric_rollups_without_maps_carry_a_version_14_database(make_config, ch
     # The series rows not visible yet: those series are left out, not answered without labels.
     ch_client.command(f"TRUNCATE TABLE {db}.otel_prom_series")
     assert labels("promql/series_labels_rollup", table="otel_metrics_5m") == {}
+
+
+LAZIER_MERGES = ("otel_traces", "otel_trace_index", "otel_trace_times", "otel_span_stats_1h", "otel_logs")
+
+
+def test_lazier_merges_carry_a_version_15_database(make_config, ch_client):
+    """0016 on a database written by version 15: only the merge setting of the span and log tables
+    changes; every row stays, searches answer the same, and a replayed batch is still dropped."""
+    from otelingest.bench.payloads import log_requests, trace_requests
+    from otelingest.ingest.writer.inserter import insert_settings
+
+    cfg = make_config()
+    db = cfg.clickhouse.database
+    schema.migrate(cfg, target=15)
+    traces, logs = trace_requests(4, spans=200), log_requests(4, records=200)
+
+    def write(token, lo, hi):
+        for decode, payloads in ((_native.decode_traces, traces), (_native.decode_logs, logs)):
+            for i in range(lo, hi):
+                for table, _, block in decode(payloads[i].body).blocks:
+                    ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
+                                         settings=insert_settings(f"{token}-{i}-{table}"))
+
+    def base(table):
+        return ch_client.query("SELECT create_table_query LIKE '%merge_selector_base = 20%' FROM system.tables "
+                               "WHERE database = {db:String} AND name = {t:String}", parameters={"db": db, "t": table}).result_rows
+
+    write("before", 0, 2)
+    counts = f"SELECT (SELECT count() FROM {db}.otel_traces), (SELECT count() FROM {db}.otel_trace_index), " \
+             f"(SELECT uniqExact(TraceId) FROM {db}.otel_trace_times), (SELECT count() FROM {db}.otel_logs)"
+    before = ch_client.query(counts).result_rows
+    assert before == [(400, 400, 40, 400)]
+    answers = [_search(ch_client, db), _search(ch_client, db, service="checkout")]
+    assert all(base(t) == [(0,)] for t in LAZIER_MERGES)
+
+    assert schema.migrate(cfg) == ([16], [])
+    assert all(base(t) == [(1,)] for t in LAZIER_MERGES)
+    assert base("otel_metrics") == [(0,)]
+    assert ch_client.query(counts).result_rows == before
+    assert [_search(ch_client, db), _search(ch_client, db, service="checkout")] == answers
+    for _ in range(2):  # the second is a replay: dropped
+        write("after", 2, 4)
+    assert ch_client.query(counts).result_rows == [(800, 800, 80, 800)]
