@@ -227,20 +227,6 @@ def test_grpc_hostile_messages_are_invalid_argument(daemon: Daemon) -> None:
     still_serving(daemon)
 
 
-def test_grpc_valid_requests_either_side_of_the_inline_decode_size_are_stored_whole(daemon: Daemon) -> None:
-    """Beside the hostile ones: the gRPC receiver decodes small messages on its event loop and large
-    ones in the decode pool; both are acknowledged and every span stored."""
-    from otelingest.ingest.receiver.intake import INLINE_DECODE_BYTES
-
-    with grpc.insecure_channel(daemon.grpc_endpoint, options=[("grpc.max_send_message_length", MAX_REQUEST)]) as channel:
-        export = channel.unary_unary(TRACES)
-        for service, spans in (("grpc-small", 10), ("grpc-large", 20_000)):
-            body = valid_request(service, spans)
-            assert (len(body) > INLINE_DECODE_BYTES) == (spans > 10)
-            assert export(body, timeout=ANSWER_WITHIN_S) == b""
-            assert daemon.wait_count_where("otel_traces", "ServiceName = {s:String}", {"s": service}, spans) == spans
-
-
 # --- property: any body, any content type, any encoding: an answer from the allowed set ---------------
 
 VALID = valid_request("fuzz-seed", 4)

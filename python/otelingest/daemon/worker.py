@@ -39,6 +39,7 @@ log = logging.getLogger("otelingest.worker")
 
 HEARTBEAT_S = 0.5
 DECODE_THREADS = 4
+GRPC_THREADS = 16
 # Receivers get this long beyond the request timeout to finish in-flight requests on stop.
 STOP_GRACE_S = 10.0
 
@@ -117,10 +118,10 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
             raise BootError(f"cannot listen on {rc.host}:{rc.http_port} for OTLP/HTTP ({e.strerror or e}); "
                             "change receiver.http_port (--http-port)") from e
         try:
-            grpc_rx = GrpcReceiver(intake, decode_pool, host=rc.host, port=rc.grpc_port,
-                                   max_message_bytes=rc.max_decompressed_bytes, max_concurrent=rc.max_concurrent_requests,
-                                   retry_after_s=rc.retry_after_s, auth=auth, tls=tls, tenancy=tenancy)
-            await grpc_rx.start()
+            grpc_rx = GrpcReceiver(intake, host=rc.host, port=rc.grpc_port, max_message_bytes=rc.max_decompressed_bytes,
+                                   threads=GRPC_THREADS, retry_after_s=rc.retry_after_s, auth=auth, tls=tls,
+                                   tenancy=tenancy)
+            grpc_rx.start()
         except OSError as e:
             raise BootError(f"cannot listen on {rc.host}:{rc.grpc_port} for OTLP/gRPC ({e}); "
                             "change receiver.grpc_port (--grpc-port)") from e
@@ -138,7 +139,9 @@ def run_receiver(index: int, cfg: Any, layout: Layout) -> int:
         await stop.wait()
         log.info("receiver %d stopping: finishing in-flight requests", index)
         grace = rc.request_timeout_s + STOP_GRACE_S
-        await asyncio.gather(http.stop(grace), grpc_rx.stop(grace))
+        grpc_stop = loop.run_in_executor(None, grpc_rx.stop, grace)
+        await http.stop(grace)
+        await grpc_stop
         return EXIT_OK
 
     code = uvloop.run(main())

@@ -22,7 +22,7 @@ from ...selfmon import instruments
 from . import otlp, prometheus
 from ...config import DEFAULT_TENANT
 from ...tenancy import HEADER as TENANT_HEADER, Problem, Tenancy
-from .intake import BAD, FULL, INLINE_DECODE_BYTES, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Intake, Outcome
+from .intake import BAD, FULL, MEMORY, OK, TENANT_LIMIT, TOO_LARGE, Intake, Outcome
 
 log = logging.getLogger("otelingest.receiver")
 
@@ -39,6 +39,10 @@ MEDIA = {"protobuf": b"application/x-protobuf", "json": b"application/json", "te
 # Prometheus remote write 1.0 (prometheus.py): its own path, body encoding and replies.
 REMOTE_WRITE = "prometheus"
 GRPC_CODE = {BAD: 3, MEMORY: 8, FULL: 14, TOO_LARGE: 3, TENANT_LIMIT: 8}  # google.rpc.Code in HTTP error bodies
+# An uncompressed body up to this size is decoded on the event loop's thread (a few hundred us,
+# the GIL released): the hand-off to a decode thread and back cost more CPU than the decode itself.
+# Larger or compressed bodies (which may inflate up to max_decompressed_bytes) go to the pool.
+INLINE_DECODE_BYTES = 256 * 1024
 
 
 class HttpError(Exception):
@@ -363,7 +367,8 @@ class HttpProtocol(asyncio.Protocol):
                                 srv.executor, srv.intake.decode, req.signal, req.body, req.fmt, compression, req.tenant
                             )
                 except srv.intake.DecodeError as e:
-                    outcome = srv.intake.refuse_bad(str(e), req.tenant)
+                    instruments.refused.labels("bad_request", instruments.tenant_label(req.tenant)).inc()
+                    outcome = Outcome(BAD, message=str(e))
                 else:
                     if req.signal == REMOTE_WRITE:
                         outcome = srv.intake.store("metrics", decoded, prometheus.TRANSPORT, req.tenant)

@@ -35,10 +35,6 @@ OK, BAD, MEMORY, FULL, TOO_LARGE, TENANT_LIMIT = "ok", "bad", "memory", "full", 
 # unchecked (rust/src/series_limit.rs).
 SERIES_WINDOW_S = 3600
 MAX_TRACKED_SERIES = 1_000_000
-# An uncompressed body up to this size is decoded on the event loop's thread (a few hundred us,
-# the GIL released): the hand-off to a decode thread and back cost more CPU than the decode itself.
-# Larger or compressed bodies (which may inflate up to max_decompressed_bytes) go to the pool.
-INLINE_DECODE_BYTES = 256 * 1024
 ITEM_NAMES = {"traces": "spans", "logs": "log records", "metrics": "data points"}
 
 
@@ -190,10 +186,18 @@ class Intake:
                 return True
         return False
 
-    def refuse_bad(self, message: str, tenant: str = DEFAULT_TENANT) -> Outcome:
-        """A request the decoder refused (malformed, oversize, hostile): counted, and its outcome."""
-        instruments.refused.labels("bad_request", instruments.tenant_label(tenant)).inc()
-        return Outcome(BAD, message=message)
+    def handle(self, signal: str, body: bytes, fmt: str, compression: str | None, transport: str,
+               tenant: str = DEFAULT_TENANT) -> Outcome:
+        """Admit, decode, store: the whole synchronous path (the gRPC handler threads use it)."""
+        refused = self.admit(tenant)
+        if refused is not None:
+            return refused
+        try:
+            decoded = self.decode(signal, body, fmt, compression, tenant)
+        except self.DecodeError as e:
+            instruments.refused.labels("bad_request", instruments.tenant_label(tenant)).inc()
+            return Outcome(BAD, message=str(e))
+        return self.store(signal, decoded, transport, tenant)
 
     @property
     def queued_bytes(self) -> int:
