@@ -328,7 +328,7 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     write("before", 0, 40, version_12=True)  # 0:00-0:39, rolled up by 0012's views
     assert schema.migrate(cfg, target=13) == ([13], [])
-    assert schema.migrate(cfg) == ([14, 15], [])
+    assert schema.migrate(cfg) == ([m.version for m in schema.available_migrations() if m.version > 13], [])
     for _ in range(2):  # a replay of the same batch is dropped, chained view included
         write("after", 40, 50)  # 0:40-1:29: the first hour gets rows from both versions
     # An otel_metrics gauge with the same name keeps its own hourly view and is not re-rolled.
@@ -471,7 +471,7 @@ def test_lazier_merges_carry_a_version_15_database(make_config, ch_client):
     answers = [_search(ch_client, db), _search(ch_client, db, service="checkout")]
     assert all(base(t) == [(0,)] for t in LAZIER_MERGES)
 
-    assert schema.migrate(cfg) == ([16], [])
+    assert schema.migrate(cfg, target=16) == ([16], [])
     assert all(base(t) == [(1,)] for t in LAZIER_MERGES)
     assert base("otel_metrics") == [(0,)]
     assert ch_client.query(counts).result_rows == before

@@ -107,7 +107,7 @@ def test_previous_release_database_migrates_once_even_when_interrupted(make_conf
         client.close()
         assert not schema.is_current(ch_client, cfg)
     applied, _ = schema.migrate(cfg)
-    assert applied == [14, 15]
+    assert applied == [m.version for m in schema.available_migrations() if m.version >= 14]
     assert schema.is_current(ch_client, cfg)
 
     assert _counts(ch_client, db) == before
@@ -196,7 +196,7 @@ def test_inserts_racing_the_hold_and_the_exchange_are_carried_over(make_config, 
         m.migrate()
     client.close()
     assert not schema.is_current(ch_client, cfg)
-    assert schema.migrate(cfg)[0] == [14, 15]
+    assert schema.migrate(cfg)[0] == [m.version for m in schema.available_migrations() if m.version >= 14]
 
     rows = dict(ch_client.query(f"SELECT TenantId, count() FROM {db}.otel_traces GROUP BY TenantId").result_rows)
     assert rows == {"default": before, "race-at-hold": 40, "race-after-exchange": 70}

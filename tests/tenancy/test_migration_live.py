@@ -112,7 +112,7 @@ def test_writers_insert_during_the_copy_and_are_held_only_for_the_final_passes(m
     m = schema.Migrator(client, schema.RenderContext.from_config(cfg), hold=hold)
     started = time.monotonic()
     try:
-        assert m.migrate() == [14, 15]
+        assert m.migrate() == [v.version for v in schema.available_migrations() if v.version >= 14]
     finally:
         client.close()
     took = time.monotonic() - started
