@@ -191,6 +191,14 @@ def _search(ch_client, db: str, **kw) -> list[tuple]:
     return sorted(ch_client.query(sql, parameters=params).result_rows)
 
 
+def _store(ch_client, db: str, blocks, token: str) -> None:
+    """A decoded request's blocks INSERTed as the writer does, one token per table (a replay is dropped)."""
+    from otelingest.ingest.writer.inserter import insert_settings
+
+    for table, _, block in blocks:
+        ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native", settings=insert_settings(f"{token}-{table}"))
+
+
 def test_slim_trace_index_carries_a_version_9_database(make_config, ch_client):
     """0010 on a database written by version 9 (the writer's path: Rust Native blocks, dedup tokens):
     every span keeps exactly one index row, searches answer the same, a replayed batch stays single."""
@@ -243,7 +251,6 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
 
     from otelingest.bench.promwrite import Series, write_request
     from otelingest.clickhouse import sqlfiles
-    from otelingest.ingest.writer.inserter import insert_settings
 
     cfg = make_config()
     db = cfg.clickhouse.database
@@ -265,9 +272,7 @@ def test_prometheus_narrow_samples_read_a_version_10_database(make_config, ch_cl
     decoded = _native.decode_remote_write(body, compression=None)
     assert sorted(t for t, _, _ in decoded.blocks) == ["otel_prom_samples", "otel_prom_series"]
     for _ in range(2):  # a replay of the same batch (same token) is dropped, views included
-        for table, _, block in decoded.blocks:
-            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
-                                 settings=insert_settings(f"batch1-{table}"))
+        _store(ch_client, db, decoded.blocks, "batch1")
 
     client = connect(cfg.clickhouse)
     window = {"names": ["node_x"], "start_ns": (t0_s - 60) * ns, "end_ns": (t0_s + 3600) * ns, "tenant": "default"}
@@ -313,11 +318,11 @@ def test_prometheus_lean_rollups_carry_a_version_12_database(make_config, ch_cli
 
     def write(token, first, count, *, version_12=False):
         body = write_request([Series(labels, [((t0_s + k * 60) * 1000, float(k)) for k in range(first, first + count)])])
-        for table, _, block in _native.decode_remote_write(body, compression=None).blocks:
-            if not version_12:
-                ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
-                                     settings=insert_settings(f"{token}-{table}"))
-                continue
+        blocks = _native.decode_remote_write(body, compression=None).blocks
+        if not version_12:
+            _store(ch_client, db, blocks, token)
+            return
+        for table, _, block in blocks:
             # Version 12's blocks had no TenantId (0014): staged, then copied without it.
             stage = f"{db}.stage_{table}"
             ch_client.command(f"CREATE TABLE {stage} ENGINE = Memory AS SELECT 'default' AS TenantId, * FROM {db}.{table} WHERE 0")
@@ -389,7 +394,6 @@ def test_metric_rollups_without_maps_carry_a_version_14_database(make_config, ch
 
     from otelingest.bench.payloads import metric_requests
     from otelingest.clickhouse import sqlfiles
-    from otelingest.ingest.writer.inserter import insert_settings
 
     cfg = make_config()
     db = cfg.clickhouse.database
@@ -397,8 +401,7 @@ def test_metric_rollups_without_maps_carry_a_version_14_database(make_config, ch
     before, after = metric_requests(2)
 
     def write(token, payload):
-        for table, _, block in _native.decode_metrics(payload.body).blocks:
-            ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native", settings=insert_settings(f"{token}-{table}"))
+        _store(ch_client, db, _native.decode_metrics(payload.body).blocks, token)
 
     write("before", before)
     assert schema.migrate(cfg, target=15) == ([15], [])
@@ -445,7 +448,6 @@ def test_lazier_merges_carry_a_version_15_database(make_config, ch_client):
     """0016 on a database written by version 15: only the merge setting of the span and log tables
     changes; every row stays, searches answer the same, and a replayed batch is still dropped."""
     from otelingest.bench.payloads import log_requests, trace_requests
-    from otelingest.ingest.writer.inserter import insert_settings
 
     cfg = make_config()
     db = cfg.clickhouse.database
@@ -455,9 +457,7 @@ def test_lazier_merges_carry_a_version_15_database(make_config, ch_client):
     def write(token, lo, hi):
         for decode, payloads in ((_native.decode_traces, traces), (_native.decode_logs, logs)):
             for i in range(lo, hi):
-                for table, _, block in decode(payloads[i].body).blocks:
-                    ch_client.raw_insert(f"{db}.{table}", insert_block=block, fmt="Native",
-                                         settings=insert_settings(f"{token}-{i}-{table}"))
+                _store(ch_client, db, decode(payloads[i].body).blocks, f"{token}-{i}")
 
     def base(table):
         return ch_client.query("SELECT create_table_query LIKE '%merge_selector_base = 20%' FROM system.tables "
